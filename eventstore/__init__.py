@@ -1,0 +1,1 @@
+"""eventstore: an append-only store for durable-orchestration histories."""
