@@ -1,1 +1,71 @@
-"""eventstore: an append-only store for durable-orchestration histories."""
+"""eventstore: an append-only store for durable-orchestration histories.
+
+Reads every generation of duroxide's history format through one untagged
+compatibility layer and writes exactly what duroxide writes.
+"""
+
+from . import events
+from .codec import Codec, Generation, decode, detect_version, encode
+from .errors import (
+    ConcurrencyError,
+    ConflictError,
+    DecodeError,
+    EventOrderError,
+    EventStoreError,
+    IdentityMismatchError,
+    InvalidEventError,
+    Location,
+    MissingStartError,
+    NondeterminismError,
+    PositionsRenumberedError,
+    ReadOnlyError,
+    SchemaEvolutionError,
+    StoreBusyError,
+    StoreError,
+    StoreNotFoundError,
+    TargetError,
+    ValidationError,
+)
+from .events import Event, UnknownEvent
+from .store import AppendResult, FeedRecord, HistoryStore, InstanceSummary, Transaction, open
+from .upcasting import UpcastContext, UpcasterRegistry
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AppendResult",
+    "Codec",
+    "ConcurrencyError",
+    "ConflictError",
+    "DecodeError",
+    "Event",
+    "EventOrderError",
+    "EventStoreError",
+    "FeedRecord",
+    "Generation",
+    "HistoryStore",
+    "IdentityMismatchError",
+    "InstanceSummary",
+    "InvalidEventError",
+    "Location",
+    "MissingStartError",
+    "NondeterminismError",
+    "PositionsRenumberedError",
+    "ReadOnlyError",
+    "SchemaEvolutionError",
+    "StoreBusyError",
+    "StoreError",
+    "StoreNotFoundError",
+    "TargetError",
+    "Transaction",
+    "UnknownEvent",
+    "UpcastContext",
+    "UpcasterRegistry",
+    "ValidationError",
+    "__version__",
+    "decode",
+    "detect_version",
+    "encode",
+    "events",
+    "open",
+]

@@ -501,9 +501,7 @@ class Codec:
         if type(snapshot) is LegacyFailure:
             if isinstance(snapshot.error, str):
                 generation = Generation.V0A
-                upgrade, versions = self.registry.compiled(
-                    type_name, Generation.V0A, Generation.V1
-                )
+                upgrade, versions = self.registry.compiled(type_name, Generation.V0A, Generation.V1)
             elif isinstance(snapshot.details, ErrorDetails):
                 generation = Generation.V0B
             else:

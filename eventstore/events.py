@@ -484,7 +484,8 @@ Event: TypeAlias = KnownEvent | UnknownEvent
 """Any event a store can hold."""
 
 EVENT_TYPES: Final[dict[str, type[EventBase]]] = {
-    cls.event_type: cls for cls in KnownEvent.__args__  # type: ignore[attr-defined]
+    cls.event_type: cls
+    for cls in KnownEvent.__args__  # type: ignore[attr-defined]
 }
 """Wire type name -> class, for every known type."""
 

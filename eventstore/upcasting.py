@@ -125,9 +125,7 @@ class UpcasterRegistry:
                     return chain
                 seen.add(step.target)
                 queue.append((step.target, chain))
-        raise SchemaEvolutionError(
-            f"no migration path for {event_type} from {source} to {target}"
-        )
+        raise SchemaEvolutionError(f"no migration path for {event_type} from {source} to {target}")
 
     def is_migration_needed(self, event_type: str, version: str, target: str) -> bool:
         """True when an event of `version` must be upcast to read as `target`."""

@@ -1,0 +1,34 @@
+# Two entry points that work on a fresh clone: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+# The main job: sample histories (V1 and legacy V0 rows) in an embedded SQLite
+# file, read back through the compatibility layer, a timeline and the verify report.
+run: $(STAMP)
+	rm -f demo.db demo.db-wal demo.db-shm
+	$(BIN)/eventstore demo demo.db
+
+# The whole suite, then mypy (strict) and ruff.
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+	$(MAKE) lint
+
+lint: $(STAMP)
+	$(BIN)/mypy
+	$(BIN)/ruff check eventstore tests benchmarks
+	$(BIN)/ruff format --check eventstore tests benchmarks
+
+clean:
+	rm -rf $(VENV) demo.db demo.db-wal demo.db-shm .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,359 @@
+"""Core commands: init, ls, show, export, import, stats, verify, demo."""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import dataclasses
+import json
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import IO, Any
+
+import click
+import msgspec
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from .. import events as ev
+from ..codec import encode
+from ..errors import DecodeError, Location
+from ..store import HistoryStore, open
+from ..verify import VerifyReport, stats, verify
+from . import main
+
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+err = Console(stderr=True, highlight=False)
+
+TARGET = click.argument("target", metavar="TARGET")
+
+
+def open_store(target: str, *, readonly: bool) -> HistoryStore:
+    return open(target, readonly=readonly)
+
+
+@contextlib.contextmanager
+def progress_bar(label: str, total: int | None) -> Iterator[Any]:
+    """A progress bar on stderr (hidden when stderr is not a terminal)."""
+    with Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    ) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n=1: bar.advance(task, n)
+
+
+def _time(ms: int) -> str:
+    if ms <= 0:
+        return ""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def _offset(ms: int, start: int) -> str:
+    if ms <= 0 or start <= 0:
+        return ""
+    return f"+{(ms - start) / 1000:.3f}s"
+
+
+def _summary(event: ev.Event) -> str:
+    """A short description of what an event says, for the timeline."""
+    match event:
+        case ev.OrchestrationStarted(name=name, version=version, input=data):
+            return f"{name} v{version} input={data}"
+        case ev.ActivityScheduled(name=name, input=data):
+            return f"{name}({data})"
+        case ev.SubOrchestrationScheduled(name=name, instance=instance, input=data):
+            return f"{name} as {instance} ({data})"
+        case ev.ActivityCompleted(result=data) | ev.SubOrchestrationCompleted(result=data):
+            return f"-> {data}"
+        case ev.OrchestrationCompleted(output=data):
+            return f"output={data}"
+        case (
+            ev.ActivityFailed(details=d)
+            | ev.OrchestrationFailed(details=d)
+            | ev.SubOrchestrationFailed(details=d)
+        ):
+            message = str(getattr(d, "message", "") or "")
+            return f"{type(d).__name__}: {message.strip().splitlines()[-1] if message else ''}"
+        case ev.TimerCreated(fire_at_ms=at) | ev.TimerFired(fire_at_ms=at):
+            return f"fire at {_time(at) or at}"
+        case (
+            ev.ExternalEvent(name=name, data=data)
+            | ev.ExternalEventPersistent(name=name, data=data)
+        ):
+            return f"{name}: {data}"
+        case ev.ExternalSubscribed(name=name) | ev.ExternalSubscribedPersistent(name=name):
+            return name
+        case ev.CustomStatusUpdated(status=status):
+            return repr(status)
+        case ev.KeyValueSet(key=key, value=value):
+            return f"{key}={value}"
+        case ev.KeyValueCleared(key=key):
+            return key
+        case ev.SystemCall(op=op, value=value):
+            return f"{op} -> {value}"
+        case ev.OrchestrationContinuedAsNew(input=data):
+            return f"input={data}"
+        case ev.UnknownEvent():
+            return "(unknown type, kept verbatim)"
+    reason = getattr(event, "reason", None)
+    return str(reason) if reason is not None else ""
+
+
+@main.command()
+@TARGET
+def init(target: str) -> None:
+    """Create a store (the history table) if it does not exist."""
+    with open_store(target, readonly=False) as store:
+        out.print(f"ready: {store.backend.description} ({store.count()} events)")
+
+
+@main.command(name="ls")
+@TARGET
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per instance.")
+def list_instances(target: str, as_json: bool) -> None:
+    """List instances: orchestration, status, executions, events."""
+    with open_store(target, readonly=True) as store:
+        summaries = list(store.summaries())
+    if as_json:
+        for summary in summaries:
+            click.echo(json.dumps(dataclasses.asdict(summary)))
+        return
+    table = Table("instance", "orchestration", "status", "executions", "events")
+    for s in summaries:
+        name = f"{s.orchestration_name} {s.orchestration_version}" if s.orchestration_name else ""
+        table.add_row(s.instance_id, name, s.status, str(s.executions), str(s.events))
+    out.print(table)
+    out.print(f"{len(summaries)} instances")
+
+
+def _timeline(events: list[ev.Event]) -> list[dict[str, Any]]:
+    start = next((e.timestamp_ms for e in events if e.has_timestamp), 0)
+    return [
+        {
+            "event_id": e.event_id,
+            "event_type": e.event_type,
+            "timestamp_ms": e.timestamp_ms,
+            "time": _time(e.timestamp_ms) or None,
+            "offset_ms": (e.timestamp_ms - start) if e.has_timestamp and start else None,
+            "summary": _summary(e),
+            "event": msgspec.json.decode(encode(e)),
+        }
+        for e in events
+    ]
+
+
+def print_timeline(instance_id: str, execution_id: int, events: list[ev.Event]) -> None:
+    start = next((e.timestamp_ms for e in events if e.has_timestamp), 0)
+    table = Table(title=f"{instance_id} execution {execution_id}", title_justify="left")
+    table.add_column("id", justify="right")
+    table.add_column("type")
+    table.add_column("time (UTC)")
+    table.add_column("offset", justify="right")
+    table.add_column("details", overflow="fold", max_width=60)
+    for e in events:
+        table.add_row(
+            str(e.event_id),
+            e.event_type,
+            _time(e.timestamp_ms),
+            _offset(e.timestamp_ms, start),
+            _summary(e),
+        )
+    out.print(table)
+
+
+@main.command()
+@TARGET
+@click.argument("instance")
+@click.option("--execution", type=int, help="Execution number (default: the latest).")
+@click.option("--json", "as_json", is_flag=True, help="The timeline as JSON.")
+def show(target: str, instance: str, execution: int | None, as_json: bool) -> None:
+    """Show one execution's timeline: id, type, time and offset from the start."""
+    with open_store(target, readonly=True) as store:
+        executions = store.executions(instance)
+        if not executions:
+            raise click.ClickException(f"no instance {instance!r} in {store.backend.description}")
+        if execution is None:
+            execution = executions[-1]
+        elif execution not in executions:
+            raise click.ClickException(
+                f"instance {instance!r} has no execution {execution} (it has {executions})"
+            )
+        events = store.read(instance, execution)
+    if as_json:
+        click.echo(json.dumps(_timeline(events), ensure_ascii=False, indent=2))
+    else:
+        print_timeline(instance, execution, events)
+
+
+@main.command(name="export")
+@TARGET
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Default: stdout."
+)
+def export_rows(target: str, output: str | None) -> None:
+    """Write every row, whole and verbatim, as JSON lines (commit order)."""
+    with open_store(target, readonly=True) as store:
+        total = store.count()
+        with contextlib.ExitStack() as stack:
+            stream: IO[str] = (
+                stack.enter_context(builtins.open(output, "w", encoding="utf-8"))
+                if output
+                else sys.stdout
+            )
+            count = 0
+            with progress_bar("export", total) as advance:
+                for row in store.export_rows():
+                    stream.write(json.dumps(row, ensure_ascii=False) + "\n")
+                    count += 1
+                    advance()
+    if output:
+        err.print(f"exported {count} rows to {output}")
+
+
+def _read_jsonl(path: str) -> Iterator[dict[str, Any]]:
+    with builtins.open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError as exc:
+                raise DecodeError(f"not JSON: {exc}", location=Location(line=number)) from None
+            if not isinstance(row, dict):
+                raise DecodeError("not a JSON object", location=Location(line=number))
+            yield row
+
+
+@main.command(name="import")
+@TARGET
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+def import_rows(target: str, file: str) -> None:
+    """Insert whole rows from JSON lines (as export writes them), all or nothing."""
+    with open_store(target, readonly=False) as store, progress_bar("import", None) as advance:
+
+        def rows() -> Iterator[dict[str, Any]]:
+            for row in _read_jsonl(file):
+                advance()
+                yield row
+
+        report = store.import_rows(rows())
+    out.print(f"imported {report.inserted} rows ({report.skipped_identical} already present)")
+
+
+@main.command(name="stats")
+@TARGET
+@click.option("--json", "as_json", is_flag=True)
+def show_stats(target: str, as_json: bool) -> None:
+    """Rows per event type and generation, and timestamp coverage."""
+    with (
+        open_store(target, readonly=True) as store,
+        progress_bar("stats", store.count()) as advance,
+    ):
+        result = stats(store, progress=advance)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "rows": result.rows,
+                    "undecodable": result.undecodable,
+                    "with_timestamp": result.with_timestamp,
+                    "timestamp_coverage": result.timestamp_coverage,
+                    "by_type": dict(result.by_type),
+                    "by_generation": dict(result.by_generation),
+                    "by_type_and_generation": {
+                        f"{t}/{g}": n for (t, g), n in sorted(result.by_type_and_generation.items())
+                    },
+                }
+            )
+        )
+        return
+    generations = sorted(result.by_generation) + (["undecodable"] if result.undecodable else [])
+    table = Table("event type", *generations, "total")
+    for event_type, total in sorted(result.by_type.items()):
+        cells = [str(result.by_type_and_generation.get((event_type, g), "")) for g in generations]
+        table.add_row(event_type, *cells, str(total))
+    out.print(table)
+    out.print(
+        f"{result.rows} rows; {result.with_timestamp} with a timestamp "
+        f"({result.timestamp_coverage:.1%} of decodable rows)"
+    )
+
+
+def print_verify(report: VerifyReport) -> None:
+    gens = ", ".join(f"{g}: {n}" for g, n in sorted(report.generations.items()))
+    out.print(f"verified {report.rows} rows in {report.executions} executions ({gens})")
+    for problem in report.problems:
+        out.print(f"[red]{problem}[/red]")
+    out.print("[green]OK[/green]" if report.ok else f"[red]{len(report.problems)} problems[/red]")
+
+
+@main.command(name="verify")
+@TARGET
+@click.option("--json", "as_json", is_flag=True)
+def verify_store(target: str, as_json: bool) -> None:
+    """Decode every row and check ordering and pairing; exit 1 if anything is wrong."""
+    with (
+        open_store(target, readonly=True) as store,
+        progress_bar("verify", store.count()) as advance,
+    ):
+        report = verify(store, progress=advance)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "rows": report.rows,
+                    "executions": report.executions,
+                    "ok": report.ok,
+                    "problems": [
+                        {"kind": p.kind, "where": str(p.location), "message": p.message}
+                        for p in report.problems
+                    ],
+                }
+            )
+        )
+    else:
+        print_verify(report)
+    if not report.ok:
+        sys.exit(1)
+
+
+@main.command()
+@TARGET
+def demo(target: str) -> None:
+    """The main job: write sample histories (V1 and legacy V0), read, show, verify."""
+    from ..samples import legacy_rows, sample_histories
+
+    with open_store(target, readonly=False) as store:
+        if store.count():
+            raise click.ClickException(
+                f"the demo writes into an empty store; {store.backend.description} "
+                f"already holds {store.count()} events"
+            )
+        # A clock that moves 250 ms per turn, so the timelines show offsets.
+        start = store.clock()
+        ticks = iter(range(start, start + 10_000_000, 250))
+        store.clock = lambda: next(ticks)
+        written = 0
+        for instance_id, execution_id, batches in sample_histories(start):
+            last = 0
+            for batch in batches:
+                result = store.append(instance_id, execution_id, batch, expected_last_event_id=last)
+                last = result.last_event_id
+                written += len(batch)
+        report = store.import_rows(legacy_rows())
+        out.print(
+            f"wrote {written} V1 events through append and {report.inserted} legacy V0 rows "
+            f"to {store.backend.description}"
+        )
+        for summary in store.summaries():
+            events = store.read(summary.instance_id)
+            print_timeline(summary.instance_id, summary.latest_execution, events)
+        print_verify(verify(store))

@@ -1,0 +1,363 @@
+"""The SQLite backend: duroxide's history table in an embedded database file.
+
+Durability and concurrency choices, all enforced here:
+
+* WAL journal: readers never block the writer and vice versa, and several
+  processes may share the file.
+* Writes begin with BEGIN IMMEDIATE, which takes the write lock up front (or
+  waits up to the busy timeout). Checking the last event id and inserting
+  therefore happen under one lock: no other writer can slip in between, which
+  is what makes the optimistic-concurrency check sound.
+* synchronous=NORMAL by default: in WAL mode every commit is atomic and
+  survives a crash of the process (SIGKILL included); a power loss or OS
+  crash may undo the last commits, never corrupt the file. `synchronous="full"`
+  makes every commit durable against power loss at the cost of an fsync each.
+* Positions are rowids. On tables eventstore creates the rowid is aliased by
+  an INTEGER PRIMARY KEY column (`position`), so VACUUM keeps it; on tables
+  duroxide created it is the implicit rowid, which VACUUM may renumber
+  (`stable_positions` says which).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Final
+
+from .backend import InsertRow, RawRow, StoredRow
+from .errors import (
+    ConflictError,
+    EventStoreError,
+    ReadOnlyError,
+    StoreBusyError,
+    StoreError,
+    StoreNotFoundError,
+)
+
+__all__ = ["SQLiteBackend", "HISTORY_DDL"]
+
+# duroxide's columns and key; `position` aliases the rowid so that positions
+# survive VACUUM, and duroxide's primary key stays as a unique constraint.
+# duroxide inserts with an explicit column list, so it never sees `position`.
+HISTORY_DDL: Final = """
+CREATE TABLE IF NOT EXISTS history (
+    position INTEGER PRIMARY KEY,
+    instance_id TEXT NOT NULL,
+    execution_id INTEGER NOT NULL,
+    event_id INTEGER NOT NULL,
+    event_type TEXT NOT NULL,
+    event_data TEXT NOT NULL,
+    created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+    UNIQUE (instance_id, execution_id, event_id)
+)
+"""
+
+_SYNCHRONOUS: Final = {"off", "normal", "full", "extra"}
+
+_INSERT: Final = (
+    "INSERT INTO history (instance_id, execution_id, event_id, event_type, event_data)"
+    " VALUES (?, ?, ?, ?, ?)"
+)
+_INSERT_WITH_TIME: Final = (
+    "INSERT INTO history"
+    " (instance_id, execution_id, event_id, event_type, event_data, created_at)"
+    " VALUES (?, ?, ?, ?, ?, COALESCE(?, CURRENT_TIMESTAMP))"
+)
+
+
+def _translate(exc: sqlite3.Error, what: str) -> EventStoreError:
+    """The one place sqlite3's exceptions become eventstore's."""
+    text = str(exc)
+    if isinstance(exc, sqlite3.OperationalError):
+        if "locked" in text or "busy" in text:
+            return StoreBusyError(f"{what}: the database stayed locked ({text})")
+        if "readonly" in text or "read-only" in text:
+            return ReadOnlyError(f"{what}: the store is read-only ({text})")
+    if isinstance(exc, sqlite3.IntegrityError):
+        return ConflictError(f"{what}: {text}")
+    return StoreError(f"{what}: {text}")
+
+
+class _SQLiteWriter:
+    __slots__ = ("_con",)
+
+    def __init__(self, con: sqlite3.Connection) -> None:
+        self._con = con
+
+    def last_event_id(self, instance_id: str, execution_id: int) -> int:
+        row = self._con.execute(
+            "SELECT MAX(event_id) FROM history WHERE instance_id = ? AND execution_id = ?",
+            (instance_id, execution_id),
+        ).fetchone()
+        return row[0] or 0
+
+    def rows_between(
+        self, instance_id: str, execution_id: int, first: int, last: int
+    ) -> list[StoredRow]:
+        return [
+            StoredRow(*r)
+            for r in self._con.execute(
+                "SELECT event_id, event_type, event_data, rowid FROM history"
+                " WHERE instance_id = ? AND execution_id = ? AND event_id BETWEEN ? AND ?"
+                " ORDER BY event_id",
+                (instance_id, execution_id, first, last),
+            )
+        ]
+
+    def insert(self, rows: Sequence[InsertRow]) -> None:
+        if all(r.created_at is None for r in rows):
+            self._con.executemany(_INSERT, [r[:5] for r in rows])
+        else:
+            self._con.executemany(_INSERT_WITH_TIME, rows)
+
+    def insert_or_compare(self, row: InsertRow) -> str | None:
+        cur = self._con.execute(
+            "INSERT INTO history"
+            " (instance_id, execution_id, event_id, event_type, event_data, created_at)"
+            " VALUES (?, ?, ?, ?, ?, COALESCE(?, CURRENT_TIMESTAMP))"
+            " ON CONFLICT (instance_id, execution_id, event_id) DO NOTHING",
+            row,
+        )
+        if cur.rowcount == 1:
+            return None
+        found = self._con.execute(
+            "SELECT event_data FROM history"
+            " WHERE instance_id = ? AND execution_id = ? AND event_id = ?",
+            row[:3],
+        ).fetchone()
+        return str(found[0])
+
+    def update_rows(self, changes: Sequence[tuple[int, str, str]]) -> None:
+        self._con.executemany(
+            "UPDATE history SET event_type = ?, event_data = ? WHERE rowid = ?",
+            [(event_type, data, position) for position, event_type, data in changes],
+        )
+
+
+class SQLiteBackend:
+    """History rows in a SQLite file (or in memory)."""
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        readonly: bool = False,
+        busy_timeout_ms: int = 5000,
+        synchronous: str = "normal",
+    ) -> None:
+        if synchronous.lower() not in _SYNCHRONOUS:
+            raise ValueError(f"synchronous must be one of {sorted(_SYNCHRONOUS)}")
+        self.readonly = readonly
+        self.memory = path == ":memory:"
+        self.description = "sqlite :memory:" if self.memory else f"sqlite {path}"
+        self._lock = threading.RLock()
+        self._depth = 0  # nesting of transaction() / writing()
+        if not self.memory and not os.path.exists(path) and readonly:
+            raise StoreNotFoundError(f"no database at {path}")
+        try:
+            if readonly:
+                uri = "file:" + path.replace("?", "%3f").replace("#", "%23") + "?mode=ro"
+                con = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            else:
+                con = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            con.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            if not readonly and not self.memory:
+                con.execute("PRAGMA journal_mode = WAL")
+            con.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+            columns = con.execute("PRAGMA table_info(history)").fetchall()
+            if not columns:
+                if readonly:
+                    con.close()
+                    raise StoreNotFoundError(f"{path} has no history table")
+                con.execute(HISTORY_DDL)
+                columns = con.execute("PRAGMA table_info(history)").fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise _translate(exc, f"cannot open {path}") from None
+        self._con = con
+        # A single INTEGER PRIMARY KEY column aliases the rowid (stable).
+        pk = [c for c in columns if c[5]]
+        self.stable_positions = len(pk) == 1 and str(pk[0][2]).upper() == "INTEGER"
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            self._con.close()
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        return self._con
+
+    # -- writes --------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[_SQLiteWriter]:
+        """One atomic unit of writing: a transaction, or a savepoint inside one.
+
+        Inside `transaction()` a savepoint makes each append atomic on its own
+        while the embedding runtime's transaction decides the final commit.
+        """
+        if self.readonly:
+            raise ReadOnlyError(f"{self.description} was opened read-only")
+        with self._lock:
+            nested = self._depth > 0
+            self._depth += 1
+            try:
+                self._con.execute("SAVEPOINT append" if nested else "BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                self._depth -= 1
+                raise _translate(exc, "cannot begin a write") from None
+            try:
+                yield _SQLiteWriter(self._con)
+            except BaseException:
+                self._depth -= 1
+                with contextlib.suppress(sqlite3.Error):
+                    if nested:
+                        self._con.execute("ROLLBACK TO append")
+                        self._con.execute("RELEASE append")
+                    else:
+                        self._con.execute("ROLLBACK")
+                raise
+            self._depth -= 1
+            try:
+                self._con.execute("RELEASE append" if nested else "COMMIT")
+            except sqlite3.Error as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    self._con.execute("ROLLBACK")
+                raise _translate(exc, "cannot commit") from None
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """An outer transaction whose connection the embedding runtime may use."""
+        if self.readonly:
+            raise ReadOnlyError(f"{self.description} was opened read-only")
+        with self._lock:
+            if self._depth:
+                raise StoreError("transaction() cannot be nested")
+            try:
+                self._con.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise _translate(exc, "cannot begin a transaction") from None
+            self._depth = 1
+            try:
+                yield self._con
+            except BaseException:
+                self._depth = 0
+                with contextlib.suppress(sqlite3.Error):
+                    self._con.execute("ROLLBACK")
+                raise
+            self._depth = 0
+            try:
+                self._con.execute("COMMIT")
+            except sqlite3.Error as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    self._con.execute("ROLLBACK")
+                raise _translate(exc, "cannot commit") from None
+
+    # -- reads ---------------------------------------------------------------
+
+    def _all(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        with self._lock:
+            try:
+                return self._con.execute(sql, args).fetchall()
+            except sqlite3.Error as exc:
+                raise _translate(exc, "read failed") from None
+
+    def execution_rows(self, instance_id: str, execution_id: int) -> list[StoredRow]:
+        with self._lock:
+            try:
+                rows = self._con.execute(
+                    "SELECT event_id, event_type, event_data, rowid FROM history"
+                    " WHERE instance_id = ? AND execution_id = ? ORDER BY event_id",
+                    (instance_id, execution_id),
+                ).fetchall()
+            except sqlite3.Error as exc:
+                raise _translate(exc, "read failed") from None
+        return [StoredRow(*r) for r in rows]
+
+    def latest_execution(self, instance_id: str) -> int | None:
+        row = self._all(
+            "SELECT MAX(execution_id) FROM history WHERE instance_id = ?", (instance_id,)
+        )
+        value = row[0][0]
+        return int(value) if isinstance(value, int) else None
+
+    def executions(self, instance_id: str) -> list[int]:
+        return [
+            int(r[0])  # type: ignore[call-overload]
+            for r in self._all(
+                "SELECT DISTINCT execution_id FROM history WHERE instance_id = ?"
+                " ORDER BY execution_id",
+                (instance_id,),
+            )
+        ]
+
+    def instances(self) -> list[str]:
+        return [
+            str(r[0])
+            for r in self._all("SELECT DISTINCT instance_id FROM history ORDER BY instance_id")
+        ]
+
+    def overview(self) -> list[tuple[str, int, int, int]]:
+        return [
+            (str(r[0]), int(r[1]), int(r[2]), int(r[3]))  # type: ignore[call-overload]
+            for r in self._all(
+                "SELECT instance_id, COUNT(DISTINCT execution_id), MAX(execution_id), COUNT(*)"
+                " FROM history GROUP BY instance_id ORDER BY instance_id"
+            )
+        ]
+
+    def edge_rows(
+        self, instance_id: str, execution_id: int
+    ) -> tuple[StoredRow | None, StoredRow | None]:
+        sql = (
+            "SELECT event_id, event_type, event_data, rowid FROM history"
+            " WHERE instance_id = ? AND execution_id = ? ORDER BY event_id {} LIMIT 1"
+        )
+        first = self._all(sql.format("ASC"), (instance_id, execution_id))
+        last = self._all(sql.format("DESC"), (instance_id, execution_id))
+        return (
+            StoredRow(*first[0]) if first else None,  # type: ignore[arg-type]
+            StoredRow(*last[0]) if last else None,  # type: ignore[arg-type]
+        )
+
+    def feed(self, after: int, limit: int) -> list[RawRow]:
+        return [
+            RawRow(*r)  # type: ignore[arg-type]
+            for r in self._all(
+                "SELECT rowid, instance_id, execution_id, event_id, event_type, event_data,"
+                " created_at FROM history WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                (after, limit),
+            )
+        ]
+
+    def key_at(self, position: int) -> tuple[str, int, int] | None:
+        rows = self._all(
+            "SELECT instance_id, execution_id, event_id FROM history WHERE rowid = ?", (position,)
+        )
+        return (str(rows[0][0]), int(rows[0][1]), int(rows[0][2])) if rows else None  # type: ignore[call-overload]
+
+    def scan(self, batch: int) -> Iterator[list[RawRow]]:
+        # Keyset pagination on duroxide's key: constant memory, and each page is
+        # its own short read, so a long scan never pins the WAL.
+        last: tuple[str, int, int] = ("", -1, -1)
+        while True:
+            rows = self._all(
+                "SELECT rowid, instance_id, execution_id, event_id, event_type, event_data,"
+                " created_at FROM history"
+                " WHERE (instance_id, execution_id, event_id) > (?, ?, ?)"
+                " ORDER BY instance_id, execution_id, event_id LIMIT ?",
+                (*last, batch),
+            )
+            if not rows:
+                return
+            page = [RawRow(*r) for r in rows]  # type: ignore[arg-type]
+            yield page
+            tail = page[-1]
+            last = (tail.instance_id, tail.execution_id, tail.event_id)
+
+    def count(self) -> int:
+        return int(self._all("SELECT COUNT(*) FROM history")[0][0])  # type: ignore[call-overload]

@@ -1,0 +1,664 @@
+"""HistoryStore: the backend-neutral store and its append contract.
+
+Every rule lives here once; backends (`eventstore.sqlite`, `eventstore.postgres`)
+only move rows. The two hot routes are short on purpose:
+
+* append: validate and fill (one pass) -> encode -> one typed decode of the
+  whole batch (so no row is written that a reader would refuse) -> one
+  transaction: read the last stored id, check, insert.
+* read: select an execution's rows -> decode each with the row's instance and
+  execution -> check the row agrees with the event it holds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+import msgspec
+
+from . import events as ev
+from .backend import Backend, InsertRow, RawRow, StoredRow
+from .codec import DEFAULT_CODEC, Codec, Generation
+from .errors import (
+    ConcurrencyError,
+    ConflictError,
+    DecodeError,
+    EventOrderError,
+    IdentityMismatchError,
+    InvalidEventError,
+    Location,
+    MissingStartError,
+    PositionsRenumberedError,
+    TargetError,
+)
+from .events import Event, EventBase, UnknownEvent
+
+__all__ = [
+    "DEFAULT_WRITER_VERSION",
+    "AppendResult",
+    "ExecutionStatus",
+    "FeedRecord",
+    "HistoryStore",
+    "ImportReport",
+    "InstanceSummary",
+    "StoreObserver",
+    "Transaction",
+    "open",
+    "row_location",
+]
+
+DEFAULT_WRITER_VERSION: Final = "0.1.32"
+"""duroxide_version stamped on appended events that carry none: the duroxide
+release whose wire format eventstore writes (configurable per store)."""
+
+_SEMVER: Final = re.compile(r"^\d+\.\d+\.\d+([-+][0-9A-Za-z.+-]*)?$")
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class FeedRecord(msgspec.Struct, frozen=True, gc=False):
+    """One event of the global feed, with the position to resume after."""
+
+    position: int
+    instance_id: str
+    execution_id: int
+    event: Event
+
+
+class AppendResult(msgspec.Struct, frozen=True, gc=False):
+    """What an append stored: the events as written (stamped and filled)."""
+
+    events: list[Event]
+    last_event_id: int
+    written: bool
+    """False when the batch was already stored whole (an idempotent retry)."""
+
+
+class ExecutionStatus:
+    RUNNING: Final = "Running"
+    COMPLETED: Final = "Completed"
+    FAILED: Final = "Failed"
+    CONTINUED_AS_NEW: Final = "ContinuedAsNew"
+
+
+_STATUS_BY_TERMINAL: Final = {
+    "OrchestrationCompleted": ExecutionStatus.COMPLETED,
+    "OrchestrationFailed": ExecutionStatus.FAILED,
+    "OrchestrationContinuedAsNew": ExecutionStatus.CONTINUED_AS_NEW,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceSummary:
+    instance_id: str
+    orchestration_name: str | None
+    orchestration_version: str | None
+    status: str
+    executions: int
+    latest_execution: int
+    events: int
+
+
+@dataclass(slots=True)
+class ImportReport:
+    inserted: int = 0
+    skipped_identical: int = 0
+
+
+class StoreObserver(Protocol):
+    """Told about appends and decodes (the metrics module implements this)."""
+
+    def appended(self, events: Sequence[Event], seconds: float) -> None: ...
+
+    def decoded(self, generation: Generation, count: int) -> None: ...
+
+    def decode_failed(self, location: Location) -> None: ...
+
+
+def row_location(
+    instance_id: str, execution_id: int, event_id: int | None, position: int | None
+) -> Location:
+    return Location(
+        instance_id=instance_id, execution_id=execution_id, event_id=event_id, position=position
+    )
+
+
+_FILLABLE: Final = ("instance_id", "execution_id", "timestamp_ms", "duroxide_version")
+
+
+class _Appender:
+    """The append contract, shared by HistoryStore.append and Transaction.append."""
+
+    def __init__(self, store: HistoryStore) -> None:
+        self.store = store
+
+    def prepare(
+        self,
+        instance_id: str,
+        execution_id: int,
+        events: Sequence[Event],
+        expected_last_event_id: int | None,
+    ) -> tuple[list[Event], list[InsertRow]]:
+        store = self.store
+        if not isinstance(instance_id, str) or not instance_id:
+            raise InvalidEventError("instance_id must be a non-empty string")
+        if type(execution_id) is not int or execution_id < 1:
+            raise InvalidEventError(
+                f"execution_id must be a positive integer, not {execution_id!r}"
+            )
+        if expected_last_event_id is not None and (
+            type(expected_last_event_id) is not int or expected_last_event_id < 0
+        ):
+            raise InvalidEventError("expected_last_event_id must be a non-negative integer")
+        where = Location(instance_id=instance_id, execution_id=execution_id)
+        previous = 0 if expected_last_event_id is None else expected_last_event_id
+        now = store.clock()
+        version = store.writer_version
+        filled: list[Event] = []
+        replace = msgspec.structs.replace
+        for index, event in enumerate(events):
+            if not isinstance(event, EventBase):
+                raise InvalidEventError(
+                    f"item #{index} of the batch is a {type(event).__name__}, not an event",
+                    location=where,
+                )
+            event_id = event.event_id
+            if type(event_id) is not int or event_id <= previous:
+                raise EventOrderError(
+                    f"event ids must increase and follow "
+                    f"{'the expected last id ' if expected_last_event_id is not None else ''}"
+                    f"{previous}: item #{index} has event_id {event_id!r}",
+                    location=where,
+                )
+            previous = event_id
+            if event.instance_id != instance_id and event.instance_id != "":
+                raise IdentityMismatchError(
+                    f"event {event_id} belongs to instance {event.instance_id!r}",
+                    location=where,
+                )
+            if event.execution_id != execution_id and event.execution_id != 0:
+                raise IdentityMismatchError(
+                    f"event {event_id} belongs to execution {event.execution_id!r}",
+                    location=where,
+                )
+            if type(event) is UnknownEvent:
+                if event.instance_id != instance_id or event.execution_id != execution_id:
+                    raise InvalidEventError(
+                        f"event {event_id} of unknown type must carry its instance and execution",
+                        location=where,
+                    )
+                filled.append(event)
+                continue
+            if (
+                event.instance_id == ""
+                or event.execution_id == 0
+                or event.timestamp_ms == 0
+                or event.duroxide_version == ""
+            ):
+                event = replace(
+                    event,
+                    instance_id=instance_id,
+                    execution_id=execution_id,
+                    timestamp_ms=event.timestamp_ms or now,
+                    duroxide_version=event.duroxide_version or version,
+                )
+            filled.append(event)
+        codec = store.codec
+        try:
+            encoded = codec.encode_many(filled)
+            codec.validate_encoded(filled, encoded)
+        except (DecodeError, TypeError, NotImplementedError, msgspec.EncodeError) as exc:
+            raise InvalidEventError(f"invalid event: {exc}", location=where) from None
+        rows = [
+            InsertRow(instance_id, execution_id, e.event_id, e.event_type, data.decode())
+            for e, data in zip(filled, encoded, strict=True)
+        ]
+        return filled, rows
+
+    def append(
+        self,
+        instance_id: str,
+        execution_id: int,
+        events: Iterable[Event],
+        expected_last_event_id: int | None,
+    ) -> AppendResult:
+        store = self.store
+        started = time.perf_counter()
+        batch = list(events)
+        filled, rows = self.prepare(instance_id, execution_id, batch, expected_last_event_id)
+        where = Location(instance_id=instance_id, execution_id=execution_id)
+        with store.backend.writing() as writer:
+            # The last id is read under the write lock the transaction holds,
+            # so the checks below and the insert see the same history.
+            last = writer.last_event_id(instance_id, execution_id)
+            if not filled:
+                if expected_last_event_id is not None and expected_last_event_id != last:
+                    raise ConcurrencyError(
+                        f"expected last event {expected_last_event_id}, stored last is {last}",
+                        location=where,
+                        expected=expected_last_event_id,
+                        actual=last,
+                    )
+                return AppendResult([], last, False)
+            first_id = filled[0].event_id
+            if first_id <= last:
+                stored = writer.rows_between(
+                    instance_id, execution_id, first_id, filled[-1].event_id
+                )
+                if self._is_stored_retry(batch, stored, instance_id, execution_id):
+                    return AppendResult(
+                        [self._decode_row(r, instance_id, execution_id) for r in stored],
+                        last,
+                        False,
+                    )
+                raise ConcurrencyError(
+                    f"events {first_id}..{filled[-1].event_id} overlap the stored history"
+                    f" (last stored event {last}) with other content",
+                    location=where,
+                    expected=expected_last_event_id,
+                    actual=last,
+                )
+            if expected_last_event_id is not None and expected_last_event_id != last:
+                raise ConcurrencyError(
+                    f"expected last event {expected_last_event_id}, stored last is {last}",
+                    location=where,
+                    expected=expected_last_event_id,
+                    actual=last,
+                )
+            if last == 0 and type(filled[0]) is not ev.OrchestrationStarted:
+                raise MissingStartError(
+                    f"a new execution must start with OrchestrationStarted, "
+                    f"not {filled[0].event_type}",
+                    location=where,
+                )
+            writer.insert(rows)
+        observer = store.observer
+        if observer is not None:
+            observer.appended(filled, time.perf_counter() - started)
+        return AppendResult(filled, filled[-1].event_id, True)
+
+    def _decode_row(self, row: StoredRow, instance_id: str, execution_id: int) -> Event:
+        return self.store._decode(row, instance_id, execution_id)
+
+    def _is_stored_retry(
+        self, batch: list[Event], stored: list[StoredRow], instance_id: str, execution_id: int
+    ) -> bool:
+        """True when every event of the batch is stored, with identical content.
+
+        Fields the store fills (instance, execution, timestamp, version) match
+        anything when the retried event leaves them unset.
+        """
+        if len(stored) != len(batch):
+            return False
+        for event, row in zip(batch, stored, strict=True):
+            if row.event_id != event.event_id:
+                return False
+            try:
+                kept = self._decode_row(row, instance_id, execution_id)
+            except DecodeError:
+                return False
+            if type(kept) is not type(event):
+                return False
+            if type(event) is UnknownEvent:
+                if event.raw != kept.raw:  # type: ignore[union-attr]
+                    return False
+                continue
+            unset = {
+                name: getattr(kept, name) for name in _FILLABLE if getattr(event, name) in ("", 0)
+            }
+            if (msgspec.structs.replace(event, **unset) if unset else event) != kept:
+                return False
+        return True
+
+
+class Transaction:
+    """An open transaction: appends and the embedding runtime's own SQL, as one."""
+
+    def __init__(self, store: HistoryStore, connection: Any) -> None:
+        self._store = store
+        self.connection = connection
+        """The backend's connection (sqlite3.Connection / psycopg.Connection)."""
+
+    def append(
+        self,
+        instance_id: str,
+        execution_id: int,
+        events: Iterable[Event],
+        *,
+        expected_last_event_id: int | None = None,
+    ) -> AppendResult:
+        return self._store._appender.append(
+            instance_id, execution_id, events, expected_last_event_id
+        )
+
+
+class HistoryStore:
+    """Orchestration histories: append-only, optimistic, idempotent, any generation."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        codec: Codec | None = None,
+        clock: Callable[[], int] = _now_ms,
+        writer_version: str = DEFAULT_WRITER_VERSION,
+        observer: StoreObserver | None = None,
+    ) -> None:
+        if not _SEMVER.match(writer_version):
+            raise ValueError(f"writer_version must be a semver string, not {writer_version!r}")
+        self.backend = backend
+        self.codec = codec or DEFAULT_CODEC
+        self.clock = clock
+        """Milliseconds since the epoch; stamps events appended without a timestamp."""
+        self.writer_version = writer_version
+        self.observer = observer
+        self._appender = _Appender(self)
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __enter__(self) -> HistoryStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<HistoryStore {self.backend.description}>"
+
+    @property
+    def readonly(self) -> bool:
+        return self.backend.readonly
+
+    @property
+    def stable_positions(self) -> bool:
+        """Whether feed positions survive maintenance such as VACUUM.
+
+        True on tables eventstore created. On a table duroxide created,
+        positions are SQLite rowids, which VACUUM may renumber: resume with
+        `read_all(after=record)` to have that detected.
+        """
+        return self.backend.stable_positions
+
+    # -- writing -------------------------------------------------------------
+
+    def append(
+        self,
+        instance_id: str,
+        execution_id: int,
+        events: Iterable[Event],
+        *,
+        expected_last_event_id: int | None = None,
+    ) -> AppendResult:
+        """Append a batch to one execution, atomically.
+
+        `expected_last_event_id` (0 for a new execution) must equal the last
+        stored id, else ConcurrencyError. A batch already stored whole with
+        identical content succeeds without writing (the retry of a commit
+        whose acknowledgement was lost). Events with timestamp_ms == 0 are
+        stamped with the store's clock; instance, execution and a missing
+        duroxide_version are filled in.
+        """
+        return self._appender.append(instance_id, execution_id, events, expected_last_event_id)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """A transaction in which appends and the runtime's own SQL commit as one."""
+        with self.backend.transaction() as connection:
+            yield Transaction(self, connection)
+
+    # -- reading -------------------------------------------------------------
+
+    def _decode(self, row: StoredRow, instance_id: str, execution_id: int) -> Event:
+        try:
+            event = self.codec.decode(
+                row.event_data, instance_id=instance_id, execution_id=execution_id
+            )
+        except DecodeError as exc:
+            location = row_location(instance_id, execution_id, row.event_id, row.position)
+            if self.observer is not None:
+                self.observer.decode_failed(location)
+            raise DecodeError(exc.message, location=location) from None
+        if (
+            event.event_id != row.event_id
+            or event.event_type != row.event_type
+            or event.instance_id != instance_id
+            or event.execution_id != execution_id
+        ):
+            location = row_location(instance_id, execution_id, row.event_id, row.position)
+            if self.observer is not None:
+                self.observer.decode_failed(location)
+            raise DecodeError(
+                "the row's columns disagree with its event "
+                f"(columns: {row.event_type} {row.event_id}; event: {event.event_type} "
+                f"{event.event_id} of {event.instance_id!r} execution {event.execution_id})",
+                location=location,
+            )
+        return event
+
+    def read(self, instance_id: str, execution_id: int | None = None) -> list[Event]:
+        """The events of one execution (the latest by default), in event-id order."""
+        if execution_id is None:
+            execution_id = self.backend.latest_execution(instance_id)
+            if execution_id is None:
+                return []
+        rows = self.backend.execution_rows(instance_id, execution_id)
+        decode = self._decode
+        return [decode(row, instance_id, execution_id) for row in rows]
+
+    def executions(self, instance_id: str) -> list[int]:
+        return self.backend.executions(instance_id)
+
+    def instances(self) -> list[str]:
+        return self.backend.instances()
+
+    def count(self) -> int:
+        return self.backend.count()
+
+    def read_all_raw(
+        self, after: int = 0, limit: int | None = None, *, page: int = 1000
+    ) -> Iterator[RawRow]:
+        """The global feed as stored rows, in commit order (nothing decoded)."""
+        remaining = limit
+        while remaining is None or remaining > 0:
+            size = page if remaining is None else min(page, remaining)
+            rows = self.backend.feed(after, size)
+            yield from rows
+            if len(rows) < size:
+                return
+            after = rows[-1].position
+            if remaining is not None:
+                remaining -= len(rows)
+
+    def read_all(
+        self, after: int | FeedRecord = 0, limit: int | None = None
+    ) -> Iterator[FeedRecord]:
+        """The global feed: every event in commit order, from after `after`.
+
+        Pass the last FeedRecord you processed (rather than its position) to
+        have the store check that the position still names that event; if
+        positions were renumbered (VACUUM on a duroxide-created table), this
+        raises PositionsRenumberedError instead of silently skipping or
+        repeating events.
+        """
+        if isinstance(after, FeedRecord):
+            key = self.backend.key_at(after.position)
+            if key != (after.instance_id, after.execution_id, after.event.event_id):
+                raise PositionsRenumberedError(
+                    f"position {after.position} no longer holds event {after.event.event_id} "
+                    f"of {after.instance_id!r} execution {after.execution_id}; "
+                    "re-read the feed from the start",
+                )
+            after = after.position
+        for row in self.read_all_raw(after, limit):
+            stored = StoredRow(row.event_id, row.event_type, row.event_data, row.position)
+            event = self._decode(stored, row.instance_id, row.execution_id)
+            yield FeedRecord(row.position, row.instance_id, row.execution_id, event)
+
+    def scan(self, batch: int = 2000) -> Iterator[list[RawRow]]:
+        """Every stored row, by instance, execution and event id, in pages."""
+        return self.backend.scan(batch)
+
+    def summaries(self) -> Iterator[InstanceSummary]:
+        """One line per instance: name, status, executions, events."""
+        for instance_id, executions, latest, events in self.backend.overview():
+            first, last = self.backend.edge_rows(instance_id, latest)
+            name = version = None
+            if first is not None and first.event_type == "OrchestrationStarted":
+                with contextlib.suppress(DecodeError):
+                    started = self._decode(first, instance_id, latest)
+                    if isinstance(started, ev.OrchestrationStarted):
+                        name, version = started.name, started.version
+            status = ExecutionStatus.RUNNING
+            if last is not None:
+                status = _STATUS_BY_TERMINAL.get(last.event_type, ExecutionStatus.RUNNING)
+            yield InstanceSummary(instance_id, name, version, status, executions, latest, events)
+
+    # -- whole rows (export / import) -----------------------------------------
+
+    def import_rows(self, rows: Iterable[dict[str, Any]], *, batch: int = 1000) -> ImportReport:
+        """Insert whole rows verbatim (any generation), in one transaction.
+
+        Every row must decode and agree with its columns. A row whose key is
+        already stored is skipped when identical and refused otherwise
+        (ConflictError); on any error nothing is written.
+        """
+        report = ImportReport()
+        with self.backend.writing() as writer:
+            for line, row in enumerate(rows, start=1):
+                insert = self._checked_import_row(row, line)
+                existing = writer.insert_or_compare(insert)
+                if existing is None:
+                    report.inserted += 1
+                elif existing == insert.event_data:
+                    report.skipped_identical += 1
+                else:
+                    raise ConflictError(
+                        "a different event is already stored under this key",
+                        location=Location(
+                            instance_id=insert.instance_id,
+                            execution_id=insert.execution_id,
+                            event_id=insert.event_id,
+                            line=line,
+                        ),
+                    )
+        return report
+
+    def _checked_import_row(self, row: dict[str, Any], line: int) -> InsertRow:
+        try:
+            insert = InsertRow(
+                row["instance_id"],
+                row["execution_id"],
+                row["event_id"],
+                row["event_type"],
+                row["event_data"],
+                row.get("created_at"),
+            )
+        except (KeyError, TypeError) as exc:
+            raise DecodeError(
+                f"not a history row: missing {exc}", location=Location(line=line)
+            ) from None
+        if not (
+            isinstance(insert.instance_id, str)
+            and type(insert.execution_id) is int
+            and type(insert.event_id) is int
+            and isinstance(insert.event_type, str)
+            and isinstance(insert.event_data, str)
+            and (insert.created_at is None or isinstance(insert.created_at, str))
+        ):
+            raise DecodeError(
+                "a history row has a column of the wrong type", location=Location(line=line)
+            )
+        stored = StoredRow(insert.event_id, insert.event_type, insert.event_data, 0)
+        try:
+            self._decode(stored, insert.instance_id, insert.execution_id)
+        except DecodeError as exc:
+            assert exc.location is not None
+            raise DecodeError(
+                exc.message,
+                location=Location(
+                    instance_id=insert.instance_id,
+                    execution_id=insert.execution_id,
+                    event_id=insert.event_id,
+                    line=line,
+                ),
+            ) from None
+        return insert
+
+    def export_rows(self) -> Iterator[dict[str, Any]]:
+        """Every row, whole and verbatim, in commit order (what import_rows takes)."""
+        for row in self.read_all_raw():
+            data = row.event_data
+            yield {
+                "instance_id": row.instance_id,
+                "execution_id": row.execution_id,
+                "event_id": row.event_id,
+                "event_type": row.event_type,
+                "event_data": data.decode() if isinstance(data, bytes) else data,
+                "created_at": row.created_at,
+            }
+
+
+# --------------------------------------------------------------------------
+# Opening a store
+# --------------------------------------------------------------------------
+
+
+def _sqlite_path(target: str) -> str:
+    if target == ":memory:":
+        return target
+    if target.startswith("sqlite:"):
+        # SQLAlchemy's convention: sqlite:///relative, sqlite:////absolute.
+        rest = target[len("sqlite:") :]
+        if rest in ("", "//", "///", "///:memory:", "//:memory:"):
+            return ":memory:"
+        if not rest.startswith("///"):
+            raise TargetError(
+                f"SQLite URLs are sqlite:///relative/path or sqlite:////absolute/path, not {target!r}"
+            )
+        return rest[3:]
+    return target
+
+
+def open(  # noqa: A001 - the natural name, as sqlite3.connect / shelve.open
+    target: str,
+    *,
+    readonly: bool = False,
+    codec: Codec | None = None,
+    clock: Callable[[], int] = _now_ms,
+    writer_version: str = DEFAULT_WRITER_VERSION,
+    observer: StoreObserver | None = None,
+    **backend_options: Any,
+) -> HistoryStore:
+    """Open (creating the history table if absent) a store.
+
+    `target` is a file path, `sqlite:///relative/path`, `sqlite:////absolute/path`,
+    `:memory:`, or a `postgresql://` URL (the `postgres` extra). Backend options:
+    SQLite takes `busy_timeout_ms` and `synchronous` ("normal" by default).
+    """
+    if not isinstance(target, str) or not target:
+        raise TargetError("a store target must be a non-empty string")
+    backend: Backend
+    if target.startswith(("postgresql://", "postgres://")):
+        from .postgres import PostgresBackend  # optional dependency
+
+        backend = PostgresBackend(target, readonly=readonly, **backend_options)
+    else:
+        from .sqlite import SQLiteBackend
+
+        try:
+            backend = SQLiteBackend(_sqlite_path(target), readonly=readonly, **backend_options)
+        except TypeError as exc:
+            raise TargetError(f"unknown option for a SQLite store: {exc}") from None
+    return HistoryStore(
+        backend, codec=codec, clock=clock, writer_version=writer_version, observer=observer
+    )
