@@ -22,6 +22,7 @@ run: $(STAMP)
 
 # The whole suite, then mypy (strict) and ruff.
 test: $(STAMP)
+	bash scripts/system-deps.sh
 	$(BIN)/python -m pytest -q
 	$(MAKE) lint
 

@@ -1,0 +1,69 @@
+"""Shared fixtures. `store_factory` is the conformance suite's backend hook:
+every test that takes it runs once per backend in BACKENDS."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+import eventstore
+from eventstore.store import HistoryStore
+
+FIXTURES = Path(__file__).parent / "fixtures"
+DUROXIDE_DB = FIXTURES / "duroxide-0.1.32" / "runtime.db"
+DUROXIDE_JSONL = FIXTURES / "duroxide-0.1.32" / "history.jsonl"
+V0A_JSONL = FIXTURES / "legacy" / "v0a-history.jsonl"
+V0B_JSONL = FIXTURES / "legacy" / "v0b-history.jsonl"
+
+StoreFactory = Callable[..., HistoryStore]
+
+# Each backend opens fresh, empty stores. PostgreSQL joins this list when its
+# server fixture is available (see tests/postgres_server.py when present).
+BACKENDS = ["sqlite-file", "sqlite-memory"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend_name(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def store_factory(
+    backend_name: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[StoreFactory]:
+    """Open fresh stores of the backend under test; closed after the test."""
+    opened: list[HistoryStore] = []
+    counter = iter(range(1_000_000))
+
+    def make(**options: object) -> HistoryStore:
+        n = next(counter)
+        if backend_name == "sqlite-file":
+            target = str(tmp_path / f"store-{n}.db")
+        elif backend_name == "sqlite-memory":
+            target = ":memory:"
+        else:
+            target = request.getfixturevalue("postgres_target_factory")()
+        store = eventstore.open(target, **options)  # type: ignore[arg-type]
+        opened.append(store)
+        return store
+
+    yield make
+    for store in opened:
+        store.close()
+
+
+@pytest.fixture
+def store(store_factory: StoreFactory) -> HistoryStore:
+    return store_factory()
+
+
+@pytest.fixture
+def duroxide_db(tmp_path: Path) -> Path:
+    """A private copy of the real duroxide database (WAL needs a writable dir)."""
+    target = tmp_path / "runtime.db"
+    shutil.copyfile(DUROXIDE_DB, target)
+    target.chmod(0o644)
+    return target
