@@ -467,7 +467,7 @@ class Codec:
         )
 
     def _plan(self, type_name: str | bytes) -> _LegacyPlan | None:
-        name = type_name.decode() if isinstance(type_name, bytes) else type_name
+        name = type_name.decode("utf-8", "replace") if isinstance(type_name, bytes) else type_name
         decoder = _ENVELOPES.get(name)
         if decoder is None:
             return None

@@ -158,7 +158,7 @@ class _Appender:
         ):
             raise InvalidEventError("expected_last_event_id must be a non-negative integer")
         where = Location(instance_id=instance_id, execution_id=execution_id)
-        previous = 0 if expected_last_event_id is None else expected_last_event_id
+        previous = 0
         now = store.clock()
         version = store.writer_version
         filled: list[Event] = []
@@ -170,11 +170,14 @@ class _Appender:
                     location=where,
                 )
             event_id = event.event_id
-            if type(event_id) is not int or event_id <= previous:
+            if type(event_id) is not int:
+                raise InvalidEventError(
+                    f"item #{index} has event_id {event_id!r}, not an integer", location=where
+                )
+            if event_id <= previous:
                 raise EventOrderError(
-                    f"event ids must increase and follow "
-                    f"{'the expected last id ' if expected_last_event_id is not None else ''}"
-                    f"{previous}: item #{index} has event_id {event_id!r}",
+                    f"event ids must increase from 1: item #{index} has event_id {event_id}"
+                    f" after {previous}",
                     location=where,
                 )
             previous = event_id
@@ -257,6 +260,12 @@ class _Appender:
                         [self._decode_row(r, instance_id, execution_id) for r in stored],
                         last,
                         False,
+                    )
+                if not stored:
+                    raise EventOrderError(
+                        f"event ids must follow the last stored id {last}: the batch starts"
+                        f" at {first_id}",
+                        location=where,
                     )
                 raise ConcurrencyError(
                     f"events {first_id}..{filled[-1].event_id} overlap the stored history"

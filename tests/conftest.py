@@ -36,11 +36,15 @@ def store_factory(
 ) -> Iterator[StoreFactory]:
     """Open fresh stores of the backend under test; closed after the test."""
     opened: list[HistoryStore] = []
+    targets: dict[int, str] = {}
     counter = iter(range(1_000_000))
 
-    def make(**options: object) -> HistoryStore:
+    def make(*, reopen: HistoryStore | None = None, **options: object) -> HistoryStore:
+        """A new empty store, or (reopen=store) another handle on the same one."""
         n = next(counter)
-        if backend_name == "sqlite-file":
+        if reopen is not None:
+            target = targets[id(reopen)]
+        elif backend_name == "sqlite-file":
             target = str(tmp_path / f"store-{n}.db")
         elif backend_name == "sqlite-memory":
             target = ":memory:"
@@ -48,6 +52,7 @@ def store_factory(
             target = request.getfixturevalue("postgres_target_factory")()
         store = eventstore.open(target, **options)  # type: ignore[arg-type]
         opened.append(store)
+        targets[id(store)] = target
         return store
 
     yield make

@@ -1,0 +1,398 @@
+"""The store's behaviour, once per backend (see BACKENDS in conftest.py)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import msgspec
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+import eventstore
+from eventstore import (
+    ConcurrencyError,
+    ConflictError,
+    DecodeError,
+    EventOrderError,
+    IdentityMismatchError,
+    InvalidEventError,
+    MissingStartError,
+    ReadOnlyError,
+    ValidationError,
+)
+from eventstore import events as ev
+from eventstore.store import HistoryStore
+from tests.conftest import V0A_JSONL, V0B_JSONL, StoreFactory
+
+CLOCK_MS = 1_700_000_000_000
+
+
+def fixed_clock() -> int:
+    return CLOCK_MS
+
+
+def started(event_id: int = 1, **kw: Any) -> ev.OrchestrationStarted:
+    return ev.OrchestrationStarted(event_id=event_id, name="Order", version="1.0.0", input="7", **kw)
+
+
+def scheduled(event_id: int, name: str = "Greet", data: str = '"x"') -> ev.ActivityScheduled:
+    return ev.ActivityScheduled(event_id=event_id, name=name, input=data)
+
+
+def completed(event_id: int, source: int, result: str = '"ok"') -> ev.ActivityCompleted:
+    return ev.ActivityCompleted(event_id=event_id, source_event_id=source, result=result)
+
+
+def rowcount(store: HistoryStore) -> int:
+    return store.count()
+
+
+# -- append and read -----------------------------------------------------------
+
+
+def test_append_fills_identity_stamps_time_and_version(store_factory: StoreFactory) -> None:
+    store = store_factory(clock=fixed_clock, writer_version="1.2.3")
+    result = store.append("order-7", 1, [started(), scheduled(2)], expected_last_event_id=0)
+    assert result.written and result.last_event_id == 2
+    for event in store.read("order-7"):
+        assert event.instance_id == "order-7" and event.execution_id == 1
+        assert event.timestamp_ms == CLOCK_MS and event.has_timestamp
+        assert event.duroxide_version == "1.2.3"
+    assert store.read("order-7") == result.events
+
+
+def test_given_timestamps_and_versions_are_kept(store: HistoryStore) -> None:
+    store.append("i", 1, [started(timestamp_ms=5, duroxide_version="0.1.20")])
+    (event,) = store.read("i")
+    assert (event.timestamp_ms, event.duroxide_version) == (5, "0.1.20")
+
+
+def test_read_defaults_to_the_latest_execution(store: HistoryStore) -> None:
+    store.append("i", 1, [started(), ev.OrchestrationContinuedAsNew(event_id=2, input="1")])
+    store.append("i", 2, [started()])
+    store.append("i", 2, [scheduled(2)])
+    assert [e.event_id for e in store.read("i")] == [1, 2]
+    assert store.read("i")[0].execution_id == 2
+    assert [e.event_type for e in store.read("i", 1)][-1] == "OrchestrationContinuedAsNew"
+    assert store.executions("i") == [1, 2]
+    assert store.read("missing") == []
+    assert store.executions("missing") == []
+
+
+def test_instances_lists_every_instance_once(store: HistoryStore) -> None:
+    for name in ("b", "a", "c"):
+        store.append(name, 1, [started()])
+    store.append("a", 2, [started()])
+    assert store.instances() == ["a", "b", "c"]
+
+
+def test_read_all_is_the_global_feed_in_commit_order(store: HistoryStore) -> None:
+    store.append("b", 1, [started(), scheduled(2)])
+    store.append("a", 1, [started()])
+    store.append("b", 1, [completed(3, 2)])
+    feed = list(store.read_all())
+    assert [(r.instance_id, r.event.event_id) for r in feed] == [
+        ("b", 1), ("b", 2), ("a", 1), ("b", 3)
+    ]  # fmt: skip
+    positions = [r.position for r in feed]
+    assert positions == sorted(positions) and len(set(positions)) == 4
+    resumed = list(store.read_all(after=feed[1].position))
+    assert resumed == feed[2:]
+    assert list(store.read_all(after=feed[1], limit=1)) == feed[2:3]
+    assert list(store.read_all(after=feed[-1])) == []
+
+
+def test_read_all_pages_through_large_feeds(store: HistoryStore) -> None:
+    for n in range(30):
+        store.append(f"i{n:02}", 1, [started(), *[scheduled(k) for k in range(2, 101)]])
+    feed = list(store.read_all())
+    assert len(feed) == 3000
+    assert len({r.position for r in feed}) == 3000
+    assert [r.instance_id for r in feed[::100]] == [f"i{n:02}" for n in range(30)]
+
+
+# -- optimistic concurrency and idempotency -----------------------------------------
+
+
+def test_expected_last_event_id_mismatch_raises(store: HistoryStore) -> None:
+    store.append("i", 1, [started()], expected_last_event_id=0)
+    with pytest.raises(ConcurrencyError) as caught:
+        store.append("i", 1, [scheduled(3)], expected_last_event_id=2)
+    assert (caught.value.expected, caught.value.actual) == (2, 1)
+    with pytest.raises(ConcurrencyError):
+        store.append("new", 1, [started()], expected_last_event_id=4)
+    assert rowcount(store) == 1
+
+
+def test_retry_of_a_stored_batch_succeeds_without_writing(store_factory: StoreFactory) -> None:
+    ticks = iter(range(CLOCK_MS, CLOCK_MS + 1000))
+    store = store_factory(clock=lambda: next(ticks))
+    batch = [started(), scheduled(2)]
+    first = store.append("i", 1, batch, expected_last_event_id=0)
+    store.append("i", 1, [completed(3, 2)], expected_last_event_id=2)
+    # The acknowledgement of the first commit was lost: the runtime retries it,
+    # with the same expected id, after a later batch already landed.
+    retry = store.append("i", 1, batch, expected_last_event_id=0)
+    assert not retry.written
+    assert retry.events == first.events  # the stored, stamped events
+    retry_any_expected = store.append("i", 1, batch, expected_last_event_id=17)
+    assert not retry_any_expected.written
+    assert rowcount(store) == 3
+
+
+def test_reused_ids_with_other_content_or_partial_overlap_raise(store: HistoryStore) -> None:
+    store.append("i", 1, [started(), scheduled(2)])
+    with pytest.raises(ConcurrencyError):
+        store.append("i", 1, [started(), scheduled(2, name="Other")])
+    with pytest.raises(ConcurrencyError):
+        store.append("i", 1, [scheduled(2), scheduled(3)])  # overlaps in part
+    with pytest.raises(ConcurrencyError):
+        store.append("i", 1, [started(timestamp_ms=99)])  # a different stamp is content
+    assert rowcount(store) == 2
+
+
+def test_failed_batch_leaves_nothing_visible(store: HistoryStore) -> None:
+    store.append("i", 1, [started()])
+    bad_tail = ev.ActivityCompleted(event_id=3, source_event_id=2, result=7)  # type: ignore[arg-type]
+    with pytest.raises(InvalidEventError):
+        store.append("i", 1, [scheduled(2), bad_tail])
+    assert [e.event_id for e in store.read("i")] == [1]
+
+
+# -- validation ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("batch", "error"),
+    [
+        ([started(), started(1)], EventOrderError),
+        ([started(2), scheduled(1)], EventOrderError),
+        ([started(0)], EventOrderError),
+        ([scheduled(1)], MissingStartError),
+        ([started(instance_id="other")], IdentityMismatchError),
+        ([started(execution_id=9)], IdentityMismatchError),
+        ([started(), "not an event"], InvalidEventError),
+        ([ev.OrchestrationStarted(event_id=1, name=5, version="1", input="1")], InvalidEventError),  # type: ignore[arg-type]
+        ([ev.OrchestrationStarted(event_id="1", name="o", version="1", input="1")], InvalidEventError),  # type: ignore[arg-type]
+        ([ev.OrchestrationStarted(event_id=1.0, name="o", version="1", input="1")], InvalidEventError),  # type: ignore[arg-type]
+        ([started(timestamp_ms=-5)], InvalidEventError),
+        ([started(), ev.ActivityFailed(event_id=2, source_event_id=1, details="boom")], InvalidEventError),  # type: ignore[arg-type]
+    ],
+)
+def test_invalid_batches_raise_validation_errors_and_write_nothing(
+    store: HistoryStore, batch: list[Any], error: type[ValidationError]
+) -> None:
+    with pytest.raises(error) as caught:
+        store.append("i", 1, batch)
+    assert isinstance(caught.value, ValidationError)
+    assert "instance 'i'" in str(caught.value)
+    assert rowcount(store) == 0
+
+
+def test_ids_in_a_gap_before_the_last_stored_id_are_refused(store: HistoryStore) -> None:
+    store.append("i", 1, [started(), scheduled(5)])
+    with pytest.raises(EventOrderError, match="last stored id 5"):
+        store.append("i", 1, [completed(3, 1)])
+    with pytest.raises(ConcurrencyError):  # reuses a stored id with other content
+        store.append("i", 1, [completed(5, 1)], expected_last_event_id=5)
+    assert rowcount(store) == 2
+
+
+@pytest.mark.parametrize("bad", [("", 1), ("i", 0), ("i", -1), (None, 1)])
+def test_bad_instance_or_execution_arguments(store: HistoryStore, bad: tuple[Any, Any]) -> None:
+    with pytest.raises(InvalidEventError):
+        store.append(bad[0], bad[1], [started()])
+
+
+def test_oversized_events_are_refused_on_append(store_factory: StoreFactory) -> None:
+    store = store_factory(codec=eventstore.Codec(max_event_bytes=500))
+    with pytest.raises(InvalidEventError, match="exceeds"):
+        store.append("i", 1, [started(), scheduled(2, data="x" * 600)])
+    assert rowcount(store) == 0
+
+
+def test_gaps_in_ids_are_accepted(store: HistoryStore) -> None:
+    store.append("i", 1, [started(), scheduled(5)])
+    store.append("i", 1, [completed(9, 5)], expected_last_event_id=5)
+    assert [e.event_id for e in store.read("i")] == [1, 5, 9]
+
+
+# -- transactions --------------------------------------------------------------------
+
+
+def test_transaction_commits_appends_and_own_work_together(store: HistoryStore) -> None:
+    with store.transaction() as tx:
+        tx.append("i", 1, [started()], expected_last_event_id=0)
+        tx.append("i", 1, [scheduled(2)], expected_last_event_id=1)
+        assert tx.connection is not None
+    assert len(store.read("i")) == 2
+
+
+def test_transaction_rolls_back_as_one(store: HistoryStore) -> None:
+    store.append("keep", 1, [started()])
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        tx.append("i", 1, [started()])
+        raise RuntimeError("the runtime's own work failed")
+    assert store.read("i") == []
+    assert rowcount(store) == 1
+
+
+def test_failed_append_inside_a_transaction_leaves_the_rest(store: HistoryStore) -> None:
+    with store.transaction() as tx:
+        tx.append("i", 1, [started()])
+        with pytest.raises(ConcurrencyError):
+            tx.append("i", 1, [scheduled(2)], expected_last_event_id=0)
+        tx.append("i", 1, [scheduled(2)], expected_last_event_id=1)
+    assert [e.event_id for e in store.read("i")] == [1, 2]
+
+
+# -- legacy rows, import and export ---------------------------------------------------
+
+
+def load_rows(path: Any) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_imported_legacy_rows_read_through_the_compatibility_layer(store: HistoryStore) -> None:
+    rows = load_rows(V0A_JSONL)
+    report = store.import_rows(rows)
+    assert report.inserted == len(rows)
+    for instance_id in store.instances():
+        for execution_id in store.executions(instance_id):
+            events = store.read(instance_id, execution_id)
+            assert events and all(not e.has_timestamp for e in events)
+            assert all(e.instance_id == instance_id for e in events)
+    # Appending V1 after legacy rows continues the same history.
+    last = store.read("waiter-7-0")[-1].event_id
+    store.append("waiter-7-0", 1, [ev.CustomStatusUpdated(event_id=last + 1, status="v1 now")])
+    assert store.read("waiter-7-0")[-1].has_timestamp
+
+
+def test_export_import_is_lossless(store_factory: StoreFactory) -> None:
+    source = store_factory()
+    source.import_rows(load_rows(V0B_JSONL))
+    source.append("fresh", 1, [started(), scheduled(2)])
+    exported = list(source.export_rows())
+    target = store_factory()
+    target.import_rows(exported)
+    again = list(target.export_rows())
+    assert [{k: v for k, v in r.items()} for r in again] == exported
+    # Importing the same rows again is a no-op; a clashing row is refused whole.
+    assert target.import_rows(exported).skipped_identical == len(exported)
+    clash = dict(exported[0], event_data=exported[1]["event_data"])
+    with pytest.raises((ConflictError, DecodeError)):
+        target.import_rows([*exported[:1], clash])
+    assert target.count() == len(exported)
+
+
+def test_import_refuses_undecodable_rows_naming_the_line(store: HistoryStore) -> None:
+    rows = load_rows(V0A_JSONL)[:5]
+    rows[3] = dict(rows[3], event_data='{"truncated":')
+    with pytest.raises(DecodeError) as caught:
+        store.import_rows(rows)
+    assert "line 4" in str(caught.value)
+    assert rowcount(store) == 0
+
+
+def test_import_refuses_rows_whose_columns_disagree(store: HistoryStore) -> None:
+    (row,) = load_rows(V0A_JSONL)[:1]
+    with pytest.raises(DecodeError, match="disagree"):
+        store.import_rows([dict(row, event_type="ActivityScheduled")])
+
+
+# -- readonly ------------------------------------------------------------------
+
+
+def test_readonly_store_cannot_write(store_factory: StoreFactory, backend_name: str) -> None:
+    if backend_name == "sqlite-memory":
+        pytest.skip("an in-memory database cannot be reopened read-only")
+    writable = store_factory()
+    writable.append("i", 1, [started()])
+    readonly = store_factory(reopen=writable, readonly=True)
+    assert len(readonly.read("i")) == 1
+    with pytest.raises(ReadOnlyError):
+        readonly.append("i", 1, [scheduled(2)])
+    with pytest.raises(ReadOnlyError):
+        readonly.import_rows([])
+    with pytest.raises(ReadOnlyError), readonly.transaction():
+        pass
+    assert writable.count() == 1
+
+
+# -- a model of the contract (hypothesis state machine) --------------------------------
+
+
+class AppendModel(RuleBasedStateMachine):
+    """Random appends, retries and conflicts against a plain-Python model."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.model: dict[tuple[str, int], list[ev.Event]] = {}
+
+    @initialize()
+    def open_store(self) -> None:
+        self.store = eventstore.open(":memory:", clock=fixed_clock)
+
+    def teardown(self) -> None:
+        self.store.close()
+
+    @rule(
+        instance=st.sampled_from(["a", "b"]),
+        execution=st.integers(1, 2),
+        size=st.integers(1, 4),
+        use_expected=st.booleans(),
+    )
+    def append_next(self, instance: str, execution: int, size: int, use_expected: bool) -> None:
+        stored = self.model.setdefault((instance, execution), [])
+        last = stored[-1].event_id if stored else 0
+        batch: list[ev.Event] = []
+        for n in range(last + 1, last + 1 + size):
+            batch.append(started(n) if n == 1 else scheduled(n, data=json.dumps(n)))
+        result = self.store.append(
+            instance, execution, batch, expected_last_event_id=last if use_expected else None
+        )
+        assert result.written
+        stored.extend(result.events)
+
+    @rule(instance=st.sampled_from(["a", "b"]), execution=st.integers(1, 2), wrong=st.integers(1, 3))
+    def stale_expected_id_fails(self, instance: str, execution: int, wrong: int) -> None:
+        stored = self.model.get((instance, execution), [])
+        last = stored[-1].event_id if stored else 0
+        with pytest.raises((ConcurrencyError, EventOrderError)):
+            self.store.append(
+                instance, execution, [scheduled(last + 5)], expected_last_event_id=last + wrong
+            )
+
+    @rule(instance=st.sampled_from(["a", "b"]), execution=st.integers(1, 2), data=st.data())
+    def retry_a_stored_slice(self, instance: str, execution: int, data: st.DataObject) -> None:
+        stored = self.model.get((instance, execution), [])
+        if not stored:
+            return
+        start = data.draw(st.integers(0, len(stored) - 1))
+        end = data.draw(st.integers(start + 1, len(stored)))
+        # The runtime's own (unstamped) events, as it would resend them.
+        resent = [
+            msgspec.structs.replace(e, instance_id="", execution_id=0, timestamp_ms=0, duroxide_version="")
+            for e in stored[start:end]
+        ]  # fmt: skip
+        result = self.store.append(instance, execution, resent)
+        assert not result.written
+        assert result.events == stored[start:end]
+
+    @invariant()
+    def store_matches_model(self) -> None:
+        if not hasattr(self, "store"):
+            return
+        for (instance, execution), events in self.model.items():
+            assert self.store.read(instance, execution) == events
+        assert self.store.count() == sum(len(v) for v in self.model.values())
+
+
+TestAppendModel = AppendModel.TestCase
+TestAppendModel.settings = settings(
+    max_examples=60, stateful_step_count=25, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)  # fmt: skip
