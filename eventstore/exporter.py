@@ -1,0 +1,299 @@
+"""The metrics exporter: tails a store's global feed into `StoreMetrics`.
+
+`FeedExporter.poll` reads the rows added since the last position
+(`read_all_raw(after=position)`), decodes each with the store's codec and
+feeds it to the metrics. After the first catch-up the work per poll is
+proportional to the rows added since the previous one, never to the store's
+size. A row that does not decode is counted, logged with its location, and
+skipped; the exporter keeps going.
+
+`serve` runs the loop behind `eventstore metrics serve`: an HTTP server
+answering `/metrics` (loopback by default), a poll every interval (or sooner
+when the backend offers a wait), and a clean stop on SIGTERM / SIGINT.
+Backend-neutral: a backend may offer `wait_for_append(timeout: float) -> object`
+(e.g. PostgreSQL LISTEN/NOTIFY); without one the loop polls at the interval.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Final
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import generate_latest
+
+from .backend import RawRow
+from .codec import Generation
+from .errors import DecodeError, EventStoreError
+from .events import Event
+from .metrics import StoreMetrics
+from .store import HistoryStore, row_location
+
+__all__ = ["DEFAULT_BIND", "DEFAULT_PORT", "FeedExporter", "MetricsServer", "PollResult", "serve"]
+
+DEFAULT_BIND: Final = "127.0.0.1"
+DEFAULT_PORT: Final = 9464
+DEFAULT_PAGE: Final = 5000
+
+log = logging.getLogger("eventstore.exporter")
+
+Waiter = Callable[[float], object]
+
+
+@dataclass(frozen=True, slots=True)
+class PollResult:
+    rows: int
+    """Rows read (decoded or not)."""
+    undecodable: int
+    position: int
+    """The feed position the next poll resumes after."""
+
+
+class FeedExporter:
+    """Tails `store.read_all_raw` into a `StoreMetrics`, remembering the position.
+
+    `metrics_factory` builds the metrics (on the exporter's registry); it is
+    called again, after the old metrics are unregistered, if the store's
+    positions were renumbered (VACUUM on a duroxide-created SQLite table), and
+    the feed is then re-read from the start: counters restart from zero,
+    which Prometheus reads as a counter reset.
+    """
+
+    def __init__(
+        self,
+        store: HistoryStore,
+        registry: CollectorRegistry | None = None,
+        *,
+        metrics_factory: Callable[[CollectorRegistry], StoreMetrics] | None = None,
+        page: int = DEFAULT_PAGE,
+    ) -> None:
+        if page < 1:
+            raise ValueError("page must be at least 1")
+        self.store = store
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        self._factory = metrics_factory or (lambda r: StoreMetrics(r))
+        self.metrics = self._factory(self.registry)
+        self.page = page
+        self.position = 0
+        self._last_key: tuple[str, int, int] | None = None
+        self.lock = threading.Lock()
+        """Held while a page is applied and while the exposition is rendered, so a
+        scrape never sees half a page."""
+        r = self.registry
+        self._position_gauge = Gauge(
+            "eventstore_exporter_feed_position",
+            "The feed position the exporter has read up to.",
+            registry=r,
+        )
+        self._rows = Counter(
+            "eventstore_exporter_rows_read",
+            "Feed rows read by the exporter (decoded or not).",
+            registry=r,
+        )
+        self._poll_seconds = Histogram(
+            "eventstore_exporter_poll_duration_seconds",
+            "Wall time of one poll of the feed.",
+            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0),
+            registry=r,
+        )
+        self._resets = Counter(
+            "eventstore_exporter_feed_resets",
+            "Times the feed was re-read from the start because positions were renumbered.",
+            registry=r,
+        )
+
+    # -- polling ---------------------------------------------------------------
+
+    def _renumbered(self) -> bool:
+        if self._last_key is None or self.store.stable_positions:
+            return False
+        return self.store.backend.key_at(self.position) != self._last_key
+
+    def _restart(self) -> None:
+        log.warning(
+            "feed position %d no longer holds the event read there (positions renumbered, "
+            "e.g. by VACUUM); re-reading the feed from the start",
+            self.position,
+        )
+        self.metrics.unregister()
+        self.metrics = self._factory(self.registry)
+        self.position = 0
+        self._last_key = None
+        self._resets.inc()
+
+    def poll(self, *, stop: threading.Event | None = None) -> PollResult:
+        """Read and apply every row after the current position (page by page)."""
+        started = time.perf_counter()
+        rows_read = undecodable = 0
+        with self.lock:
+            if self._renumbered():
+                self._restart()
+        while stop is None or not stop.is_set():
+            rows = list(self.store.read_all_raw(self.position, self.page, page=self.page))
+            if not rows:
+                break
+            with self.lock:
+                undecodable += self._apply(rows)
+            rows_read += len(rows)
+            if len(rows) < self.page:
+                break
+        self._poll_seconds.observe(time.perf_counter() - started)
+        return PollResult(rows_read, undecodable, self.position)
+
+    def _apply(self, rows: list[RawRow]) -> int:
+        """Decode and track one page of RawRows; returns how many did not decode."""
+        metrics = self.metrics
+        decode = self.store.codec.decode_detailed
+        counts = dict.fromkeys(Generation, 0)
+        good: list[tuple[str, int, Event]] = []
+        add = good.append
+        bad = 0
+        for row in rows:
+            instance_id = row.instance_id
+            execution_id = row.execution_id
+            try:
+                decoded = decode(row.event_data, instance_id=instance_id, execution_id=execution_id)
+                event = decoded.event
+                if (
+                    event.event_id != row.event_id
+                    or event.event_type != row.event_type
+                    or event.instance_id != instance_id
+                    or event.execution_id != execution_id
+                ):
+                    raise DecodeError(
+                        f"the row's columns disagree with its event (columns: "
+                        f"{row.event_type} {row.event_id}; event: {event.event_type} "
+                        f"{event.event_id})"
+                    )
+            except DecodeError as exc:
+                bad += 1
+                location = row_location(instance_id, execution_id, row.event_id, row.position)
+                metrics.decode_failed(location)
+                log.warning("skipping undecodable row at %s: %s", location, exc.message)
+                continue
+            counts[decoded.generation] += 1
+            add((instance_id, execution_id, event))
+        metrics.track_many(good)
+        for generation, count in counts.items():
+            metrics.decoded(generation, count)
+        last = rows[-1]
+        self.position = last.position
+        self._last_key = (last.instance_id, last.execution_id, last.event_id)
+        self._rows.inc(len(rows))
+        self._position_gauge.set(self.position)
+        return bad
+
+    # -- exposition ------------------------------------------------------------
+
+    def exposition(self) -> bytes:
+        """The text exposition format (what `/metrics` answers)."""
+        with self.lock:
+            return generate_latest(self.registry)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: MetricsServer
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        if path == "/metrics":
+            try:
+                body = self.server.exporter.exposition()
+            except Exception:  # pragma: no cover - a bug, reported to the scraper
+                log.exception("rendering the exposition failed")
+                self.send_error(500)
+                return
+            self._send(200, CONTENT_TYPE_LATEST, body)
+        elif path == "/":
+            self._send(
+                200,
+                "text/plain; charset=utf-8",
+                b"eventstore metrics exporter: see /metrics\n",
+            )
+        else:
+            self._send(404, "text/plain; charset=utf-8", b"not found\n")
+
+    def _send(self, status: int, content_type: str, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        log.debug("%s " + format, self.address_string(), *args)
+
+
+class MetricsServer(ThreadingHTTPServer):
+    """An HTTP server answering `/metrics` from a FeedExporter."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, exporter: FeedExporter, bind: str, port: int) -> None:
+        self.exporter = exporter
+        if ":" in bind:
+            self.address_family = socket.AF_INET6
+        super().__init__((bind, port), _Handler)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        text = host.decode() if isinstance(host, bytes) else str(host)
+        shown = f"[{text}]" if ":" in text else text
+        return f"http://{shown}:{port}/metrics"
+
+
+def backend_waiter(store: HistoryStore) -> Waiter | None:
+    """The backend's wait for new appends, if it has one (`wait_for_append(timeout)`)."""
+    wait = getattr(store.backend, "wait_for_append", None)
+    return wait if callable(wait) else None
+
+
+def serve(
+    exporter: FeedExporter,
+    *,
+    bind: str = DEFAULT_BIND,
+    port: int = DEFAULT_PORT,
+    interval: float = 1.0,
+    stop: threading.Event,
+    on_ready: Callable[[MetricsServer, PollResult, float], None] | None = None,
+    wait: Waiter | None = None,
+) -> None:
+    """Catch up, then serve `/metrics` and poll until `stop` is set.
+
+    The first catch-up runs before the server answers, so no scrape sees a
+    half-read store. Store errors during a poll (a busy or briefly unavailable
+    database) are logged and retried at the next interval.
+    """
+    started = time.perf_counter()
+    first = exporter.poll(stop=stop)
+    if stop.is_set():
+        return
+    server = MetricsServer(exporter, bind, port)
+    thread = threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True)
+    thread.start()
+    try:
+        if on_ready is not None:
+            on_ready(server, first, time.perf_counter() - started)
+        while not stop.is_set():
+            if wait is not None:
+                wait(interval)
+            else:
+                stop.wait(interval)
+            if stop.is_set():
+                break
+            try:
+                exporter.poll(stop=stop)
+            except EventStoreError as exc:
+                log.error("reading the feed failed (will retry): %s", exc)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
