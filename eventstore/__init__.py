@@ -27,7 +27,14 @@ from .errors import (
     ValidationError,
 )
 from .events import Event, UnknownEvent
-from .store import AppendResult, FeedRecord, HistoryStore, InstanceSummary, Transaction, open
+from .store import (
+    AppendResult,
+    FeedRecord,
+    HistoryStore,
+    InstanceSummary,
+    Transaction,
+    open,
+)
 from .upcasting import UpcastContext, UpcasterRegistry
 
 __version__ = "0.1.0"

@@ -213,7 +213,9 @@ def _enc_hook(obj: Any) -> Any:
 # The legacy (V0) generation: typed snapshots and the built-in upcasters
 # --------------------------------------------------------------------------
 
-_FAILURE_TYPES: Final[dict[str, type[EventBase]]] = {
+_FAILURE_TYPES: Final[
+    dict[str, type[ev.ActivityFailed | ev.OrchestrationFailed | ev.SubOrchestrationFailed]]
+] = {
     "ActivityFailed": ev.ActivityFailed,
     "OrchestrationFailed": ev.OrchestrationFailed,
     "SubOrchestrationFailed": ev.SubOrchestrationFailed,
@@ -353,7 +355,9 @@ class _UnknownCommon(Struct):
 
 
 _ENCODER: Final = msgspec.json.Encoder(enc_hook=_enc_hook)
-_V1_DECODER: Final = msgspec.json.Decoder(KnownEvent, dec_hook=_dec_hook)
+_V1_DECODER: Final[msgspec.json.Decoder[KnownEvent]] = msgspec.json.Decoder(
+    KnownEvent, dec_hook=_dec_hook
+)
 _ANY_DECODER: Final = msgspec.json.Decoder()
 
 
@@ -378,8 +382,6 @@ def _envelope(type_name: str) -> msgspec.json.Decoder[Any]:
     )
     return msgspec.json.Decoder(envelope, dec_hook=_dec_hook)
 
-
-_QUOTE: Final[dict[type, bytes | str]] = {bytes: b'"', str: '"'}
 
 _ENVELOPES: Final[dict[str, msgspec.json.Decoder[Any]]] = {
     name: _envelope(name) for name in _V0_TYPES
@@ -429,7 +431,10 @@ class Codec:
                 return self._slow(data, exc, instance_id, execution_id).event
         # Legacy, inlined for the common case (a plan exists and the type is not
         # a failure); everything else takes the full path, which also explains.
-        plan = self._plans.get(data[2 : data.find(_QUOTE[type(data)], 2)])  # type: ignore[index]
+        if isinstance(data, bytes):
+            plan = self._plans.get(data[2 : data.find(b'"', 2)])
+        else:
+            plan = self._plans.get(data[2 : data.find('"', 2)])
         if plan is not None and not plan.is_failure:
             try:
                 return plan.upgrade(  # type: ignore[no-any-return]
@@ -486,7 +491,9 @@ class Codec:
         execution_id: int | None,
         detailed: bool,
     ) -> Decoded | Event:
-        type_key = data[2 : data.find(_QUOTE[type(data)], 2)]  # type: ignore[index]
+        type_key: bytes | str = (
+            data[2 : data.find(b'"', 2)] if isinstance(data, bytes) else data[2 : data.find('"', 2)]
+        )
         plan = self._plans.get(type_key) or self._plan(type_key)
         if plan is None:
             found = self._slow(data, None, instance_id, execution_id)
@@ -611,7 +618,7 @@ class Codec:
             raise DecodeError(str(exc).replace("$[", "event #[")) from None
 
 
-_V1_BATCH_DECODER: Final = msgspec.json.Decoder(list[KnownEvent], dec_hook=_dec_hook)  # type: ignore[arg-type]
+_V1_BATCH_DECODER: Final = msgspec.json.Decoder(list[KnownEvent], dec_hook=_dec_hook)
 
 DEFAULT_CODEC: Final = Codec()
 

@@ -163,7 +163,7 @@ class ErrorDetails:
         return tuple(getattr(self, name) for name in self._fields)
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and self._values() == other._values()  # type: ignore[attr-defined]
+        return type(other) is type(self) and self._values() == other._values()
 
     def __hash__(self) -> int:
         return hash((type(self), self._values()))
@@ -190,7 +190,7 @@ class ApplicationError(ErrorDetails):
 class InfrastructureError(ErrorDetails):
     """A failure of the runtime or its provider."""
 
-    __slots__ = ("operation", "message", "retryable")
+    __slots__ = ("message", "operation", "retryable")
     _fields = ("operation", "message", "retryable")
     variant = "Infrastructure"
     operation: str
@@ -204,7 +204,7 @@ class InfrastructureError(ErrorDetails):
 class ConfigurationError(ErrorDetails):
     """A misconfiguration, such as nondeterministic orchestration code."""
 
-    __slots__ = ("kind", "resource", "message")
+    __slots__ = ("kind", "message", "resource")
     _fields = ("kind", "resource", "message")
     variant = "Configuration"
     kind: ConfigurationKind
@@ -220,7 +220,7 @@ class ConfigurationError(ErrorDetails):
 class PoisonError(ErrorDetails):
     """A message that failed too many times and was set aside."""
 
-    __slots__ = ("attempt_count", "max_attempts", "message_type", "message")
+    __slots__ = ("attempt_count", "max_attempts", "message", "message_type")
     _fields = ("attempt_count", "max_attempts", "message_type", "message")
     variant = "Poison"
     attempt_count: int
@@ -287,11 +287,11 @@ class EventBase(Struct, frozen=True, gc=False, tag_field="type"):
         return self.timestamp_ms > 0
 
 
-class _Known(EventBase, kw_only=True):
+class _Known(EventBase, kw_only=True, frozen=True):
     """Marker base of the event types this version knows (tagged by class name)."""
 
 
-class OrchestrationStarted(_Known, tag=True, kw_only=True):
+class OrchestrationStarted(_Known, tag=True, kw_only=True, frozen=True):
     name: str
     version: str
     input: str
@@ -299,32 +299,32 @@ class OrchestrationStarted(_Known, tag=True, kw_only=True):
     parent_id: U64 | None = None
     parent_execution_id: U64 | UnsetType = UNSET
     carry_forward_events: tuple[tuple[str, str], ...] | UnsetType = UNSET
-    initial_custom_status: str | None | UnsetType = UNSET
+    initial_custom_status: str | UnsetType | None = UNSET
 
 
-class OrchestrationCompleted(_Known, tag=True, kw_only=True):
+class OrchestrationCompleted(_Known, tag=True, kw_only=True, frozen=True):
     output: str
 
 
-class OrchestrationFailed(_Known, tag=True, kw_only=True):
+class OrchestrationFailed(_Known, tag=True, kw_only=True, frozen=True):
     details: ErrorDetails
 
 
-class OrchestrationContinuedAsNew(_Known, tag=True, kw_only=True):
+class OrchestrationContinuedAsNew(_Known, tag=True, kw_only=True, frozen=True):
     input: str
 
 
-class OrchestrationCancelRequested(_Known, tag=True, kw_only=True):
+class OrchestrationCancelRequested(_Known, tag=True, kw_only=True, frozen=True):
     reason: str
 
 
-class OrchestrationChained(_Known, tag=True, kw_only=True):
+class OrchestrationChained(_Known, tag=True, kw_only=True, frozen=True):
     name: str
     instance: str
     input: str
 
 
-class ActivityScheduled(_Known, tag=True, kw_only=True):
+class ActivityScheduled(_Known, tag=True, kw_only=True, frozen=True):
     name: str
     input: str
     session_id: str | UnsetType = UNSET
@@ -335,94 +335,94 @@ class ActivityScheduled(_Known, tag=True, kw_only=True):
         return self.name.startswith(SYSTEM_CALL_PREFIX)
 
 
-class ActivityCompleted(_Known, tag=True, kw_only=True):
+class ActivityCompleted(_Known, tag=True, kw_only=True, frozen=True):
     result: str
 
 
-class ActivityFailed(_Known, tag=True, kw_only=True):
+class ActivityFailed(_Known, tag=True, kw_only=True, frozen=True):
     details: ErrorDetails
 
 
-class ActivityCancelRequested(_Known, tag=True, kw_only=True):
+class ActivityCancelRequested(_Known, tag=True, kw_only=True, frozen=True):
     reason: str
 
 
-class TimerCreated(_Known, tag=True, kw_only=True):
+class TimerCreated(_Known, tag=True, kw_only=True, frozen=True):
     fire_at_ms: U64
 
 
-class TimerFired(_Known, tag=True, kw_only=True):
+class TimerFired(_Known, tag=True, kw_only=True, frozen=True):
     fire_at_ms: U64
 
 
-class ExternalSubscribed(_Known, tag=True, kw_only=True):
+class ExternalSubscribed(_Known, tag=True, kw_only=True, frozen=True):
     name: str
 
 
-class ExternalEvent(_Known, tag=True, kw_only=True):
+class ExternalEvent(_Known, tag=True, kw_only=True, frozen=True):
     name: str
     data: str
 
 
-class ExternalSubscribedCancelled(_Known, tag=True, kw_only=True):
+class ExternalSubscribedCancelled(_Known, tag=True, kw_only=True, frozen=True):
     reason: str
 
 
-class ExternalSubscribedPersistent(_Known, tag=True, kw_only=True):
+class ExternalSubscribedPersistent(_Known, tag=True, kw_only=True, frozen=True):
     """A subscription to a queue (`ctx.dequeue_event`)."""
 
     name: str
 
 
-class ExternalEventPersistent(_Known, tag=True, kw_only=True):
+class ExternalEventPersistent(_Known, tag=True, kw_only=True, frozen=True):
     """A queued message delivered to a persistent subscription."""
 
     name: str
     data: str
 
 
-class ExternalSubscribedPersistentCancelled(_Known, tag=True, kw_only=True):
+class ExternalSubscribedPersistentCancelled(_Known, tag=True, kw_only=True, frozen=True):
     reason: str
 
 
-class SubOrchestrationScheduled(_Known, tag=True, kw_only=True):
+class SubOrchestrationScheduled(_Known, tag=True, kw_only=True, frozen=True):
     name: str
     instance: str
     input: str
 
 
-class SubOrchestrationCompleted(_Known, tag=True, kw_only=True):
+class SubOrchestrationCompleted(_Known, tag=True, kw_only=True, frozen=True):
     result: str
 
 
-class SubOrchestrationFailed(_Known, tag=True, kw_only=True):
+class SubOrchestrationFailed(_Known, tag=True, kw_only=True, frozen=True):
     details: ErrorDetails
 
 
-class SubOrchestrationCancelRequested(_Known, tag=True, kw_only=True):
+class SubOrchestrationCancelRequested(_Known, tag=True, kw_only=True, frozen=True):
     reason: str
 
 
-class CustomStatusUpdated(_Known, tag=True, kw_only=True):
+class CustomStatusUpdated(_Known, tag=True, kw_only=True, frozen=True):
     status: str | None
     """The new custom status; None clears it."""
 
 
-class KeyValueSet(_Known, tag=True, kw_only=True):
+class KeyValueSet(_Known, tag=True, kw_only=True, frozen=True):
     key: str
     value: str
     last_updated_at_ms: U64 = 0
 
 
-class KeyValueCleared(_Known, tag=True, kw_only=True):
+class KeyValueCleared(_Known, tag=True, kw_only=True, frozen=True):
     key: str
 
 
-class KeyValuesCleared(_Known, tag=True, kw_only=True):
+class KeyValuesCleared(_Known, tag=True, kw_only=True, frozen=True):
     pass
 
 
-class SystemCall(_Known, tag=True, kw_only=True):
+class SystemCall(_Known, tag=True, kw_only=True, frozen=True):
     """Legacy (V0) only: one event for a system call and its result.
 
     V1 records the same thing as an ActivityScheduled with a reserved name plus
@@ -435,7 +435,7 @@ class SystemCall(_Known, tag=True, kw_only=True):
     value: str
 
 
-class UnknownEvent(EventBase):
+class UnknownEvent(EventBase, frozen=True):
     """An event of a type this version does not know, kept verbatim.
 
     `raw` is the stored JSON exactly as read; encoding returns it unchanged.
@@ -484,8 +484,7 @@ Event: TypeAlias = KnownEvent | UnknownEvent
 """Any event a store can hold."""
 
 EVENT_TYPES: Final[dict[str, type[EventBase]]] = {
-    cls.event_type: cls
-    for cls in KnownEvent.__args__  # type: ignore[attr-defined]
+    cls.event_type: cls for cls in KnownEvent.__args__
 }
 """Wire type name -> class, for every known type."""
 

@@ -25,7 +25,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from typing import Final
+from typing import Any, Final
 
 from .backend import InsertRow, RawRow, StoredRow
 from .errors import (
@@ -259,7 +259,7 @@ class SQLiteBackend:
 
     # -- reads ---------------------------------------------------------------
 
-    def _all(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    def _all(self, sql: str, args: tuple[object, ...] = ()) -> list[Any]:
         with self._lock:
             try:
                 return self._con.execute(sql, args).fetchall()
@@ -287,7 +287,7 @@ class SQLiteBackend:
 
     def executions(self, instance_id: str) -> list[int]:
         return [
-            int(r[0])  # type: ignore[call-overload]
+            int(r[0])
             for r in self._all(
                 "SELECT DISTINCT execution_id FROM history WHERE instance_id = ?"
                 " ORDER BY execution_id",
@@ -303,7 +303,7 @@ class SQLiteBackend:
 
     def overview(self) -> list[tuple[str, int, int, int]]:
         return [
-            (str(r[0]), int(r[1]), int(r[2]), int(r[3]))  # type: ignore[call-overload]
+            (str(r[0]), int(r[1]), int(r[2]), int(r[3]))
             for r in self._all(
                 "SELECT instance_id, COUNT(DISTINCT execution_id), MAX(execution_id), COUNT(*)"
                 " FROM history GROUP BY instance_id ORDER BY instance_id"
@@ -320,13 +320,13 @@ class SQLiteBackend:
         first = self._all(sql.format("ASC"), (instance_id, execution_id))
         last = self._all(sql.format("DESC"), (instance_id, execution_id))
         return (
-            StoredRow(*first[0]) if first else None,  # type: ignore[arg-type]
-            StoredRow(*last[0]) if last else None,  # type: ignore[arg-type]
+            StoredRow(*first[0]) if first else None,
+            StoredRow(*last[0]) if last else None,
         )
 
     def feed(self, after: int, limit: int) -> list[RawRow]:
         return [
-            RawRow(*r)  # type: ignore[arg-type]
+            RawRow(*r)
             for r in self._all(
                 "SELECT rowid, instance_id, execution_id, event_id, event_type, event_data,"
                 " created_at FROM history WHERE rowid > ? ORDER BY rowid LIMIT ?",
@@ -338,7 +338,7 @@ class SQLiteBackend:
         rows = self._all(
             "SELECT instance_id, execution_id, event_id FROM history WHERE rowid = ?", (position,)
         )
-        return (str(rows[0][0]), int(rows[0][1]), int(rows[0][2])) if rows else None  # type: ignore[call-overload]
+        return (str(rows[0][0]), int(rows[0][1]), int(rows[0][2])) if rows else None
 
     def scan(self, batch: int) -> Iterator[list[RawRow]]:
         # Keyset pagination on duroxide's key: constant memory, and each page is
@@ -354,10 +354,10 @@ class SQLiteBackend:
             )
             if not rows:
                 return
-            page = [RawRow(*r) for r in rows]  # type: ignore[arg-type]
+            page = [RawRow(*r) for r in rows]
             yield page
             tail = page[-1]
             last = (tail.instance_id, tail.execution_id, tail.event_id)
 
     def count(self) -> int:
-        return int(self._all("SELECT COUNT(*) FROM history")[0][0])  # type: ignore[call-overload]
+        return int(self._all("SELECT COUNT(*) FROM history")[0][0])

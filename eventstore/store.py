@@ -632,7 +632,8 @@ def _sqlite_path(target: str) -> str:
             return ":memory:"
         if not rest.startswith("///"):
             raise TargetError(
-                f"SQLite URLs are sqlite:///relative/path or sqlite:////absolute/path, not {target!r}"
+                "SQLite URLs are sqlite:///relative/path or sqlite:////absolute/path,"
+                f" not {target!r}"
             )
         return rest[3:]
     return target

@@ -10,7 +10,6 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-
 from . import events as ev
 from .codec import Generation
 from .errors import DecodeError, Location

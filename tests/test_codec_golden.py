@@ -176,18 +176,67 @@ def test_unknown_legacy_type_is_kept_verbatim() -> None:
 @pytest.mark.parametrize(
     "details",
     [
-        {"Application": {"kind": {"Cancelled": {"reason": "stop"}}, "message": "", "retryable": False}},
+        {
+            "Application": {
+                "kind": {"Cancelled": {"reason": "stop"}},
+                "message": "",
+                "retryable": False,
+            }
+        },
         {"Application": {"kind": "Panicked", "message": "p", "retryable": False}},
         {"Application": {"kind": {"Timeout": {"after_ms": 5}}, "message": "t", "retryable": True}},
         {"Infrastructure": {"operation": "fetch", "message": "m", "retryable": True}},
         {"Configuration": {"kind": "Nondeterminism", "resource": "Order", "message": None}},
         {"Configuration": {"kind": "UnregisteredActivity", "resource": "A", "message": "x"}},
-        {"Configuration": {"kind": {"MissingVersion": {"requested_version": "2"}}, "resource": "O", "message": None}},
+        {
+            "Configuration": {
+                "kind": {"MissingVersion": {"requested_version": "2"}},
+                "resource": "O",
+                "message": None,
+            }
+        },
         {"Configuration": {"kind": {"SomethingNew": [1, 2]}, "resource": "O", "message": None}},
-        {"Poison": {"attempt_count": 5, "max_attempts": 5, "message_type": {"Orchestration": {"instance": "i", "execution_id": 1}}, "message": "m"}},
-        {"Poison": {"attempt_count": 1, "max_attempts": 3, "message_type": {"Activity": {"instance": "i", "execution_id": 1, "activity_name": "A", "activity_id": 7}}, "message": "m"}},
-        {"Poison": {"attempt_count": 1, "max_attempts": 3, "message_type": {"FailedDeserialization": {"instance": "i", "execution_id": 1, "error": "e"}}, "message": "m"}},
-        {"Poison": {"attempt_count": 1, "max_attempts": 3, "message_type": {"Timer": {"id": 1}}, "message": "m"}},
+        {
+            "Poison": {
+                "attempt_count": 5,
+                "max_attempts": 5,
+                "message_type": {"Orchestration": {"instance": "i", "execution_id": 1}},
+                "message": "m",
+            }
+        },
+        {
+            "Poison": {
+                "attempt_count": 1,
+                "max_attempts": 3,
+                "message_type": {
+                    "Activity": {
+                        "instance": "i",
+                        "execution_id": 1,
+                        "activity_name": "A",
+                        "activity_id": 7,
+                    }
+                },
+                "message": "m",
+            }
+        },
+        {
+            "Poison": {
+                "attempt_count": 1,
+                "max_attempts": 3,
+                "message_type": {
+                    "FailedDeserialization": {"instance": "i", "execution_id": 1, "error": "e"}
+                },
+                "message": "m",
+            }
+        },
+        {
+            "Poison": {
+                "attempt_count": 1,
+                "max_attempts": 3,
+                "message_type": {"Timer": {"id": 1}},
+                "message": "m",
+            }
+        },
         {"Quota": {"limit": 10}},
     ],
 )
@@ -227,7 +276,7 @@ def test_every_error_details_variant_round_trips(details: dict[str, Any]) -> Non
         (b'{"ActivityFailed":{"event_id":1,"source_event_id":1}}', "error"),
         (b'{"event_id":1,"type":"ActivityFailed","details":{"A":{},"B":{}}}', "variant"),
         (b'{"event_id":1,"type":"ActivityFailed","details":"boom"}', "variant"),
-        (b'\xff\xfe', "JSON"),
+        (b"\xff\xfe", "JSON"),
         (b'{"event_id":NaN,"type":"ActivityCompleted","result":"x"}', "JSON"),
     ],
 )
@@ -248,8 +297,12 @@ def test_str_and_bytes_decode_alike_including_odd_whitespace() -> None:
     legacy = ' { "TimerFired" : {"event_id": 5, "source_event_id": 4, "fire_at_ms": 7} } '
     from_str = decode(legacy, instance_id="i", execution_id=1)
     from_bytes = decode(legacy.encode(), instance_id="i", execution_id=1)
-    assert from_str == from_bytes == ev.TimerFired(
-        event_id=5, source_event_id=4, instance_id="i", execution_id=1, fire_at_ms=7
+    assert (
+        from_str
+        == from_bytes
+        == ev.TimerFired(
+            event_id=5, source_event_id=4, instance_id="i", execution_id=1, fire_at_ms=7
+        )
     )
 
 

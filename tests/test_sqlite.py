@@ -104,10 +104,14 @@ def test_opens_a_duroxide_database_without_changing_its_tables(duroxide_db: Path
         assert report.ok, report.problems
         store.append("added-by-eventstore", 1, [started()])
     assert schema(duroxide_db) == before
-    row = sqlite3.connect(duroxide_db).execute(
-        "SELECT event_type, event_data, created_at FROM history WHERE instance_id = ?",
-        ("added-by-eventstore",),
-    ).fetchone()
+    row = (
+        sqlite3.connect(duroxide_db)
+        .execute(
+            "SELECT event_type, event_data, created_at FROM history WHERE instance_id = ?",
+            ("added-by-eventstore",),
+        )
+        .fetchone()
+    )
     assert row[0] == "OrchestrationStarted" and row[2] is not None
     assert '"type":"OrchestrationStarted"' in row[1]
 
@@ -216,7 +220,13 @@ def test_two_connections_race_on_one_expected_id_exactly_one_wins(tmp_path: Path
         barrier = threading.Barrier(2)
         outcomes: list[str] = []
 
-        def contend(store: eventstore.HistoryStore, name: str, last: int = round_ + 1) -> None:
+        def contend(
+            store: eventstore.HistoryStore,
+            name: str,
+            barrier: threading.Barrier = barrier,
+            outcomes: list[str] = outcomes,
+            last: int = round_ + 1,
+        ) -> None:
             barrier.wait()
             try:
                 store.append(
@@ -262,9 +272,7 @@ def test_several_processes_appending_lose_nothing(tmp_path: Path) -> None:
     path = str(tmp_path / "multi.db")
     eventstore.open(path).close()
     context = multiprocessing.get_context("spawn")
-    workers = [
-        context.Process(target=_append_many, args=(path, w, 5, 8)) for w in range(4)
-    ]
+    workers = [context.Process(target=_append_many, args=(path, w, 5, 8)) for w in range(4)]
     for p in workers:
         p.start()
     for p in workers:

@@ -35,7 +35,9 @@ def fixed_clock() -> int:
 
 
 def started(event_id: int = 1, **kw: Any) -> ev.OrchestrationStarted:
-    return ev.OrchestrationStarted(event_id=event_id, name="Order", version="1.0.0", input="7", **kw)
+    return ev.OrchestrationStarted(
+        event_id=event_id, name="Order", version="1.0.0", input="7", **kw
+    )
 
 
 def scheduled(event_id: int, name: str = "Greet", data: str = '"x"') -> ev.ActivityScheduled:
@@ -176,10 +178,19 @@ def test_failed_batch_leaves_nothing_visible(store: HistoryStore) -> None:
         ([started(execution_id=9)], IdentityMismatchError),
         ([started(), "not an event"], InvalidEventError),
         ([ev.OrchestrationStarted(event_id=1, name=5, version="1", input="1")], InvalidEventError),  # type: ignore[arg-type]
-        ([ev.OrchestrationStarted(event_id="1", name="o", version="1", input="1")], InvalidEventError),  # type: ignore[arg-type]
-        ([ev.OrchestrationStarted(event_id=1.0, name="o", version="1", input="1")], InvalidEventError),  # type: ignore[arg-type]
+        (
+            [ev.OrchestrationStarted(event_id="1", name="o", version="1", input="1")],
+            InvalidEventError,
+        ),  # type: ignore[arg-type]
+        (
+            [ev.OrchestrationStarted(event_id=1.0, name="o", version="1", input="1")],
+            InvalidEventError,
+        ),  # type: ignore[arg-type]
         ([started(timestamp_ms=-5)], InvalidEventError),
-        ([started(), ev.ActivityFailed(event_id=2, source_event_id=1, details="boom")], InvalidEventError),  # type: ignore[arg-type]
+        (
+            [started(), ev.ActivityFailed(event_id=2, source_event_id=1, details="boom")],
+            InvalidEventError,
+        ),  # type: ignore[arg-type]
     ],
 )
 def test_invalid_batches_raise_validation_errors_and_write_nothing(
@@ -357,7 +368,9 @@ class AppendModel(RuleBasedStateMachine):
         assert result.written
         stored.extend(result.events)
 
-    @rule(instance=st.sampled_from(["a", "b"]), execution=st.integers(1, 2), wrong=st.integers(1, 3))
+    @rule(
+        instance=st.sampled_from(["a", "b"]), execution=st.integers(1, 2), wrong=st.integers(1, 3)
+    )
     def stale_expected_id_fails(self, instance: str, execution: int, wrong: int) -> None:
         stored = self.model.get((instance, execution), [])
         last = stored[-1].event_id if stored else 0
@@ -374,10 +387,13 @@ class AppendModel(RuleBasedStateMachine):
         start = data.draw(st.integers(0, len(stored) - 1))
         end = data.draw(st.integers(start + 1, len(stored)))
         # The runtime's own (unstamped) events, as it would resend them.
-        resent = [
-            msgspec.structs.replace(e, instance_id="", execution_id=0, timestamp_ms=0, duroxide_version="")
-            for e in stored[start:end]
-        ]  # fmt: skip
+        unstamped = {
+            "instance_id": "",
+            "execution_id": 0,
+            "timestamp_ms": 0,
+            "duroxide_version": "",
+        }
+        resent = [msgspec.structs.replace(e, **unstamped) for e in stored[start:end]]
         result = self.store.append(instance, execution, resent)
         assert not result.written
         assert result.events == stored[start:end]

@@ -20,7 +20,8 @@ from rich.table import Table
 from .. import events as ev
 from ..codec import encode
 from ..errors import DecodeError, Location
-from ..store import HistoryStore, open
+from ..store import HistoryStore
+from ..store import open as open_target
 from ..verify import VerifyReport, stats, verify
 from . import main
 
@@ -31,7 +32,7 @@ TARGET = click.argument("target", metavar="TARGET")
 
 
 def open_store(target: str, *, readonly: bool) -> HistoryStore:
-    return open(target, readonly=readonly)
+    return open_target(target, readonly=readonly)
 
 
 @contextlib.contextmanager
