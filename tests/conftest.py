@@ -11,6 +11,7 @@ import pytest
 
 import eventstore
 from eventstore.store import HistoryStore
+from tests.postgres_server import postgres_server, postgres_target_factory  # noqa: F401
 
 FIXTURES = Path(__file__).parent / "fixtures"
 DUROXIDE_DB = FIXTURES / "duroxide-0.1.32" / "runtime.db"
@@ -22,7 +23,7 @@ StoreFactory = Callable[..., HistoryStore]
 
 # Each backend opens fresh, empty stores. PostgreSQL joins this list when its
 # server fixture is available (see tests/postgres_server.py when present).
-BACKENDS = ["sqlite-file", "sqlite-memory"]
+BACKENDS = ["sqlite-file", "sqlite-memory", "postgres"]
 
 
 @pytest.fixture(params=BACKENDS)
