@@ -10,8 +10,9 @@ skipped; the exporter keeps going.
 `serve` runs the loop behind `eventstore metrics serve`: an HTTP server
 answering `/metrics` (loopback by default), a poll every interval (or sooner
 when the backend offers a wait), and a clean stop on SIGTERM / SIGINT.
-Backend-neutral: a backend may offer `wait_for_append(timeout: float) -> object`
-(e.g. PostgreSQL LISTEN/NOTIFY); without one the loop polls at the interval.
+Backend-neutral: a backend may offer `wait_for_events(after: int, timeout: float)
+-> bool` (PostgreSQL's LISTEN/NOTIFY wait), which the loop then uses to wake as
+soon as rows after its position commit; without one it polls at the interval.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ DEFAULT_PAGE: Final = 5000
 
 log = logging.getLogger("eventstore.exporter")
 
-Waiter = Callable[[float], object]
+Waiter = Callable[[int, float], object]
+"""wait(after_position, timeout_seconds): returns when rows after the position may exist."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,8 +253,8 @@ class MetricsServer(ThreadingHTTPServer):
 
 
 def backend_waiter(store: HistoryStore) -> Waiter | None:
-    """The backend's wait for new appends, if it has one (`wait_for_append(timeout)`)."""
-    wait = getattr(store.backend, "wait_for_append", None)
+    """The backend's wait for new rows, if it has one (`wait_for_events(after, timeout)`)."""
+    wait = getattr(store.backend, "wait_for_events", None)
     return wait if callable(wait) else None
 
 
@@ -283,16 +285,24 @@ def serve(
         if on_ready is not None:
             on_ready(server, first, time.perf_counter() - started)
         while not stop.is_set():
-            if wait is not None:
-                wait(interval)
-            else:
+            if wait is None:
                 stop.wait(interval)
+            else:
+                try:
+                    wait(exporter.position, interval)
+                except EventStoreError as exc:
+                    log.error("waiting for new events failed (polling instead): %s", exc)
+                    stop.wait(interval)
             if stop.is_set():
                 break
             try:
-                exporter.poll(stop=stop)
+                result = exporter.poll(stop=stop)
             except EventStoreError as exc:
                 log.error("reading the feed failed (will retry): %s", exc)
+                continue
+            if wait is not None and result.rows == 0:
+                # The wait woke without new rows: never spin on it.
+                stop.wait(interval / 10)
     finally:
         server.shutdown()
         server.server_close()
