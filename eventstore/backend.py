@@ -11,11 +11,16 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, NamedTuple, Protocol
 
-__all__ = ["Backend", "InsertRow", "RawRow", "StoredRow", "Writer"]
+__all__ = ["Backend", "InsertRow", "NewRow", "RawRow", "StoredRow", "Writer"]
+
+NewRow = tuple[str, int, int, str, str]
+"""(instance_id, execution_id, event_id, event_type, event_data) of an appended
+event; created_at comes from the database clock. Plain tuples: this is the
+append hot path."""
 
 
 class InsertRow(NamedTuple):
-    """A row to insert; created_at None means the database clock."""
+    """A whole row to import verbatim; created_at None means the database clock."""
 
     instance_id: str
     execution_id: int
@@ -55,7 +60,7 @@ class Writer(Protocol):
         self, instance_id: str, execution_id: int, first: int, last: int
     ) -> list[StoredRow]: ...
 
-    def insert(self, rows: Sequence[InsertRow]) -> None: ...
+    def insert(self, rows: Sequence[NewRow]) -> None: ...
 
     def insert_or_compare(self, row: InsertRow) -> str | None:
         """Insert a row; if its key exists, return the stored event_data instead."""

@@ -27,7 +27,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any, Final
 
-from .backend import InsertRow, RawRow, StoredRow
+from .backend import InsertRow, NewRow, RawRow, StoredRow
 from .errors import (
     ConflictError,
     EventStoreError,
@@ -61,10 +61,11 @@ _INSERT: Final = (
     "INSERT INTO history (instance_id, execution_id, event_id, event_type, event_data)"
     " VALUES (?, ?, ?, ?, ?)"
 )
-_INSERT_WITH_TIME: Final = (
+_IMPORT: Final = (
     "INSERT INTO history"
     " (instance_id, execution_id, event_id, event_type, event_data, created_at)"
     " VALUES (?, ?, ?, ?, ?, COALESCE(?, CURRENT_TIMESTAMP))"
+    " ON CONFLICT (instance_id, execution_id, event_id) DO NOTHING"
 )
 
 
@@ -107,20 +108,11 @@ class _SQLiteWriter:
             )
         ]
 
-    def insert(self, rows: Sequence[InsertRow]) -> None:
-        if all(r.created_at is None for r in rows):
-            self._con.executemany(_INSERT, [r[:5] for r in rows])
-        else:
-            self._con.executemany(_INSERT_WITH_TIME, rows)
+    def insert(self, rows: Sequence[NewRow]) -> None:
+        self._con.executemany(_INSERT, rows)
 
     def insert_or_compare(self, row: InsertRow) -> str | None:
-        cur = self._con.execute(
-            "INSERT INTO history"
-            " (instance_id, execution_id, event_id, event_type, event_data, created_at)"
-            " VALUES (?, ?, ?, ?, ?, COALESCE(?, CURRENT_TIMESTAMP))"
-            " ON CONFLICT (instance_id, execution_id, event_id) DO NOTHING",
-            row,
-        )
+        cur = self._con.execute(_IMPORT, row)
         if cur.rowcount == 1:
             return None
         found = self._con.execute(

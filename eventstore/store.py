@@ -22,7 +22,7 @@ from typing import Any, Final, Protocol
 import msgspec
 
 from . import events as ev
-from .backend import Backend, InsertRow, RawRow, StoredRow
+from .backend import Backend, InsertRow, NewRow, RawRow, StoredRow
 from .codec import DEFAULT_CODEC, Codec, Generation
 from .errors import (
     ConcurrencyError,
@@ -145,7 +145,7 @@ class _Appender:
         execution_id: int,
         events: Sequence[Event],
         expected_last_event_id: int | None,
-    ) -> tuple[list[Event], list[InsertRow]]:
+    ) -> tuple[list[Event], list[NewRow]]:
         store = self.store
         if not isinstance(instance_id, str) or not instance_id:
             raise InvalidEventError("instance_id must be a non-empty string")
@@ -220,7 +220,7 @@ class _Appender:
         except (DecodeError, TypeError, NotImplementedError, msgspec.EncodeError) as exc:
             raise InvalidEventError(f"invalid event: {exc}", location=where) from None
         rows = [
-            InsertRow(instance_id, execution_id, e.event_id, e.event_type, data.decode())
+            (instance_id, execution_id, e.event_id, e.event_type, data.decode())
             for e, data in zip(filled, encoded, strict=True)
         ]
         return filled, rows
