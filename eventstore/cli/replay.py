@@ -1,0 +1,97 @@
+"""`eventstore replay`: replay every stored execution against orchestration code."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from ..replay import ReplayReport, replay_all
+from ..store import open as open_store
+from . import main
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _load_orchestrations(spec: str) -> Mapping[Any, Any]:
+    """`package.module` (exposing ORCHESTRATIONS) or `package.module:NAME`."""
+    module_name, _, attribute = spec.partition(":")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # an import error of any kind is the user's to fix
+        raise click.ClickException(
+            f"cannot import {module_name!r}: {type(exc).__name__}: {exc}"
+        ) from None
+    found = getattr(module, attribute or "ORCHESTRATIONS", None)
+    if not isinstance(found, Mapping):
+        raise click.ClickException(
+            f"{module_name!r} has no mapping {attribute or 'ORCHESTRATIONS'!r} "
+            "of orchestration name to function"
+        )
+    return found
+
+
+def _is_jsonl(target: str) -> bool:
+    path = Path(target)
+    if not path.is_file():
+        return False
+    with path.open("rb") as handle:
+        return handle.read(len(_SQLITE_MAGIC)) != _SQLITE_MAGIC
+
+
+@main.command()
+@click.argument("target", metavar="TARGET")
+@click.option(
+    "--orchestrations",
+    "-o",
+    "spec",
+    required=True,
+    metavar="MODULE[:NAME]",
+    help="Module exposing a mapping of orchestration name (or (name, version)) to "
+    "function; ORCHESTRATIONS unless :NAME is given.",
+)
+@click.option(
+    "--skip-unregistered",
+    is_flag=True,
+    help="Do not fail on executions of orchestrations the mapping does not name.",
+)
+@click.option("--verbose", "-v", is_flag=True, help="List every execution, not only failures.")
+def replay(target: str, spec: str, skip_unregistered: bool, verbose: bool) -> None:
+    """Replay every execution of TARGET (a store or a JSONL export) against code.
+
+    Exits 1 when any execution does not replay to its stored history.
+    """
+    orchestrations = _load_orchestrations(spec)
+    if _is_jsonl(target):
+        report = replay_all(target, orchestrations, skip_unregistered=skip_unregistered)
+    else:
+        with open_store(target, readonly=True) as store:
+            report = replay_all(store, orchestrations, skip_unregistered=skip_unregistered)
+    _print(report, verbose)
+    if not report.ok:
+        sys.exit(1)
+
+
+def _print(report: ReplayReport, verbose: bool) -> None:
+    out = Console(highlight=False, soft_wrap=True)
+    failures = report.failures
+    for execution in report.executions:
+        if execution in failures or verbose:
+            mark = "ok" if execution.ok else execution.outcome.upper()
+            out.print(
+                f"{escape(mark)}  {escape(execution.instance_id)} "
+                f"execution {execution.execution_id} ({escape(execution.name or '?')}): "
+                f"{escape(execution.message)}"
+            )
+    out.print(escape(report.summary()))
+    if failures:
+        out.print(f"{len(failures)} execution(s) failed to replay")

@@ -1,0 +1,243 @@
+"""Replay every execution of a store or a JSONL file against registered code."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .. import events as ev
+from ..codec import DEFAULT_CODEC, Codec
+from ..errors import DecodeError, EventStoreError, Location, NondeterminismError
+from ..events import Event
+from ..store import HistoryStore
+from ._engine import InvalidHistoryError, Orchestration, ReplayResult, replay
+
+__all__ = [
+    "ExecutionReplay",
+    "Orchestrations",
+    "ReplayReport",
+    "find_orchestration",
+    "iter_executions",
+    "read_jsonl_executions",
+    "replay_all",
+]
+
+Orchestrations = Mapping[Any, Orchestration]
+"""Orchestration name, (name, version) or "name@version" -> generator function."""
+
+Outcome = Literal["ok", "nondeterministic", "unregistered", "invalid"]
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionReplay:
+    """How one execution replayed."""
+
+    instance_id: str
+    execution_id: int
+    name: str | None
+    version: str | None
+    outcome: Outcome
+    message: str = ""
+    result: ReplayResult | None = None
+    error: EventStoreError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "ok"
+
+
+@dataclass(slots=True)
+class ReplayReport:
+    """Per-execution outcomes of `replay_all`."""
+
+    executions: list[ExecutionReplay] = field(default_factory=list)
+    skip_unregistered: bool = False
+
+    @property
+    def failures(self) -> list[ExecutionReplay]:
+        return [
+            e
+            for e in self.executions
+            if not e.ok and not (e.outcome == "unregistered" and self.skip_unregistered)
+        ]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for e in self.executions:
+            counts[e.outcome] = counts.get(e.outcome, 0) + 1
+        return counts
+
+    def summary(self) -> str:
+        counts = ", ".join(f"{n} {k}" for k, n in sorted(self.counts().items()))
+        return f"{len(self.executions)} executions replayed: {counts or 'none'}"
+
+
+def find_orchestration(
+    orchestrations: Orchestrations, name: str, version: str | None
+) -> Orchestration | None:
+    """The function registered for (name, version), "name@version", or name."""
+    if version:
+        for key in ((name, version), f"{name}@{version}"):
+            found = orchestrations.get(key)
+            if found is not None:
+                return found
+    return orchestrations.get(name)
+
+
+def read_jsonl_executions(
+    path: str | os.PathLike[str], *, codec: Codec | None = None
+) -> dict[tuple[str, int], list[Event]]:
+    """Executions of a JSONL file, by (instance, execution), each in event-id order.
+
+    Each line is either a whole row as `eventstore export` writes it (with
+    `event_data`) or one event's stored JSON (a fixture line).
+    """
+    codec = codec or DEFAULT_CODEC
+    executions: dict[tuple[str, int], list[Event]] = {}
+    with Path(path).open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            text = line.strip()
+            if not text:
+                continue
+            try:
+                row = json.loads(text)
+            except ValueError as exc:
+                raise DecodeError(f"not JSON: {exc}", location=Location(line=number)) from None
+            try:
+                if isinstance(row, dict) and "event_data" in row:
+                    data = row["event_data"]
+                    event = codec.decode(
+                        data if isinstance(data, str) else json.dumps(data),
+                        instance_id=row.get("instance_id"),
+                        execution_id=row.get("execution_id"),
+                    )
+                else:
+                    event = codec.decode(text)
+            except DecodeError as exc:
+                raise DecodeError(exc.message, location=Location(line=number)) from None
+            key = (event.instance_id, event.execution_id)
+            executions.setdefault(key, []).append(event)
+    for events in executions.values():
+        events.sort(key=lambda e: e.event_id)
+    return executions
+
+
+def iter_executions(
+    source: HistoryStore | str | os.PathLike[str],
+) -> Iterator[tuple[str, int, list[Event] | EventStoreError]]:
+    """(instance, execution, events or the error reading them) for every execution."""
+    if isinstance(source, HistoryStore):
+        for instance_id in source.instances():
+            for execution_id in source.executions(instance_id):
+                try:
+                    events: list[Event] | EventStoreError = source.read(instance_id, execution_id)
+                except EventStoreError as exc:
+                    events = exc
+                yield instance_id, execution_id, events
+        return
+    for (instance_id, execution_id), found in sorted(read_jsonl_executions(source).items()):
+        yield instance_id, execution_id, found
+
+
+def _kv_after(events: list[Event], kv: dict[str, str]) -> dict[str, str]:
+    kv = dict(kv)
+    for event in events:
+        if isinstance(event, ev.KeyValueSet):
+            kv[event.key] = event.value
+        elif isinstance(event, ev.KeyValueCleared):
+            kv.pop(event.key, None)
+        elif isinstance(event, ev.KeyValuesCleared):
+            kv.clear()
+    return kv
+
+
+def replay_all(
+    source: HistoryStore | str | os.PathLike[str],
+    orchestrations: Orchestrations,
+    *,
+    skip_unregistered: bool = False,
+) -> ReplayReport:
+    """Replay every execution of `source` (a store, or a JSONL file's path).
+
+    Each execution is replayed with the function registered for its
+    orchestration name (and version); executions of unregistered names are
+    reported as `unregistered` (not failures when `skip_unregistered`). The
+    key-value store of an execution starts from what earlier executions of the
+    instance left.
+    """
+    report = ReplayReport(skip_unregistered=skip_unregistered)
+    kv_by_instance: dict[str, dict[str, str]] = {}
+    for instance_id, execution_id, events in iter_executions(source):
+        if isinstance(events, EventStoreError):
+            report.executions.append(
+                ExecutionReplay(
+                    instance_id, execution_id, None, None, "invalid", str(events), error=events
+                )
+            )
+            continue
+        kv = kv_by_instance.get(instance_id, {})
+        kv_by_instance[instance_id] = _kv_after(events, kv)
+        started = events[0] if events else None
+        if not isinstance(started, ev.OrchestrationStarted):
+            first = started.event_type if started else "nothing"
+            report.executions.append(
+                ExecutionReplay(
+                    instance_id,
+                    execution_id,
+                    None,
+                    None,
+                    "invalid",
+                    f"starts with {first}, not OrchestrationStarted",
+                )
+            )
+            continue
+        name, version = started.name, started.version
+        function = find_orchestration(orchestrations, name, version)
+        if function is None:
+            report.executions.append(
+                ExecutionReplay(
+                    instance_id,
+                    execution_id,
+                    name,
+                    version,
+                    "unregistered",
+                    f"no orchestration registered for {name!r} (version {version})",
+                )
+            )
+            continue
+        try:
+            result = replay(events, function, kv=kv)
+        except NondeterminismError as exc:
+            report.executions.append(
+                ExecutionReplay(
+                    instance_id,
+                    execution_id,
+                    name,
+                    version,
+                    "nondeterministic",
+                    exc.message,
+                    error=exc,
+                )
+            )
+            continue
+        except InvalidHistoryError as exc:
+            report.executions.append(
+                ExecutionReplay(
+                    instance_id, execution_id, name, version, "invalid", exc.message, error=exc
+                )
+            )
+            continue
+        report.executions.append(
+            ExecutionReplay(
+                instance_id, execution_id, name, version, "ok", result.status, result=result
+            )
+        )
+    return report

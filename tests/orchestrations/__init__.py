@@ -1,0 +1,1 @@
+"""Orchestrations of our own that behave like the ones that produced the fixtures."""
