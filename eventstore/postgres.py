@@ -50,7 +50,7 @@ except ImportError as exc:  # pragma: no cover - depends on the install
         "the PostgreSQL backend needs the postgres extra: pip install 'eventstore[postgres]'"
     ) from exc
 
-from .backend import InsertRow, RawRow, StoredRow
+from .backend import InsertRow, NewRow, RawRow, StoredRow
 from .errors import (
     ConflictError,
     EventStoreError,
@@ -97,7 +97,7 @@ _CREATED_AT: Final = (
 
 def _translate(exc: psycopg.Error, what: str) -> EventStoreError:
     """The one place psycopg's exceptions become eventstore's (passwords masked)."""
-    text = _mask(str(exc).strip() or type(exc).__name__)
+    text = _mask(" ".join(str(exc).split()) or type(exc).__name__)
     if isinstance(exc, pg_errors.ReadOnlySqlTransaction):
         return ReadOnlyError(f"{what}: the store is read-only ({text})")
     if isinstance(
@@ -108,7 +108,10 @@ def _translate(exc: psycopg.Error, what: str) -> EventStoreError:
         | pg_errors.QueryCanceled,
     ):
         return StoreBusyError(f"{what}: the database stayed locked ({text})")
-    if isinstance(exc, pg_errors.InvalidCatalogName | pg_errors.UndefinedTable):
+    if isinstance(exc, pg_errors.InvalidCatalogName | pg_errors.UndefinedTable) or (
+        isinstance(exc, psycopg.OperationalError)
+        and re.search(r'database ".*" does not exist', text)
+    ):
         return StoreNotFoundError(f"{what}: {text}")
     if isinstance(exc, psycopg.IntegrityError):
         return ConflictError(f"{what}: {text}")
@@ -307,11 +310,8 @@ class _PostgresWriter:
         self._cur.execute(self._q.rows_between, (instance_id, execution_id, first, last))
         return [StoredRow(*r) for r in self._cur.fetchall()]
 
-    def insert(self, rows: Sequence[InsertRow]) -> None:
-        if all(r.created_at is None for r in rows):
-            self._cur.executemany(self._q.insert, [r[:5] for r in rows])
-        else:
-            self._cur.executemany(self._q.insert_with_time, rows)
+    def insert(self, rows: Sequence[NewRow]) -> None:
+        self._cur.executemany(self._q.insert, rows)
         self.inserted += len(rows)
 
     def insert_or_compare(self, row: InsertRow) -> str | None:

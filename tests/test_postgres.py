@@ -1,0 +1,483 @@
+"""PostgreSQL-specific behaviour (the conformance suite covers the shared contract)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+import eventstore
+from eventstore import events as ev
+from eventstore.errors import (
+    ConcurrencyError,
+    EventStoreError,
+    ReadOnlyError,
+    StoreError,
+    StoreNotFoundError,
+    TargetError,
+)
+from eventstore.postgres import PostgresBackend
+from eventstore.store import HistoryStore
+from tests.postgres_server import PASSWORD, PostgresServer
+
+pytestmark = pytest.mark.postgres
+
+TargetFactory = Callable[[], str]
+
+
+def started(event_id: int = 1) -> ev.OrchestrationStarted:
+    return ev.OrchestrationStarted(event_id=event_id, name="Order", version="1.0.0", input="7")
+
+
+def scheduled(event_id: int, data: str = '"x"') -> ev.ActivityScheduled:
+    return ev.ActivityScheduled(event_id=event_id, name="Greet", input=data)
+
+
+def backend_of(store: HistoryStore) -> PostgresBackend:
+    backend = store.backend
+    assert isinstance(backend, PostgresBackend)
+    return backend
+
+
+def wait_until(condition: Callable[[], bool], what: str, cap: float = 60.0) -> None:
+    """Wait for a condition (a safety cap against hangs, not a timing assertion)."""
+    deadline = time.monotonic() + cap
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up waiting for {what}")
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def url(postgres_target_factory: TargetFactory) -> str:
+    return postgres_target_factory()
+
+
+@pytest.fixture
+def opened() -> Iterator[Callable[..., HistoryStore]]:
+    stores: list[HistoryStore] = []
+
+    def open_store(target: str, **options: Any) -> HistoryStore:
+        store = eventstore.open(target, **options)
+        stores.append(store)
+        return store
+
+    yield open_store
+    for store in stores:
+        store.close()
+
+
+# -- the global feed under interleaved transactions -----------------------------------
+
+
+def waiting_on_advisory_lock(url: str, pid: int) -> bool:
+    with psycopg.connect(url, autocommit=True) as con:
+        row = con.execute(
+            "SELECT count(*) FROM pg_locks WHERE pid = %s AND locktype = 'advisory'"
+            " AND NOT granted",
+            (pid,),
+        ).fetchone()
+        return row is not None and row[0] == 1
+
+
+def test_feed_never_shows_a_later_commit_before_an_earlier_position(
+    url: str, opened: Callable[..., HistoryStore]
+) -> None:
+    """T1 draws the next position and stays open; T2 must not get past it.
+
+    T2 cannot draw a position (let alone commit one) while T1 is open: it
+    waits on the write lock. Meanwhile the feed shows neither; after T1
+    commits it shows T1's event, then T2's, in position order.
+    """
+    t1_store, t2_store, reader = opened(url), opened(url), opened(url)
+    first = t1_store.append("before", 1, [started()])
+    assert first.written
+    (seen,) = list(reader.read_all())
+    t2_pid: list[int] = []
+    t2_done = threading.Event()
+    t2_errors: list[BaseException] = []
+
+    def t2() -> None:
+        try:
+            with t2_store.transaction() as tx:
+                t2_pid.append(tx.connection.info.backend_pid)
+                tx.append("t2", 1, [started()])
+        except BaseException as exc:  # reported by the main thread
+            t2_errors.append(exc)
+        finally:
+            t2_done.set()
+
+    with t1_store.transaction() as tx:
+        tx.append("t1", 1, [started()])
+        t1_position = tx.connection.execute(
+            "SELECT eventstore_position FROM history WHERE instance_id = 't1'"
+        ).fetchone()
+        assert t1_position is not None and t1_position[0] > seen.position
+        thread = threading.Thread(target=t2)
+        thread.start()
+        wait_until(lambda: bool(t2_pid), "T2 to begin")
+        wait_until(lambda: waiting_on_advisory_lock(url, t2_pid[0]), "T2 to wait on the lock")
+        assert not t2_done.is_set()
+        # Neither T1's uncommitted event nor anything of T2 is in the feed.
+        assert [r.instance_id for r in reader.read_all(after=seen)] == []
+        assert backend_of(reader).wait_for_events(seen.position, 0.05) is False
+    thread.join(60)
+    assert not thread.is_alive() and not t2_errors
+    after = list(reader.read_all(after=seen))
+    assert [r.instance_id for r in after] == ["t1", "t2"]
+    assert after[0].position == t1_position[0] < after[1].position
+
+
+def test_positions_of_rolled_back_appends_leave_no_trace(
+    url: str, opened: Callable[..., HistoryStore]
+) -> None:
+    store = opened(url)
+    store.append("a", 1, [started()])
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        tx.append("gone", 1, [started()])
+        raise RuntimeError("runtime failed")
+    store.append("b", 1, [started()])
+    feed = list(store.read_all())
+    assert [r.instance_id for r in feed] == ["a", "b"]
+    # Resuming from any position gives the suffix.
+    assert [r.instance_id for r in store.read_all(after=feed[0])] == ["b"]
+
+
+# -- LISTEN/NOTIFY ---------------------------------------------------------------------
+
+
+def test_wait_for_events_wakes_on_commit(url: str, opened: Callable[..., HistoryStore]) -> None:
+    writer, watcher = opened(url), opened(url)
+    backend = backend_of(watcher)
+    assert backend.wait_for_events(0, 0.0) is False
+    writer.append("a", 1, [started()])
+    (record,) = list(watcher.read_all())
+    # Already there: True at once, whatever the timeout.
+    assert backend.wait_for_events(0, 0.0) is True
+    assert backend.wait_for_events(record.position, 0.05) is False
+
+    results: list[bool] = []
+    waiting = threading.Thread(
+        target=lambda: results.append(backend.wait_for_events(record.position, 60))
+    )
+    waiting.start()
+    with writer.transaction() as tx:
+        tx.append("a", 1, [scheduled(2)])
+        assert not results  # uncommitted: nobody woken with True
+    waiting.join(60)
+    assert results == [True]
+    assert [r.event.event_id for r in watcher.read_all(after=record)] == [2]
+
+
+def test_wait_for_events_is_not_woken_by_a_rollback(
+    url: str, opened: Callable[..., HistoryStore]
+) -> None:
+    writer, watcher = opened(url), opened(url)
+    with pytest.raises(RuntimeError), writer.transaction() as tx:
+        tx.append("a", 1, [started()])
+        raise RuntimeError("rolled back")
+    assert backend_of(watcher).wait_for_events(0, 0.1) is False
+
+
+# -- readonly -------------------------------------------------------------------------
+
+
+def test_readonly_store_is_refused_by_the_server_too(
+    url: str, opened: Callable[..., HistoryStore]
+) -> None:
+    opened(url).append("a", 1, [started()])
+    readonly = opened(url, readonly=True)
+    assert readonly.readonly and [e.event_id for e in readonly.read("a")] == [1]
+    with pytest.raises(ReadOnlyError):
+        readonly.append("a", 1, [scheduled(2)])
+    with pytest.raises(ReadOnlyError), readonly.transaction():
+        pass
+    # Even SQL that bypasses the store is refused: every session is read-only.
+    with (
+        backend_of(readonly)._connection() as con,
+        pytest.raises(psycopg.errors.ReadOnlySqlTransaction),
+    ):
+        con.execute("DELETE FROM history")
+    assert readonly.count() == 1
+
+
+def test_readonly_open_of_an_empty_database_creates_nothing(
+    url: str, opened: Callable[..., HistoryStore]
+) -> None:
+    with pytest.raises(StoreNotFoundError, match="no history table"):
+        opened(url, readonly=True)
+    with psycopg.connect(url) as con:
+        assert con.execute("SELECT to_regclass('public.history')").fetchone() == (None,)
+
+
+def test_missing_database_is_store_not_found(postgres_server: PostgresServer) -> None:
+    with pytest.raises(StoreNotFoundError, match="does not exist"):
+        eventstore.open(postgres_server.url("no_such_db"))
+
+
+# -- passwords ------------------------------------------------------------------------
+
+
+def test_passwords_never_appear_in_descriptions_or_errors(
+    url: str, opened: Callable[..., HistoryStore], postgres_server: PostgresServer
+) -> None:
+    assert PASSWORD in url
+    store = opened(url)
+    assert PASSWORD not in store.backend.description
+    assert PASSWORD not in repr(store)
+    assert "127.0.0.1" in store.backend.description
+    wrong = "hunter2-wrong-secret"
+    bad_targets = [
+        postgres_server.url(password=wrong),
+        f"postgresql://someone:{wrong}@127.0.0.1:1/x",
+        f"postgresql://someone:{wrong}@127.0.0.1:{postgres_server.port}/x?sslmode=bogus",
+    ]
+    for target in bad_targets:
+        with pytest.raises(EventStoreError) as caught:
+            eventstore.open(target)
+        assert wrong not in str(caught.value)
+        assert caught.value.__cause__ is None or wrong not in str(caught.value.__cause__)
+        assert caught.value.__suppress_context__
+
+
+# -- schemas --------------------------------------------------------------------------
+
+
+def test_schema_option_isolates_stores(url: str, opened: Callable[..., HistoryStore]) -> None:
+    a = opened(url, schema="tenant_a")
+    b = opened(url + "?schema=tenant_b")
+    a.append("only-a", 1, [started()])
+    b.append("only-b", 1, [started()])
+    assert a.instances() == ["only-a"] and b.instances() == ["only-b"]
+    assert "tenant_b" in b.backend.description
+    default = opened(url)
+    assert default.instances() == []
+    with pytest.raises(TargetError, match="twice"):
+        eventstore.open(url + "?schema=x", schema="y")
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        'public"; DROP TABLE history; --',
+        "a b",
+        "",
+        "1starts_with_digit",
+        "with-dash",
+        "x" * 64,
+        "sch\u00e9ma",
+        "public.history",
+    ],
+)
+def test_hostile_schema_names_are_rejected(url: str, schema: str) -> None:
+    with pytest.raises(TargetError, match="schema must be a plain identifier"):
+        eventstore.open(url, schema=schema)
+    with psycopg.connect(url) as con:
+        count = con.execute(
+            "SELECT count(*) FROM pg_namespace WHERE nspname NOT LIKE 'pg_%'"
+            " AND nspname NOT IN ('information_schema', 'public')"
+        ).fetchone()
+        assert count == (0,)
+
+
+# -- transaction() ---------------------------------------------------------------------
+
+
+def test_transaction_exposes_the_psycopg_connection(
+    url: str, opened: Callable[..., HistoryStore]
+) -> None:
+    store = opened(url)
+    with store.transaction() as tx:
+        assert isinstance(tx.connection, psycopg.Connection)
+        tx.connection.execute("CREATE TABLE runtime_state (k TEXT PRIMARY KEY, v TEXT)")
+        tx.connection.execute("INSERT INTO runtime_state VALUES ('a', 'started')")
+        tx.append("a", 1, [started()])
+        # Reads through the store inside the transaction see its writes.
+        assert [e.event_id for e in store.read("a")] == [1]
+    with psycopg.connect(url) as con:
+        assert con.execute("SELECT v FROM runtime_state").fetchall() == [("started",)]
+    assert store.count() == 1
+    with pytest.raises(StoreError, match="nested"), store.transaction(), store.transaction():
+        pass
+
+
+def test_runtime_sql_errors_pass_through_and_roll_back_everything(
+    url: str, opened: Callable[..., HistoryStore]
+) -> None:
+    store = opened(url)
+    with pytest.raises(psycopg.errors.UndefinedTable), store.transaction() as tx:
+        tx.append("a", 1, [started()])
+        tx.connection.execute("INSERT INTO no_such_table VALUES (1)")
+    assert store.count() == 0
+
+
+# -- tables, positions, created_at ------------------------------------------------------
+
+
+def test_table_has_duroxides_columns_and_stable_positions(
+    url: str, opened: Callable[..., HistoryStore]
+) -> None:
+    store = opened(url)
+    assert store.stable_positions
+    with psycopg.connect(url) as con:
+        columns = con.execute(
+            "SELECT column_name, data_type FROM information_schema.columns"
+            " WHERE table_name = 'history' ORDER BY ordinal_position"
+        ).fetchall()
+        key = con.execute(
+            "SELECT a.attname FROM pg_index i JOIN pg_attribute a"
+            " ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)"
+            " WHERE i.indrelid = 'history'::regclass AND i.indisprimary ORDER BY a.attnum"
+        ).fetchall()
+    assert columns == [
+        ("instance_id", "text"),
+        ("execution_id", "bigint"),
+        ("event_id", "bigint"),
+        ("event_type", "text"),
+        ("event_data", "text"),
+        ("created_at", "timestamp with time zone"),
+        ("eventstore_position", "bigint"),
+    ]
+    assert [k[0] for k in key] == ["instance_id", "execution_id", "event_id"]
+
+
+def test_a_table_duroxide_created_is_read_and_written(
+    url: str, opened: Callable[..., HistoryStore]
+) -> None:
+    writer = opened(url)  # a reference row, to copy its encoding
+    writer.append("ref", 1, [started()])
+    (row,) = list(writer.export_rows())
+    with psycopg.connect(url) as con:
+        con.execute("CREATE SCHEMA duroxide")
+        con.execute(
+            "CREATE TABLE duroxide.history (instance_id TEXT NOT NULL,"
+            " execution_id BIGINT NOT NULL, event_id BIGINT NOT NULL, event_type TEXT NOT NULL,"
+            " event_data TEXT NOT NULL, created_at TIMESTAMPTZ DEFAULT now(),"
+            " PRIMARY KEY (instance_id, execution_id, event_id))"
+        )
+        con.execute(
+            "INSERT INTO duroxide.history (instance_id, execution_id, event_id, event_type,"
+            " event_data) VALUES (%s, %s, %s, %s, %s)",
+            (row["instance_id"], 1, 1, row["event_type"], row["event_data"]),
+        )
+    readonly = opened(url, schema="duroxide", readonly=True)
+    assert not readonly.stable_positions
+    assert [e.event_id for e in readonly.read("ref")] == [1]
+    store = opened(url, schema="duroxide")
+    store.append("ref", 1, [scheduled(2)])
+    feed = list(store.read_all())
+    assert [(r.instance_id, r.event.event_id) for r in feed] == [("ref", 1), ("ref", 2)]
+    with psycopg.connect(url) as con:
+        columns = con.execute(
+            "SELECT column_name FROM information_schema.columns"
+            " WHERE table_schema = 'duroxide' AND table_name = 'history'"
+        ).fetchall()
+    assert "eventstore_position" not in {c[0] for c in columns}  # never altered
+
+
+def test_created_at_round_trips_in_sqlites_format(
+    url: str, opened: Callable[..., HistoryStore]
+) -> None:
+    source = opened(url)
+    source.append("a", 1, [started()])
+    (row,) = list(source.export_rows())
+    rows = [
+        dict(row, created_at="2026-11-21 04:27:45"),
+        dict(row, instance_id="b", created_at="2020-02-29 23:59:59.250000"),
+    ]
+    rows[1]["event_data"] = rows[1]["event_data"].replace('"a"', '"b"')
+    target = opened(url, schema="copy")
+    target.import_rows(rows)
+    assert [r["created_at"] for r in target.export_rows()] == [
+        "2026-11-21 04:27:45",
+        "2020-02-29 23:59:59.250000",
+    ]
+
+
+# -- many writers in many processes ------------------------------------------------------
+
+INSTANCES = ["shared-0", "shared-1", "shared-2", "shared-3"]
+PROCESSES = 6
+ROUNDS = 25
+
+
+def _stress_writer(url: str, worker: int, rounds: int) -> None:
+    rng = random.Random(worker)
+    with eventstore.open(url, pool_max_size=2) as store:
+        for n in range(rounds):
+            for instance in rng.sample(INSTANCES, len(INSTANCES)):
+                payload = f'"w{worker}-{n}"'
+                while True:
+                    last = store.read(instance)[-1].event_id
+                    try:
+                        store.append(
+                            instance, 1, [scheduled(last + 1, payload)], expected_last_event_id=last
+                        )
+                        break
+                    except ConcurrencyError:
+                        continue
+
+
+def _feed_tail(url: str, total: int, out: Any) -> None:
+    """Follow the feed while the writers run; report (position, instance, id)."""
+    seen: list[tuple[int, str, int]] = []
+    with eventstore.open(url, readonly=True) as store:
+        backend = store.backend
+        assert isinstance(backend, PostgresBackend)
+        after = 0
+        deadline = time.monotonic() + 300
+        while len(seen) < total and time.monotonic() < deadline:
+            backend.wait_for_events(after, 5)
+            for record in store.read_all(after=after):
+                seen.append((record.position, record.instance_id, record.event.event_id))
+                after = record.position
+    out.put(seen)
+
+
+@pytest.mark.slow
+def test_many_processes_append_to_shared_instances(
+    url: str, opened: Callable[..., HistoryStore]
+) -> None:
+    store = opened(url)
+    for instance in INSTANCES:
+        store.append(instance, 1, [started()])
+    initial = len(INSTANCES)
+    total = initial + PROCESSES * ROUNDS * len(INSTANCES)
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    tail = ctx.Process(target=_feed_tail, args=(url, total, queue))
+    tail.start()
+    writers = [ctx.Process(target=_stress_writer, args=(url, w, ROUNDS)) for w in range(PROCESSES)]
+    for p in writers:
+        p.start()
+    for p in writers:
+        p.join(300)
+    assert [p.exitcode for p in writers] == [0] * PROCESSES
+    tailed = queue.get(timeout=300)
+    tail.join(60)
+    assert tail.exitcode == 0
+
+    expected_payloads = {f'"w{w}-{n}"' for w in range(PROCESSES) for n in range(ROUNDS)}
+    for instance in INSTANCES:
+        events = store.read(instance)
+        ids = [e.event_id for e in events]
+        assert ids == list(range(1, 2 + PROCESSES * ROUNDS)), instance
+        payloads = [e.input for e in events[1:] if isinstance(e, ev.ActivityScheduled)]
+        assert len(payloads) == len(expected_payloads) and set(payloads) == expected_payloads
+
+    feed = [(r.position, r.instance_id, r.event.event_id) for r in store.read_all()]
+    assert len(feed) == total == store.count()
+    assert len({(i, e) for _, i, e in feed}) == total  # each event exactly once
+    positions = [p for p, _, _ in feed]
+    assert positions == sorted(positions) and len(set(positions)) == total
+    for instance in INSTANCES:  # commit order agrees with each history's order
+        ids = [e for _, i, e in feed if i == instance]
+        assert ids == sorted(ids)
+    # A reader following the feed during the run saw exactly the same sequence.
+    assert tailed == feed
