@@ -8,17 +8,29 @@ on a session, tagged), timers, external and queued events, sub-orchestrations
 (completing and failing), detached orchestrations, continue-as-new (with
 queued messages carried forward), cancellation, custom status, the KV store
 and the system calls.
+
+The runtime always runs in a child process (`in_runtime_process`), never in
+the test process. duroxide's compiled core carries its own copy of SQLite;
+two SQLite libraries in one process do not see each other's POSIX locks, and
+closing a connection in one drops the other's locks on the same file (SQLite's
+"multiple copies of SQLite in one process" hazard). The tests hit it as
+"disk I/O error" (SQLITE_IOERR_SHORT_READ) when the test process opened the
+same file with Python's sqlite3 while a provider was open. Between processes
+the locks work, which is also how a runtime and eventstore share a database
+in production.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import multiprocessing
 import time
 from collections.abc import Callable, Generator, Iterator
-from dataclasses import dataclass
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duroxide  # type: ignore[import-untyped]
 
@@ -199,7 +211,22 @@ def racer(ctx: Any, value: Any) -> Generator[Any, Any, Any]:
     return [slow["index"], sub["index"], queue["index"]]
 
 
+def resumable(ctx: Any, value: Any) -> Generator[Any, Any, Any]:
+    """Several turns (an activity, a caught failure, a timer), then waits for "Go"."""
+    first = yield ctx.schedule_activity("Work", value)
+    recovered = False
+    try:
+        yield ctx.schedule_activity("Flaky", value)
+    except Exception:
+        recovered = True
+    yield ctx.schedule_timer(1)
+    go = yield ctx.wait_for_event("Go")
+    second = yield ctx.schedule_activity("Work", go)
+    return {"first": first["echo"], "recovered": recovered, "second": second["echo"]}
+
+
 ORCHESTRATIONS: dict[str, Orchestration] = {
+    "Resumable": resumable,
     "Activities": activities,
     "SystemCalls": system_calls,
     "Waiter": waiter,
@@ -215,8 +242,14 @@ ORCHESTRATIONS: dict[str, Orchestration] = {
 
 
 # --------------------------------------------------------------------------
-# The runtime harness
+# The runtime harness (used inside the child process)
 # --------------------------------------------------------------------------
+
+Key = tuple[str, int]
+"""(instance_id, execution_id)"""
+View = tuple[str, int, "int | None", int, Any]
+"""One event as duroxide's Python client shows it: kind, event_id,
+source_event_id, timestamp_ms and the normalized `data` (None when absent)."""
 
 
 def provider_url(path: Path) -> str:
@@ -229,11 +262,42 @@ def open_provider(path: Path) -> Any:
     return duroxide.SqliteProvider.open(provider_url(path))
 
 
-def runtime_options() -> Any:
+def runtime_options(max_attempts: int | None = None) -> Any:
+    """Fast polling; workers that also take the GPU-tagged activity.
+
+    `max_attempts` bounds how often the runtime retries a message it cannot
+    process before it poisons it (duroxide's default is 10, a second apart).
+    """
     return duroxide.RuntimeOptions(
         dispatcher_poll_interval_ms=5,
         log_level="error",
         worker_tag_filter=duroxide.TagFilter.default_and([GPU_TAG]),
+        max_attempts=max_attempts,
+    )
+
+
+def normalized(data: str | None) -> Any:
+    """`Event.data` for comparison: parsed when it is JSON, else the text itself.
+
+    duroxide's client builds `data` by splicing the stored payload strings into
+    a JSON object, so a payload that is not JSON (a system call's empty input,
+    a GUID result) gives text that is not JSON either.
+    """
+    if data is None:
+        return None
+    try:
+        return json.loads(data)
+    except ValueError:
+        return data
+
+
+def view_of(event: Any) -> View:
+    return (
+        event.kind,
+        event.event_id,
+        event.source_event_id,
+        event.timestamp_ms,
+        normalized(event.data),
     )
 
 
@@ -248,30 +312,32 @@ class Harness:
 
     def wait_for_subscription(self, instance_id: str, event_type: str) -> None:
         """Wait until the instance's history records `event_type` (no fixed sleeps)."""
-        deadline = time.monotonic() + WAIT_MS / 1000
-        while time.monotonic() < deadline:
-            executions = self.client.list_executions(instance_id)
-            if executions:
-                history = self.client.read_execution_history(instance_id, max(executions))
-                if any(e.kind == event_type for e in history):
-                    return
-            time.sleep(0.01)
-        raise TimeoutError(f"{instance_id} never recorded {event_type}")
+        wait_until(
+            lambda: any(
+                e.kind == event_type
+                for x in self.client.list_executions(instance_id)
+                for e in self.client.read_execution_history(instance_id, x)
+            ),
+            f"{instance_id} never recorded {event_type}",
+        )
+
+
+def wait_until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(what)
+        time.sleep(0.01)
 
 
 @contextlib.contextmanager
-def running(
-    path: Path,
-    orchestrations: dict[str, Orchestration] | None = None,
-    *,
-    provider: Any = None,
-) -> Iterator[Harness]:
+def running(path: Path, *, max_attempts: int | None = None) -> Iterator[Harness]:
     """A started duroxide runtime on the SQLite file at `path`, shut down after."""
-    provider = provider if provider is not None else open_provider(path)
-    runtime = duroxide.Runtime(provider, runtime_options())
+    provider = open_provider(path)
+    runtime = duroxide.Runtime(provider, runtime_options(max_attempts))
     for name, fn in ACTIVITIES.items():
         runtime.register_activity(name, fn)
-    for name, orchestration in (orchestrations or ORCHESTRATIONS).items():
+    for name, orchestration in ORCHESTRATIONS.items():
         runtime.register_orchestration(name, orchestration)
     runtime.start()
     try:
@@ -280,44 +346,142 @@ def running(
         runtime.shutdown(2000)
 
 
+# --------------------------------------------------------------------------
+# Jobs: what the child process does; arguments and results are plain data
+# --------------------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+def in_runtime_process(job: Callable[..., T], *args: Any) -> T:
+    """Run `job(*args)` in a fresh child process (see the module docstring)."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        return pool.submit(job, *args).result(timeout=120)
+
+
 @dataclass(frozen=True)
 class Outcome:
-    instance_id: str
     status: str
     output: Any
 
 
-def run_corpus(harness: Harness, tag: str) -> dict[str, Outcome]:
-    """Start one instance of every pattern, drive it to its end, return the outcomes."""
-    client = harness.client
-    starts = [
-        (f"activities-{tag}", "Activities", tag),
-        (f"syscalls-{tag}", "SystemCalls", 7),
-        (f"waiter-{tag}", "Waiter", None),
-        (f"mailbox-{tag}", "Mailbox", []),
-        (f"looper-{tag}", "Looper", 0),
-        (f"parent-{tag}", "Parent", tag),
-        (f"failing-{tag}", "Failing", tag),
-        (f"sleeper-{tag}", "Sleeper", None),
-        (f"racer-{tag}", "Racer", tag),
-    ]
-    for instance_id, name, value in starts:
-        client.start_orchestration(instance_id, name, value)
-    harness.wait_for_subscription(f"waiter-{tag}", "ExternalSubscribed")
-    client.raise_event(f"waiter-{tag}", "Approve", {"by": "ops"})
-    harness.wait_for_subscription(f"mailbox-{tag}", "ExternalSubscribed")
-    client.enqueue_event(f"mailbox-{tag}", "inbox", "m1")
-    client.enqueue_event(f"mailbox-{tag}", "inbox", "m2")
-    client.raise_event(f"mailbox-{tag}", "Ready", None)
-    harness.wait_for_subscription(f"sleeper-{tag}", "TimerCreated")
-    client.cancel_instance(f"sleeper-{tag}", "operator cancelled")
-    outcomes: dict[str, Outcome] = {}
-    waited = [i for i, _, _ in starts] + [
-        f"parent-{tag}-failing",
-        f"parent-{tag}-detached",
-        f"racer-{tag}-sleeper",
-    ]
-    for instance_id in waited:
+@dataclass
+class Reading:
+    """What duroxide's client reads from a database."""
+
+    instances: list[str] = field(default_factory=list)
+    """From `list_all_instances` (duroxide's own `instances` table)."""
+    executions: dict[str, list[int]] = field(default_factory=dict)
+    """instance -> `list_executions` (duroxide's own `executions` table)."""
+    views: dict[Key, list[View]] = field(default_factory=dict)
+    """`read_execution_history` of every execution read."""
+    errors: dict[Key, str] = field(default_factory=dict)
+    """Executions whose history the client refused, with its message."""
+
+
+def read_with_client(client: Any, keys: list[Key] | None = None) -> Reading:
+    """Read every execution duroxide lists (or the given ones) with its client."""
+    reading = Reading(instances=sorted(client.list_all_instances()))
+    wanted = set(keys or [])
+    for instance_id in sorted(reading.instances + sorted({k[0] for k in wanted})):
+        if instance_id not in reading.executions:
+            reading.executions[instance_id] = sorted(client.list_executions(instance_id))
+            wanted.update((instance_id, x) for x in reading.executions[instance_id])
+    for key in sorted(wanted):
+        try:
+            reading.views[key] = [view_of(e) for e in client.read_execution_history(*key)]
+        except RuntimeError as exc:
+            reading.errors[key] = str(exc)
+    return reading
+
+
+def job_read(path: str, keys: list[Key] | None = None) -> Reading:
+    """Open the database with duroxide's provider (running its migrations) and read."""
+    return read_with_client(duroxide.Client(open_provider(Path(path))), keys)
+
+
+def job_corpus(path: str, tag: str) -> tuple[dict[str, Outcome], Reading]:
+    """Start one instance of every pattern, drive each to its end; the outcomes
+    and everything the runtime's client then reads."""
+    with running(Path(path)) as harness:
+        client = harness.client
+        starts = [
+            (f"activities-{tag}", "Activities", tag),
+            (f"syscalls-{tag}", "SystemCalls", 7),
+            (f"waiter-{tag}", "Waiter", None),
+            (f"mailbox-{tag}", "Mailbox", []),
+            (f"looper-{tag}", "Looper", 0),
+            (f"parent-{tag}", "Parent", tag),
+            (f"failing-{tag}", "Failing", tag),
+            (f"sleeper-{tag}", "Sleeper", None),
+            (f"racer-{tag}", "Racer", tag),
+        ]
+        for instance_id, name, value in starts:
+            client.start_orchestration(instance_id, name, value)
+        harness.wait_for_subscription(f"waiter-{tag}", "ExternalSubscribed")
+        client.raise_event(f"waiter-{tag}", "Approve", {"by": "ops"})
+        harness.wait_for_subscription(f"mailbox-{tag}", "ExternalSubscribed")
+        client.enqueue_event(f"mailbox-{tag}", "inbox", "m1")
+        client.enqueue_event(f"mailbox-{tag}", "inbox", "m2")
+        client.raise_event(f"mailbox-{tag}", "Ready", None)
+        harness.wait_for_subscription(f"sleeper-{tag}", "TimerCreated")
+        client.cancel_instance(f"sleeper-{tag}", "operator cancelled")
+        waited = [i for i, _, _ in starts] + [
+            f"parent-{tag}-failing",
+            f"parent-{tag}-detached",
+            f"racer-{tag}-sleeper",
+        ]
+        outcomes: dict[str, Outcome] = {}
+        for instance_id in waited:
+            result = harness.wait(instance_id)
+            outcomes[instance_id] = Outcome(result.status, result.output)
+        return outcomes, read_with_client(client)
+
+
+def job_start_waiting(path: str, instance_id: str) -> None:
+    """Start a Resumable orchestration and return once it waits for "Go"."""
+    with running(Path(path)) as harness:
+        harness.client.start_orchestration(instance_id, "Resumable", "r")
+        harness.wait_for_subscription(instance_id, "ExternalSubscribed")
+
+
+@dataclass
+class Resumption:
+    read_error: str | None
+    """What `read_execution_history` said before the event was raised."""
+    status: str
+    output: Any = None
+    poisoned: int = 0
+    """The runtime's count of messages it gave up on."""
+    executions: list[int] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)
+
+
+def job_raise_and_wait(path: str, instance_id: str, max_attempts: int | None = None) -> Resumption:
+    """Raise "Go" and wait: for the orchestration to finish, or (when the runtime
+    cannot load its history) for the runtime to give up on the message."""
+    with running(Path(path), max_attempts=max_attempts) as harness:
+        client = harness.client
+        try:
+            client.read_execution_history(instance_id, 1)
+            read_error = None
+        except RuntimeError as exc:
+            read_error = str(exc)
+        client.raise_event(instance_id, "Go", "go")
+        if read_error is not None:
+            wait_until(
+                lambda: harness.runtime.metrics_snapshot().orch_poison >= 1,
+                "the runtime never gave up on the raised event",
+            )
+            status = client.get_instance_info(instance_id).status
+            return Resumption(read_error, status, poisoned=1)
         result = harness.wait(instance_id)
-        outcomes[instance_id] = Outcome(instance_id, result.status, result.output)
-    return outcomes
+        return Resumption(
+            read_error,
+            result.status,
+            result.output,
+            harness.runtime.metrics_snapshot().orch_poison,
+            sorted(client.list_executions(instance_id)),
+            [e.kind for e in client.read_execution_history(instance_id, 1)],
+        )
