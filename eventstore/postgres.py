@@ -175,16 +175,15 @@ class _Queries:
     def __init__(self, schema: str, positioned: bool) -> None:
         table = sql.Identifier(schema, TABLE)
         self.table = table
-        if positioned:
-            rel: sql.Composable = table
-        else:
-            # A table duroxide created has no position column: number the rows
-            # by creation time and key (positions not stable; see `feed`).
-            rel = sql.SQL(
-                "(SELECT h.*, row_number() OVER"
-                " (ORDER BY h.created_at, h.instance_id, h.execution_id, h.event_id)"
-                " AS eventstore_position FROM {} h) AS history"
-            ).format(table)
+        # A table duroxide created has no position column: its rows are
+        # numbered by creation time and key instead (not stable: a row
+        # inserted later with an earlier created_at shifts the numbers).
+        numbered = sql.SQL(
+            "(SELECT h.*, row_number() OVER"
+            " (ORDER BY h.created_at, h.instance_id, h.execution_id, h.event_id)"
+            " AS eventstore_position FROM {} h)"
+        ).format(table)
+        rel: sql.Composable = table if positioned else numbered + sql.SQL(" AS history")
         created = sql.SQL(_CREATED_AT)
         raw = sql.SQL(
             "SELECT eventstore_position, instance_id, execution_id, event_id, event_type,"
@@ -237,11 +236,17 @@ class _Queries:
                 " WHERE instance_id = %s AND execution_id = %s AND event_id = %s"
             ).format(table)
         )
-        self.update = text(
-            sql.SQL(
+        if positioned:
+            update = sql.SQL(
                 "UPDATE {} SET event_type = %s, event_data = %s WHERE eventstore_position = %s"
             ).format(table)
-        )
+        else:
+            update = sql.SQL(
+                "UPDATE {} AS t SET event_type = %s, event_data = %s FROM {} AS p"
+                " WHERE p.eventstore_position = %s AND (t.instance_id, t.execution_id, t.event_id)"
+                " = (p.instance_id, p.execution_id, p.event_id)"
+            ).format(table, numbered)
+        self.update = text(update)
         self.execution_rows = text(
             stored + sql.SQL(" WHERE instance_id = %s AND execution_id = %s ORDER BY event_id")
         )

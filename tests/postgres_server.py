@@ -55,8 +55,10 @@ class ServerUnavailable(RuntimeError):
 def find_bindir() -> Path | None:
     """The directory holding initdb and pg_ctl (newest Debian version first)."""
     configured = os.environ.get("EVENTSTORE_PG_BINDIR")
-    candidates = [configured] if configured else []
-    candidates += sorted(
+    if configured:
+        ok = (Path(configured) / "initdb").exists() and (Path(configured) / "pg_ctl").exists()
+        return Path(configured) if ok else None
+    candidates = sorted(
         glob.glob("/usr/lib/postgresql/*/bin"),
         key=lambda p: int(Path(p).parent.name) if Path(p).parent.name.isdigit() else 0,
         reverse=True,

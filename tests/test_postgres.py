@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
+import os
 import random
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -224,8 +229,11 @@ def test_missing_database_is_store_not_found(postgres_server: PostgresServer) ->
 # -- passwords ------------------------------------------------------------------------
 
 
-def test_passwords_never_appear_in_descriptions_or_errors(
-    url: str, opened: Callable[..., HistoryStore], postgres_server: PostgresServer
+def test_passwords_never_appear_in_descriptions_errors_or_logs(
+    url: str,
+    opened: Callable[..., HistoryStore],
+    postgres_server: PostgresServer,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     assert PASSWORD in url
     store = opened(url)
@@ -239,8 +247,9 @@ def test_passwords_never_appear_in_descriptions_or_errors(
         f"postgresql://someone:{wrong}@127.0.0.1:{postgres_server.port}/x?sslmode=bogus",
     ]
     for target in bad_targets:
-        with pytest.raises(EventStoreError) as caught:
+        with pytest.raises(EventStoreError) as caught, caplog.at_level(logging.DEBUG):
             eventstore.open(target)
+        assert all(wrong not in r.getMessage() for r in caplog.records)
         assert wrong not in str(caught.value)
         assert caught.value.__cause__ is None or wrong not in str(caught.value.__cause__)
         assert caught.value.__suppress_context__
@@ -379,6 +388,13 @@ def test_a_table_duroxide_created_is_read_and_written(
             " WHERE table_schema = 'duroxide' AND table_name = 'history'"
         ).fetchall()
     assert "eventstore_position" not in {c[0] for c in columns}  # never altered
+    # Rows are addressed by their (synthesized) position for in-place rewrites.
+    writer.append("ref", 1, [scheduled(2, '"rewritten"')])
+    replacement = next(r for r in writer.export_rows() if r["event_id"] == 2)
+    with store.backend.writing() as rewrite:
+        rewrite.update_rows([(feed[1].position, "ActivityScheduled", replacement["event_data"])])
+    (_, second) = store.read("ref")
+    assert isinstance(second, ev.ActivityScheduled) and second.input == '"rewritten"'
 
 
 def test_created_at_round_trips_in_sqlites_format(
@@ -481,3 +497,36 @@ def test_many_processes_append_to_shared_instances(
         assert ids == sorted(ids)
     # A reader following the feed during the run saw exactly the same sequence.
     assert tailed == feed
+
+
+# -- the test server's availability rules ------------------------------------------------
+
+
+def run_one_postgres_test(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run one PostgreSQL test in a child pytest without the server binaries."""
+    root = Path(__file__).resolve().parent.parent
+    environment = {k: v for k, v in os.environ.items() if k != "CI"}
+    environment.update(env, EVENTSTORE_PG_BINDIR=str(tmp_path / "no-binaries-here"))
+    return subprocess.run(
+        [
+            sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rs", "-q",
+            "tests/test_postgres.py::test_table_has_duroxides_columns_and_stable_positions",
+        ],
+        cwd=root, env=environment, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+
+
+def test_without_server_binaries_postgres_tests_skip_saying_how_to_enable(
+    tmp_path: Path,
+) -> None:
+    result = run_one_postgres_test(tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 skipped" in result.stdout
+    assert "sudo bash scripts/system-deps.sh" in result.stdout
+
+
+def test_under_ci_missing_server_binaries_fail_loudly(tmp_path: Path) -> None:
+    result = run_one_postgres_test(tmp_path, CI="true")
+    assert result.returncode != 0
+    assert "skipped" not in result.stdout
+    assert "CI=true: the PostgreSQL tests must run" in result.stdout
