@@ -257,9 +257,14 @@ def provider_url(path: Path) -> str:
     return f"sqlite:{path}?mode=rwc"
 
 
-def open_provider(path: Path) -> Any:
-    """Open (creating, and migrating to duroxide's schema) a SQLite database."""
-    return duroxide.SqliteProvider.open(provider_url(path))
+def open_provider(target: str) -> Any:
+    """Open a duroxide provider, which creates or migrates duroxide's schema.
+
+    `target` is a SQLite file path or a `postgresql://` URL (public schema).
+    """
+    if target.startswith(("postgresql://", "postgres://")):
+        return duroxide.PostgresProvider.connect(target)
+    return duroxide.SqliteProvider.open(provider_url(Path(target)))
 
 
 def runtime_options(max_attempts: int | None = None) -> Any:
@@ -331,9 +336,9 @@ def wait_until(condition: Callable[[], bool], what: str) -> None:
 
 
 @contextlib.contextmanager
-def running(path: Path, *, max_attempts: int | None = None) -> Iterator[Harness]:
-    """A started duroxide runtime on the SQLite file at `path`, shut down after."""
-    provider = open_provider(path)
+def running(target: str, *, max_attempts: int | None = None) -> Iterator[Harness]:
+    """A started duroxide runtime on `target` (see open_provider), shut down after."""
+    provider = open_provider(target)
     runtime = duroxide.Runtime(provider, runtime_options(max_attempts))
     for name, fn in ACTIVITIES.items():
         runtime.register_activity(name, fn)
@@ -396,15 +401,15 @@ def read_with_client(client: Any, keys: list[Key] | None = None) -> Reading:
     return reading
 
 
-def job_read(path: str, keys: list[Key] | None = None) -> Reading:
+def job_read(target: str, keys: list[Key] | None = None) -> Reading:
     """Open the database with duroxide's provider (running its migrations) and read."""
-    return read_with_client(duroxide.Client(open_provider(Path(path))), keys)
+    return read_with_client(duroxide.Client(open_provider(target)), keys)
 
 
-def job_corpus(path: str, tag: str) -> tuple[dict[str, Outcome], Reading]:
+def job_corpus(target: str, tag: str) -> tuple[dict[str, Outcome], Reading]:
     """Start one instance of every pattern, drive each to its end; the outcomes
     and everything the runtime's client then reads."""
-    with running(Path(path)) as harness:
+    with running(target) as harness:
         client = harness.client
         starts = [
             (f"activities-{tag}", "Activities", tag),
@@ -439,9 +444,9 @@ def job_corpus(path: str, tag: str) -> tuple[dict[str, Outcome], Reading]:
         return outcomes, read_with_client(client)
 
 
-def job_start_waiting(path: str, instance_id: str) -> None:
+def job_start_waiting(target: str, instance_id: str) -> None:
     """Start a Resumable orchestration and return once it waits for "Go"."""
-    with running(Path(path)) as harness:
+    with running(target) as harness:
         harness.client.start_orchestration(instance_id, "Resumable", "r")
         harness.wait_for_subscription(instance_id, "ExternalSubscribed")
 
@@ -458,10 +463,12 @@ class Resumption:
     kinds: list[str] = field(default_factory=list)
 
 
-def job_raise_and_wait(path: str, instance_id: str, max_attempts: int | None = None) -> Resumption:
+def job_raise_and_wait(
+    target: str, instance_id: str, max_attempts: int | None = None
+) -> Resumption:
     """Raise "Go" and wait: for the orchestration to finish, or (when the runtime
     cannot load its history) for the runtime to give up on the message."""
-    with running(Path(path), max_attempts=max_attempts) as harness:
+    with running(target, max_attempts=max_attempts) as harness:
         client = harness.client
         try:
             client.read_execution_history(instance_id, 1)
