@@ -22,12 +22,15 @@ See proposals/metrics.md for the design.
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Final
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Final, TypeVar
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.registry import Collector
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.metrics_core import Metric as Metric_
 
 from . import events as ev
 from .codec import Generation
@@ -167,6 +170,119 @@ class LabelLimiter:
         return len(self._seen.get(label, ()))
 
 
+# --------------------------------------------------------------------------
+# Metric families held in plain Python values.
+#
+# prometheus_client's own Counter / Histogram take a lock per update; the
+# exporter applies hundreds of thousands of events per second, all under one
+# lock of its own, so the values live in plain objects and StoreMetrics is
+# the registry's Collector, rendering them on scrape.
+# --------------------------------------------------------------------------
+
+
+class _CounterChild:
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0.0
+
+    def inc(self, amount: float = 1.0) -> None:
+        self.value += amount
+
+
+class _HistogramChild:
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # per bucket, not cumulative; last is +Inf
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        # bisect_left: the first bound >= value, i.e. the `le` bucket it belongs to.
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+
+class _Family:
+    """One metric family: its name, help, label names and labelled children."""
+
+    def __init__(self, name: str, documentation: str, labelnames: Sequence[str] = ()) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labelnames = tuple(labelnames)
+        self.children: dict[tuple[str, ...], Any] = {}
+
+    def _new_child(self) -> Any:
+        raise NotImplementedError
+
+    def labels(self, *values: str) -> Any:
+        child = self.children.get(values)
+        if child is None:
+            if len(values) != len(self.labelnames):
+                raise ValueError(f"{self.name} takes labels {self.labelnames}, not {values}")
+            child = self.children[values] = self._new_child()
+        return child
+
+    def render(self) -> Metric_:
+        raise NotImplementedError
+
+
+class _CounterFamily(_Family):
+    def _new_child(self) -> _CounterChild:
+        return _CounterChild()
+
+    def inc(self, amount: float = 1.0) -> None:
+        """For a family without labels."""
+        self.labels().inc(amount)
+
+    def render(self) -> Metric_:
+        family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        if not self.labelnames and not self.children:
+            family.add_metric((), 0.0)
+        for values, child in self.children.items():
+            family.add_metric(values, child.value)
+        return family
+
+
+class _HistogramFamily(_Family):
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labelnames: Sequence[str] = (),
+        bounds: Sequence[float] = (),
+    ) -> None:
+        super().__init__(name, documentation, labelnames)
+        self.bounds = tuple(float(b) for b in bounds)
+        if list(self.bounds) != sorted(set(self.bounds)):
+            raise ValueError(f"{name}: bucket bounds must increase")
+        self._les = [repr(b) for b in self.bounds] + ["+Inf"]  # as prometheus_client spells them
+
+    def _new_child(self) -> _HistogramChild:
+        return _HistogramChild(self.bounds)
+
+    def observe(self, value: float) -> None:
+        """For a family without labels."""
+        self.labels().observe(value)
+
+    def render(self) -> Metric_:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        children = self.children
+        if not self.labelnames and not children:
+            children = {(): _HistogramChild(self.bounds)}
+        for values, child in children.items():
+            cumulative = 0
+            buckets = []
+            for le, count in zip(self._les, child.counts, strict=True):
+                cumulative += count
+                buckets.append((le, float(cumulative)))
+            family.add_metric(values, buckets, child.sum)
+        return family
+
+
+_F = TypeVar("_F", bound=_Family)
+
 # What an open start remembers: kind, name, tag, timestamp_ms.
 _ACTIVITY: Final = 0
 _SYSCALL: Final = 1
@@ -208,157 +324,127 @@ class StoreMetrics:
         self._lock = threading.RLock()
         self._executions: dict[tuple[str, int], _Execution] = {}
         self._open_starts = 0
-        self._collectors: list[Collector] = []
-        r = self.registry
+        families: list[_Family] = []
 
-        def add(metric: Any) -> Any:
-            self._collectors.append(metric)
-            return metric
+        def add(family: _F) -> _F:
+            families.append(family)
+            return family
 
         # -- duroxide's names and labels ---------------------------------
         self.orchestration_starts = add(
-            Counter(
+            _CounterFamily(
                 "duroxide_orchestration_starts",
                 "Orchestration executions started (from OrchestrationStarted events).",
                 ["orchestration_name", "version", "initiated_by"],
-                registry=r,
             )
         )
         self.orchestration_completions = add(
-            Counter(
+            _CounterFamily(
                 "duroxide_orchestration_completions",
                 "Orchestration executions ended (Completed, Failed, ContinuedAsNew).",
                 ["orchestration_name", "version", "status", "final_turn_count"],
-                registry=r,
             )
         )
         self.orchestration_duration = add(
-            Histogram(
+            _HistogramFamily(
                 "duroxide_orchestration_duration_seconds",
                 "OrchestrationStarted to the execution's terminal event, from stored timestamps.",
                 ["orchestration_name", "version", "status"],
-                buckets=ORCHESTRATION_BUCKETS,
-                registry=r,
+                ORCHESTRATION_BUCKETS,
             )
         )
         self.history_size = add(
-            Histogram(
+            _HistogramFamily(
                 "duroxide_orchestration_history_size",
                 "Events in an execution's history when it ended.",
                 ["orchestration_name"],
-                buckets=HISTORY_SIZE_BUCKETS,
-                registry=r,
+                HISTORY_SIZE_BUCKETS,
             )
         )
         self.activity_executions = add(
-            Counter(
+            _CounterFamily(
                 "duroxide_activity_executions",
                 "Activity executions ended (ActivityCompleted / ActivityFailed).",
                 ["activity_name", "outcome", "retry_attempt", "tag"],
-                registry=r,
             )
         )
         self.activity_duration = add(
-            Histogram(
+            _HistogramFamily(
                 "duroxide_activity_duration_seconds",
                 "ActivityScheduled to its ActivityCompleted / ActivityFailed, "
                 "from stored timestamps.",
                 ["activity_name", "outcome", "tag"],
-                buckets=ACTIVITY_BUCKETS,
-                registry=r,
+                ACTIVITY_BUCKETS,
             )
         )
         self.suborchestration_calls = add(
-            Counter(
+            _CounterFamily(
                 "duroxide_suborchestration_calls",
                 "Sub-orchestration calls ended (SubOrchestrationCompleted / Failed).",
                 ["parent_orchestration", "child_orchestration", "outcome"],
-                registry=r,
             )
         )
         self.suborchestration_duration = add(
-            Histogram(
+            _HistogramFamily(
                 "duroxide_suborchestration_duration_seconds",
                 "SubOrchestrationScheduled to its SubOrchestrationCompleted / Failed, "
                 "from stored timestamps.",
                 ["parent_orchestration", "child_orchestration", "outcome"],
-                buckets=SUBORCHESTRATION_BUCKETS,
-                registry=r,
+                SUBORCHESTRATION_BUCKETS,
             )
         )
         # -- the store's own -------------------------------------------------
         self.events_appended = add(
-            Counter(
+            _CounterFamily(
                 "eventstore_events_appended",
                 "Events appended through this store, by event type.",
                 ["event_type"],
-                registry=r,
             )
         )
         self.append_duration = add(
-            Histogram(
+            _HistogramFamily(
                 "eventstore_append_duration_seconds",
                 "Wall time of one append call (validate, encode, write).",
-                buckets=APPEND_LATENCY_BUCKETS,
-                registry=r,
+                (),
+                APPEND_LATENCY_BUCKETS,
             )
         )
         self.rows_decoded = add(
-            Counter(
+            _CounterFamily(
                 "eventstore_rows_decoded",
                 "Stored rows decoded, by the generation they were stored in.",
                 ["generation"],
-                registry=r,
             )
         )
         self.decode_errors = add(
-            Counter(
+            _CounterFamily(
                 "eventstore_decode_errors",
                 "Stored rows that could not be decoded.",
-                registry=r,
             )
         )
         self.durations_unavailable = add(
-            Counter(
+            _CounterFamily(
                 "eventstore_durations_unavailable",
                 "Durations that could not be computed, by histogram and reason.",
                 ["metric", "reason"],
-                registry=r,
             )
         )
         self.system_calls = add(
-            Counter(
+            _CounterFamily(
                 "eventstore_system_calls",
                 "duroxide system calls (reserved activity names, legacy SystemCall events); "
                 "kept out of the duroxide_activity_* metrics.",
                 ["call", "outcome"],
-                registry=r,
             )
         )
         self.label_overflow = add(
-            Counter(
+            _CounterFamily(
                 "eventstore_label_overflow",
                 "Label values folded into 'other' because the label reached its cap.",
                 ["label"],
-                registry=r,
             )
         )
-        open_executions = add(
-            Gauge(
-                "eventstore_metrics_open_executions",
-                "Executions in flight whose start is held in memory.",
-                registry=r,
-            )
-        )
-        open_executions.set_function(lambda: float(len(self._executions)))
-        open_starts = add(
-            Gauge(
-                "eventstore_metrics_open_starts",
-                "Scheduled activities and sub-orchestrations not yet completed, held in memory.",
-                registry=r,
-            )
-        )
-        open_starts.set_function(lambda: float(self._open_starts))
+        self._families = families
 
         overflow_children: dict[str, Any] = {}
 
@@ -372,14 +458,33 @@ class StoreMetrics:
         self._children: dict[tuple[Any, ...], Any] = {}
         self._unavailable: dict[tuple[str, str], Any] = {}
         self._generation_children = {g: self.rows_decoded.labels(g.value) for g in Generation}
+        self.registry.register(self)
 
     # -- lifecycle -------------------------------------------------------------
 
     def unregister(self) -> None:
-        """Remove every metric of this object from its registry."""
-        for collector in self._collectors:
-            self.registry.unregister(collector)
-        self._collectors.clear()
+        """Remove this object's metrics from its registry."""
+        self.registry.unregister(self)
+
+    # -- Collector ---------------------------------------------------------------
+
+    def collect(self) -> Iterator[Metric_]:
+        """Prometheus families, rendered from a consistent snapshot (under the lock)."""
+        with self._lock:
+            families = [family.render() for family in self._families]
+            open_executions = len(self._executions)
+            open_starts = self._open_starts
+        yield from families
+        yield GaugeMetricFamily(
+            "eventstore_metrics_open_executions",
+            "Executions in flight whose start is held in memory.",
+            value=open_executions,
+        )
+        yield GaugeMetricFamily(
+            "eventstore_metrics_open_starts",
+            "Scheduled activities and sub-orchestrations not yet completed, held in memory.",
+            value=open_starts,
+        )
 
     @property
     def open_executions(self) -> int:
@@ -448,6 +553,12 @@ class StoreMetrics:
         """Feed one event of the given execution (events of an execution in order)."""
         with self._lock:
             self._track(instance_id, execution_id, event)
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[Callable[[str, int, Event], None]]:
+        """Hold the lock for a batch; yields `track(instance_id, execution_id, event)`."""
+        with self._lock:
+            yield self._track
 
     def track_many(self, records: Iterable[tuple[str, int, Event]]) -> None:
         """Feed (instance_id, execution_id, event) triples, in feed order."""
