@@ -139,8 +139,16 @@ class HistoryBuilder:
                 continue
             del self._open[index]
             return event_id
-        what = f"event {source}" if source is not None else f"{kind} {name or ''}".strip()
+        what = f"{kind} {name or ''}".strip() if source is None else f"{kind} event {source}"
         raise ValueError(f"no open {what} to complete")
+
+    @property
+    def open_operations(self) -> list[tuple[int, str, str]]:
+        """(event id, kind, name) of scheduled operations without a completion yet.
+
+        Kinds: activity, timer, external, queue, sub.
+        """
+        return list(self._open)
 
     def advance(self, ms: int) -> Self:
         """Move the builder's clock forward (timestamps of later events)."""
