@@ -841,3 +841,40 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     bad = runner.invoke(main, ["metrics", "serve", str(tmp_path / "nope.db"), "--interval", "soon"])
     assert bad.exit_code == 2
     assert "is not a duration" in bad.output
+
+
+def test_renumbered_positions_restart_the_feed(duroxide_db: Path) -> None:
+    """VACUUM may renumber a duroxide-created table's rowids: detected, re-read, counted."""
+    with eventstore.open(str(duroxide_db), readonly=True) as store:
+        assert not store.stable_positions
+        exporter = FeedExporter(store, CollectorRegistry())
+        exporter.poll()
+        before = value(
+            exporter.registry,
+            "duroxide_orchestration_starts_total",
+            orchestration_name="Failing",
+            version="1.0.0",
+            initiated_by="client",
+        )
+        assert before == 2
+        # Maintenance that renumbers rowids, as VACUUM may: rows rewritten without one
+        # execution, so every later row moves to a lower rowid.
+        con = sqlite3.connect(duroxide_db)
+        with con:
+            con.execute(
+                "CREATE TEMP TABLE kept AS SELECT instance_id, execution_id, event_id,"
+                " event_type, event_data, created_at FROM history"
+                " WHERE instance_id != 'failing-7-0' ORDER BY rowid"
+            )
+            con.execute("DELETE FROM history")
+            con.execute("INSERT INTO history SELECT * FROM kept")
+        con.close()
+        exporter.poll()
+        registry = exporter.registry
+        con = sqlite3.connect(duroxide_db)
+        con.row_factory = sqlite3.Row
+        rows = [dict(r) for r in con.execute("SELECT * FROM history")]
+        con.close()
+        assert_matches(registry, expected_from_rows(rows))
+        assert value(registry, "eventstore_exporter_feed_resets_total") == 1
+        assert value(registry, "eventstore_rows_decoded_total", generation="V1") == len(rows)
