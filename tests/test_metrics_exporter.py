@@ -27,6 +27,8 @@ from typing import Any, TypeVar
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.conftest import StoreFactory
+
 DEADLINE = 90.0
 T0 = 1_795_000_000_000
 LIVE = 40  # executions the writer appends while the exporter runs
@@ -348,3 +350,71 @@ def test_prometheus_scrapes_the_exporter(
             server.kill()
             server.wait()
     assert exporter.stop() == 0
+
+
+def test_serve_loop_on_every_backend(store_factory: StoreFactory) -> None:
+    """The serving loop in process, on each backend (PostgreSQL wakes on LISTEN/NOTIFY)."""
+    from eventstore import events as ev
+    from eventstore.exporter import FeedExporter, MetricsServer, PollResult, backend_waiter, serve
+
+    store = store_factory()
+    store.append(
+        "w-0",
+        1,
+        [ev.OrchestrationStarted(event_id=1, name="W", version="1", input="", timestamp_ms=T0)],
+    )
+    exporter = FeedExporter(store)
+    stop = threading.Event()
+    ready: queue.Queue[str] = queue.Queue()
+
+    def on_ready(server: MetricsServer, first: PollResult, seconds: float) -> None:
+        assert first.rows == 1
+        ready.put(server.url)
+
+    thread = threading.Thread(
+        target=serve,
+        kwargs={
+            "exporter": exporter,
+            "port": 0,
+            "interval": 0.05,
+            "stop": stop,
+            "on_ready": on_ready,
+            "wait": backend_waiter(store),
+        },
+        daemon=True,
+    )
+    thread.start()
+    try:
+        url = ready.get(timeout=DEADLINE)
+        assert url.startswith("http://127.0.0.1:")
+        for i in range(1, 6):
+            store.append(
+                f"w-{i}",
+                1,
+                [
+                    ev.OrchestrationStarted(
+                        event_id=1, name="W", version="1", input="", timestamp_ms=T0
+                    ),
+                    ev.OrchestrationCompleted(event_id=2, output="", timestamp_ms=T0 + 250 * i),
+                ],
+            )
+
+        def scraped() -> str | None:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                text: str = response.read().decode()
+            want = (
+                'duroxide_orchestration_duration_seconds_count{orchestration_name="W",'
+                'status="success",version="1"} 5.0'
+            )
+            return text if want in text else None
+
+        text = wait_for("the served metrics to include the new executions", scraped)
+        assert (
+            'duroxide_orchestration_duration_seconds_sum{orchestration_name="W",'
+            'status="success",version="1"} 3.75'
+        ) in text
+        assert "eventstore_metrics_open_executions 1.0" in text  # w-0 is still running
+    finally:
+        stop.set()
+        thread.join(timeout=DEADLINE)
+    assert not thread.is_alive()
