@@ -502,16 +502,26 @@ def legacy_fixture_rows(name: str) -> list[dict[str, Any]]:
         return [json.loads(line) for line in lines if line.strip()]
 
 
-@pytest.mark.parametrize("fixture", ["v0a-history.jsonl", "v0b-history.jsonl"])
-def test_runtime_reads_legacy_histories_appended_as_v1(tmp_path: Path, fixture: str) -> None:
+@pytest.mark.parametrize(
+    ("fixture", "generations"),
+    [
+        ("v0a-history.jsonl", {"V0", "V0a"}),
+        ("v0b-history.jsonl", {"V0", "V0b"}),
+        ("mixed-history.jsonl", {"V0", "V0a", "V0b", "V1"}),
+    ],
+)
+def test_runtime_reads_legacy_histories_appended_as_v1(
+    tmp_path: Path, fixture: str, generations: set[str]
+) -> None:
     """Legacy rows (tests/fixtures/legacy) decoded by eventstore and appended as
     V1 into a database duroxide created: duroxide reads every execution with
     the events eventstore stored, except those holding a legacy SystemCall."""
     path = tmp_path / "runtime.db"
     read_with_duroxide(path)  # duroxide creates the database
+    rows = legacy_fixture_rows(fixture)
+    assert {str(detect_version(r["event_data"])) for r in rows} == generations
     grouped: dict[Key, list[ev.Event]] = defaultdict(list)
-    for row in legacy_fixture_rows(fixture):
-        assert detect_version(row["event_data"]) != Generation.V1
+    for row in rows:
         key = (row["instance_id"], row["execution_id"])
         grouped[key].append(decode(row["event_data"], instance_id=key[0], execution_id=key[1]))
     stored: dict[Key, list[ev.Event]] = {}
