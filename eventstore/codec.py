@@ -15,7 +15,7 @@ Generations (see proposals/event-schema-evolution.md):
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 import msgspec
@@ -31,6 +31,7 @@ __all__ = [
     "Codec",
     "Decoded",
     "Generation",
+    "RowDecodeError",
     "decode",
     "detect_version",
     "encode",
@@ -40,6 +41,14 @@ __all__ = [
 
 DEFAULT_MAX_EVENT_BYTES: Final = 16 * 1024 * 1024
 """Largest serialized event accepted on read or append (configurable per Codec)."""
+
+
+class RowDecodeError(DecodeError):
+    """A stored row that does not decode, or disagrees with its columns."""
+
+    def __init__(self, index: int, message: str) -> None:
+        self.index = index
+        super().__init__(message)
 
 
 class Generation(enum.StrEnum):
@@ -444,6 +453,49 @@ class Codec:
             except (msgspec.ValidationError, msgspec.DecodeError, ValueError, TypeError):
                 pass
         return self._decode_legacy(data, instance_id, execution_id, False)  # type: ignore[return-value]
+
+    def decode_rows(
+        self,
+        rows: Iterable[tuple[int, str, bytes | str, Any]],
+        instance_id: str,
+        execution_id: int,
+    ) -> list[Event]:
+        """Decode the stored rows (event_id, event_type, data, _) of one execution.
+
+        Equivalent to `decode` per row plus a check that each row's columns
+        agree with its event, done in one call with the V1 dispatch inline: the
+        read path of a store. Raises RowDecodeError naming the row's index.
+        """
+        v1 = _V1_DECODER.decode
+        limit = self.max_event_bytes
+        events: list[Event] = []
+        append = events.append
+        for index, (event_id, event_type, data, _) in enumerate(rows):
+            event: Event | None = None
+            if len(data) <= limit and not data[2:3].isupper():
+                try:
+                    event = v1(data)
+                except (msgspec.ValidationError, msgspec.DecodeError):
+                    event = None
+            if event is None:
+                try:
+                    event = self.decode(data, instance_id=instance_id, execution_id=execution_id)
+                except DecodeError as exc:
+                    raise RowDecodeError(index, exc.message) from None
+            if (
+                event.event_id != event_id
+                or event.event_type != event_type
+                or event.instance_id != instance_id
+                or event.execution_id != execution_id
+            ):
+                raise RowDecodeError(
+                    index,
+                    "the row's columns disagree with its event "
+                    f"(columns: {event_type} {event_id}; event: {event.event_type} "
+                    f"{event.event_id} of {event.instance_id!r} execution {event.execution_id})",
+                )
+            append(event)
+        return events
 
     def decode_detailed(
         self,

@@ -259,16 +259,12 @@ class SQLiteBackend:
                 raise _translate(exc, "read failed") from None
 
     def execution_rows(self, instance_id: str, execution_id: int) -> list[StoredRow]:
-        with self._lock:
-            try:
-                rows = self._con.execute(
-                    "SELECT event_id, event_type, event_data, rowid FROM history"
-                    " WHERE instance_id = ? AND execution_id = ? ORDER BY event_id",
-                    (instance_id, execution_id),
-                ).fetchall()
-            except sqlite3.Error as exc:
-                raise _translate(exc, "read failed") from None
-        return [StoredRow(*r) for r in rows]
+        # Plain tuples in StoredRow's order: the read hot path unpacks them.
+        return self._all(
+            "SELECT event_id, event_type, event_data, rowid FROM history"
+            " WHERE instance_id = ? AND execution_id = ? ORDER BY event_id",
+            (instance_id, execution_id),
+        )
 
     def latest_execution(self, instance_id: str) -> int | None:
         row = self._all(
@@ -317,14 +313,12 @@ class SQLiteBackend:
         )
 
     def feed(self, after: int, limit: int) -> list[RawRow]:
-        return [
-            RawRow(*r)
-            for r in self._all(
-                "SELECT rowid, instance_id, execution_id, event_id, event_type, event_data,"
-                " created_at FROM history WHERE rowid > ? ORDER BY rowid LIMIT ?",
-                (after, limit),
-            )
-        ]
+        # Plain tuples in RawRow's order (HistoryStore wraps them where needed).
+        return self._all(
+            "SELECT rowid, instance_id, execution_id, event_id, event_type, event_data,"
+            " created_at FROM history WHERE rowid > ? ORDER BY rowid LIMIT ?",
+            (after, limit),
+        )
 
     def key_at(self, position: int) -> tuple[str, int, int] | None:
         rows = self._all(

@@ -23,7 +23,7 @@ import msgspec
 
 from . import events as ev
 from .backend import Backend, InsertRow, NewRow, RawRow, StoredRow
-from .codec import DEFAULT_CODEC, Codec, Generation
+from .codec import DEFAULT_CODEC, Codec, Generation, RowDecodeError
 from .errors import (
     ConcurrencyError,
     ConflictError,
@@ -428,31 +428,46 @@ class HistoryStore:
     # -- reading -------------------------------------------------------------
 
     def _decode(self, row: StoredRow, instance_id: str, execution_id: int) -> Event:
+        event_id, event_type, data, position = row
         try:
-            event = self.codec.decode(
-                row.event_data, instance_id=instance_id, execution_id=execution_id
-            )
+            event = self.codec.decode(data, instance_id=instance_id, execution_id=execution_id)
         except DecodeError as exc:
-            location = row_location(instance_id, execution_id, row.event_id, row.position)
-            if self.observer is not None:
-                self.observer.decode_failed(location)
-            raise DecodeError(exc.message, location=location) from None
+            raise self._row_error(exc.message, instance_id, execution_id, event_id, position)
         if (
-            event.event_id != row.event_id
-            or event.event_type != row.event_type
+            event.event_id != event_id
+            or event.event_type != event_type
             or event.instance_id != instance_id
             or event.execution_id != execution_id
         ):
-            location = row_location(instance_id, execution_id, row.event_id, row.position)
-            if self.observer is not None:
-                self.observer.decode_failed(location)
-            raise DecodeError(
-                "the row's columns disagree with its event "
-                f"(columns: {row.event_type} {row.event_id}; event: {event.event_type} "
-                f"{event.event_id} of {event.instance_id!r} execution {event.execution_id})",
-                location=location,
-            )
+            raise self._mismatch(event, instance_id, execution_id, event_id, event_type, position)
         return event
+
+    def _row_error(
+        self, message: str, instance_id: str, execution_id: int, event_id: int, position: int
+    ) -> DecodeError:
+        location = row_location(instance_id, execution_id, event_id, position)
+        if self.observer is not None:
+            self.observer.decode_failed(location)
+        return DecodeError(message, location=location)
+
+    def _mismatch(
+        self,
+        event: Event,
+        instance_id: str,
+        execution_id: int,
+        event_id: int,
+        event_type: str,
+        position: int,
+    ) -> DecodeError:
+        return self._row_error(
+            "the row's columns disagree with its event "
+            f"(columns: {event_type} {event_id}; event: {event.event_type} "
+            f"{event.event_id} of {event.instance_id!r} execution {event.execution_id})",
+            instance_id,
+            execution_id,
+            event_id,
+            position,
+        )
 
     def read(self, instance_id: str, execution_id: int | None = None) -> list[Event]:
         """The events of one execution (the latest by default), in event-id order."""
@@ -461,8 +476,13 @@ class HistoryStore:
             if execution_id is None:
                 return []
         rows = self.backend.execution_rows(instance_id, execution_id)
-        decode = self._decode
-        return [decode(row, instance_id, execution_id) for row in rows]
+        try:
+            return self.codec.decode_rows(rows, instance_id, execution_id)
+        except RowDecodeError as exc:
+            event_id, _, _, position = rows[exc.index]
+            raise self._row_error(
+                exc.message, instance_id, execution_id, event_id, position
+            ) from None
 
     def executions(self, instance_id: str) -> list[int]:
         return self.backend.executions(instance_id)
@@ -473,20 +493,28 @@ class HistoryStore:
     def count(self) -> int:
         return self.backend.count()
 
-    def read_all_raw(
-        self, after: int = 0, limit: int | None = None, *, page: int = 1000
-    ) -> Iterator[RawRow]:
-        """The global feed as stored rows, in commit order (nothing decoded)."""
+    def _feed_pages(
+        self, after: int, limit: int | None, page: int
+    ) -> Iterator[Sequence[tuple[int, str, int, int, str, str | bytes, str | None]]]:
         remaining = limit
         while remaining is None or remaining > 0:
             size = page if remaining is None else min(page, remaining)
             rows = self.backend.feed(after, size)
-            yield from rows
+            if rows:
+                yield rows
             if len(rows) < size:
                 return
-            after = rows[-1].position
+            after = rows[-1][0]
             if remaining is not None:
                 remaining -= len(rows)
+
+    def read_all_raw(
+        self, after: int = 0, limit: int | None = None, *, page: int = 1000
+    ) -> Iterator[RawRow]:
+        """The global feed as stored rows, in commit order (nothing decoded)."""
+        make = RawRow._make
+        for rows in self._feed_pages(after, limit, page):
+            yield from map(make, rows)
 
     def read_all(
         self, after: int | FeedRecord = 0, limit: int | None = None
@@ -508,10 +536,11 @@ class HistoryStore:
                     "re-read the feed from the start",
                 )
             after = after.position
-        for row in self.read_all_raw(after, limit):
-            stored = StoredRow(row.event_id, row.event_type, row.event_data, row.position)
-            event = self._decode(stored, row.instance_id, row.execution_id)
-            yield FeedRecord(row.position, row.instance_id, row.execution_id, event)
+        decode = self._decode
+        for rows in self._feed_pages(after, limit, 1000):
+            for position, instance_id, execution_id, event_id, event_type, data, _ in rows:
+                event = decode((event_id, event_type, data, position), instance_id, execution_id)
+                yield FeedRecord(position, instance_id, execution_id, event)
 
     def scan(self, batch: int = 2000) -> Iterator[list[RawRow]]:
         """Every stored row, by instance, execution and event id, in pages."""
