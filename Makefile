@@ -31,5 +31,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check eventstore tests benchmarks
 	$(BIN)/ruff format --check eventstore tests benchmarks
 
+# The benchmark suite (not tests): writes benchmarks/results/latest.md and .json.
+# BENCH_ARGS=--quick for 10k and 100k events only.
+bench: $(STAMP)
+	$(BIN)/pip install -q -e '.[dev,bench]'
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) demo.db demo.db-wal demo.db-shm .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""eventstore's benchmark suite: `make bench` or `python -m benchmarks.run`."""

@@ -1,0 +1,117 @@
+"""Workloads 2 and 3: read whole executions and decode them; the global feed.
+
+Stores of V1 rows, V0 rows (the same events in the legacy shape) and a mix;
+baseline: raw sqlite3 fetch of the same rows plus a bare msgspec typed decode
+of their V1 form (the limit for what a reader must do).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import msgspec
+
+import eventstore
+from eventstore.events import KnownEvent
+
+from .common import Result, fill_store, fresh_path, interleaved
+
+PER_EXECUTION = 50
+_V0_KEEP = {"event_id", "source_event_id", "name", "version", "input", "parent_instance",
+            "parent_id", "result", "output"}  # fmt: skip
+
+
+def _to_legacy(data: str) -> str:
+    wire = json.loads(data)
+    event_type = wire.pop("type")
+    body = {k: v for k, v in wire.items() if k in _V0_KEEP}
+    if event_type == "ActivityScheduled":
+        body["execution_id"] = wire["execution_id"]
+    return json.dumps({event_type: body}, separators=(",", ":"))
+
+
+def _legacy_copy(source: str, target: str, every: int) -> None:
+    """Copy a store, rewriting every `every`-th row (1: all) to the V0 shape."""
+    eventstore.open(target).close()
+    src = sqlite3.connect(source)
+    dst = sqlite3.connect(target, isolation_level=None)
+    dst.execute("BEGIN")
+    for n, (iid, xid, eid, etype, data) in enumerate(
+        src.execute(
+            "SELECT instance_id, execution_id, event_id, event_type, event_data"
+            " FROM history ORDER BY rowid"
+        )  # fmt: skip
+    ):
+        dst.execute(
+            "INSERT INTO history (instance_id, execution_id, event_id, event_type, event_data)"
+            " VALUES (?,?,?,?,?)",
+            (iid, xid, eid, etype, _to_legacy(data) if n % every == 0 else data),
+        )
+    dst.execute("COMMIT")
+    src.close()
+    dst.close()
+
+
+def run(directory: Path, sizes: list[int], rounds: int) -> list[Result]:
+    results = []
+    typed = msgspec.json.Decoder(KnownEvent)
+    for total in sizes:
+        v1_path = fresh_path(directory, "read-v1.db")
+        executions = fill_store(v1_path, total, PER_EXECUTION)
+        instances = [f"order-{n:07d}" for n in range(executions)]
+        v0_path = fresh_path(directory, "read-v0.db")
+        _legacy_copy(v1_path, v0_path, 1)
+        mixed_path = fresh_path(directory, "read-mixed.db")
+        _legacy_copy(v1_path, mixed_path, 2)
+
+        def raw(path: str = v1_path, instances: list[str] = instances) -> int:
+            con = sqlite3.connect(path)
+            count = 0
+            for instance_id in instances:
+                for (data,) in con.execute(
+                    "SELECT event_data FROM history WHERE instance_id = ? AND execution_id = 1"
+                    " ORDER BY event_id",
+                    (instance_id,),
+                ):
+                    typed.decode(data)
+                    count += 1
+            con.close()
+            return count
+
+        for label, path, target in (("V1", v1_path, 0.9), ("V0", v0_path, None),
+                                    ("mixed", mixed_path, None)):  # fmt: skip
+
+            def ours(path: str = path, instances: list[str] = instances) -> int:
+                count = 0
+                with eventstore.open(path, readonly=True) as store:
+                    for instance_id in instances:
+                        count += len(store.read(instance_id, 1))
+                return count
+
+            mine, limit = interleaved(ours, raw, rounds)
+            results.append(
+                Result(f"read executions + decode, {label} rows", total, mine,
+                       "raw sqlite3 + msgspec typed (V1)", limit, target=target, rounds=rounds)
+            )  # fmt: skip
+
+        def feed(path: str = v1_path) -> int:
+            with eventstore.open(path, readonly=True) as store:
+                return sum(1 for _ in store.read_all())
+
+        def raw_feed(path: str = v1_path) -> int:
+            con = sqlite3.connect(path)
+            count = 0
+            for (data,) in con.execute("SELECT event_data FROM history ORDER BY rowid"):
+                typed.decode(data)
+                count += 1
+            con.close()
+            return count
+
+        mine, limit = interleaved(feed, raw_feed, rounds)
+        results.append(
+            Result("global feed read_all, V1", total, mine, "raw sqlite3 scan + msgspec typed",
+                   limit, rounds=rounds)
+        )  # fmt: skip
+    return results

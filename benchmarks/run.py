@@ -1,0 +1,75 @@
+"""Run the benchmark suite and write benchmarks/results/latest.md and latest.json.
+
+    python -m benchmarks.run [--quick] [--only NAME ...]
+
+--quick uses 10k and 100k events (the full run adds 1M where it makes sense).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import time
+from pathlib import Path
+
+from .common import HERE, Result, as_dict, machine, workdir
+
+WORKLOADS = ["bench_codec", "bench_append", "bench_read", "bench_whole_store"]
+
+
+def table(results: list[Result]) -> str:
+    lines = [
+        "| workload | events | eventstore | baseline | baseline rate | ratio | target |",
+        "|---|---:|---:|---|---:|---:|---:|",
+    ]
+    for r in results:
+        verdict = "met" if r.met else "**missed**"
+        target = "" if r.target is None else f"≥ {r.target:.2f}x {verdict}"
+        lines.append(
+            f"| {r.workload} | {r.size:,} | {r.ours:,.0f} {r.unit} | {r.baseline_name} "
+            f"| {r.baseline:,.0f} | {r.ratio:.2f}x | {target} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", nargs="*", default=None)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    sizes = [10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000]
+    results: list[Result] = []
+    started = time.time()
+    with workdir() as tmp:
+        for name in WORKLOADS:
+            if args.only and name not in args.only:
+                continue
+            module = importlib.import_module(f"benchmarks.{name}")
+            print(f"-- {name}", flush=True)
+            found = module.run(Path(tmp), sizes, args.rounds)
+            for r in found:
+                print(f"   {r.workload} @ {r.size:,}: {r.ours:,.0f} vs {r.baseline_name} "
+                      f"{r.baseline:,.0f} = {r.ratio:.2f}x", flush=True)  # fmt: skip
+            results.extend(found)
+    out = HERE / "results"
+    out.mkdir(exist_ok=True)
+    info = machine()
+    info["seconds"] = round(time.time() - started)
+    info["mode"] = "quick" if args.quick else "full"
+    (out / "latest.json").write_text(
+        json.dumps({"machine": info, "results": [as_dict(r) for r in results]}, indent=2) + "\n",
+        encoding="utf-8",
+    )
+    header = ", ".join(f"{k} {v}" for k, v in info.items())
+    (out / "latest.md").write_text(
+        f"# Benchmark results\n\n{header}\n\nMedians of {args.rounds} rounds, eventstore and "
+        f"its baseline measured alternately in the same run.\n\n{table(results)}\n",
+        encoding="utf-8",
+    )
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()
