@@ -42,7 +42,7 @@ def _legacy_copy(source: str, target: str, every: int) -> None:
         src.execute(
             "SELECT instance_id, execution_id, event_id, event_type, event_data"
             " FROM history ORDER BY rowid"
-        )  # fmt: skip
+        )
     ):
         dst.execute(
             "INSERT INTO history (instance_id, execution_id, event_id, event_type, event_data)"
