@@ -27,7 +27,6 @@ import json
 import multiprocessing
 import time
 from collections.abc import Callable, Generator, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -358,11 +357,22 @@ def running(target: str, *, max_attempts: int | None = None) -> Iterator[Harness
 T = TypeVar("T")
 
 
-def in_runtime_process(job: Callable[..., T], *args: Any) -> T:
-    """Run `job(*args)` in a fresh child process (see the module docstring)."""
+def in_runtime_process(job: Callable[..., T], *args: Any, timeout: float = 120) -> T:
+    """Run `job(*args)` in a fresh child process (see the module docstring).
+
+    The job's exception, if any, is raised here; a job still running after
+    `timeout` seconds is killed and TimeoutError raised.
+    """
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-        return pool.submit(job, *args).result(timeout=120)
+    pool = context.Pool(processes=1)
+    try:
+        result: T = pool.apply_async(job, args).get(timeout)
+    except multiprocessing.TimeoutError:
+        raise TimeoutError(f"{job.__name__} did not finish in {timeout} s") from None
+    finally:
+        pool.terminate()
+        pool.join()
+    return result
 
 
 @dataclass(frozen=True)
