@@ -531,13 +531,15 @@ class PostgresBackend:
         with self._connection() as con:
             try:
                 with con.transaction(), con.cursor() as cur:
-                    cur.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
-                    writer = _PostgresWriter(cur, self._q)
-                    yield writer
-                    if writer.inserted:
-                        # Delivered to listeners when (and only if) the
-                        # outermost transaction commits.
-                        cur.execute("SELECT pg_notify(%s, '')", (self._channel,))
+                    # The notification for `wait_for_events` rides along (one
+                    # round trip): PostgreSQL delivers it when, and only if, the
+                    # outermost transaction commits; a commit that wrote nothing
+                    # (an idempotent retry) wakes waiters for a re-check only.
+                    cur.execute(
+                        "SELECT pg_advisory_xact_lock(%s), pg_notify(%s, '')",
+                        (self._lock_key, self._channel),
+                    )
+                    yield _PostgresWriter(cur, self._q)
             except psycopg.Error as exc:
                 raise _translate(exc, "write failed") from None
 
