@@ -479,3 +479,35 @@ def test_unknown_event_types_are_skipped() -> None:
     unknown = ev.UnknownEvent(event_id=4, type_name="FutureThing", raw=b"{}")
     done = ev.OrchestrationCompleted(event_id=5, output="null")
     assert replay([*events, unknown, done], orch).status == "completed"
+
+
+def test_orchestrations_are_found_by_version_first() -> None:
+    from eventstore.replay import find_orchestration
+
+    def v1(ctx: Any, _value: Any) -> Any:
+        return "v1"
+
+    def v2(ctx: Any, _value: Any) -> Any:
+        return "v2"
+
+    def v3(ctx: Any, _value: Any) -> Any:
+        return "v3"
+
+    mapping: dict[Any, Any] = {"Order": v1, ("Order", "2.0.0"): v2, "Order@3.0.0": v3}
+    assert find_orchestration(mapping, "Order", "2.0.0") is v2
+    assert find_orchestration(mapping, "Order", "3.0.0") is v3
+    assert find_orchestration(mapping, "Order", "1.0.0") is v1
+    assert find_orchestration(mapping, "Other", "1.0.0") is None
+
+
+def test_cancellation_drops_what_was_not_recorded_yet() -> None:
+    def orch(ctx: Any, _value: Any) -> Orch:
+        yield ctx.schedule_timer(1)
+        yield ctx.schedule_activity("Never", None)
+        return None
+
+    b = builder().timer(1).cancelled("stop")
+    result = replay(b.build(), orch)
+    assert result.status == "failed"
+    assert result.pending_actions == ()
+    assert display_message(result.error) == "canceled: stop"  # type: ignore[arg-type]

@@ -978,6 +978,9 @@ class Engine:
                         cancelled.cancelled = True
             case ev.OrchestrationCancelRequested(reason=reason):
                 if self.finished is None:
+                    # Cancellation ends the code where it stands: what it asked
+                    # for and the runtime did not record yet is dropped.
+                    self.queue.clear()
                     self.cancel_reason = reason
                     self.error = ev.ApplicationError(
                         kind=ev.Cancelled(reason=reason), message="", retryable=False

@@ -240,10 +240,14 @@ def histories(
     max_steps: int = 12,
     terminal: Terminal | Literal["any"] | None = "any",
     instance_id: str | None = None,
+    open_operations: bool = True,
 ) -> list[Event]:
     """A whole valid V1 execution, built with HistoryBuilder.
 
     `terminal`: the end to give it ("any" draws one, or none: still running).
+    `open_operations`: whether activities and timers may be left without (or
+    completed long after) their completion; without them every operation
+    completes right after it is scheduled, as sequential code does.
     """
     builder = HistoryBuilder(
         instance_id if instance_id is not None else draw(hostile_strings().filter(bool)),
@@ -281,6 +285,8 @@ def histories(
         "new_guid": lambda: builder.new_guid(draw(st.uuids()).hex),
         "utc_now": lambda: builder.utc_now(),
     }
+    if not open_operations:
+        del steps["open_activity"], steps["open_timer"]
     for step in draw(st.lists(st.sampled_from(sorted(steps)), max_size=max_steps)):
         steps[step]()
     # Complete some of the operations left open, in any order.
