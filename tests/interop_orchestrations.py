@@ -502,3 +502,12 @@ def job_raise_and_wait(
             sorted(client.list_executions(instance_id)),
             [e.kind for e in client.read_execution_history(instance_id, 1)],
         )
+
+
+def job_maintenance(target: str, delete: str, prune: str, keep_last: int) -> tuple[int, int]:
+    """duroxide's own maintenance: delete one instance, prune another's old
+    executions. Returns (events deleted by the delete, events deleted by the prune)."""
+    client = duroxide.Client(open_provider(target))
+    deleted = client.delete_instance(delete, False)
+    pruned = client.prune_executions(prune, duroxide.PruneOptions(keep_last=keep_last))
+    return int(deleted.events_deleted), int(pruned.events_deleted)

@@ -421,6 +421,45 @@ def test_history_table_layout_after_both_opened(corpus: Corpus) -> None:
             assert not store.stable_positions
 
 
+def test_runtime_maintenance_keeps_the_store_consistent(corpus: Corpus, tmp_path: Path) -> None:
+    """duroxide deletes an instance and prunes old executions in a store's file:
+    eventstore still verifies clean, and on eventstore's layout the surviving
+    rows keep their feed positions."""
+    path = tmp_path / "maintained.db"
+    copy_database(corpus.path, path)
+    before = _positions(path)
+    deleted, pruned = in_runtime_process(
+        orch.job_maintenance, str(path), "failing-a", "looper-a", 1
+    )
+    after = _positions(path)
+    gone = {k for k in before if k[0] == "failing-a" or (k[0] == "looper-a" and k[1] < 3)}
+    assert (deleted, pruned) == (
+        sum(1 for k in gone if k[0] == "failing-a"),
+        sum(1 for k in gone if k[0] == "looper-a"),
+    )
+    assert after.keys() == before.keys() - gone
+    assert after == {k: before[k] for k in after}
+    with eventstore.open(str(path), readonly=True) as store:
+        report = verify(store)
+        assert report.ok, [str(p) for p in report.problems]
+        assert "failing-a" not in store.instances()
+        assert store.executions("looper-a") == [3]
+        assert [r.position for r in store.read_all()] == sorted(after.values())
+
+
+def _positions(path: Path) -> dict[tuple[str, int, int], int]:
+    con = sqlite3.connect(path)
+    try:
+        return {
+            (i, x, e): p
+            for p, i, x, e in con.execute(
+                "SELECT rowid, instance_id, execution_id, event_id FROM history"
+            )
+        }
+    finally:
+        con.close()
+
+
 # --------------------------------------------------------------------------
 # Part 2: eventstore writes, the runtime reads
 # --------------------------------------------------------------------------
