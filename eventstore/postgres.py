@@ -23,8 +23,8 @@ Concurrency, the feed and subscriptions, all enforced here:
   while the embedding runtime's transaction decides the final commit.
 * A store opened read-only sets `default_transaction_read_only` on every
   session: the server itself refuses writes.
-* `wait_for_events` waits on LISTEN/NOTIFY: every write transaction that
-  inserted rows sends a notification, which PostgreSQL delivers on commit.
+* `wait_for_events` waits on LISTEN/NOTIFY: every write transaction sends
+  a notification, which PostgreSQL delivers on commit (never on rollback).
 * Passwords never leave `_mask`: `description` and every error message are
   built from a connection string with the password removed.
 """
@@ -640,7 +640,7 @@ class PostgresBackend:
         Returns True as soon as such an event is committed (at once if one
         already is), False when `timeout` passed without one. No polling: a
         dedicated connection LISTENs on the table's channel, and every write
-        transaction that inserted rows NOTIFYs it on commit. The channel is
+        transaction NOTIFYs it, delivered on commit. The channel is
         subscribed before the feed is checked, so no commit can slip between
         the check and the wait. Safe to call from several threads (they take
         turns on the listening connection).
