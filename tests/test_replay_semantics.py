@@ -511,3 +511,14 @@ def test_cancellation_drops_what_was_not_recorded_yet() -> None:
     assert result.status == "failed"
     assert result.pending_actions == ()
     assert display_message(result.error) == "canceled: stop"  # type: ignore[arg-type]
+
+
+def test_an_output_that_is_not_json_fails_the_orchestration() -> None:
+    def orch(ctx: Any, _value: Any) -> Orch:
+        yield ctx.schedule_timer(1)
+        return {1, 2}
+
+    result = replay(builder().timer(1).build(), orch)
+    assert result.status == "failed"
+    assert isinstance(result.exception, TypeError)
+    assert result.output is None

@@ -757,7 +757,12 @@ class Engine:
             self._resume(value, None)
 
     def _complete(self, value: Any) -> None:
-        self.output = json.dumps(value if value is not None else None)
+        try:
+            output = json.dumps(value if value is not None else None)
+        except (TypeError, ValueError) as exc:  # duroxide's driver fails the same way
+            self._fail(exc)
+            return
+        self.output = output
         self._finish("completed")
 
     def _fail(self, exc: BaseException) -> None:
