@@ -352,7 +352,21 @@ class PostgresBackend:
         pool_max_size: int = 10,
         lock_timeout_ms: int = 30_000,
         connect_timeout: float = 10.0,
+        **unknown: object,
     ) -> None:
+        if unknown:
+            raise TargetError(
+                f"unknown option for a PostgreSQL store: {', '.join(sorted(unknown))}"
+                " (known: schema, pool_min_size, pool_max_size, lock_timeout_ms,"
+                " connect_timeout)"
+            )
+        for name, value in (
+            ("pool_min_size", pool_min_size),
+            ("pool_max_size", pool_max_size),
+            ("lock_timeout_ms", lock_timeout_ms),
+        ):
+            if type(value) is not int or value < 1:
+                raise TargetError(f"{name} must be a positive integer, not {value!r}")
         self.readonly = readonly
         conninfo, self.schema, params = _parse_target(target, schema)
         self.description = _describe(params, self.schema)
