@@ -84,20 +84,14 @@ def _server_user() -> str | None:
         return None
     try:
         pwd.getpwnam(SERVER_USER)
+        return SERVER_USER
     except KeyError:
-        subprocess.run(
-            [
-                "useradd",
-                "--system",
-                "--no-create-home",
-                "--shell",
-                "/usr/sbin/nologin",
-                SERVER_USER,
-            ],
-            check=True,
-            capture_output=True,
-        )
-    return SERVER_USER
+        pass
+    useradd = ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin"]
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        subprocess.run([*useradd, SERVER_USER], check=True, capture_output=True)
+        return SERVER_USER
+    return "nobody"  # no useradd: the conventional unprivileged user
 
 
 class PostgresServer:
