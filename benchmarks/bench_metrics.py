@@ -18,6 +18,7 @@ interleaved so that starts are in flight across pages.
 from __future__ import annotations
 
 import argparse
+import os
 import sqlite3
 import statistics
 import sys
@@ -30,7 +31,7 @@ import eventstore
 from eventstore.exporter import FeedExporter
 
 NEW = 1_000
-ROUNDS = 7
+ROUNDS = 15
 INTERLEAVE = 100
 T0 = 1_795_000_000_000
 EVENTS_PER_EXECUTION = 10
@@ -127,14 +128,15 @@ def measure(directory: Path, size: int) -> dict[str, float]:
         catch_up_cpu = time.process_time() - cpu
         assert first.rows == size, (first.rows, size)
         exporter.exposition()
-        scrapes = []
+        scrapes, scrapes_cpu = [], []
         for _ in range(ROUNDS):
             _insert(path, next_execution, NEW)
             next_execution += NEW // EVENTS_PER_EXECUTION
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             result = exporter.poll()
             exporter.exposition()
             scrapes.append(time.perf_counter() - started)
+            scrapes_cpu.append(time.process_time() - cpu)
             assert result.rows == NEW, result
         metrics = exporter.metrics
         expected = next_execution
@@ -151,6 +153,7 @@ def measure(directory: Path, size: int) -> dict[str, float]:
         "catch_up_rate": size / catch_up,
         "catch_up_cpu_rate": size / catch_up_cpu,
         "scrape_ms": statistics.median(scrapes) * 1000,
+        "scrape_cpu_ms": statistics.median(scrapes_cpu) * 1000,
     }
 
 
@@ -165,24 +168,30 @@ def main(argv: list[str] | None = None) -> int:
             print(f"measuring {size:,} stored events ...", file=sys.stderr, flush=True)
             results.append(measure(Path(tmp), size))
     base = results[0]["scrape_ms"]
+    base_cpu = results[0]["scrape_cpu_ms"]
     print(
         f"\nper scrape: poll of {NEW:,} new events + exposition, median of {ROUNDS}"
         f"\n{'stored events':>14} {'catch-up s':>11} {'events/s':>11} {'events/cpu-s':>13} "
-        f"{'scrape ms':>10} {'scrape ratio':>13}"
+        f"{'scrape ms':>10} {'ratio':>6} {'scrape cpu-ms':>14} {'ratio':>6}"
     )
     for r in results:
         print(
             f"{int(r['size']):>14,} {r['catch_up_s']:>11.2f} {r['catch_up_rate']:>11,.0f} "
             f"{r['catch_up_cpu_rate']:>13,.0f} {r['scrape_ms']:>10.2f} "
-            f"{r['scrape_ms'] / base:>13.2f}"
+            f"{r['scrape_ms'] / base:>6.2f} {r['scrape_cpu_ms']:>14.2f} "
+            f"{r['scrape_cpu_ms'] / base_cpu:>6.2f}"
         )
     largest = results[-1]
     target = 200_000
-    verdict = "meets" if largest["catch_up_rate"] >= target else "MISSES"
+    wall = "meets" if largest["catch_up_rate"] >= target else "misses"
+    cpu = "meets" if largest["catch_up_cpu_rate"] >= target else "misses"
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(
-        f"\ncatch-up over {int(largest['size']):,} events: {largest['catch_up_rate']:,.0f} "
-        f"events/s wall, {largest['catch_up_cpu_rate']:,.0f} per CPU second "
-        f"({verdict} the {target:,} events/s target)"
+        f"\ncatch-up over {int(largest['size']):,} events: "
+        f"{largest['catch_up_rate']:,.0f} events/s wall ({wall} the {target:,} target), "
+        f"{largest['catch_up_cpu_rate']:,.0f} per CPU second ({cpu} it)"
+        f"\nload average {load} on {os.cpu_count()} CPUs: on a busy machine, "
+        "wall time includes waiting for a CPU; CPU time is the exporter's own cost"
     )
     return 0
 
