@@ -32,7 +32,7 @@ from eventstore.cli import main
 from eventstore.exporter import FeedExporter
 from eventstore.metrics import OTHER, Metric, Reason, StoreMetrics, activity_outcome
 from eventstore.store import HistoryStore
-from tests.conftest import DUROXIDE_JSONL, V0A_JSONL, V0B_JSONL, StoreFactory
+from tests.conftest import DUROXIDE_JSONL, FIXTURES, V0A_JSONL, V0B_JSONL, StoreFactory
 
 SYSCALL = "__duroxide_syscall:"
 ORCH = "duroxide_orchestration_duration_seconds"
@@ -297,6 +297,23 @@ def test_legacy_histories_add_no_durations(store: HistoryStore, path: Path) -> N
     assert sum(decoded.values()) == len(rows)
     assert dict(decoded).get((("generation", "V1"),), 0) == 0
     assert sum(v for k, v in decoded.items() if k[0][1] in ("V0", generation)) == len(rows)
+
+
+def test_mixed_generation_fixture(store: HistoryStore) -> None:
+    """Histories whose rows span V0, V0a, V0b and V1: only V1-to-V1 pairs are observed."""
+    rows = read_jsonl(FIXTURES / "legacy" / "mixed-history.jsonl")
+    store.import_rows(rows)
+    expected = expected_from_rows(rows)
+    assert expected.unavailable[(ORCH, Reason.MISSING_TIMESTAMP)] > 0
+    assert expected.durations[ORCH] and expected.durations[ACT]
+    registry = export_all(store).registry
+    assert_matches(registry, expected)
+    decoded = {
+        dict(k)["generation"]: v
+        for k, v in series(registry, "eventstore_rows_decoded_total").items()
+    }
+    assert sum(decoded.values()) == len(rows)
+    assert decoded["V1"] > 0 and decoded["V0"] > 0
 
 
 def _v1(event: ev.Event, instance_id: str, execution_id: int = 1) -> dict[str, Any]:
@@ -811,7 +828,7 @@ def require_binary(name: str) -> str:
     return found
 
 
-def test_exposition_passes_promtool(duroxide_db: Path, tmp_path: Path) -> None:
+def test_exposition_passes_promtool(tmp_path: Path) -> None:
     promtool = require_binary("promtool")
     store = eventstore.open(str(tmp_path / "all.db"))
     store.import_rows(read_jsonl(V0A_JSONL))
