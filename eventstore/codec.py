@@ -350,6 +350,11 @@ class Decoded(Struct, frozen=True, gc=False):
     event: Event
     generation: Generation
     migrated_from: tuple[str, ...] = ()
+    """Provenance: the versions the event was upcast from, oldest first, each
+    the source of one registered step (`UpcasterRegistry.path`). A V0a failure
+    gives ("V0a", "V0b") (V0a -> V0b -> V1); any other legacy event ("V0b",),
+    since without a failure field V0a and V0b read the same; () when the data
+    was already V1 (or is an UnknownEvent, which is kept, not upcast)."""
 
 
 class _UnknownCommon(Struct):
@@ -362,6 +367,16 @@ class _UnknownCommon(Struct):
     timestamp_ms: ev.U64 = 0
     duroxide_version: str = ""
 
+
+# What the msgspec decoders may raise on hostile input: besides their own
+# errors, invalid UTF-8 and nesting deeper than the interpreter's recursion
+# limit. All of it becomes DecodeError.
+_DECODE_ERRORS: Final = (
+    msgspec.ValidationError,
+    msgspec.DecodeError,
+    RecursionError,
+    UnicodeDecodeError,
+)
 
 _ENCODER: Final = msgspec.json.Encoder(enc_hook=_enc_hook)
 _V1_DECODER: Final[msgspec.json.Decoder[KnownEvent]] = msgspec.json.Decoder(
@@ -436,7 +451,7 @@ class Codec:
         if not data[2:3].isupper():
             try:
                 return _V1_DECODER.decode(data)
-            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            except _DECODE_ERRORS as exc:
                 return self._slow(data, exc, instance_id, execution_id).event
         # Legacy, inlined for the common case (a plan exists and the type is not
         # a failure); everything else takes the full path, which also explains.
@@ -450,7 +465,7 @@ class Codec:
                     getattr(plan.decoder.decode(data), plan.type_name),
                     UpcastContext(plan.type_name, instance_id, execution_id),
                 )
-            except (msgspec.ValidationError, msgspec.DecodeError, ValueError, TypeError):
+            except (*_DECODE_ERRORS, ValueError, TypeError):
                 pass
         return self._decode_legacy(data, instance_id, execution_id, False)  # type: ignore[return-value]
 
@@ -475,7 +490,7 @@ class Codec:
             if len(data) <= limit and not data[2:3].isupper():
                 try:
                     event = v1(data)
-                except (msgspec.ValidationError, msgspec.DecodeError):
+                except _DECODE_ERRORS:
                     event = None
             if event is None:
                 try:
@@ -511,7 +526,7 @@ class Codec:
             return self._decode_legacy(data, instance_id, execution_id, True)  # type: ignore[return-value]
         try:
             return Decoded(_V1_DECODER.decode(data), Generation.V1)
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        except _DECODE_ERRORS as exc:
             return self._slow(data, exc, instance_id, execution_id)
 
     def detect_version(self, data: bytes | str) -> Generation:
@@ -553,7 +568,7 @@ class Codec:
         type_name = plan.type_name
         try:
             snapshot = getattr(plan.decoder.decode(data), type_name)
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        except _DECODE_ERRORS as exc:
             raise DecodeError(f"invalid legacy {type_name} event: {exc}") from None
         generation = Generation.V0
         upgrade, versions = plan.upgrade, plan.versions
@@ -581,7 +596,9 @@ class Codec:
         """Explain why data is not a known event, or keep it as an UnknownEvent."""
         try:
             obj = _ANY_DECODER.decode(data)
-        except msgspec.DecodeError as exc:
+        except RecursionError:
+            raise DecodeError("nested too deeply to decode") from None
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
             raise DecodeError(f"not valid JSON: {exc}") from None
         if not isinstance(obj, dict):
             raise DecodeError(f"expected a JSON object, got {type(obj).__name__}")
@@ -593,7 +610,7 @@ class Codec:
                 if error is None:  # sent here by the sniff (an upper-case first key)
                     try:
                         return Decoded(_V1_DECODER.decode(data), Generation.V1)
-                    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+                    except _DECODE_ERRORS as exc:
                         error = exc
                 raise DecodeError(f"invalid {type_name} event: {error}")
             generation = Generation.V1
@@ -646,14 +663,17 @@ class Codec:
         return [e.raw if type(e) is UnknownEvent else encode(e) for e in events]
 
     def validate_encoded(self, events: list[Event], encoded: list[bytes]) -> None:
-        """Check that every serialized event decodes back (one typed decode per batch).
+        """Check that the serialized batch reads back as exactly the given events.
 
-        msgspec does not check constructor arguments, so an event built with a
-        wrong type (say event_id="2") encodes fine but would be refused on
-        read; this keeps such rows out of the store. Raises DecodeError naming
-        the event's place in the batch.
+        msgspec does not check constructor arguments: an event built with a
+        wrong type either encodes to JSON the decoder refuses (event_id="2")
+        or is silently converted on the way (bytes become base64 text). One
+        typed decode of the whole batch and one comparison with what was given
+        catch both, so no row is stored that would not read back as written.
+        Raises DecodeError naming the event's place in the batch and the field.
         """
-        known: list[bytes] = []
+        known: list[Event] = []
+        known_data: list[bytes] = []
         for index, (event, data) in enumerate(zip(events, encoded, strict=True)):
             if len(data) > self.max_event_bytes:
                 raise DecodeError(
@@ -663,11 +683,28 @@ class Codec:
             if type(event) is UnknownEvent:
                 self.decode(data)
             else:
-                known.append(data)
+                known.append(event)
+                known_data.append(data)
         try:
-            _V1_BATCH_DECODER.decode(b"[" + b",".join(known) + b"]")
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            decoded = _V1_BATCH_DECODER.decode(b"[" + b",".join(known_data) + b"]")
+        except _DECODE_ERRORS as exc:
             raise DecodeError(str(exc).replace("$[", "event #[")) from None
+        if decoded != known:
+            for index, (given, read_back) in enumerate(zip(known, decoded, strict=True)):
+                if given != read_back:
+                    field = next(
+                        (
+                            name
+                            for name in given.__struct_fields__
+                            if getattr(given, name) != getattr(read_back, name)
+                        ),
+                        "?",
+                    )
+                    raise DecodeError(
+                        f"event {given.event_id}: field `{field}` holds a "
+                        f"{type(getattr(given, field, None)).__name__}, which does not"
+                        " store as its declared type"
+                    )
 
 
 _V1_BATCH_DECODER: Final = msgspec.json.Decoder(list[KnownEvent], dec_hook=_dec_hook)

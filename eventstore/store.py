@@ -147,8 +147,9 @@ class _Appender:
         expected_last_event_id: int | None,
     ) -> tuple[list[Event], list[NewRow]]:
         store = self.store
-        if not isinstance(instance_id, str) or not instance_id:
-            raise InvalidEventError("instance_id must be a non-empty string")
+        if not isinstance(instance_id, str) or not instance_id or "\x00" in instance_id:
+            # NUL: PostgreSQL cannot store it in TEXT, so no backend accepts it.
+            raise InvalidEventError("instance_id must be a non-empty string without NUL")
         if type(execution_id) is not int or execution_id < 1:
             raise InvalidEventError(
                 f"execution_id must be a positive integer, not {execution_id!r}"
@@ -217,7 +218,15 @@ class _Appender:
         try:
             encoded = codec.encode_many(filled)
             codec.validate_encoded(filled, encoded)
-        except (DecodeError, TypeError, NotImplementedError, msgspec.EncodeError) as exc:
+        except (
+            DecodeError,
+            TypeError,
+            ValueError,
+            NotImplementedError,
+            OverflowError,
+            RecursionError,
+            msgspec.EncodeError,
+        ) as exc:
             raise InvalidEventError(f"invalid event: {exc}", location=where) from None
         rows = [
             (instance_id, execution_id, e.event_id, e.event_type, data.decode())
@@ -632,18 +641,34 @@ class HistoryStore:
             ) from None
         return insert
 
-    def export_rows(self) -> Iterator[dict[str, Any]]:
-        """Every row, whole and verbatim, in commit order (what import_rows takes)."""
-        for row in self.read_all_raw():
-            data = row.event_data
-            yield {
-                "instance_id": row.instance_id,
-                "execution_id": row.execution_id,
-                "event_id": row.event_id,
-                "event_type": row.event_type,
-                "event_data": data.decode() if isinstance(data, bytes) else data,
-                "created_at": row.created_at,
+    def export_rows(
+        self, *, quarantine: Callable[[dict[str, Any], DecodeError], None] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Every row, whole and verbatim, in commit order (what import_rows takes).
+
+        Without `quarantine` rows are copied as stored, decodable or not (a
+        backup never drops data). With it, each row is decoded first and a row
+        that does not decode, or disagrees with its columns, is handed to
+        `quarantine(row, error)` instead of being yielded.
+        """
+        for position, instance_id, execution_id, event_id, event_type, data, created_at in (
+            row for rows in self._feed_pages(0, None, 1000) for row in rows
+        ):
+            row = {
+                "instance_id": instance_id,
+                "execution_id": execution_id,
+                "event_id": event_id,
+                "event_type": event_type,
+                "event_data": data.decode("utf-8", "replace") if isinstance(data, bytes) else data,
+                "created_at": created_at,
             }
+            if quarantine is not None:
+                try:
+                    self._decode((event_id, event_type, data, position), instance_id, execution_id)
+                except DecodeError as exc:
+                    quarantine(row, exc)
+                    continue
+            yield row
 
 
 # --------------------------------------------------------------------------

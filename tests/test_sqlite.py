@@ -29,9 +29,15 @@ def started(event_id: int = 1) -> ev.OrchestrationStarted:
 
 
 def schema(path: Path) -> list[tuple[str, str]]:
+    """duroxide's tables and indexes (eventstore may add its own, prefixed eventstore_)."""
     con = sqlite3.connect(path)
     try:
-        return sorted(con.execute("SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL"))
+        return sorted(
+            con.execute(
+                "SELECT name, sql FROM sqlite_master"
+                " WHERE sql IS NOT NULL AND name NOT LIKE 'eventstore\\_%' ESCAPE '\\'"
+            )
+        )
     finally:
         con.close()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -123,3 +124,24 @@ def test_a_nondeterministic_change_fails_the_users_test(tmp_path: Path) -> None:
     assert "1 failed" in run.stdout
     assert "ReplayMismatchError" in run.stdout
     assert "'Greet2'" in run.stdout
+
+
+@pytest.mark.postgres
+def test_the_backend_option_takes_a_postgresql_url(
+    project: Path, postgres_target_factory: Callable[[], str]
+) -> None:
+    url = postgres_target_factory()
+    run = _pytest(project, f"--eventstore-backend={url}")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "3 passed" in run.stdout
+    assert run.stdout.count("BACKEND postgresql") == 1
+    assert "eventstore_test_" in run.stdout
+    # Each test had a schema of its own, dropped afterwards.
+    import psycopg
+
+    with psycopg.connect(url) as connection:
+        left = connection.execute(
+            "SELECT count(*) FROM information_schema.schemata"
+            " WHERE schema_name LIKE 'eventstore_test_%'"
+        ).fetchone()
+    assert left == (0,)

@@ -199,24 +199,55 @@ def show(target: str, instance: str, execution: int | None, as_json: bool) -> No
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Default: stdout."
 )
-def export_rows(target: str, output: str | None) -> None:
+@click.option(
+    "--skip-corrupt",
+    is_flag=True,
+    help="Decode every row; write the ones that do not decode to a quarantine file instead.",
+)
+@click.option(
+    "--quarantine",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Where --skip-corrupt puts bad rows (default: OUTPUT.quarantine.jsonl or quarantine.jsonl).",
+)
+def export_rows(
+    target: str, output: str | None, skip_corrupt: bool, quarantine: str | None
+) -> None:
     """Write every row, whole and verbatim, as JSON lines (commit order)."""
-    with open_store(target, readonly=True) as store:
+    if quarantine and not skip_corrupt:
+        raise click.UsageError("--quarantine goes with --skip-corrupt")
+    with open_store(target, readonly=True) as store, contextlib.ExitStack() as stack:
         total = store.count()
-        with contextlib.ExitStack() as stack:
-            stream: IO[str] = (
-                stack.enter_context(builtins.open(output, "w", encoding="utf-8"))
-                if output
-                else sys.stdout
+        stream: IO[str] = (
+            stack.enter_context(builtins.open(output, "w", encoding="utf-8"))
+            if output
+            else sys.stdout
+        )
+        bad: list[str] = []
+        on_corrupt = None
+        if skip_corrupt:
+            quarantine = quarantine or (
+                f"{output}.quarantine.jsonl" if output else "quarantine.jsonl"
             )
-            count = 0
-            with progress_bar("export", total) as advance:
-                for row in store.export_rows():
-                    stream.write(json.dumps(row, ensure_ascii=False) + "\n")
-                    count += 1
-                    advance()
+            quarantined = stack.enter_context(builtins.open(quarantine, "w", encoding="utf-8"))
+
+            def on_corrupt(row: dict[str, Any], error: DecodeError) -> None:
+                quarantined.write(
+                    json.dumps(dict(row, error=str(error)), ensure_ascii=False) + "\n"
+                )
+                bad.append(str(error))
+
+        count = 0
+        with progress_bar("export", total) as advance:
+            for row in store.export_rows(quarantine=on_corrupt):
+                stream.write(json.dumps(row, ensure_ascii=False) + "\n")
+                count += 1
+                advance()
     if output:
         err.print(f"exported {count} rows to {output}")
+    if skip_corrupt:
+        err.print(f"quarantined {len(bad)} corrupt rows in {quarantine}")
+        for message in bad[:20]:
+            err.print(f"  {message}")
 
 
 def _read_jsonl(path: str) -> Iterator[dict[str, Any]]:

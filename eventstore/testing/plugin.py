@@ -6,12 +6,15 @@ setting) chooses where `history_store` lives:
 
 * `sqlite` (default): a fresh SQLite file in the test's temporary directory;
 * `memory`: a fresh in-memory SQLite store;
-* a `postgresql://` URL: a store on that (throwaway) database.
+* a `postgresql://` URL: a store in a schema of its own on that database
+  (created for the test, dropped after it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -52,21 +55,29 @@ def store_target(backend: str, directory: Path) -> str:
         return str(directory / "history.db")
     if backend == "memory":
         return ":memory:"
-    if backend.startswith(("postgresql://", "postgres://")):
+    if _is_postgres(backend):
         return backend
     raise pytest.UsageError(
         f"{_OPTION}: expected sqlite, memory or a postgresql:// URL, not {backend!r}"
     )
 
 
+def _is_postgres(target: str) -> bool:
+    return target.startswith(("postgresql://", "postgres://"))
+
+
 @pytest.fixture
 def history_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HistoryStore]:
-    """A fresh, empty HistoryStore, closed after the test."""
+    """A fresh, empty HistoryStore, closed (and on PostgreSQL dropped) after the test."""
     target = store_target(_backend(request.config), tmp_path)
-    store = open_store(target)
+    schema = f"eventstore_test_{uuid.uuid4().hex[:16]}" if _is_postgres(target) else None
+    store = open_store(target, schema=schema) if schema else open_store(target)
     try:
         yield store
     finally:
+        if schema is not None:
+            with contextlib.suppress(Exception), store.transaction() as tx:
+                tx.connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
         store.close()
 
 
