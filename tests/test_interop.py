@@ -177,7 +177,7 @@ _V0_FIELDS: dict[str, tuple[str, ...]] = {
     "SystemCall": ("event_id", "op", "value", "execution_id"),
 }
 """The fields of each legacy type, in the order the legacy writer used
-(/formats/history-wire-format.md section 3). Types born after the redesign
+(the history wire-format reference, section 3). Types born after the redesign
 have no V0 form."""
 
 _V0B_DETAIL_VARIANTS = ("Application", "Infrastructure", "Configuration")
