@@ -12,6 +12,9 @@ Durability and concurrency choices, all enforced here:
   survives a crash of the process (SIGKILL included); a power loss or OS
   crash may undo the last commits, never corrupt the file. `synchronous="full"`
   makes every commit durable against power loss at the cost of an fsync each.
+* event_data is read as a BLOB: the codec decodes bytes directly (msgspec
+  validates the UTF-8), so a row holding invalid UTF-8 becomes a DecodeError
+  naming that row instead of a failure of the whole fetch.
 * Positions are rowids. On tables eventstore creates the rowid is aliased by
   an INTEGER PRIMARY KEY column (`position`), so VACUUM keeps it; on tables
   duroxide created it is the implicit rowid, which VACUUM may renumber
@@ -101,7 +104,7 @@ class _SQLiteWriter:
         return [
             StoredRow(*r)
             for r in self._con.execute(
-                "SELECT event_id, event_type, event_data, rowid FROM history"
+                "SELECT event_id, event_type, CAST(event_data AS BLOB), rowid FROM history"
                 " WHERE instance_id = ? AND execution_id = ? AND event_id BETWEEN ? AND ?"
                 " ORDER BY event_id",
                 (instance_id, execution_id, first, last),
@@ -261,7 +264,7 @@ class SQLiteBackend:
     def execution_rows(self, instance_id: str, execution_id: int) -> list[StoredRow]:
         # Plain tuples in StoredRow's order: the read hot path unpacks them.
         return self._all(
-            "SELECT event_id, event_type, event_data, rowid FROM history"
+            "SELECT event_id, event_type, CAST(event_data AS BLOB), rowid FROM history"
             " WHERE instance_id = ? AND execution_id = ? ORDER BY event_id",
             (instance_id, execution_id),
         )
@@ -302,7 +305,7 @@ class SQLiteBackend:
         self, instance_id: str, execution_id: int
     ) -> tuple[StoredRow | None, StoredRow | None]:
         sql = (
-            "SELECT event_id, event_type, event_data, rowid FROM history"
+            "SELECT event_id, event_type, CAST(event_data AS BLOB), rowid FROM history"
             " WHERE instance_id = ? AND execution_id = ? ORDER BY event_id {} LIMIT 1"
         )
         first = self._all(sql.format("ASC"), (instance_id, execution_id))
@@ -315,8 +318,9 @@ class SQLiteBackend:
     def feed(self, after: int, limit: int) -> list[RawRow]:
         # Plain tuples in RawRow's order (HistoryStore wraps them where needed).
         return self._all(
-            "SELECT rowid, instance_id, execution_id, event_id, event_type, event_data,"
-            " created_at FROM history WHERE rowid > ? ORDER BY rowid LIMIT ?",
+            "SELECT rowid, instance_id, execution_id, event_id, event_type,"
+            " CAST(event_data AS BLOB), created_at FROM history WHERE rowid > ?"
+            " ORDER BY rowid LIMIT ?",
             (after, limit),
         )
 
@@ -332,8 +336,8 @@ class SQLiteBackend:
         last: tuple[str, int, int] = ("", -1, -1)
         while True:
             rows = self._all(
-                "SELECT rowid, instance_id, execution_id, event_id, event_type, event_data,"
-                " created_at FROM history"
+                "SELECT rowid, instance_id, execution_id, event_id, event_type,"
+                " CAST(event_data AS BLOB), created_at FROM history"
                 " WHERE (instance_id, execution_id, event_id) > (?, ?, ?)"
                 " ORDER BY instance_id, execution_id, event_id LIMIT ?",
                 (*last, batch),
