@@ -33,6 +33,7 @@ __all__ = [
     "events",
     "histories",
     "hostile_strings",
+    "instance_ids",
     "json_values",
     "legacy_histories",
     "payloads",
@@ -75,6 +76,11 @@ def hostile_strings() -> SearchStrategy[str]:
         st.text(),
         st.text(alphabet=st.characters(codec="utf-8", min_codepoint=0)),
     )
+
+
+def instance_ids() -> SearchStrategy[str]:
+    """Instance ids a store accepts: non-empty, no NUL (PostgreSQL TEXT cannot hold it)."""
+    return hostile_strings().filter(lambda s: bool(s) and "\x00" not in s)
 
 
 def json_values(max_leaves: int = 8) -> SearchStrategy[Any]:
@@ -219,7 +225,7 @@ def events(types: Iterable[str] | None = None) -> SearchStrategy[Event]:
                 cls,
                 event_id=_ids,
                 source_event_id=source,
-                instance_id=hostile_strings().filter(bool),
+                instance_id=instance_ids(),
                 execution_id=_ids,
                 timestamp_ms=_timestamps,
                 duroxide_version=_versions,
@@ -250,7 +256,7 @@ def histories(
     completes right after it is scheduled, as sequential code does.
     """
     builder = HistoryBuilder(
-        instance_id if instance_id is not None else draw(hostile_strings().filter(bool)),
+        instance_id if instance_id is not None else draw(instance_ids()),
         draw(_names),
         RawJson(draw(payloads())),
         execution_id=draw(st.integers(min_value=1, max_value=1000)),
@@ -342,7 +348,7 @@ def legacy_histories(
     Ids are increasing and may have gaps, as in real legacy data.
     """
     gen: str = generation or draw(st.sampled_from(["V0a", "V0b"]))
-    instance = instance_id if instance_id is not None else draw(hostile_strings().filter(bool))
+    instance = instance_id if instance_id is not None else draw(instance_ids())
     execution = draw(st.integers(min_value=1, max_value=1000))
     bodies: list[tuple[str, dict[str, Any]]] = []
     ids = iter(range(1, 10_000))
