@@ -11,7 +11,18 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, NamedTuple, Protocol
 
-__all__ = ["Backend", "InsertRow", "NewRow", "RawRow", "StoredRow", "Writer"]
+__all__ = [
+    "ArchivedRow",
+    "Backend",
+    "InsertRow",
+    "MigrationLogRow",
+    "MigrationRun",
+    "NewRow",
+    "RawRow",
+    "SchemaVersionRow",
+    "StoredRow",
+    "Writer",
+]
 
 NewRow = tuple[str, int, int, str, str]
 """(instance_id, execution_id, event_id, event_type, event_data) of an appended
@@ -51,6 +62,65 @@ class RawRow(NamedTuple):
     created_at: str | None
 
 
+class SchemaVersionRow(NamedTuple):
+    """A schema catalog the store has been written with (`eventstore_schema_versions`)."""
+
+    version_id: str
+    hash: str
+    first_used_at: str
+    catalog: str
+    """The catalog itself (JSON), so later checks can compare against it."""
+    metadata: str
+    """Evolution metadata (JSON): classification, changes, requested backfills."""
+
+
+class MigrationRun(NamedTuple):
+    """One migration run (`eventstore_migration_runs`)."""
+
+    run_id: str
+    kind: str
+    """"migrate" or "backfill-timestamps"."""
+    strategy: str
+    target: str
+    status: str
+    """running | completed | rolling_back | rolled_back"""
+    started_at: str
+    finished_at: str | None
+    rows: int
+    """Rows rewritten (and archived) so far."""
+    cursor: str | None
+    """JSON [instance_id, execution_id, event_id] of the last row handled: where to resume."""
+    details: str
+    """JSON: counts and notes of the run."""
+
+
+class ArchivedRow(NamedTuple):
+    """A row's key with an event_type and event_data (archived original or rewrite)."""
+
+    instance_id: str
+    execution_id: int
+    event_id: int
+    event_type: str
+    event_data: str
+
+
+class MigrationLogRow(NamedTuple):
+    """What one batch of a run changed in one execution (`eventstore_migration_log`)."""
+
+    run_id: str
+    instance_id: str
+    execution_id: int
+    first_event_id: int
+    strategy: str
+    status: str
+    changes: str
+    """JSON change set."""
+
+
+RowKey = tuple[str, int, int]
+"""(instance_id, execution_id, event_id): duroxide's key, stable on every backend."""
+
+
 class Writer(Protocol):
     """Operations inside one write transaction (or savepoint)."""
 
@@ -68,6 +138,38 @@ class Writer(Protocol):
 
     def update_rows(self, changes: Sequence[tuple[int, str, str]]) -> None:
         """Rewrite (position, event_type, event_data) in place."""
+        ...
+
+    # -- schema evolution (eventstore_* tables; created on first use) -------
+
+    def ensure_evolution_tables(self) -> None:
+        """Create the eventstore_ schema and migration tables if absent."""
+        ...
+
+    def record_schema_version(self, row: SchemaVersionRow) -> bool:
+        """Insert a catalog record; False (and nothing changed) when its id exists."""
+        ...
+
+    def set_schema_metadata(self, version_id: str, metadata: str) -> None: ...
+
+    def save_migration_run(self, run: MigrationRun) -> None:
+        """Insert or replace a run record."""
+        ...
+
+    def rows_after(self, after: RowKey, limit: int) -> list[RawRow]:
+        """Rows after a key, in key order, read under the write lock."""
+        ...
+
+    def archive_rows(self, run_id: str, rows: Sequence[ArchivedRow]) -> None:
+        """Keep original rows for a rollback (a row already archived keeps its first copy)."""
+        ...
+
+    def update_rows_by_key(self, changes: Sequence[ArchivedRow]) -> None:
+        """Rewrite event_type and event_data of the rows with these keys."""
+        ...
+
+    def log_migration(self, entries: Sequence[MigrationLogRow]) -> None:
+        """Insert or replace per-execution migration log records."""
         ...
 
 
@@ -111,3 +213,19 @@ class Backend(Protocol):
         ...
 
     def count(self) -> int: ...
+
+    # -- schema evolution (empty when the tables do not exist yet) ---------
+
+    def schema_versions(self) -> list[SchemaVersionRow]:
+        """Recorded catalogs, oldest first."""
+        ...
+
+    def migration_runs(self) -> list[MigrationRun]:
+        """Every run, oldest first."""
+        ...
+
+    def migration_log(self, run_id: str) -> list[MigrationLogRow]: ...
+
+    def archived_rows(self, run_id: str, after: RowKey, limit: int) -> list[ArchivedRow]:
+        """A run's archived originals after a key, in key order."""
+        ...

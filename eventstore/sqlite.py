@@ -30,7 +30,17 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any, Final
 
-from .backend import InsertRow, NewRow, RawRow, StoredRow
+from .backend import (
+    ArchivedRow,
+    InsertRow,
+    MigrationLogRow,
+    MigrationRun,
+    NewRow,
+    RawRow,
+    RowKey,
+    SchemaVersionRow,
+    StoredRow,
+)
 from .errors import (
     ConflictError,
     EventStoreError,
@@ -69,6 +79,33 @@ _IMPORT: Final = (
     " (instance_id, execution_id, event_id, event_type, event_data, created_at)"
     " VALUES (?, ?, ?, ?, ?, COALESCE(?, CURRENT_TIMESTAMP))"
     " ON CONFLICT (instance_id, execution_id, event_id) DO NOTHING"
+)
+
+# Schema evolution: our own tables (prefixed eventstore_), created on first use.
+# duroxide's history table keeps its schema; only migrations change its rows.
+EVOLUTION_DDL: Final = (
+    "CREATE TABLE IF NOT EXISTS eventstore_schema_versions ("
+    " version_id TEXT PRIMARY KEY, hash TEXT NOT NULL, first_used_at TEXT NOT NULL,"
+    " catalog TEXT NOT NULL, metadata TEXT NOT NULL DEFAULT '{}')",
+    "CREATE TABLE IF NOT EXISTS eventstore_migration_runs ("
+    " run_id TEXT PRIMARY KEY, kind TEXT NOT NULL, strategy TEXT NOT NULL,"
+    " target TEXT NOT NULL, status TEXT NOT NULL, started_at TEXT NOT NULL,"
+    " finished_at TEXT, rows INTEGER NOT NULL DEFAULT 0, cursor TEXT,"
+    " details TEXT NOT NULL DEFAULT '{}')",
+    "CREATE TABLE IF NOT EXISTS eventstore_archive ("
+    " run_id TEXT NOT NULL, instance_id TEXT NOT NULL, execution_id INTEGER NOT NULL,"
+    " event_id INTEGER NOT NULL, event_type TEXT NOT NULL, event_data TEXT NOT NULL,"
+    " PRIMARY KEY (run_id, instance_id, execution_id, event_id))",
+    "CREATE TABLE IF NOT EXISTS eventstore_migration_log ("
+    " run_id TEXT NOT NULL, instance_id TEXT NOT NULL, execution_id INTEGER NOT NULL,"
+    " first_event_id INTEGER NOT NULL, strategy TEXT NOT NULL, status TEXT NOT NULL,"
+    " changes TEXT NOT NULL, PRIMARY KEY (run_id, instance_id, execution_id, first_event_id))",
+)
+_RAW_AFTER: Final = (
+    "SELECT rowid, instance_id, execution_id, event_id, event_type, event_data,"
+    " created_at FROM history"
+    " WHERE (instance_id, execution_id, event_id) > (?, ?, ?)"
+    " ORDER BY instance_id, execution_id, event_id LIMIT ?"
 )
 
 
@@ -129,6 +166,62 @@ class _SQLiteWriter:
         self._con.executemany(
             "UPDATE history SET event_type = ?, event_data = ? WHERE rowid = ?",
             [(event_type, data, position) for position, event_type, data in changes],
+        )
+
+    # -- schema evolution ----------------------------------------------------
+
+    def ensure_evolution_tables(self) -> None:
+        for ddl in EVOLUTION_DDL:
+            self._con.execute(ddl)
+
+    def record_schema_version(self, row: SchemaVersionRow) -> bool:
+        cur = self._con.execute(
+            "INSERT INTO eventstore_schema_versions"
+            " (version_id, hash, first_used_at, catalog, metadata) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (version_id) DO NOTHING",
+            row,
+        )
+        return cur.rowcount == 1
+
+    def set_schema_metadata(self, version_id: str, metadata: str) -> None:
+        self._con.execute(
+            "UPDATE eventstore_schema_versions SET metadata = ? WHERE version_id = ?",
+            (metadata, version_id),
+        )
+
+    def save_migration_run(self, run: MigrationRun) -> None:
+        self._con.execute(
+            "INSERT OR REPLACE INTO eventstore_migration_runs (run_id, kind, strategy, target,"
+            " status, started_at, finished_at, rows, cursor, details)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            run,
+        )
+
+    def rows_after(self, after: RowKey, limit: int) -> list[RawRow]:
+        return [RawRow(*r) for r in self._con.execute(_RAW_AFTER, (*after, limit))]
+
+    def archive_rows(self, run_id: str, rows: Sequence[ArchivedRow]) -> None:
+        self._con.executemany(
+            "INSERT INTO eventstore_archive (run_id, instance_id, execution_id, event_id,"
+            " event_type, event_data) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            [(run_id, *row) for row in rows],
+        )
+
+    def update_rows_by_key(self, changes: Sequence[ArchivedRow]) -> None:
+        self._con.executemany(
+            "UPDATE history SET event_type = ?, event_data = ?"
+            " WHERE instance_id = ? AND execution_id = ? AND event_id = ?",
+            [
+                (r.event_type, r.event_data, r.instance_id, r.execution_id, r.event_id)
+                for r in changes
+            ],
+        )
+
+    def log_migration(self, entries: Sequence[MigrationLogRow]) -> None:
+        self._con.executemany(
+            "INSERT OR REPLACE INTO eventstore_migration_log (run_id, instance_id, execution_id,"
+            " first_event_id, strategy, status, changes) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            entries,
         )
 
 
@@ -351,3 +444,54 @@ class SQLiteBackend:
 
     def count(self) -> int:
         return int(self._all("SELECT COUNT(*) FROM history")[0][0])
+
+    # -- schema evolution ------------------------------------------------------
+
+    def _evolution_rows(self, sql: str, args: tuple[object, ...] = ()) -> list[Any]:
+        """Rows of one of our tables; none when the tables were never created."""
+        found = self._all(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'"
+            " AND name = 'eventstore_migration_log'"
+        )
+        return self._all(sql, args) if found[0][0] else []
+
+    def schema_versions(self) -> list[SchemaVersionRow]:
+        return [
+            SchemaVersionRow(*r)
+            for r in self._evolution_rows(
+                "SELECT version_id, hash, first_used_at, catalog, metadata"
+                " FROM eventstore_schema_versions ORDER BY first_used_at, rowid"
+            )
+        ]
+
+    def migration_runs(self) -> list[MigrationRun]:
+        return [
+            MigrationRun(*r)
+            for r in self._evolution_rows(
+                "SELECT run_id, kind, strategy, target, status, started_at, finished_at, rows,"
+                " cursor, details FROM eventstore_migration_runs ORDER BY started_at, run_id"
+            )
+        ]
+
+    def migration_log(self, run_id: str) -> list[MigrationLogRow]:
+        return [
+            MigrationLogRow(*r)
+            for r in self._evolution_rows(
+                "SELECT run_id, instance_id, execution_id, first_event_id, strategy, status,"
+                " changes FROM eventstore_migration_log WHERE run_id = ?"
+                " ORDER BY instance_id, execution_id, first_event_id",
+                (run_id,),
+            )
+        ]
+
+    def archived_rows(self, run_id: str, after: RowKey, limit: int) -> list[ArchivedRow]:
+        return [
+            ArchivedRow(*r)
+            for r in self._evolution_rows(
+                "SELECT instance_id, execution_id, event_id, event_type, event_data"
+                " FROM eventstore_archive WHERE run_id = ?"
+                " AND (instance_id, execution_id, event_id) > (?, ?, ?)"
+                " ORDER BY instance_id, execution_id, event_id LIMIT ?",
+                (run_id, *after, limit),
+            )
+        ]

@@ -300,6 +300,8 @@ class _Appender:
         observer = store.observer
         if observer is not None:
             observer.appended(filled, time.perf_counter() - started)
+        if not store._catalog_recorded:  # once per store: no per-event cost
+            store._record_catalog()
         return AppendResult(filled, filled[-1].event_id, True)
 
     def _decode_row(self, row: StoredRow, instance_id: str, execution_id: int) -> Event:
@@ -378,6 +380,27 @@ class HistoryStore:
         self.writer_version = writer_version
         self.observer = observer
         self._appender = _Appender(self)
+        self.schema_listeners: list[Callable[[Any], None]] = []
+        """Told (with an eventstore.schema.SchemaEvolution) when this store first
+        records the catalog it writes with; see `on_schema_evolution`."""
+        self._catalog_recorded = False
+
+    def on_schema_evolution(self, listener: Callable[[Any], None]) -> None:
+        """Subscribe to schema evolution: on the first append that records a new
+        catalog in `eventstore_schema_versions`, `listener` gets a
+        `eventstore.schema.SchemaEvolution` (version, hash, previous catalog,
+        classification, changes)."""
+        self.schema_listeners.append(listener)
+
+    def _record_catalog(self) -> None:
+        from .errors import StoreError
+        from .schema import record_catalog  # not on the import path of plain reads
+
+        try:
+            record_catalog(self)
+        except StoreError:
+            return  # retried on the next append; the append itself is stored
+        self._catalog_recorded = True
 
     # -- lifecycle -----------------------------------------------------------
 

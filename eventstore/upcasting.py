@@ -128,7 +128,11 @@ class UpcasterRegistry:
         raise SchemaEvolutionError(f"no migration path for {event_type} from {source} to {target}")
 
     def is_migration_needed(self, event_type: str, version: str, target: str) -> bool:
-        """True when an event of `version` must be upcast to read as `target`."""
+        """True when an event of `version` must be upcast to read as `target`.
+
+        False when the versions are equal; raises SchemaEvolutionError when a
+        migration is needed but no registered path leads there.
+        """
         return bool(self.path(event_type, version, target))
 
     def compiled(
@@ -154,7 +158,22 @@ class UpcasterRegistry:
         return fn, versions
 
     def upcast(
-        self, event_type: str, value: Any, source: str, target: str, context: UpcastContext
+        self,
+        event_type: str,
+        value: Any,
+        source: str,
+        target: str,
+        context: UpcastContext | None = None,
     ) -> Any:
+        """Run `value` (a JSON object or a typed snapshot) through the path to `target`.
+
+        An embedding runtime uses this for its own event types: register the
+        steps, then upcast each stored value from the version it was written
+        in. With no context, steps see only the event type.
+        """
         fn, _ = self.compiled(event_type, source, target)
-        return fn(value, context)
+        return fn(value, context if context is not None else UpcastContext(event_type))
+
+    def steps(self) -> list[Upcaster]:
+        """Every registered step, in registration order per (type, source)."""
+        return [step for steps in self._steps.values() for step in steps]
