@@ -367,12 +367,12 @@ def test_a_table_duroxide_created_is_read_and_written(
         con.execute(
             "CREATE TABLE duroxide.history (instance_id TEXT NOT NULL,"
             " execution_id BIGINT NOT NULL, event_id BIGINT NOT NULL, event_type TEXT NOT NULL,"
-            " event_data TEXT NOT NULL, created_at TIMESTAMPTZ DEFAULT now(),"
+            " event_data TEXT NOT NULL, created_at TIMESTAMPTZ NOT NULL,"
             " PRIMARY KEY (instance_id, execution_id, event_id))"
-        )
+        )  # as duroxide's PostgreSQL provider creates it: created_at has no default
         con.execute(
             "INSERT INTO duroxide.history (instance_id, execution_id, event_id, event_type,"
-            " event_data) VALUES (%s, %s, %s, %s, %s)",
+            " event_data, created_at) VALUES (%s, %s, %s, %s, %s, now())",
             (row["instance_id"], 1, 1, row["event_type"], row["event_data"]),
         )
     readonly = opened(url, schema="duroxide", readonly=True)
@@ -537,3 +537,25 @@ def test_unknown_or_invalid_options_are_target_errors(url: str) -> None:
         eventstore.open(url, busy_timeout_ms=10)
     with pytest.raises(TargetError, match="pool_max_size must be a positive integer"):
         eventstore.open(url, pool_max_size=0)
+
+
+def test_instances_sort_bytewise_whatever_the_database_locale(
+    postgres_server: PostgresServer, opened: Callable[..., HistoryStore]
+) -> None:
+    """As on SQLite: a database with a natural-language collation lists 'B' before 'a'."""
+    name = f"icu_{os.getpid()}_{time.monotonic_ns()}"
+    with psycopg.connect(postgres_server.url(), autocommit=True) as con:
+        con.execute(
+            f"CREATE DATABASE {name} TEMPLATE template0"
+            " LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C'"
+        )
+    with psycopg.connect(postgres_server.url(name)) as con:
+        natural = con.execute("SELECT x FROM (VALUES ('a'), ('B')) v(x) ORDER BY x").fetchall()
+    assert natural == [("a",), ("B",)]  # the database's own order differs
+    store = opened(postgres_server.url(name))
+    ids = ["b", "B", "a", "Z", "\u00e9", "a-1", "A_2"]
+    for instance_id in ids:
+        store.append(instance_id, 1, [started()])
+    assert store.instances() == sorted(ids)
+    assert [s.instance_id for s in store.summaries()] == sorted(ids)
+    assert [row.instance_id for page in store.scan(2) for row in page] == sorted(ids)
