@@ -50,7 +50,17 @@ except ImportError as exc:  # pragma: no cover - depends on the install
         "the PostgreSQL backend needs the postgres extra: pip install 'eventstore[postgres]'"
     ) from exc
 
-from .backend import InsertRow, NewRow, RawRow, StoredRow
+from .backend import (
+    ArchivedRow,
+    InsertRow,
+    MigrationLogRow,
+    MigrationRun,
+    NewRow,
+    RawRow,
+    RowKey,
+    SchemaVersionRow,
+    StoredRow,
+)
 from .errors import (
     ConflictError,
     EventStoreError,
@@ -294,6 +304,93 @@ class _Queries:
             )
         )
         self.count = text(sql.SQL("SELECT COUNT(*) FROM {}").format(table))
+        self.evolution = _EvolutionQueries(schema)
+
+
+# Schema evolution: our own tables (prefixed eventstore_, in the store's
+# schema), created on first use. duroxide's table keeps its schema; only
+# migrations change its rows, by key (stable on tables duroxide created too).
+_EVOLUTION_DDL: Final = (
+    "CREATE TABLE IF NOT EXISTS {schema_versions} ("
+    " version_id TEXT PRIMARY KEY, hash TEXT NOT NULL, first_used_at TEXT NOT NULL,"
+    " catalog TEXT NOT NULL, metadata TEXT NOT NULL DEFAULT '{{}}')",
+    "CREATE TABLE IF NOT EXISTS {runs} ("
+    " run_id TEXT PRIMARY KEY, kind TEXT NOT NULL, strategy TEXT NOT NULL,"
+    " target TEXT NOT NULL, status TEXT NOT NULL, started_at TEXT NOT NULL,"
+    " finished_at TEXT, rows BIGINT NOT NULL DEFAULT 0, cursor TEXT,"
+    " details TEXT NOT NULL DEFAULT '{{}}')",
+    "CREATE TABLE IF NOT EXISTS {archive} ("
+    " run_id TEXT NOT NULL, instance_id TEXT NOT NULL, execution_id BIGINT NOT NULL,"
+    " event_id BIGINT NOT NULL, event_type TEXT NOT NULL, event_data TEXT NOT NULL,"
+    " PRIMARY KEY (run_id, instance_id, execution_id, event_id))",
+    "CREATE TABLE IF NOT EXISTS {log} ("
+    " run_id TEXT NOT NULL, instance_id TEXT NOT NULL, execution_id BIGINT NOT NULL,"
+    " first_event_id BIGINT NOT NULL, strategy TEXT NOT NULL, status TEXT NOT NULL,"
+    " changes TEXT NOT NULL, PRIMARY KEY (run_id, instance_id, execution_id, first_event_id))",
+)
+
+
+class _EvolutionQueries:
+    """The statements of our schema-evolution tables (identifiers quoted)."""
+
+    def __init__(self, schema: str) -> None:
+        names = {
+            "schema_versions": sql.Identifier(schema, "eventstore_schema_versions"),
+            "runs": sql.Identifier(schema, "eventstore_migration_runs"),
+            "archive": sql.Identifier(schema, "eventstore_archive"),
+            "log": sql.Identifier(schema, "eventstore_migration_log"),
+            "history": sql.Identifier(schema, TABLE),
+        }
+        self.log_table = f'"{schema}".eventstore_migration_log'
+
+        def text(template: str) -> bytes:
+            return sql.SQL(template).format(**names).as_bytes(None)
+
+        self.ddl = [text(ddl) for ddl in _EVOLUTION_DDL]
+        self.record_version = text(
+            "INSERT INTO {schema_versions} (version_id, hash, first_used_at, catalog, metadata)"
+            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (version_id) DO NOTHING RETURNING 1"
+        )
+        self.set_metadata = text("UPDATE {schema_versions} SET metadata = %s WHERE version_id = %s")
+        self.save_run = text(
+            "INSERT INTO {runs} (run_id, kind, strategy, target, status, started_at,"
+            " finished_at, rows, cursor, details) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (run_id) DO UPDATE SET kind = EXCLUDED.kind,"
+            " strategy = EXCLUDED.strategy, target = EXCLUDED.target, status = EXCLUDED.status,"
+            " started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at,"
+            " rows = EXCLUDED.rows, cursor = EXCLUDED.cursor, details = EXCLUDED.details"
+        )
+        self.archive = text(
+            "INSERT INTO {archive} (run_id, instance_id, execution_id, event_id, event_type,"
+            " event_data) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
+        )
+        self.update_by_key = text(
+            "UPDATE {history} SET event_type = %s, event_data = %s"
+            " WHERE instance_id = %s AND execution_id = %s AND event_id = %s"
+        )
+        self.log = text(
+            "INSERT INTO {log} (run_id, instance_id, execution_id, first_event_id, strategy,"
+            " status, changes) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (run_id, instance_id, execution_id, first_event_id) DO UPDATE SET"
+            " strategy = EXCLUDED.strategy, status = EXCLUDED.status, changes = EXCLUDED.changes"
+        )
+        self.versions = text(
+            "SELECT version_id, hash, first_used_at, catalog, metadata FROM {schema_versions}"
+            " ORDER BY first_used_at, version_id"
+        )
+        self.runs = text(
+            "SELECT run_id, kind, strategy, target, status, started_at, finished_at, rows,"
+            " cursor, details FROM {runs} ORDER BY started_at, run_id"
+        )
+        self.run_log = text(
+            "SELECT run_id, instance_id, execution_id, first_event_id, strategy, status, changes"
+            " FROM {log} WHERE run_id = %s ORDER BY instance_id, execution_id, first_event_id"
+        )
+        self.archived = text(
+            "SELECT instance_id, execution_id, event_id, event_type, event_data FROM {archive}"
+            " WHERE run_id = %s AND (instance_id, execution_id, event_id) > (%s, %s, %s)"
+            " ORDER BY instance_id, execution_id, event_id LIMIT %s"
+        )
 
 
 def _lock_key(schema: str) -> int:
@@ -336,6 +433,40 @@ class _PostgresWriter:
             self._q.update,
             [(event_type, data, position) for position, event_type, data in changes],
         )
+
+    # -- schema evolution ------------------------------------------------------
+
+    def ensure_evolution_tables(self) -> None:
+        for ddl in self._q.evolution.ddl:
+            self._cur.execute(ddl)
+
+    def record_schema_version(self, row: SchemaVersionRow) -> bool:
+        return self._cur.execute(self._q.evolution.record_version, row).fetchone() is not None
+
+    def set_schema_metadata(self, version_id: str, metadata: str) -> None:
+        self._cur.execute(self._q.evolution.set_metadata, (metadata, version_id))
+
+    def save_migration_run(self, run: MigrationRun) -> None:
+        self._cur.execute(self._q.evolution.save_run, run)
+
+    def rows_after(self, after: RowKey, limit: int) -> list[RawRow]:
+        self._cur.execute(self._q.scan, (*after, limit))
+        return [RawRow(*r) for r in self._cur.fetchall()]
+
+    def archive_rows(self, run_id: str, rows: Sequence[ArchivedRow]) -> None:
+        self._cur.executemany(self._q.evolution.archive, [(run_id, *row) for row in rows])
+
+    def update_rows_by_key(self, changes: Sequence[ArchivedRow]) -> None:
+        self._cur.executemany(
+            self._q.evolution.update_by_key,
+            [
+                (r.event_type, r.event_data, r.instance_id, r.execution_id, r.event_id)
+                for r in changes
+            ],
+        )
+
+    def log_migration(self, entries: Sequence[MigrationLogRow]) -> None:
+        self._cur.executemany(self._q.evolution.log, entries)
 
 
 class PostgresBackend:
@@ -650,6 +781,30 @@ class PostgresBackend:
 
     def count(self) -> int:
         return int(self._all(self._q.count)[0][0])
+
+    # -- schema evolution ------------------------------------------------------
+
+    def _evolution_rows(self, query: bytes, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        """Rows of one of our tables; none when the tables were never created."""
+        exists = self._all(b"SELECT to_regclass(%s) IS NOT NULL", (self._q.evolution.log_table,))
+        return self._all(query, args) if exists[0][0] else []
+
+    def schema_versions(self) -> list[SchemaVersionRow]:
+        return [SchemaVersionRow(*r) for r in self._evolution_rows(self._q.evolution.versions)]
+
+    def migration_runs(self) -> list[MigrationRun]:
+        return [MigrationRun(*r) for r in self._evolution_rows(self._q.evolution.runs)]
+
+    def migration_log(self, run_id: str) -> list[MigrationLogRow]:
+        return [
+            MigrationLogRow(*r) for r in self._evolution_rows(self._q.evolution.run_log, (run_id,))
+        ]
+
+    def archived_rows(self, run_id: str, after: RowKey, limit: int) -> list[ArchivedRow]:
+        return [
+            ArchivedRow(*r)
+            for r in self._evolution_rows(self._q.evolution.archived, (run_id, *after, limit))
+        ]
 
     # -- subscriptions ---------------------------------------------------------
 
