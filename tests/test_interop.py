@@ -857,13 +857,9 @@ def test_pg_runtime_refuses_a_schema_eventstore_created(
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(
-    strict=True,
-    raises=eventstore.ConflictError,
-    reason="duroxide's PostgreSQL history table declares created_at NOT NULL without a "
-    "default; eventstore's PostgreSQL append leaves created_at out of its INSERT",
-)
 def test_pg_store_appends_to_runtime_database(postgres_target_factory: Callable[[], str]) -> None:
+    """duroxide's PostgreSQL history table declares created_at NOT NULL without a
+    default: eventstore's append must fill it."""
     url = postgres_target_factory()
     in_runtime_process(orch.job_read, url)  # duroxide creates its schema
     started = ev.OrchestrationStarted(event_id=1, name="Imported", version="1.0.0", input="1")
@@ -874,32 +870,37 @@ def test_pg_store_appends_to_runtime_database(postgres_target_factory: Callable[
 
 
 @pytest.mark.postgres
+@pytest.mark.parametrize("how", ["append", "import_rows"])
 def test_pg_runtime_reads_histories_written_by_eventstore(
-    pg_corpus: PgCorpus, postgres_target_factory: Callable[[], str]
+    pg_corpus: PgCorpus, postgres_target_factory: Callable[[], str], how: str
 ) -> None:
-    """The PostgreSQL twin of the SQLite test: a database duroxide created holds
-    every execution the runtime wrote, as eventstore encodes it (import_rows,
-    since append is blocked on these tables, see the xfail above); duroxide
-    reads them back identically."""
+    """The PostgreSQL twin of the SQLite test: into a database duroxide created,
+    eventstore writes every execution the runtime wrote (HistoryStore.append,
+    or import_rows with the original created_at); duroxide reads them back
+    identically."""
     import psycopg
 
     original = pg_history_rows(pg_corpus.url)
     url = postgres_target_factory()
     in_runtime_process(orch.job_read, url)  # duroxide creates its schema
-    rows = [
-        {
-            "instance_id": instance_id,
-            "execution_id": execution_id,
-            "event_id": event_id,
-            "event_type": event.event_type,
-            "event_data": encode(event).decode(),
-            "created_at": created_at,
-        }
-        for (instance_id, execution_id, event_id, _type, data, created_at) in original
-        for event in [decode(data, instance_id=instance_id, execution_id=execution_id)]
-    ]
     with eventstore.open(url) as store:
-        assert store.import_rows(rows).inserted == len(original)
+        if how == "append":
+            for (instance_id, execution_id), events in events_by_execution(original).items():
+                store.append(instance_id, execution_id, events, expected_last_event_id=0)
+        else:
+            rows = [
+                {
+                    "instance_id": instance_id,
+                    "execution_id": execution_id,
+                    "event_id": event_id,
+                    "event_type": event.event_type,
+                    "event_data": encode(event).decode(),
+                    "created_at": created_at,
+                }
+                for (instance_id, execution_id, event_id, _type, data, created_at) in original
+                for event in [decode(data, instance_id=instance_id, execution_id=execution_id)]
+            ]
+            assert store.import_rows(rows).inserted == len(original)
     written = pg_history_rows(url)
     assert [(r[0], r[1], r[2]) for r in written] == [(r[0], r[1], r[2]) for r in original]
     for mine, theirs in zip(written, original, strict=True):
