@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -87,3 +88,29 @@ def test_a_broken_jsonl_file_is_one_clear_line(tmp_path: Path) -> None:
     assert code == 1
     assert "line 1" in output
     assert "Traceback" not in output
+
+
+def test_json_output_and_instance_filter(duroxide_db: Path) -> None:
+    code, output = _run(
+        str(V0A_JSONL), "-o", MODULE, "--json", "-i", "mailbox-7-0", "-i", "looper-7-1"
+    )
+    assert code == 1
+    lines = [json.loads(line) for line in output.splitlines()]
+    assert [(x["instance_id"], x["execution_id"], x["outcome"]) for x in lines] == [
+        ("looper-7-1", 1, "ok"),
+        ("looper-7-1", 2, "ok"),
+        ("looper-7-1", 3, "ok"),
+        ("looper-7-1", 4, "ok"),
+        ("mailbox-7-0", 1, "nondeterministic"),
+    ]
+    assert lines[0]["status"] == "continued_as_new"
+    failure = lines[-1]
+    assert failure["event_id"] == 6
+    assert failure["recorded"].startswith("OrchestrationCompleted")
+    assert failure["attempted"].startswith("scheduled dequeue_event 'inbox'")
+    assert failure["where"].rsplit(":", 1)[0].endswith("corpus.py")
+
+    code, output = _run(str(duroxide_db), "-o", MODULE, "--json", "-i", "hello-7-1")
+    assert code == 0
+    (only,) = [json.loads(line) for line in output.splitlines()]
+    assert (only["instance_id"], only["status"]) == ("hello-7-1", "completed")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import sys
 from collections.abc import Mapping
@@ -64,19 +65,43 @@ def _is_jsonl(target: str) -> bool:
     is_flag=True,
     help="Do not fail on executions of orchestrations the mapping does not name.",
 )
+@click.option(
+    "--instance",
+    "-i",
+    "instances",
+    multiple=True,
+    metavar="ID",
+    help="Replay only this instance (repeatable).",
+)
 @click.option("--verbose", "-v", is_flag=True, help="List every execution, not only failures.")
-def replay(target: str, spec: str, skip_unregistered: bool, verbose: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per execution.")
+def replay(
+    target: str,
+    spec: str,
+    skip_unregistered: bool,
+    instances: tuple[str, ...],
+    verbose: bool,
+    as_json: bool,
+) -> None:
     """Replay every execution of TARGET (a store or a JSONL export) against code.
 
     Exits 1 when any execution does not replay to its stored history.
     """
     orchestrations = _load_orchestrations(spec)
+    options: dict[str, Any] = {
+        "skip_unregistered": skip_unregistered,
+        "instance_ids": instances or None,
+    }
     if _is_jsonl(target):
-        report = replay_all(target, orchestrations, skip_unregistered=skip_unregistered)
+        report = replay_all(target, orchestrations, **options)
     else:
         with open_store(target, readonly=True) as store:
-            report = replay_all(store, orchestrations, skip_unregistered=skip_unregistered)
-    _print(report, verbose)
+            report = replay_all(store, orchestrations, **options)
+    if as_json:
+        for execution in report.executions:
+            click.echo(json.dumps(execution.to_dict(), ensure_ascii=False))
+    else:
+        _print(report, verbose)
     if not report.ok:
         sys.exit(1)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -14,7 +14,13 @@ from ..codec import DEFAULT_CODEC, Codec
 from ..errors import DecodeError, EventStoreError, Location, NondeterminismError
 from ..events import Event
 from ..store import HistoryStore
-from ._engine import InvalidHistoryError, Orchestration, ReplayResult, replay
+from ._engine import (
+    InvalidHistoryError,
+    Orchestration,
+    ReplayMismatchError,
+    ReplayResult,
+    replay,
+)
 
 __all__ = [
     "ExecutionReplay",
@@ -48,6 +54,26 @@ class ExecutionReplay:
     @property
     def ok(self) -> bool:
         return self.outcome == "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary (for `eventstore replay --json`)."""
+        data: dict[str, Any] = {
+            "instance_id": self.instance_id,
+            "execution_id": self.execution_id,
+            "name": self.name,
+            "version": self.version,
+            "outcome": self.outcome,
+            "message": self.message,
+        }
+        if self.result is not None:
+            data["status"] = self.result.status
+            data["pending_actions"] = [a.describe() for a in self.result.pending_actions]
+        if isinstance(self.error, ReplayMismatchError):
+            data["event_id"] = self.error.event_id
+            data["recorded"] = self.error.recorded
+            data["attempted"] = self.error.attempted
+            data["where"] = self.error.where
+        return data
 
 
 @dataclass(slots=True)
@@ -132,10 +158,16 @@ def read_jsonl_executions(
 
 def iter_executions(
     source: HistoryStore | str | os.PathLike[str],
+    instance_ids: Iterable[str] | None = None,
 ) -> Iterator[tuple[str, int, list[Event] | EventStoreError]]:
-    """(instance, execution, events or the error reading them) for every execution."""
+    """(instance, execution, events or the error reading them) for every execution.
+
+    `instance_ids` limits it to those instances.
+    """
+    wanted = None if instance_ids is None else set(instance_ids)
     if isinstance(source, HistoryStore):
-        for instance_id in source.instances():
+        names = source.instances() if wanted is None else sorted(wanted)
+        for instance_id in names:
             for execution_id in source.executions(instance_id):
                 try:
                     events: list[Event] | EventStoreError = source.read(instance_id, execution_id)
@@ -144,7 +176,8 @@ def iter_executions(
                 yield instance_id, execution_id, events
         return
     for (instance_id, execution_id), found in sorted(read_jsonl_executions(source).items()):
-        yield instance_id, execution_id, found
+        if wanted is None or instance_id in wanted:
+            yield instance_id, execution_id, found
 
 
 def _kv_after(events: list[Event], kv: dict[str, str]) -> dict[str, str]:
@@ -164,6 +197,7 @@ def replay_all(
     orchestrations: Orchestrations,
     *,
     skip_unregistered: bool = False,
+    instance_ids: Iterable[str] | None = None,
 ) -> ReplayReport:
     """Replay every execution of `source` (a store, or a JSONL file's path).
 
@@ -171,11 +205,11 @@ def replay_all(
     orchestration name (and version); executions of unregistered names are
     reported as `unregistered` (not failures when `skip_unregistered`). The
     key-value store of an execution starts from what earlier executions of the
-    instance left.
+    instance left. `instance_ids` limits the replay to those instances.
     """
     report = ReplayReport(skip_unregistered=skip_unregistered)
     kv_by_instance: dict[str, dict[str, str]] = {}
-    for instance_id, execution_id, events in iter_executions(source):
+    for instance_id, execution_id, events in iter_executions(source, instance_ids):
         if isinstance(events, EventStoreError):
             report.executions.append(
                 ExecutionReplay(
