@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,15 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/pip install -q -e '.[dev,bench]'
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
+# The long reliability run: 500 SIGKILLs per SQLite writer (250 against
+# PostgreSQL), 100k+ fuzz examples; figures go to tests/reliability/last-soak.txt.
+soak: $(STAMP)
+	bash scripts/system-deps.sh
+	rm -f tests/reliability/last-soak.txt
+	EVENTSTORE_SOAK=1 EVENTSTORE_SOAK_REPORT=tests/reliability/last-soak.txt \
+		$(BIN)/python -m pytest -q -s -p no:randomly tests/reliability
+	cat tests/reliability/last-soak.txt
 
 clean:
 	rm -rf $(VENV) demo.db demo.db-wal demo.db-shm .pytest_cache .mypy_cache .ruff_cache

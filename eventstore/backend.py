@@ -214,6 +214,11 @@ class Backend(Protocol):
 
     def count(self) -> int: ...
 
+    # Optional: a backend that can wait for new commits without polling
+    # (PostgreSQL: LISTEN/NOTIFY) also has
+    #     wait_for_events(after: int, timeout: float) -> bool
+    # which the metrics exporter uses when present (looked up with getattr).
+
     # -- schema evolution (empty when the tables do not exist yet) ---------
 
     def schema_versions(self) -> list[SchemaVersionRow]:

@@ -240,6 +240,7 @@ class _Appender:
         execution_id: int,
         events: Iterable[Event],
         expected_last_event_id: int | None,
+        committed_later: list[tuple[list[Event], float]] | None = None,
     ) -> AppendResult:
         store = self.store
         started = time.perf_counter()
@@ -299,7 +300,11 @@ class _Appender:
             writer.insert(rows)
         observer = store.observer
         if observer is not None:
-            observer.appended(filled, time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            if committed_later is None:
+                observer.appended(filled, seconds)
+            else:  # inside transaction(): told only once the transaction commits
+                committed_later.append((filled, seconds))
         if not store._catalog_recorded:  # once per store: no per-event cost
             store._record_catalog()
         return AppendResult(filled, filled[-1].event_id, True)
@@ -345,6 +350,8 @@ class Transaction:
         self._store = store
         self.connection = connection
         """The backend's connection (sqlite3.Connection / psycopg.Connection)."""
+        self.appended: list[tuple[list[Event], float]] = []
+        """What this transaction appended, reported to the observer on commit."""
 
     def append(
         self,
@@ -355,7 +362,7 @@ class Transaction:
         expected_last_event_id: int | None = None,
     ) -> AppendResult:
         return self._store._appender.append(
-            instance_id, execution_id, events, expected_last_event_id
+            instance_id, execution_id, events, expected_last_event_id, self.appended
         )
 
 
@@ -453,13 +460,23 @@ class HistoryStore:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Transaction]:
-        """A transaction in which appends and the runtime's own SQL commit as one."""
+        """A transaction in which appends and the runtime's own SQL commit as one.
+
+        The store's observer (metrics) hears of the appends only after the
+        commit: a rolled-back append was never stored.
+        """
         with self.backend.transaction() as connection:
-            yield Transaction(self, connection)
+            tx = Transaction(self, connection)
+            yield tx
+        if self.observer is not None:
+            for events, seconds in tx.appended:
+                self.observer.appended(events, seconds)
 
     # -- reading -------------------------------------------------------------
 
-    def _decode(self, row: StoredRow, instance_id: str, execution_id: int) -> Event:
+    def _decode(
+        self, row: tuple[int, str, str | bytes, int], instance_id: str, execution_id: int
+    ) -> Event:
         event_id, event_type, data, position = row
         try:
             event = self.codec.decode(data, instance_id=instance_id, execution_id=execution_id)

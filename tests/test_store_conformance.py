@@ -412,3 +412,31 @@ TestAppendModel.settings = settings(
     max_examples=60, stateful_step_count=25, deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )  # fmt: skip
+
+
+def test_observer_hears_of_transaction_appends_only_after_commit(
+    store_factory: StoreFactory,
+) -> None:
+    heard: list[list[int]] = []
+
+    class Observer:
+        def appended(self, events: Any, seconds: float) -> None:
+            heard.append([e.event_id for e in events])
+
+        def decoded(self, generation: Any, count: int) -> None: ...
+
+        def decode_failed(self, location: Any) -> None: ...
+
+    store = store_factory(observer=Observer())
+    store.append("i", 1, [started()])
+    assert heard == [[1]]
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        tx.append("i", 1, [scheduled(2)])
+        assert heard == [[1]]
+        raise RuntimeError("rolled back")
+    assert heard == [[1]]
+    with store.transaction() as tx:
+        tx.append("i", 1, [scheduled(2)])
+        tx.append("i", 1, [completed(3, 2)])
+        assert heard == [[1]]
+    assert heard == [[1], [2], [3]]

@@ -39,9 +39,15 @@ def main() -> None:
         first = last[instance_id] + 1
         batch: list[ev.Event] = []
         for event_id in range(first, first + size):
-            payload = json.dumps({"batch": batch_id, "size": size, "pad": "x" * rnd.randint(0, 500)})
+            payload = json.dumps(
+                {"batch": batch_id, "size": size, "pad": "x" * rnd.randint(0, 500)}
+            )
             if event_id == 1:
-                batch.append(ev.OrchestrationStarted(event_id=1, name="Crash", version="1.0.0", input=payload))
+                batch.append(
+                    ev.OrchestrationStarted(
+                        event_id=1, name="Crash", version="1.0.0", input=payload
+                    )
+                )
             else:
                 batch.append(ev.ActivityScheduled(event_id=event_id, name="Work", input=payload))
         store.append(instance_id, 1, batch, expected_last_event_id=last[instance_id])

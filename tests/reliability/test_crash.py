@@ -57,7 +57,9 @@ def _kill_at_random(child: subprocess.Popen[str], rnd: random.Random) -> list[tu
     while not acks and child.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
     if child.poll() is not None:
-        raise AssertionError(f"the writer died by itself: {child.stderr.read() if child.stderr else ''}")
+        raise AssertionError(
+            f"the writer died by itself: {child.stderr.read() if child.stderr else ''}"
+        )
     time.sleep(rnd.uniform(0.0, 0.08))
     child.send_signal(signal.SIGKILL)
     child.wait(timeout=30)
@@ -78,7 +80,7 @@ def _check(store: eventstore.HistoryStore, acked: dict[str, int]) -> int:
         batches: dict[str, list[int]] = defaultdict(list)
         sizes: dict[str, int] = {}
         for event in events:
-            payload: dict[str, Any] = json.loads(getattr(event, "input"))
+            payload: dict[str, Any] = json.loads(event.input)  # type: ignore[union-attr]
             batches[payload["batch"]].append(event.event_id)
             sizes[payload["batch"]] = payload["size"]
         for batch, members in batches.items():

@@ -23,12 +23,28 @@ CORRUPT: list[tuple[str, str, bytes]] = [
     ("not JSON", "ActivityScheduled", b"<html>oops</html>"),
     ("truncated", "ActivityScheduled", GOOD.encode()[:60]),
     ("wrong types", "ActivityScheduled", GOOD.replace('"name":"W"', '"name":7').encode()),
-    ("id beyond 64 bits", "ActivityScheduled", GOOD.replace('"event_id":%d', '"event_id":99999999999999999999999').encode()),  # noqa: E501
-    ("deeply nested", "ActivityScheduled", GOOD.replace('"input":"1"', '"input":"1","x":' + "[" * 50_000 + "]" * 50_000).encode()),  # noqa: E501
-    ("invalid UTF-8", "ActivityScheduled", GOOD.replace('"W"', '"\\u0057"').encode().replace(b"\\u0057", b"\xff\xfe")),  # noqa: E501
+    (
+        "id beyond 64 bits",
+        "ActivityScheduled",
+        GOOD.replace('"event_id":%d', '"event_id":99999999999999999999999').encode(),
+    ),
+    (
+        "deeply nested",
+        "ActivityScheduled",
+        GOOD.replace('"input":"1"', '"input":"1","x":' + "[" * 50_000 + "]" * 50_000).encode(),
+    ),
+    (
+        "invalid UTF-8",
+        "ActivityScheduled",
+        GOOD.replace('"W"', '"\\u0057"').encode().replace(b"\\u0057", b"\xff\xfe"),
+    ),
     ("NaN", "ActivityScheduled", GOOD.replace('"timestamp_ms":5', '"timestamp_ms":NaN').encode()),
     ("type column disagrees", "TimerFired", GOOD.encode()),
-    ("huge", "ActivityScheduled", GOOD.replace('"input":"1"', '"input":"' + "x" * 2_000_000 + '"').encode()),  # noqa: E501
+    (
+        "huge",
+        "ActivityScheduled",
+        GOOD.replace('"input":"1"', '"input":"' + "x" * 2_000_000 + '"').encode(),
+    ),
 ]
 
 
@@ -40,8 +56,8 @@ def _fill(path: Path, duplicate_keys: bool = True) -> list[tuple[str, int]]:
         "INSERT INTO history (instance_id, execution_id, event_id, event_type, event_data)"
         " VALUES (?, ?, ?, ?, CAST(? AS TEXT))"
     )
-    con.execute(insert.replace("CAST(? AS TEXT)", "?"), ("i", 1, 1, "OrchestrationStarted",
-        '{"OrchestrationStarted":{"event_id":1,"name":"O","version":"1","input":"0"}}'))  # fmt: skip
+    start = '{"OrchestrationStarted":{"event_id":1,"name":"O","version":"1","input":"0"}}'
+    con.execute(insert.replace("CAST(? AS TEXT)", "?"), ("i", 1, 1, "OrchestrationStarted", start))
     bad: list[tuple[str, int]] = []
     event_id = 2
     for label, event_type, data in CORRUPT:
@@ -54,7 +70,9 @@ def _fill(path: Path, duplicate_keys: bool = True) -> list[tuple[str, int]]:
         event_id += 1
     if duplicate_keys:
         dup = GOOD.replace('"event_id":%d', f'"event_id":{event_id},"event_id":{event_id}')
-        con.execute(insert.replace("CAST(? AS TEXT)", "?"), ("i", 1, event_id, "ActivityScheduled", dup))  # noqa: E501
+        con.execute(
+            insert.replace("CAST(? AS TEXT)", "?"), ("i", 1, event_id, "ActivityScheduled", dup)
+        )
         bad.append(("duplicate keys", event_id))
         event_id += 1
     con.execute(insert.replace("CAST(? AS TEXT)", "?"), ("i", 1, event_id, "ActivityScheduled",
@@ -138,7 +156,9 @@ def test_hostile_strings_are_data_everywhere(store_factory: StoreFactory, hostil
         hostile = hostile.replace("\x00", "")
         started = ev.OrchestrationStarted(event_id=1, name="\x00", version="1", input='"\u0000"')
     store.append(hostile, 1, [started, ev.ActivityScheduled(event_id=2, name=hostile, input="1")])
-    store.append("neighbour", 1, [ev.OrchestrationStarted(event_id=1, name="n", version="1", input="0")])
+    store.append(
+        "neighbour", 1, [ev.OrchestrationStarted(event_id=1, name="n", version="1", input="0")]
+    )
     events = store.read(hostile)
     assert [e.event_id for e in events] == [1, 2]
     assert events[0] == next(iter(store.read_all())).event
