@@ -32,6 +32,8 @@ __all__ = [
     "Decoded",
     "Generation",
     "RowDecodeError",
+    "UNRECORDED_TYPE",
+    "row_mismatch",
     "decode",
     "detect_version",
     "encode",
@@ -41,6 +43,29 @@ __all__ = [
 
 DEFAULT_MAX_EVENT_BYTES: Final = 16 * 1024 * 1024
 """Largest serialized event accepted on read or append (configurable per Codec)."""
+
+
+UNRECORDED_TYPE: Final = "Event"
+"""What duroxide's PostgreSQL provider writes in every row's event_type column:
+the type is not recorded there, so the column cannot disagree with the event."""
+
+
+def row_mismatch(
+    event: Event, event_id: int, event_type: str, instance_id: str, execution_id: int
+) -> str | None:
+    """Why a stored row's columns disagree with the event it holds (None: they agree)."""
+    if (
+        event.event_id == event_id
+        and (event.event_type == event_type or event_type == UNRECORDED_TYPE)
+        and event.instance_id == instance_id
+        and event.execution_id == execution_id
+    ):
+        return None
+    return (
+        "the row's columns disagree with its event "
+        f"(columns: {event_type} {event_id}; event: {event.event_type} "
+        f"{event.event_id} of {event.instance_id!r} execution {event.execution_id})"
+    )
 
 
 class RowDecodeError(DecodeError):
@@ -497,18 +522,15 @@ class Codec:
                     event = self.decode(data, instance_id=instance_id, execution_id=execution_id)
                 except DecodeError as exc:
                     raise RowDecodeError(index, exc.message) from None
-            if (
+            if (  # inline for speed; row_mismatch says why when it fails
                 event.event_id != event_id
                 or event.event_type != event_type
                 or event.instance_id != instance_id
                 or event.execution_id != execution_id
             ):
-                raise RowDecodeError(
-                    index,
-                    "the row's columns disagree with its event "
-                    f"(columns: {event_type} {event_id}; event: {event.event_type} "
-                    f"{event.event_id} of {event.instance_id!r} execution {event.execution_id})",
-                )
+                problem = row_mismatch(event, event_id, event_type, instance_id, execution_id)
+                if problem is not None:
+                    raise RowDecodeError(index, problem)
             append(event)
         return events
 
@@ -690,7 +712,7 @@ class Codec:
         except _DECODE_ERRORS as exc:
             raise DecodeError(str(exc).replace("$[", "event #[")) from None
         if decoded != known:
-            for index, (given, read_back) in enumerate(zip(known, decoded, strict=True)):
+            for given, read_back in zip(known, decoded, strict=True):
                 if given != read_back:
                     field = next(
                         (

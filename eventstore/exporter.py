@@ -35,7 +35,7 @@ from .backend import RawRow
 from .codec import Generation
 from .errors import DecodeError, EventStoreError
 from .metrics import StoreMetrics
-from .store import HistoryStore, row_location
+from .store import HistoryStore
 
 __all__ = ["DEFAULT_BIND", "DEFAULT_PORT", "FeedExporter", "MetricsServer", "PollResult", "serve"]
 
@@ -169,37 +169,21 @@ class FeedExporter:
     def _apply(self, rows: list[RawRow]) -> int:
         """Decode and track one page of RawRows; returns how many did not decode."""
         metrics = self.metrics
-        decode = self.store.codec.decode_detailed
+        decode = self.store.decode_raw
         counts = dict.fromkeys(Generation, 0)
         bad = 0
         with metrics.batch() as track:
             for row in rows:
-                instance_id = row.instance_id
-                execution_id = row.execution_id
                 try:
-                    decoded = decode(
-                        row.event_data, instance_id=instance_id, execution_id=execution_id
-                    )
-                    event = decoded.event
-                    if (
-                        event.event_id != row.event_id
-                        or event.event_type != row.event_type
-                        or event.instance_id != instance_id
-                        or event.execution_id != execution_id
-                    ):
-                        raise DecodeError(
-                            f"the row's columns disagree with its event (columns: "
-                            f"{row.event_type} {row.event_id}; event: {event.event_type} "
-                            f"{event.event_id})"
-                        )
+                    decoded = decode(row)
                 except DecodeError as exc:
                     bad += 1
-                    location = row_location(instance_id, execution_id, row.event_id, row.position)
-                    metrics.decode_failed(location)
-                    log.warning("skipping undecodable row at %s: %s", location, exc.message)
+                    assert exc.location is not None
+                    metrics.decode_failed(exc.location)
+                    log.warning("skipping undecodable row at %s: %s", exc.location, exc.message)
                     continue
                 counts[decoded.generation] += 1
-                track(instance_id, execution_id, event)
+                track(row.instance_id, row.execution_id, decoded.event)
             for generation, count in counts.items():
                 metrics.decoded(generation, count)
         last = rows[-1]

@@ -23,7 +23,15 @@ import msgspec
 
 from . import events as ev
 from .backend import Backend, InsertRow, NewRow, RawRow, StoredRow
-from .codec import DEFAULT_CODEC, Codec, Generation, RowDecodeError
+from .codec import (
+    DEFAULT_CODEC,
+    UNRECORDED_TYPE,
+    Codec,
+    Decoded,
+    Generation,
+    RowDecodeError,
+    row_mismatch,
+)
 from .errors import (
     ConcurrencyError,
     ConflictError,
@@ -481,15 +489,36 @@ class HistoryStore:
         try:
             event = self.codec.decode(data, instance_id=instance_id, execution_id=execution_id)
         except DecodeError as exc:
-            raise self._row_error(exc.message, instance_id, execution_id, event_id, position)
-        if (
-            event.event_id != event_id
-            or event.event_type != event_type
-            or event.instance_id != instance_id
-            or event.execution_id != execution_id
-        ):
-            raise self._mismatch(event, instance_id, execution_id, event_id, event_type, position)
+            raise self._row_error(
+                exc.message, instance_id, execution_id, event_id, position
+            ) from None
+        problem = row_mismatch(event, event_id, event_type, instance_id, execution_id)
+        if problem is not None:
+            raise self._row_error(problem, instance_id, execution_id, event_id, position)
         return event
+
+    def decode_raw(self, row: RawRow) -> Decoded:
+        """Decode one feed row with the store's checks, saying its generation.
+
+        Raises DecodeError naming the row (instance, execution, event id,
+        position) when it does not decode or disagrees with its columns.
+        """
+        try:
+            decoded = self.codec.decode_detailed(
+                row.event_data, instance_id=row.instance_id, execution_id=row.execution_id
+            )
+        except DecodeError as exc:
+            raise self._row_error(
+                exc.message, row.instance_id, row.execution_id, row.event_id, row.position
+            ) from None
+        problem = row_mismatch(
+            decoded.event, row.event_id, row.event_type, row.instance_id, row.execution_id
+        )
+        if problem is not None:
+            raise self._row_error(
+                problem, row.instance_id, row.execution_id, row.event_id, row.position
+            )
+        return decoded
 
     def _row_error(
         self, message: str, instance_id: str, execution_id: int, event_id: int, position: int
@@ -498,25 +527,6 @@ class HistoryStore:
         if self.observer is not None:
             self.observer.decode_failed(location)
         return DecodeError(message, location=location)
-
-    def _mismatch(
-        self,
-        event: Event,
-        instance_id: str,
-        execution_id: int,
-        event_id: int,
-        event_type: str,
-        position: int,
-    ) -> DecodeError:
-        return self._row_error(
-            "the row's columns disagree with its event "
-            f"(columns: {event_type} {event_id}; event: {event.event_type} "
-            f"{event.event_id} of {event.instance_id!r} execution {event.execution_id})",
-            instance_id,
-            execution_id,
-            event_id,
-            position,
-        )
 
     def read(self, instance_id: str, execution_id: int | None = None) -> list[Event]:
         """The events of one execution (the latest by default), in event-id order."""
@@ -600,14 +610,18 @@ class HistoryStore:
         for instance_id, executions, latest, events in self.backend.overview():
             first, last = self.backend.edge_rows(instance_id, latest)
             name = version = None
-            if first is not None and first.event_type == "OrchestrationStarted":
+            if first is not None and first[1] in ("OrchestrationStarted", UNRECORDED_TYPE):
                 with contextlib.suppress(DecodeError):
                     started = self._decode(first, instance_id, latest)
                     if isinstance(started, ev.OrchestrationStarted):
                         name, version = started.name, started.version
             status = ExecutionStatus.RUNNING
             if last is not None:
-                status = _STATUS_BY_TERMINAL.get(last.event_type, ExecutionStatus.RUNNING)
+                last_type = last[1]
+                if last_type == UNRECORDED_TYPE:  # duroxide's PostgreSQL rows
+                    with contextlib.suppress(DecodeError):
+                        last_type = self._decode(last, instance_id, latest).event_type
+                status = _STATUS_BY_TERMINAL.get(last_type, ExecutionStatus.RUNNING)
             yield InstanceSummary(instance_id, name, version, status, executions, latest, events)
 
     # -- whole rows (export / import) -----------------------------------------

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from . import events as ev
-from .codec import Generation
+from .codec import UNRECORDED_TYPE, Generation
 from .errors import DecodeError, Location
 from .store import HistoryStore
 
@@ -179,7 +179,7 @@ def verify(
         mismatches = []
         if event.event_id != event_id:
             mismatches.append(f"event_id {event.event_id} in the JSON")
-        if event.event_type != event_type:
+        if event.event_type != event_type and event_type != UNRECORDED_TYPE:
             mismatches.append(f"type {event.event_type} in the JSON, {event_type} in the column")
         if event.instance_id != instance_id:
             mismatches.append(f"instance {event.instance_id!r} in the JSON")
@@ -214,6 +214,7 @@ def stats(
             result.by_type_and_generation[(event_type, "undecodable")] += 1
             continue
         generation = str(Generation(decoded.generation))
+        event_type = decoded.event.event_type  # the column may not record it
         result.by_type[event_type] += 1
         result.by_generation[generation] += 1
         result.by_type_and_generation[(event_type, generation)] += 1

@@ -801,12 +801,6 @@ def test_pg_runtime_rows_decode_and_reencode(pg_corpus: PgCorpus) -> None:
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(
-    strict=True,
-    raises=eventstore.DecodeError,
-    reason="duroxide's PostgreSQL provider stores event_type 'Event' in every row; "
-    "HistoryStore._decode requires the column to equal the event's type",
-)
 def test_pg_store_reads_runtime_database(pg_corpus: PgCorpus) -> None:
     with eventstore.open(pg_corpus.url, readonly=True) as store:
         for key, runtime_view in pg_corpus.reading.views.items():
@@ -814,11 +808,6 @@ def test_pg_store_reads_runtime_database(pg_corpus: PgCorpus) -> None:
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(
-    strict=True,
-    reason="verify reports every duroxide PostgreSQL row as a type mismatch "
-    "(event_type column 'Event')",
-)
 def test_pg_verify_is_clean_on_runtime_database(pg_corpus: PgCorpus) -> None:
     with eventstore.open(pg_corpus.url, readonly=True) as store:
         report = verify(store)
@@ -826,11 +815,6 @@ def test_pg_verify_is_clean_on_runtime_database(pg_corpus: PgCorpus) -> None:
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(
-    strict=True,
-    reason="summaries() and stats() take the type from the event_type column, "
-    "which duroxide's PostgreSQL provider fills with 'Event'",
-)
 def test_pg_summaries_and_stats_on_runtime_database(pg_corpus: PgCorpus) -> None:
     from eventstore.verify import stats
 

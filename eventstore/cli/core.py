@@ -207,7 +207,8 @@ def show(target: str, instance: str, execution: int | None, as_json: bool) -> No
 @click.option(
     "--quarantine",
     type=click.Path(dir_okay=False, writable=True),
-    help="Where --skip-corrupt puts bad rows (default: OUTPUT.quarantine.jsonl or quarantine.jsonl).",
+    help="Where --skip-corrupt puts bad rows"
+    " (default: OUTPUT.quarantine.jsonl, or quarantine.jsonl).",
 )
 def export_rows(
     target: str, output: str | None, skip_corrupt: bool, quarantine: str | None
