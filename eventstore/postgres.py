@@ -77,6 +77,7 @@ TABLE: Final = "history"
 """duroxide's table name (in the chosen schema)."""
 
 _IDENTIFIER: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_CLOSE_CHECK_SECONDS: Final = 0.5
 
 # duroxide's columns and key, plus our feed position. duroxide inserts with an
 # explicit column list, so it never sees `eventstore_position`. instance_id
@@ -625,6 +626,8 @@ class PostgresBackend:
     # -- lifecycle -------------------------------------------------------------
 
     def close(self) -> None:
+        # A waiter notices `_closed` within one wait slice (below) and lets go
+        # of the listening connection.
         self._closed = True
         with self._listen_lock:
             if self._listener is not None:
@@ -816,8 +819,10 @@ class PostgresBackend:
         dedicated connection LISTENs on the table's channel, and every write
         transaction NOTIFYs it, delivered on commit. The channel is
         subscribed before the feed is checked, so no commit can slip between
-        the check and the wait. Safe to call from several threads (they take
-        turns on the listening connection).
+        the check and the wait; the feed is checked again only when a
+        notification arrives. Safe to call from several threads (they take
+        turns on the listening connection). Returns False promptly (within
+        half a second) when the store is closed meanwhile.
         """
         deadline = time.monotonic() + max(0.0, float(timeout))
         with self._listen_lock:
@@ -825,15 +830,18 @@ class PostgresBackend:
                 raise StoreError(f"{self.description} is closed")
             try:
                 con = self._listening()
+                check = True
                 while True:
-                    row = con.execute(self._q.has_after, (after,)).fetchone()
-                    if row is not None and row[0]:
-                        return True
+                    if check:
+                        row = con.execute(self._q.has_after, (after,)).fetchone()
+                        if row is not None and row[0]:
+                            return True
                     remaining = deadline - time.monotonic()
-                    if remaining <= 0:
+                    if remaining <= 0 or self._closed:
                         return False
-                    for _ in con.notifies(timeout=remaining, stop_after=1):
-                        pass
+                    # Waiting in slices only lets close() interrupt us.
+                    slice_ = min(remaining, _CLOSE_CHECK_SECONDS)
+                    check = any(True for _ in con.notifies(timeout=slice_, stop_after=1))
             except psycopg.Error as exc:
                 if self._listener is not None:
                     self._listener.close()

@@ -559,3 +559,17 @@ def test_instances_sort_bytewise_whatever_the_database_locale(
     assert store.instances() == sorted(ids)
     assert [s.instance_id for s in store.summaries()] == sorted(ids)
     assert [row.instance_id for page in store.scan(2) for row in page] == sorted(ids)
+
+
+def test_closing_the_store_releases_a_waiter(url: str) -> None:
+    store = eventstore.open(url)
+    backend = backend_of(store)
+    results: list[bool] = []
+    waiting = threading.Thread(target=lambda: results.append(backend.wait_for_events(0, 600)))
+    waiting.start()
+    wait_until(lambda: backend._listen_lock.locked(), "the waiter to listen")
+    store.close()
+    waiting.join(60)
+    assert not waiting.is_alive() and results == [False]
+    with pytest.raises(StoreError, match="closed"):
+        backend.wait_for_events(0, 1)
