@@ -305,7 +305,7 @@ class _Queries:
             )
         )
         self.count = text(sql.SQL("SELECT COUNT(*) FROM {}").format(table))
-        self.evolution = _EvolutionQueries(schema)
+        self.evolution = _EvolutionQueries(schema, positioned)
 
 
 # Schema evolution: our own tables (prefixed eventstore_, in the store's
@@ -334,7 +334,7 @@ _EVOLUTION_DDL: Final = (
 class _EvolutionQueries:
     """The statements of our schema-evolution tables (identifiers quoted)."""
 
-    def __init__(self, schema: str) -> None:
+    def __init__(self, schema: str, positioned: bool) -> None:
         names = {
             "schema_versions": sql.Identifier(schema, "eventstore_schema_versions"),
             "runs": sql.Identifier(schema, "eventstore_migration_runs"),
@@ -348,6 +348,17 @@ class _EvolutionQueries:
             return sql.SQL(template).format(**names).as_bytes(None)
 
         self.ddl = [text(ddl) for ddl in _EVOLUTION_DDL]
+        # Migration batches read the table itself (not the numbered view of a
+        # table duroxide created, whose window function would cost a full
+        # sort per batch); they need keys, not positions.
+        self.rows_after = text(
+            "SELECT "
+            + ("eventstore_position" if positioned else "0")
+            + ", instance_id, execution_id, event_id, event_type, event_data, "
+            + _CREATED_AT.replace("{", "{{").replace("}", "}}")
+            + " FROM {history} WHERE (instance_id, execution_id, event_id) > (%s, %s, %s)"
+            " ORDER BY instance_id, execution_id, event_id LIMIT %s"
+        )
         self.record_version = text(
             "INSERT INTO {schema_versions} (version_id, hash, first_used_at, catalog, metadata)"
             " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (version_id) DO NOTHING RETURNING 1"
@@ -451,7 +462,7 @@ class _PostgresWriter:
         self._cur.execute(self._q.evolution.save_run, run)
 
     def rows_after(self, after: RowKey, limit: int) -> list[RawRow]:
-        self._cur.execute(self._q.scan, (*after, limit))
+        self._cur.execute(self._q.evolution.rows_after, (*after, limit))
         return [RawRow(*r) for r in self._cur.fetchall()]
 
     def archive_rows(self, run_id: str, rows: Sequence[ArchivedRow]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -290,3 +291,86 @@ def _export(target: str) -> list[dict[str, Any]]:
 
     with eventstore.open(target, readonly=True) as store:
         return list(store.export_rows())
+
+
+# --------------------------------------------------------------------------
+# Tables duroxide created (no position column of ours)
+# --------------------------------------------------------------------------
+
+
+def test_migrate_a_postgres_table_duroxide_created(
+    postgres_target_factory: Callable[[], str],
+) -> None:
+    import psycopg
+
+    import eventstore
+
+    url = postgres_target_factory()
+    with psycopg.connect(url) as con:
+        con.execute(
+            "CREATE TABLE history (instance_id TEXT NOT NULL,"
+            " execution_id BIGINT NOT NULL, event_id BIGINT NOT NULL, event_type TEXT NOT NULL,"
+            " event_data TEXT NOT NULL, created_at TIMESTAMPTZ NOT NULL,"
+            " PRIMARY KEY (instance_id, execution_id, event_id))"
+        )  # as duroxide's PostgreSQL provider creates it
+        with con.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO history VALUES (%s, %s, %s, %s, %s, %s)",
+                [
+                    (
+                        r["instance_id"],
+                        r["execution_id"],
+                        r["event_id"],
+                        r["event_type"],
+                        r["event_data"],
+                        r["created_at"] + "+00",
+                    )
+                    for r in rows_of(MIXED_JSONL)
+                ],
+            )
+        columns_before = con.execute(
+            "SELECT column_name, data_type FROM information_schema.columns"
+            " WHERE table_name = 'history' ORDER BY ordinal_position"
+        ).fetchall()
+    with eventstore.open(url) as store:
+        assert not store.stable_positions
+        before = table(store)
+        report = migrate(store, batch_size=17)
+        assert report.changed == 97
+        assert generations(store) == {"V1": len(before) - 4, "V0:SystemCall": 4}
+        rollback(store, str(report.run_id))
+        assert table(store) == before
+    with psycopg.connect(url) as con:
+        assert (
+            con.execute(
+                "SELECT column_name, data_type FROM information_schema.columns"
+                " WHERE table_name = 'history' ORDER BY ordinal_position"
+            ).fetchall()
+            == columns_before
+        )
+
+
+def test_migrate_the_real_duroxide_sqlite_database(duroxide_db: Path) -> None:
+    import sqlite3
+
+    import eventstore
+
+    con = sqlite3.connect(duroxide_db)
+    schema_before = con.execute("SELECT sql FROM sqlite_master WHERE name = 'history'").fetchall()
+    con.close()
+    with eventstore.open(str(duroxide_db)) as store:
+        # legacy rows next to the runtime's own V1 rows
+        store.import_rows(
+            {**r, "instance_id": "legacy-" + r["instance_id"]} for r in rows_of(V0A_JSONL)
+        )
+        before = table(store)
+        report = migrate(store)
+        assert report.strategy == "eager" and report.current == 154
+        rollback(store, str(report.run_id))
+        assert table(store) == before
+    con = sqlite3.connect(duroxide_db)
+    assert (
+        con.execute("SELECT sql FROM sqlite_master WHERE name = 'history'").fetchall()
+        == schema_before
+    )
+    con.close()
