@@ -11,7 +11,8 @@ Both sides do the same work in the same run, on the same server:
 
 Usage: python benchmarks/bench_postgres.py [--url postgresql://...] [--instances N]
 Without --url a throwaway server is started (tests/postgres_server.py).
-Prints events/s for both and the ratio store/raw (1.0 = as fast as raw SQL).
+Prints events/s for both (best of --repeat interleaved runs, to damp the noise
+of a shared machine) and the ratio store/raw (1.0 = as fast as raw SQL).
 """
 
 from __future__ import annotations
@@ -45,7 +46,9 @@ CREATE TABLE raw_history (
 """
 
 
-def batches(instances: int, per_instance: int, batch: int) -> list[tuple[str, list[ev.Event]]]:
+def batches(
+    prefix: str, instances: int, per_instance: int, batch: int
+) -> list[tuple[str, list[ev.Event]]]:
     out: list[tuple[str, list[ev.Event]]] = []
     for i in range(instances):
         events: list[ev.Event] = [
@@ -59,14 +62,15 @@ def batches(instances: int, per_instance: int, batch: int) -> list[tuple[str, li
                     ev.ActivityCompleted(event_id=n, source_event_id=n - 1, result=f'"r{n}"')
                 )
         for start in range(0, len(events), batch):
-            out.append((f"bench-{i}", events[start : start + batch]))
+            out.append((f"{prefix}-{i}", events[start : start + batch]))
     return out
 
 
-def timed(work: Callable[[], int]) -> tuple[int, float]:
+def timed(work: Callable[[], int]) -> float:
+    """Events per second of one run."""
     started = time.perf_counter()
     count = work()
-    return count, time.perf_counter() - started
+    return count / (time.perf_counter() - started)
 
 
 @contextlib.contextmanager
@@ -80,106 +84,122 @@ def server_url(url: str | None) -> Iterator[str]:
         yield server.create_database()
 
 
-def report(name: str, store: tuple[int, float], raw: tuple[int, float]) -> None:
-    store_rate = store[0] / store[1]
-    raw_rate = raw[0] / raw[1]
+def report(name: str, store: list[float], raw: list[float]) -> None:
+    best_store, best_raw = max(store), max(raw)
     print(
-        f"{name:<7} store {store_rate:>10,.0f} events/s   raw psycopg {raw_rate:>10,.0f} events/s"
-        f"   ratio store/raw {store_rate / raw_rate:.2f}"
+        f"{name:<7} store {best_store:>10,.0f} events/s   raw psycopg {best_raw:>10,.0f} events/s"
+        f"   ratio store/raw {best_store / best_raw:.2f}"
     )
 
 
+INSERT_RAW = (
+    "INSERT INTO raw_history (instance_id, execution_id, event_id, event_type, event_data)"
+    " VALUES (%s, %s, %s, %s, %s)"
+)
+LAST_RAW = (
+    "SELECT COALESCE(MAX(event_id), 0) FROM raw_history"
+    " WHERE instance_id = %s AND execution_id = %s"
+)
+READ_RAW = (
+    "SELECT event_id, event_type, event_data, position FROM raw_history"
+    " WHERE instance_id = %s AND execution_id = %s ORDER BY event_id"
+)
+FEED_RAW = (
+    "SELECT position, instance_id, execution_id, event_id, event_type, event_data, created_at"
+    " FROM raw_history WHERE position > %s ORDER BY position LIMIT 1000"
+)
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--url", help="an empty PostgreSQL database (default: throwaway server)")
     parser.add_argument("--instances", type=int, default=200)
     parser.add_argument("--events", type=int, default=50, help="events per instance")
     parser.add_argument("--batch", type=int, default=10, help="events per append")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="interleaved runs of each side; the best counts"
+    )
     args = parser.parse_args()
-    work = batches(args.instances, args.events, args.batch)
-    total = sum(len(b) for _, b in work)
+    rates: dict[str, tuple[list[float], list[float]]] = {
+        name: ([], []) for name in ("append", "read", "feed")
+    }
 
     with server_url(args.url) as url, eventstore.open(url) as store:
-        # -- append ------------------------------------------------------------
-        def store_append() -> int:
-            for instance, batch in work:
-                store.append(instance, 1, batch, expected_last_event_id=batch[0].event_id - 1)
-            return total
+        con = psycopg.connect(url, autocommit=True)
+        con.execute(RAW_DDL)
+        total = 0
+        for rep in range(args.repeat):
+            # -- append: the store, then raw psycopg inserting the same rows ----
+            work = batches(f"bench{rep}", args.instances, args.events, args.batch)
+            count = sum(len(b) for _, b in work)
+            total += count
 
-        appended = timed(store_append)
-        rows: list[tuple[Any, ...]] = [
-            (r["instance_id"], r["execution_id"], r["event_id"], r["event_type"], r["event_data"])
-            for r in store.export_rows()
-        ]
-        by_batch: list[list[tuple[Any, ...]]] = []
-        position = 0
-        for _, batch in work:
-            by_batch.append(rows[position : position + len(batch)])
-            position += len(batch)
+            def store_append(work: list[tuple[str, list[ev.Event]]] = work) -> int:
+                for instance, batch in work:
+                    store.append(instance, 1, batch, expected_last_event_id=batch[0].event_id - 1)
+                return sum(len(b) for _, b in work)
 
-        with psycopg.connect(url, autocommit=True) as con:
-            con.execute(RAW_DDL)
+            rates["append"][0].append(timed(store_append))
+            rows: list[tuple[Any, ...]] = [
+                (
+                    r["instance_id"],
+                    r["execution_id"],
+                    r["event_id"],
+                    r["event_type"],
+                    r["event_data"],
+                )
+                for r in store.export_rows()
+            ][-count:]
+            by_batch: list[list[tuple[Any, ...]]] = []
+            position = 0
+            for _, batch in work:
+                by_batch.append(rows[position : position + len(batch)])
+                position += len(batch)
 
-            def raw_append() -> int:
+            def raw_append(by_batch: list[list[tuple[Any, ...]]] = by_batch) -> int:
                 with con.cursor() as cur:
                     for batch_rows in by_batch:
                         with con.transaction():
-                            cur.execute(
-                                "SELECT COALESCE(MAX(event_id), 0) FROM raw_history"
-                                " WHERE instance_id = %s AND execution_id = %s",
-                                batch_rows[0][:2],
-                            )
+                            cur.execute(LAST_RAW, batch_rows[0][:2])
                             cur.fetchone()
-                            cur.executemany(
-                                "INSERT INTO raw_history (instance_id, execution_id, event_id,"
-                                " event_type, event_data) VALUES (%s, %s, %s, %s, %s)",
-                                batch_rows,
-                            )
-                return total
+                            cur.executemany(INSERT_RAW, batch_rows)
+                return sum(len(b) for b in by_batch)
 
-            raw_appended = timed(raw_append)
-            report("append", appended, raw_appended)
+            rates["append"][1].append(timed(raw_append))
 
-            # -- read ----------------------------------------------------------
-            instances = [f"bench-{i}" for i in range(args.instances)]
+        # -- read every execution; then the whole feed (interleaved runs) -------
+        instances = [f"bench0-{i}" for i in range(args.instances)]
 
-            def store_read() -> int:
-                return sum(len(store.read(i, 1)) for i in instances)
+        def store_read() -> int:
+            return sum(len(store.read(i, 1)) for i in instances)
 
-            def raw_read() -> int:
-                count = 0
-                for i in instances:
-                    count += len(
-                        con.execute(
-                            "SELECT event_id, event_type, event_data, position FROM raw_history"
-                            " WHERE instance_id = %s AND execution_id = %s ORDER BY event_id",
-                            (i, 1),
-                        ).fetchall()
-                    )
-                return count
+        def raw_read() -> int:
+            return sum(len(con.execute(READ_RAW, (i, 1)).fetchall()) for i in instances)
 
-            report("read", timed(store_read), timed(raw_read))
+        def store_feed() -> int:
+            return sum(1 for _ in store.read_all())
 
-            # -- feed ----------------------------------------------------------
-            def store_feed() -> int:
-                return sum(1 for _ in store.read_all())
+        def raw_feed() -> int:
+            count, after = 0, 0
+            while True:
+                page = con.execute(FEED_RAW, (after,)).fetchall()
+                count += len(page)
+                if len(page) < 1000:
+                    return count
+                after = page[-1][0]
 
-            def raw_feed() -> int:
-                count, after = 0, 0
-                while True:
-                    page = con.execute(
-                        "SELECT position, instance_id, execution_id, event_id, event_type,"
-                        " event_data, created_at FROM raw_history WHERE position > %s"
-                        " ORDER BY position LIMIT 1000",
-                        (after,),
-                    ).fetchall()
-                    count += len(page)
-                    if len(page) < 1000:
-                        return count
-                    after = page[-1][0]
-
-            report("feed", timed(store_feed), timed(raw_feed))
-    print(f"({total} events: {args.instances} instances x {args.events}, batches of {args.batch})")
+        for _ in range(args.repeat):
+            rates["read"][0].append(timed(store_read))
+            rates["read"][1].append(timed(raw_read))
+            rates["feed"][0].append(timed(store_feed))
+            rates["feed"][1].append(timed(raw_feed))
+        con.close()
+    for name, (store_rates, raw_rates) in rates.items():
+        report(name, store_rates, raw_rates)
+    print(
+        f"({total} events: {args.repeat} x {args.instances} instances x {args.events},"
+        f" batches of {args.batch}; best of {args.repeat} interleaved runs each)"
+    )
 
 
 if __name__ == "__main__":
