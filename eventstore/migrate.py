@@ -14,7 +14,11 @@ nothing to do). An *eager* migration rewrites them in place, in batches:
   id. A batch is all or nothing, so nothing is migrated twice or lost; a row
   that is already in the target form is left alone, so a run is idempotent.
 * Events appended while a migration runs are V1 already and never touched
-  (appends and batches serialise on the store's write lock).
+  (appends and batches serialise on the store's write lock). Batches are
+  keyed by duroxide's row key rather than by feed position because positions
+  are not stable on tables duroxide created; either way a row that arrives
+  behind the cursor is a new V1 append. (Legacy rows *imported* during a run
+  are picked up by running `migrate` again.)
 * Legacy `SystemCall` events have no exact V1 form (see
   proposals/event-schema-evolution.md): they are kept as they are and
   reported. Rows that do not decode are reported and left alone.
