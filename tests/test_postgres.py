@@ -23,6 +23,7 @@ from eventstore.errors import (
     ConcurrencyError,
     EventStoreError,
     ReadOnlyError,
+    StoreBusyError,
     StoreError,
     StoreNotFoundError,
     TargetError,
@@ -573,3 +574,49 @@ def test_closing_the_store_releases_a_waiter(url: str) -> None:
     assert not waiting.is_alive() and results == [False]
     with pytest.raises(StoreError, match="closed"):
         backend.wait_for_events(0, 1)
+
+
+def test_a_writer_held_up_past_its_lock_timeout_gets_store_busy(
+    url: str, opened: Callable[..., HistoryStore]
+) -> None:
+    holder, impatient = opened(url), opened(url, lock_timeout_ms=50)
+    with holder.transaction() as tx:
+        tx.append("a", 1, [started()])
+        with pytest.raises(StoreBusyError, match="stayed locked"):
+            impatient.append("b", 1, [started()])
+    impatient.append("b", 1, [started()])
+    assert [r.instance_id for r in impatient.read_all()] == ["a", "b"]
+
+
+def test_threads_sharing_one_store_append_exactly_once(
+    url: str, opened: Callable[..., HistoryStore]
+) -> None:
+    store = opened(url, pool_max_size=4)
+    store.append("t", 1, [started()])
+    errors: list[BaseException] = []
+
+    def worker(n: int) -> None:
+        try:
+            for k in range(20):
+                while True:
+                    last = store.read("t")[-1].event_id
+                    try:
+                        store.append(
+                            "t", 1, [scheduled(last + 1, f'"{n}-{k}"')], expected_last_event_id=last
+                        )
+                        break
+                    except ConcurrencyError:
+                        continue
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors and not any(t.is_alive() for t in threads)
+    events = store.read("t")
+    assert [e.event_id for e in events] == list(range(1, 122))
+    inputs = sorted(e.input for e in events[1:] if isinstance(e, ev.ActivityScheduled))
+    assert inputs == sorted(f'"{n}-{k}"' for n in range(6) for k in range(20))
