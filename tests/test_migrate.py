@@ -374,3 +374,16 @@ def test_migrate_the_real_duroxide_sqlite_database(duroxide_db: Path) -> None:
         == schema_before
     )
     con.close()
+
+
+def test_progress_counts_every_row_once(store_factory: StoreFactory) -> None:
+    store = store_factory()
+    store.import_rows(rows_of(MIXED_JSONL))
+    seen: list[int] = []
+    batches: list[int] = []
+    report = migrate(store, batch_size=11, progress=seen.append, on_batch=batches.append)
+    assert sum(seen) == report.scanned == store.count()
+    assert max(seen) <= 11 and batches == list(range(1, report.batches + 1))
+    dry: list[int] = []
+    migrate(store, dry_run=True, strategy="eager", progress=dry.append)
+    assert sum(dry) == store.count()

@@ -594,3 +594,13 @@ def test_store_with_custom_registry_still_reads_legacy(store_factory: StoreFacto
     events = store.read(instance, timers[0]["execution_id"])
     assert any(type(e) is ev.TimerFired for e in events)
     assert "TimerFired" in calls
+
+
+def test_catalog_is_recorded_inside_the_runtimes_transaction(store_factory: StoreFactory) -> None:
+    store = store_factory()
+    seen: list[SchemaEvolution] = []
+    store.on_schema_evolution(seen.append)
+    with store.transaction() as tx:
+        tx.append("a", 1, [started("a")])
+    assert [v.version_id for v in store.backend.schema_versions()] == [CURRENT]
+    assert len(seen) == 1 and store.read("a")[0].event_id == 1
