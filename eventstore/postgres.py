@@ -76,7 +76,7 @@ __all__ = ["PostgresBackend", "TABLE"]
 TABLE: Final = "history"
 """duroxide's table name (in the chosen schema)."""
 
-_IDENTIFIER: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")  # used with fullmatch
 _CLOSE_CHECK_SECONDS: Final = 0.5
 
 # duroxide's columns and key, plus our feed position. duroxide inserts with an
@@ -155,7 +155,7 @@ def _parse_target(target: str, schema: str | None) -> tuple[str, str, dict[str, 
     if from_url and schema is not None and from_url[-1] != schema:
         raise TargetError("the schema is given twice, differently (URL and option)")
     chosen = schema if schema is not None else (from_url[-1] if from_url else "public")
-    if not isinstance(chosen, str) or not _IDENTIFIER.match(chosen):
+    if not isinstance(chosen, str) or not _IDENTIFIER.fullmatch(chosen):
         raise TargetError(
             f"schema must be a plain identifier (letters, digits, _; at most 63), not {chosen!r}"
         )
@@ -412,12 +412,11 @@ def _lock_key(schema: str) -> int:
 
 
 class _PostgresWriter:
-    __slots__ = ("_cur", "_q", "inserted")
+    __slots__ = ("_cur", "_q")
 
     def __init__(self, cur: psycopg.Cursor[Any], queries: _Queries) -> None:
         self._cur = cur
         self._q = queries
-        self.inserted = 0
 
     def last_event_id(self, instance_id: str, execution_id: int) -> int:
         row = self._cur.execute(self._q.last_event_id, (instance_id, execution_id)).fetchone()
@@ -431,11 +430,9 @@ class _PostgresWriter:
 
     def insert(self, rows: Sequence[NewRow]) -> None:
         self._cur.executemany(self._q.insert, rows)
-        self.inserted += len(rows)
 
     def insert_or_compare(self, row: InsertRow) -> str | None:
         if self._cur.execute(self._q.insert_or_nothing, row).fetchone() is not None:
-            self.inserted += 1
             return None
         found = self._cur.execute(self._q.event_data_at, row[:3]).fetchone()
         return str(found[0]) if found else None

@@ -283,6 +283,8 @@ def test_schema_option_isolates_stores(url: str, opened: Callable[..., HistorySt
         "x" * 64,
         "sch\u00e9ma",
         "public.history",
+        "public\n",
+        "public\x00",
     ],
 )
 def test_hostile_schema_names_are_rejected(url: str, schema: str) -> None:
