@@ -166,6 +166,9 @@ def _to_v1(store: HistoryStore) -> Transform:
         if type(event) is ev.UnknownEvent:
             report.keep("unknown legacy type", row)
             return None
+        if event.event_type != row.event_type or event.event_id != row.event_id:
+            report.keep("columns disagree with the event", row)
+            return None
         if type(event) is ev.SystemCall:
             report.keep("SystemCall (no V1 form)", row)
             return None
@@ -187,14 +190,12 @@ def _parse_created_at(value: str | None) -> int | None:
     """Milliseconds since the epoch of a created_at column, truncated to the second."""
     if not value:
         return None
-    text = str(value).strip().replace("T", " ")
-    for cut in ("+", "Z"):
-        if cut in text[10:]:
-            text = text[: 10 + text[10:].index(cut)]
     try:
-        moment = datetime.strptime(text[:19], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+        moment = datetime.fromisoformat(str(value).strip())
     except ValueError:
         return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)  # both backends store UTC
     return int(moment.timestamp()) * 1000
 
 
@@ -252,7 +253,14 @@ def _cursor(run: MigrationRun) -> RowKey:
 
 
 def _unfinished(store: HistoryStore, kind: str) -> MigrationRun | None:
-    for run in reversed(store.backend.migration_runs()):
+    runs = store.backend.migration_runs()
+    for run in runs:
+        if run.status == "rolling_back":
+            raise EventStoreError(
+                f"the rollback of run {run.run_id} did not finish: run "
+                f"`eventstore rollback TARGET --run {run.run_id}` again first"
+            )
+    for run in reversed(runs):
         if run.kind == kind and run.status == "running":
             return run
     return None

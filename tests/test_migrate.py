@@ -387,3 +387,61 @@ def test_progress_counts_every_row_once(store_factory: StoreFactory) -> None:
     dry: list[int] = []
     migrate(store, dry_run=True, strategy="eager", progress=dry.append)
     assert sum(dry) == store.count()
+
+
+def test_rows_whose_columns_disagree_are_kept_and_reported(tmp_path: Path) -> None:
+    import sqlite3
+
+    import eventstore
+
+    target = tmp_path / "s.db"
+    with eventstore.open(str(target)) as store:
+        store.import_rows(rows_of(V0B_JSONL))
+    con = sqlite3.connect(target)
+    con.execute(
+        "UPDATE history SET event_type = 'TimerFired'"
+        " WHERE instance_id = 'failing-7-0' AND event_id = 2"
+    )
+    con.commit()
+    con.close()
+    with eventstore.open(str(target)) as store:
+        report = migrate(store)
+        assert report.kept["columns disagree with the event"] == 1
+        assert report.samples["columns disagree with the event"] == [
+            "failing-7-0 execution 1 event 2"
+        ]
+        (row,) = [
+            r
+            for r in store.export_rows()
+            if r["instance_id"] == "failing-7-0" and r["event_id"] == 2
+        ]
+        assert row["event_type"] == "TimerFired" and row["event_data"].startswith('{"Activity')
+
+
+def test_an_unfinished_rollback_blocks_new_runs(store_factory: StoreFactory) -> None:
+    store = store_factory()
+    store.import_rows(rows_of(V0A_JSONL))
+    before = table(store)
+    first = migrate(store)
+    (run,) = list_runs(store)
+    with store.backend.writing() as writer:  # as a rollback killed midway leaves it
+        writer.save_migration_run(run._replace(status="rolling_back"))
+    with pytest.raises(EventStoreError, match=f"rollback of run {first.run_id} did not finish"):
+        migrate(store)
+    rollback(store, str(first.run_id))
+    assert table(store) == before
+    assert migrate(store).changed == first.changed
+
+
+def test_backfill_reads_created_at_with_an_offset_as_that_instant(tmp_path: Path) -> None:
+    import eventstore
+
+    rows = rows_of(DUROXIDE_JSONL)[:1]
+    data = json.loads(rows[0]["event_data"])
+    data["timestamp_ms"] = 0
+    rows[0] |= {"event_data": json.dumps(data), "created_at": "2026-01-02 12:00:00.900+02:00"}
+    with eventstore.open(str(tmp_path / "s.db")) as store:
+        store.import_rows(rows)
+        assert backfill_timestamps(store).changed == 1
+        (event,) = store.read(rows[0]["instance_id"], rows[0]["execution_id"])
+        assert event.timestamp_ms == _ms("2026-01-02 10:00:00")
