@@ -761,7 +761,10 @@ def open(  # noqa: A001 - the natural name, as sqlite3.connect / shelve.open
 
     `target` is a file path, `sqlite:///relative/path`, `sqlite:////absolute/path`,
     `:memory:`, or a `postgresql://` URL (the `postgres` extra). Backend options:
-    SQLite takes `busy_timeout_ms` and `synchronous` ("normal" by default).
+    SQLite takes `busy_timeout_ms` (5000) and `synchronous` ("normal", see
+    eventstore.sqlite); PostgreSQL takes `schema` ("public"), `pool_min_size`,
+    `pool_max_size`, `lock_timeout_ms` and `connect_timeout` (see
+    proposals/postgres-backend.md). An unknown option is a TargetError.
     """
     if not isinstance(target, str) or not target:
         raise TargetError("a store target must be a non-empty string")
