@@ -579,11 +579,16 @@ def rollback(
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: Callable[[int], None] | None = None,
+    on_batch: Callable[[int], None] | None = None,
 ) -> RollbackReport:
     """Put back the rows a run rewrote, exactly as they were (from the archive).
 
     Runs are undone newest first: a run cannot be rolled back while a later
-    run that rewrote rows is still in effect. Rolling back twice is harmless.
+    run that rewrote rows is still in effect. Rolling back twice is harmless,
+    and so is a rollback interrupted midway: each batch is one transaction
+    that writes archived bytes back by key, so running it again from the
+    start restores what is left and rewrites the rest identically.
+    `on_batch(n)` is called after the n-th committed batch.
     """
     _check_batch_size(batch_size)
     runs = store.backend.migration_runs()
@@ -610,6 +615,7 @@ def rollback(
     with backend.writing() as writer:
         writer.save_migration_run(run._replace(status="rolling_back"))
     cursor = _START
+    batches = 0
     while True:
         rows = backend.archived_rows(run_id, cursor, batch_size)
         if not rows:
@@ -617,10 +623,13 @@ def rollback(
         with backend.writing() as writer:
             writer.update_rows_by_key(rows)
         report.restored += len(rows)
+        batches += 1
         tail = rows[-1]
         cursor = (tail.instance_id, tail.execution_id, tail.event_id)
         if progress is not None:
             progress(len(rows))
+        if on_batch is not None:
+            on_batch(batches)
     with backend.writing() as writer:
         writer.save_migration_run(run._replace(status="rolled_back", finished_at=_now()))
     if run.kind == BACKFILL:

@@ -136,6 +136,40 @@ def test_killed_migration_resumes_without_loss_or_duplicates(target: str, tmp_pa
         assert snapshot(store) == original
 
 
+def test_killed_rollback_runs_again_to_the_exact_original(target: str) -> None:
+    with eventstore.open(target) as store:
+        store.import_rows(dataset())
+        original = snapshot(store)
+    done = run_cli("migrate", target, "--batch-size", str(BATCH))
+    assert done.returncode == 0, done.stderr
+    with eventstore.open(target, readonly=True) as store:
+        (run,) = store.backend.migration_runs()
+        migrated = snapshot(store)
+    assert migrated != original
+
+    killed = run_cli(
+        "rollback", target, "--run", run.run_id, "--batch-size", str(BATCH), kill_after=KILL_AFTER
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    with eventstore.open(target, readonly=True) as store:
+        (halfway_run,) = store.backend.migration_runs()
+        halfway = snapshot(store)
+    assert halfway_run.status == "rolling_back"
+    # Every row is whole: either still migrated or already its original bytes,
+    # and the kill landed midway: some rewritten rows are back, not all.
+    rows = list(zip(original, migrated, halfway, strict=True))
+    assert all(h in (o, m) for o, m, h in rows)
+    rewritten = [(o, h) for o, m, h in rows if o != m]
+    back = sum(1 for o, h in rewritten if h == o)
+    assert 0 < back < len(rewritten)
+
+    again = run_cli("rollback", target, "--run", run.run_id, "--batch-size", str(BATCH))
+    assert again.returncode == 0, again.stderr
+    with eventstore.open(target, readonly=True) as store:
+        assert snapshot(store) == original
+        assert [r.status for r in store.backend.migration_runs()] == ["rolled_back"]
+
+
 def test_appends_from_another_process_during_a_migration_survive(target: str) -> None:
     from eventstore import events as ev
 

@@ -215,7 +215,9 @@ def migrations_command(target: str, as_json: bool) -> None:
 def rollback_command(target: str, run_id: str, batch_size: int) -> None:
     """Restore the rows a migration or backfill run rewrote, exactly as they were."""
     with open_store(target, readonly=False) as store, progress_bar("rollback", None) as advance:
-        report = rollback(store, run_id, batch_size=batch_size, progress=advance)
+        report = rollback(
+            store, run_id, batch_size=batch_size, progress=advance, on_batch=_kill_hook()
+        )
     if report.already:
         out.print(f"run {run_id} was already rolled back")
     else:
