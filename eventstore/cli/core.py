@@ -81,8 +81,12 @@ def _summary(event: ev.Event) -> str:
             | ev.OrchestrationFailed(details=d)
             | ev.SubOrchestrationFailed(details=d)
         ):
-            message = str(getattr(d, "message", "") or "")
-            return f"{type(d).__name__}: {message.strip().splitlines()[-1] if message else ''}"
+            kind = getattr(d, "kind", None)
+            if isinstance(kind, ev.Cancelled):
+                return f"cancelled: {kind.reason}"
+            message = str(getattr(d, "message", "") or "").strip()
+            label = kind if isinstance(kind, str) else type(d).__name__
+            return f"{label}: {message.splitlines()[-1] if message else ''}"
         case ev.TimerCreated(fire_at_ms=at) | ev.TimerFired(fire_at_ms=at):
             return f"fire at {_time(at) or at}"
         case (
