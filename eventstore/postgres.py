@@ -751,6 +751,10 @@ class PostgresBackend:
         value = self._all(self._q.latest_execution, (instance_id,))[0][0]
         return int(value) if value is not None else None
 
+    def last_event_id(self, instance_id: str, execution_id: int) -> int:
+        value = self._all(self._q.last_event_id, (instance_id, execution_id))[0][0]
+        return int(value) if value is not None else 0
+
     def executions(self, instance_id: str) -> list[int]:
         return [int(r[0]) for r in self._all(self._q.executions, (instance_id,))]
 

@@ -369,6 +369,13 @@ class SQLiteBackend:
         value = row[0][0]
         return int(value) if isinstance(value, int) else None
 
+    def last_event_id(self, instance_id: str, execution_id: int) -> int:
+        rows = self._all(
+            "SELECT MAX(event_id) FROM history WHERE instance_id = ? AND execution_id = ?",
+            (instance_id, execution_id),
+        )
+        return int(rows[0][0] or 0)
+
     def executions(self, instance_id: str) -> list[int]:
         return [
             int(r[0])

@@ -543,6 +543,18 @@ class HistoryStore:
                 exc.message, instance_id, execution_id, event_id, position
             ) from None
 
+    def last_event_id(self, instance_id: str, execution_id: int | None = None) -> int:
+        """The last stored event id of an execution (the latest by default); 0 if none.
+
+        What a runtime passes as `expected_last_event_id` after a restart,
+        without reading the history.
+        """
+        if execution_id is None:
+            execution_id = self.backend.latest_execution(instance_id)
+            if execution_id is None:
+                return 0
+        return self.backend.last_event_id(instance_id, execution_id)
+
     def executions(self, instance_id: str) -> list[int]:
         return self.backend.executions(instance_id)
 

@@ -84,6 +84,15 @@ def test_read_defaults_to_the_latest_execution(store: HistoryStore) -> None:
     assert store.executions("missing") == []
 
 
+def test_last_event_id_without_reading_the_history(store: HistoryStore) -> None:
+    assert store.last_event_id("i") == 0
+    store.append("i", 1, [started(), scheduled(5)])
+    store.append("i", 2, [started()])
+    assert store.last_event_id("i") == 1  # the latest execution
+    assert store.last_event_id("i", 1) == 5
+    assert store.last_event_id("i", 3) == 0
+
+
 def test_instances_lists_every_instance_once(store: HistoryStore) -> None:
     for name in ("b", "a", "c"):
         store.append(name, 1, [started()])

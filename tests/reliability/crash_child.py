@@ -28,8 +28,7 @@ def main() -> None:
     last = {}
     for n in range(INSTANCES):
         instance_id = f"crash-{n}"
-        events = store.read(instance_id, 1)
-        last[instance_id] = events[-1].event_id if events else 0
+        last[instance_id] = store.last_event_id(instance_id, 1)
     batch_number = 0
     while True:
         instance_id = f"crash-{rnd.randrange(INSTANCES)}"
