@@ -30,6 +30,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import eventstore
+from benchmarks.common import Result
 from eventstore import events as ev
 
 RAW_DDL = """
@@ -110,16 +111,13 @@ FEED_RAW = (
 )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--url", help="an empty PostgreSQL database (default: throwaway server)")
-    parser.add_argument("--instances", type=int, default=200)
-    parser.add_argument("--events", type=int, default=50, help="events per instance")
-    parser.add_argument("--batch", type=int, default=10, help="events per append")
-    parser.add_argument(
-        "--repeat", type=int, default=3, help="interleaved runs of each side; the best counts"
+def measure(
+    url: str | None, instances: int, events: int, batch: int, repeat: int
+) -> dict[str, tuple[list[float], list[float]]]:
+    """Rates (store, raw psycopg) of append, read and feed, interleaved runs."""
+    args = argparse.Namespace(
+        url=url, instances=instances, events=events, batch=batch, repeat=repeat
     )
-    args = parser.parse_args()
     rates: dict[str, tuple[list[float], list[float]]] = {
         name: ([], []) for name in ("append", "read", "feed")
     }
@@ -194,6 +192,44 @@ def main() -> None:
             rates["feed"][0].append(timed(store_feed))
             rates["feed"][1].append(timed(raw_feed))
         con.close()
+    return rates
+
+
+def run(directory: Path, sizes: list[int], rounds: int) -> list[Result]:
+    """For `python -m benchmarks.run`: 10k events against a throwaway server."""
+    try:
+        rates = measure(None, 200, 50, 10, rounds)
+    except Exception as exc:  # no server binaries on this machine
+        print(f"   skipped PostgreSQL: {exc}")
+        return []
+    targets = {"append": 0.8, "read": None, "feed": None}
+    return [
+        Result(
+            f"PostgreSQL {name}" + (" (batch 10)" if name == "append" else ""),
+            200 * 50,
+            max(store_rates),
+            "raw psycopg",
+            max(raw_rates),
+            target=targets[name],
+            rounds=rounds,
+            note="best of interleaved rounds",
+        )
+        for name, (store_rates, raw_rates) in rates.items()
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--url", help="an empty PostgreSQL database (default: throwaway server)")
+    parser.add_argument("--instances", type=int, default=200)
+    parser.add_argument("--events", type=int, default=50, help="events per instance")
+    parser.add_argument("--batch", type=int, default=10, help="events per append")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="interleaved runs of each side; the best counts"
+    )
+    args = parser.parse_args()
+    rates = measure(args.url, args.instances, args.events, args.batch, args.repeat)
+    total = args.repeat * args.instances * args.events
     for name, (store_rates, raw_rates) in rates.items():
         report(name, store_rates, raw_rates)
     print(

@@ -15,7 +15,14 @@ from pathlib import Path
 
 from .common import HERE, Result, as_dict, machine, workdir
 
-WORKLOADS = ["bench_codec", "bench_append", "bench_read", "bench_whole_store"]
+WORKLOADS = [
+    "bench_codec",
+    "bench_append",
+    "bench_read",
+    "bench_whole_store",
+    "bench_metrics",
+    "bench_postgres",
+]
 
 
 def table(results: list[Result]) -> str:
