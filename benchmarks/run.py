@@ -46,6 +46,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", nargs="*", default=None)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--update", action="store_true", help="merge into results/latest.json instead of replacing"
+    )
     args = parser.parse_args()
     sizes = [10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000]
     results: list[Result] = []
@@ -63,17 +66,28 @@ def main() -> None:
             results.extend(found)
     out = HERE / "results"
     out.mkdir(exist_ok=True)
+    if args.update and (out / "latest.json").exists():
+        previous = json.loads((out / "latest.json").read_text(encoding="utf-8"))["results"]
+        fresh = {r.workload for r in results}
+        kept = [
+            Result(**{k: v for k, v in r.items() if k not in ("ratio", "met")})
+            for r in previous
+            if r["workload"] not in fresh
+        ]
+        results = kept + results
     info = machine()
     info["seconds"] = round(time.time() - started)
-    info["mode"] = "quick" if args.quick else "full"
+    info["mode"] = ("quick" if args.quick else "full") + (", updated" if args.update else "")
     (out / "latest.json").write_text(
         json.dumps({"machine": info, "results": [as_dict(r) for r in results]}, indent=2) + "\n",
         encoding="utf-8",
     )
     header = ", ".join(f"{k} {v}" for k, v in info.items())
     (out / "latest.md").write_text(
-        f"# Benchmark results\n\n{header}\n\nMedians of {args.rounds} rounds, eventstore and "
-        f"its baseline measured alternately in the same run.\n\n{table(results)}\n",
+        f"# Benchmark results\n\n{header}\n\nEach row: the median of its rounds (5 by "
+        "default; whole-store operations run once each, in a fresh process, for their "
+        "peak memory; latest.json has every row's count), eventstore and its baseline "
+        f"measured alternately in the same run.\n\n{table(results)}\n",
         encoding="utf-8",
     )
     print(table(results))
