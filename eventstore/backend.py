@@ -12,6 +12,7 @@ from contextlib import AbstractContextManager
 from typing import Any, NamedTuple, Protocol
 
 __all__ = [
+    "ExecutionRow",
     "ArchivedRow",
     "Backend",
     "InsertRow",
@@ -23,6 +24,9 @@ __all__ = [
     "StoredRow",
     "Writer",
 ]
+
+ExecutionRow = tuple[int, str, "str | bytes"]
+"""(event_id, event_type, event_data) of one execution's row, as reads fetch it."""
 
 NewRow = tuple[str, int, int, str, str]
 """(instance_id, execution_id, event_id, event_type, event_data) of an appended
@@ -186,7 +190,11 @@ class Backend(Protocol):
 
     def transaction(self) -> AbstractContextManager[Any]: ...
 
-    def execution_rows(self, instance_id: str, execution_id: int) -> list[StoredRow]: ...
+    def execution_rows(self, instance_id: str, execution_id: int) -> list[ExecutionRow]: ...
+
+    def position_of(self, instance_id: str, execution_id: int, event_id: int) -> int | None:
+        """The feed position of one row (to name it in an error)."""
+        ...
 
     def latest_execution(self, instance_id: str) -> int | None: ...
 

@@ -496,11 +496,11 @@ class Codec:
 
     def decode_rows(
         self,
-        rows: Iterable[tuple[int, str, bytes | str, Any]],
+        rows: Iterable[tuple[int, str, bytes | str]],
         instance_id: str,
         execution_id: int,
     ) -> list[Event]:
-        """Decode the stored rows (event_id, event_type, data, _) of one execution.
+        """Decode the stored rows (event_id, event_type, data) of one execution.
 
         Equivalent to `decode` per row plus a check that each row's columns
         agree with its event, done in one call with the V1 dispatch inline: the
@@ -510,7 +510,7 @@ class Codec:
         limit = self.max_event_bytes
         events: list[Event] = []
         append = events.append
-        for index, (event_id, event_type, data, _) in enumerate(rows):
+        for index, (event_id, event_type, data) in enumerate(rows):
             event: Event | None = None
             if len(data) <= limit and not data[2:3].isupper():
                 try:

@@ -52,6 +52,7 @@ except ImportError as exc:  # pragma: no cover - depends on the install
 
 from .backend import (
     ArchivedRow,
+    ExecutionRow,
     InsertRow,
     MigrationLogRow,
     MigrationRun,
@@ -263,8 +264,19 @@ class _Queries:
                 " = (p.instance_id, p.execution_id, p.event_id)"
             ).format(table, numbered)
         self.update = text(update)
+        # The read hot path fetches no position (numbering a duroxide table
+        # costs a window over it); position_of names a row when one must.
         self.execution_rows = text(
-            stored + sql.SQL(" WHERE instance_id = %s AND execution_id = %s ORDER BY event_id")
+            sql.SQL(
+                "SELECT event_id, event_type, event_data FROM {}"
+                " WHERE instance_id = %s AND execution_id = %s ORDER BY event_id"
+            ).format(table)
+        )
+        self.position_of = text(
+            sql.SQL(
+                "SELECT eventstore_position FROM {}"
+                " WHERE instance_id = %s AND execution_id = %s AND event_id = %s"
+            ).format(rel)
         )
         self.latest_execution = text(
             sql.SQL("SELECT MAX(execution_id) FROM {} WHERE instance_id = %s").format(table)
@@ -742,10 +754,12 @@ class PostgresBackend:
             except psycopg.Error as exc:
                 raise _translate(exc, "read failed") from None
 
-    def execution_rows(self, instance_id: str, execution_id: int) -> list[StoredRow]:
-        return [
-            StoredRow(*r) for r in self._all(self._q.execution_rows, (instance_id, execution_id))
-        ]
+    def execution_rows(self, instance_id: str, execution_id: int) -> list[ExecutionRow]:
+        return self._all(self._q.execution_rows, (instance_id, execution_id))
+
+    def position_of(self, instance_id: str, execution_id: int, event_id: int) -> int | None:
+        rows = self._all(self._q.position_of, (instance_id, execution_id, event_id))
+        return int(rows[0][0]) if rows else None
 
     def latest_execution(self, instance_id: str) -> int | None:
         value = self._all(self._q.latest_execution, (instance_id,))[0][0]

@@ -32,6 +32,7 @@ from typing import Any, Final
 
 from .backend import (
     ArchivedRow,
+    ExecutionRow,
     InsertRow,
     MigrationLogRow,
     MigrationRun,
@@ -354,13 +355,21 @@ class SQLiteBackend:
             except sqlite3.Error as exc:
                 raise _translate(exc, "read failed") from None
 
-    def execution_rows(self, instance_id: str, execution_id: int) -> list[StoredRow]:
-        # Plain tuples in StoredRow's order: the read hot path unpacks them.
+    def execution_rows(self, instance_id: str, execution_id: int) -> list[ExecutionRow]:
+        # The read hot path: plain tuples, and no rowid (fetching it costs
+        # about 0.2 us per row); position_of names a row when one must.
         return self._all(
-            "SELECT event_id, event_type, CAST(event_data AS BLOB), rowid FROM history"
+            "SELECT event_id, event_type, CAST(event_data AS BLOB) FROM history"
             " WHERE instance_id = ? AND execution_id = ? ORDER BY event_id",
             (instance_id, execution_id),
         )
+
+    def position_of(self, instance_id: str, execution_id: int, event_id: int) -> int | None:
+        rows = self._all(
+            "SELECT rowid FROM history WHERE instance_id = ? AND execution_id = ? AND event_id = ?",
+            (instance_id, execution_id, event_id),
+        )
+        return int(rows[0][0]) if rows else None
 
     def latest_execution(self, instance_id: str) -> int | None:
         row = self._all(

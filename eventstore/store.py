@@ -521,7 +521,12 @@ class HistoryStore:
         return decoded
 
     def _row_error(
-        self, message: str, instance_id: str, execution_id: int, event_id: int, position: int
+        self,
+        message: str,
+        instance_id: str,
+        execution_id: int,
+        event_id: int,
+        position: int | None,
     ) -> DecodeError:
         location = row_location(instance_id, execution_id, event_id, position)
         if self.observer is not None:
@@ -538,7 +543,8 @@ class HistoryStore:
         try:
             return self.codec.decode_rows(rows, instance_id, execution_id)
         except RowDecodeError as exc:
-            event_id, _, _, position = rows[exc.index]
+            event_id = rows[exc.index][0]
+            position = self.backend.position_of(instance_id, execution_id, event_id)
             raise self._row_error(
                 exc.message, instance_id, execution_id, event_id, position
             ) from None
