@@ -33,7 +33,7 @@ __all__ = [
     "Generation",
     "RowDecodeError",
     "UNRECORDED_TYPE",
-    "row_mismatch",
+    "reconcile_row",
     "decode",
     "detect_version",
     "encode",
@@ -50,10 +50,20 @@ UNRECORDED_TYPE: Final = "Event"
 the type is not recorded there, so the column cannot disagree with the event."""
 
 
-def row_mismatch(
+def reconcile_row(
     event: Event, event_id: int, event_type: str, instance_id: str, execution_id: int
 ) -> str | None:
-    """Why a stored row's columns disagree with the event it holds (None: they agree)."""
+    """Match a freshly decoded event with the columns of the row it was read from.
+
+    An identity the JSON left out (instance "" or execution 0, as V1 rows of
+    some writers may) is taken from the row, as for V0 rows; the event must be
+    one the decoder just created, since it is completed in place. Returns why
+    the columns disagree with the event, or None when they agree.
+    """
+    if event.instance_id == "":
+        _force_setattr(event, "instance_id", instance_id)
+    if event.execution_id == 0:
+        _force_setattr(event, "execution_id", execution_id)
     if (
         event.event_id == event_id
         and (event.event_type == event_type or event_type == UNRECORDED_TYPE)
@@ -276,27 +286,11 @@ class LegacyFailure(Struct, frozen=True, gc=False):
 
 # Every other V0 type's fields are a subset of its V1 type's (minus the `type`
 # tag), so its V1 class is its snapshot: the body decodes straight into it.
-_V0_TYPES: Final[frozenset[str]] = frozenset(
-    {
-        "OrchestrationStarted",
-        "OrchestrationCompleted",
-        "OrchestrationFailed",
-        "ActivityScheduled",
-        "ActivityCompleted",
-        "ActivityFailed",
-        "TimerCreated",
-        "TimerFired",
-        "ExternalSubscribed",
-        "ExternalEvent",
-        "OrchestrationChained",
-        "SubOrchestrationScheduled",
-        "SubOrchestrationCompleted",
-        "SubOrchestrationFailed",
-        "OrchestrationContinuedAsNew",
-        "OrchestrationCancelRequested",
-        "SystemCall",
-    }
-)
+# Every known type reads in the legacy shape: duroxide's V0 had seventeen of
+# them (format reference, section 3), but a legacy-shaped row of a type that
+# only V1 named (a transitional writer's) decodes the same way rather than as
+# an unknown event.
+_V0_TYPES: Final[frozenset[str]] = frozenset(ev.EVENT_TYPES)
 
 
 def _v0_snapshot_type(event_type: str) -> type[Struct]:
@@ -522,13 +516,13 @@ class Codec:
                     event = self.decode(data, instance_id=instance_id, execution_id=execution_id)
                 except DecodeError as exc:
                     raise RowDecodeError(index, exc.message) from None
-            if (  # inline for speed; row_mismatch says why when it fails
+            if (  # inline for speed; reconcile_row completes or explains
                 event.event_id != event_id
                 or event.event_type != event_type
                 or event.instance_id != instance_id
                 or event.execution_id != execution_id
             ):
-                problem = row_mismatch(event, event_id, event_type, instance_id, execution_id)
+                problem = reconcile_row(event, event_id, event_type, instance_id, execution_id)
                 if problem is not None:
                     raise RowDecodeError(index, problem)
             append(event)

@@ -30,7 +30,7 @@ from .codec import (
     Decoded,
     Generation,
     RowDecodeError,
-    row_mismatch,
+    reconcile_row,
 )
 from .errors import (
     ConcurrencyError,
@@ -492,7 +492,7 @@ class HistoryStore:
             raise self._row_error(
                 exc.message, instance_id, execution_id, event_id, position
             ) from None
-        problem = row_mismatch(event, event_id, event_type, instance_id, execution_id)
+        problem = reconcile_row(event, event_id, event_type, instance_id, execution_id)
         if problem is not None:
             raise self._row_error(problem, instance_id, execution_id, event_id, position)
         return event
@@ -511,7 +511,7 @@ class HistoryStore:
             raise self._row_error(
                 exc.message, row.instance_id, row.execution_id, row.event_id, row.position
             ) from None
-        problem = row_mismatch(
+        problem = reconcile_row(
             decoded.event, row.event_id, row.event_type, row.instance_id, row.execution_id
         )
         if problem is not None:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from . import events as ev
-from .codec import UNRECORDED_TYPE, Generation
+from .codec import UNRECORDED_TYPE, Generation, reconcile_row
 from .errors import DecodeError, Location
 from .store import HistoryStore
 
@@ -176,16 +176,21 @@ def verify(
         if _has_duplicate_keys(data):
             report.problems.append(Problem("undecodable", where, "duplicate keys in event JSON"))
             continue
-        mismatches = []
-        if event.event_id != event_id:
-            mismatches.append(f"event_id {event.event_id} in the JSON")
-        if event.event_type != event_type and event_type != UNRECORDED_TYPE:
-            mismatches.append(f"type {event.event_type} in the JSON, {event_type} in the column")
-        if event.instance_id != instance_id:
-            mismatches.append(f"instance {event.instance_id!r} in the JSON")
-        if event.execution_id != execution_id:
-            mismatches.append(f"execution {event.execution_id} in the JSON")
-        if mismatches:
+        # reconcile_row takes an identity the JSON left out from the row.
+        if reconcile_row(event, event_id, event_type, instance_id, execution_id) is not None:
+            mismatches = [
+                f"{what} in the JSON"
+                for what, disagrees in (
+                    (f"event_id {event.event_id}", event.event_id != event_id),
+                    (
+                        f"type {event.event_type}",
+                        event.event_type not in (event_type, UNRECORDED_TYPE),
+                    ),
+                    (f"instance {event.instance_id!r}", event.instance_id != instance_id),
+                    (f"execution {event.execution_id}", event.execution_id != execution_id),
+                )
+                if disagrees
+            ]
             report.problems.append(Problem("mismatch", where, "; ".join(mismatches)))
         checker.add(event, position)
     return report

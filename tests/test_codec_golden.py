@@ -337,3 +337,39 @@ def test_encode_writes_null_and_omits_exactly_as_duroxide() -> None:
     assert tagged["session_id"] == "s" and tagged["tag"] == "gpu"
     cleared = json.loads(encode(ev.CustomStatusUpdated(event_id=3, status=None)))
     assert "status" in cleared and cleared["status"] is None
+
+
+def test_legacy_shape_of_a_type_only_v1_named_decodes_typed() -> None:
+    raw = '{"CustomStatusUpdated":{"event_id":3,"status":"half"}}'
+    event = decode(raw, instance_id="i", execution_id=2)
+    assert event == ev.CustomStatusUpdated(
+        event_id=3, instance_id="i", execution_id=2, status="half"
+    )
+    assert detect_version(raw) is Generation.V0
+
+
+def test_a_v1_row_without_identity_takes_it_from_the_row(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    eventstore.open(str(path)).close()
+    con = sqlite3.connect(path)
+    for event_id, data in (
+        (1, '{"event_id":1,"type":"OrchestrationStarted","name":"O","version":"1","input":"0"}'),
+        (2, '{"event_id":2,"timestamp_ms":9,"type":"ActivityScheduled","name":"A","input":"1"}'),
+    ):
+        con.execute(
+            "INSERT INTO history (instance_id, execution_id, event_id, event_type, event_data)"
+            " VALUES ('bare', 3, ?, ?, ?)",
+            (event_id, json.loads(data)["type"], data),
+        )
+    con.commit()
+    con.close()
+    from eventstore.verify import verify
+
+    with eventstore.open(str(path), readonly=True) as store:
+        events = store.read("bare")
+        assert [(e.instance_id, e.execution_id) for e in events] == [("bare", 3), ("bare", 3)]
+        assert [(r.instance_id, r.event.execution_id) for r in store.read_all()] == [
+            ("bare", 3),
+            ("bare", 3),
+        ]
+        assert verify(store).ok
