@@ -1,0 +1,28 @@
+"""The README's Python example runs as written (so the front page stays true)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_the_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = README.read_text(encoding="utf-8")
+    found = re.search(r"## In Python\n\n```python\n(.*?)```", text, re.S)
+    assert found, "README.md lost its Python example"
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, object] = {}
+    exec(compile(found.group(1), "README.md", "exec"), namespace)  # noqa: S102
+    assert (tmp_path / "histories.db").exists()
+    import eventstore
+
+    with eventstore.open("histories.db") as store:
+        assert [e.event_type for e in store.read("order-7")] == [
+            "OrchestrationStarted",
+            "ActivityScheduled",
+            "ActivityCompleted",
+        ]
