@@ -16,7 +16,7 @@ def test_the_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert found, "README.md lost its Python example"
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, object] = {}
-    exec(compile(found.group(1), "README.md", "exec"), namespace)  # noqa: S102
+    exec(compile(found.group(1), "README.md", "exec"), namespace)
     assert (tmp_path / "histories.db").exists()
     import eventstore
 
