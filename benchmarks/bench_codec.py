@@ -64,8 +64,8 @@ def run(directory: Path, sizes: list[int], rounds: int) -> list[Result]:
     v1, bare = interleaved(ours_v1, bare_v1, rounds)
     v0, v1_again = interleaved(ours_v0, ours_v1, rounds)
     return [
-        Result("decode V1 (per event)", count, v1, "bare msgspec typed decode", bare, target=0.9,
-               rounds=rounds),
+        Result("decode V1 (per event)", count, v1, "bare msgspec typed decode", bare,
+               rounds=rounds, note="informative: the sniff and size limit on top of msgspec"),
         Result("decode V0 vs V1 (inverse cost)", count, v0, "eventstore decode V1", v1_again,
                target=1 / 1.5, rounds=rounds,
                note="ratio = V1 cost / V0 cost; the target is V0 at most 1.5x V1"),
