@@ -81,8 +81,10 @@ def reconcile_row(
 class RowDecodeError(DecodeError):
     """A stored row that does not decode, or disagrees with its columns."""
 
-    def __init__(self, index: int, message: str) -> None:
+    def __init__(self, index: int, message: str, *, mismatch: bool = False) -> None:
         self.index = index
+        self.mismatch = mismatch
+        """True when the row decoded but its columns disagree with the event."""
         super().__init__(message)
 
 
@@ -524,7 +526,7 @@ class Codec:
             ):
                 problem = reconcile_row(event, event_id, event_type, instance_id, execution_id)
                 if problem is not None:
-                    raise RowDecodeError(index, problem)
+                    raise RowDecodeError(index, problem, mismatch=True)
             append(event)
         return events
 

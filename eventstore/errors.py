@@ -21,6 +21,7 @@ __all__ = [
     "NondeterminismError",
     "PositionsRenumberedError",
     "ReadOnlyError",
+    "RowMismatchError",
     "SchemaEvolutionError",
     "StoreBusyError",
     "StoreError",
@@ -66,6 +67,10 @@ class EventStoreError(Exception):
 
 class DecodeError(EventStoreError, ValueError):
     """Stored or given data is not a valid event of any generation."""
+
+
+class RowMismatchError(DecodeError):
+    """A stored row's columns (id, type, instance, execution) disagree with its event."""
 
 
 class ValidationError(EventStoreError, ValueError):

@@ -46,8 +46,8 @@ import msgspec
 
 from . import events as ev
 from .backend import ArchivedRow, MigrationLogRow, MigrationRun, RawRow, RowKey
-from .codec import Generation
-from .errors import DecodeError, EventStoreError, SchemaEvolutionError
+from .codec import Decoded, Generation
+from .errors import DecodeError, EventStoreError, RowMismatchError, SchemaEvolutionError
 from .schema import CURRENT, record_catalog, schema_metadata, set_schema_metadata
 from .store import HistoryStore
 
@@ -148,16 +148,23 @@ Change = tuple[str, str, dict[str, Any]]
 Transform = Callable[[RawRow, MigrationReport], Change | None]
 
 
+def _decoded(store: HistoryStore, row: RawRow, report: MigrationReport) -> Decoded | None:
+    """The row decoded with the store's checks, or None (the row kept and why)."""
+    try:
+        return store.decode_raw(row)
+    except RowMismatchError:
+        report.keep("columns disagree with the event", row)
+    except DecodeError:
+        report.keep("undecodable", row)
+    return None
+
+
 def _to_v1(store: HistoryStore) -> Transform:
     codec = store.codec
 
     def transform(row: RawRow, report: MigrationReport) -> Change | None:
-        try:
-            found = codec.decode_detailed(
-                row.event_data, instance_id=row.instance_id, execution_id=row.execution_id
-            )
-        except DecodeError:
-            report.keep("undecodable", row)
+        found = _decoded(store, row, report)
+        if found is None:
             return None
         if found.generation == Generation.V1:
             report.current += 1
@@ -165,9 +172,6 @@ def _to_v1(store: HistoryStore) -> Transform:
         event = found.event
         if type(event) is ev.UnknownEvent:
             report.keep("unknown legacy type", row)
-            return None
-        if event.event_type != row.event_type or event.event_id != row.event_id:
-            report.keep("columns disagree with the event", row)
             return None
         if type(event) is ev.SystemCall:
             report.keep("SystemCall (no V1 form)", row)
@@ -204,15 +208,9 @@ _JSON_OUT: Final = msgspec.json.Encoder()
 
 
 def _backfill(store: HistoryStore) -> Transform:
-    codec = store.codec
-
     def transform(row: RawRow, report: MigrationReport) -> Change | None:
-        try:
-            found = codec.decode_detailed(
-                row.event_data, instance_id=row.instance_id, execution_id=row.execution_id
-            )
-        except DecodeError:
-            report.keep("undecodable", row)
+        found = _decoded(store, row, report)
+        if found is None:
             return None
         if found.generation != Generation.V1:
             report.keep("legacy row (migrate to V1 first)", row)

@@ -42,6 +42,7 @@ from .errors import (
     Location,
     MissingStartError,
     PositionsRenumberedError,
+    RowMismatchError,
     TargetError,
 )
 from .events import Event, EventBase, UnknownEvent
@@ -494,7 +495,9 @@ class HistoryStore:
             ) from None
         problem = reconcile_row(event, event_id, event_type, instance_id, execution_id)
         if problem is not None:
-            raise self._row_error(problem, instance_id, execution_id, event_id, position)
+            raise self._row_error(
+                problem, instance_id, execution_id, event_id, position, mismatch=True
+            )
         return event
 
     def decode_raw(self, row: RawRow) -> Decoded:
@@ -516,7 +519,12 @@ class HistoryStore:
         )
         if problem is not None:
             raise self._row_error(
-                problem, row.instance_id, row.execution_id, row.event_id, row.position
+                problem,
+                row.instance_id,
+                row.execution_id,
+                row.event_id,
+                row.position,
+                mismatch=True,
             )
         return decoded
 
@@ -527,11 +535,13 @@ class HistoryStore:
         execution_id: int,
         event_id: int,
         position: int | None,
+        *,
+        mismatch: bool = False,
     ) -> DecodeError:
         location = row_location(instance_id, execution_id, event_id, position)
         if self.observer is not None:
             self.observer.decode_failed(location)
-        return DecodeError(message, location=location)
+        return (RowMismatchError if mismatch else DecodeError)(message, location=location)
 
     def read(self, instance_id: str, execution_id: int | None = None) -> list[Event]:
         """The events of one execution (the latest by default), in event-id order."""
@@ -546,7 +556,7 @@ class HistoryStore:
             event_id = rows[exc.index][0]
             position = self.backend.position_of(instance_id, execution_id, event_id)
             raise self._row_error(
-                exc.message, instance_id, execution_id, event_id, position
+                exc.message, instance_id, execution_id, event_id, position, mismatch=exc.mismatch
             ) from None
 
     def last_event_id(self, instance_id: str, execution_id: int | None = None) -> int:
@@ -701,8 +711,7 @@ class HistoryStore:
         try:
             self._decode(stored, insert.instance_id, insert.execution_id)
         except DecodeError as exc:
-            assert exc.location is not None
-            raise DecodeError(
+            raise type(exc)(  # the same kind of error, located by its line
                 exc.message,
                 location=Location(
                     instance_id=insert.instance_id,

@@ -449,3 +449,12 @@ def test_observer_hears_of_transaction_appends_only_after_commit(
         tx.append("i", 1, [completed(3, 2)])
         assert heard == [[1]]
     assert heard == [[1], [2], [3]]
+
+
+def test_a_row_disagreeing_with_its_columns_is_a_row_mismatch(store: HistoryStore) -> None:
+    (row,) = load_rows(V0A_JSONL)[:1]
+    with pytest.raises(eventstore.RowMismatchError, match="disagree"):
+        store.import_rows([dict(row, event_type="ActivityScheduled")])
+    with pytest.raises(DecodeError) as caught:
+        store.import_rows([dict(row, event_data='{"broken"')])
+    assert not isinstance(caught.value, eventstore.RowMismatchError)
