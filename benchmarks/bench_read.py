@@ -1,14 +1,22 @@
 """Workloads 2 and 3: read whole executions and decode them; the global feed.
 
 Stores of V1 rows, V0 rows (the same events in the legacy shape) and a mix;
-baseline: raw sqlite3 fetch of the same rows plus a bare msgspec typed decode
-of their V1 form (the limit for what a reader must do).
+baselines, same run:
+- raw sqlite3 fetch of the same rows plus a bare msgspec typed decode of
+  their V1 form (the limit for what a reader must do), iterating the cursor;
+- the same with fetchall() and a list comprehension, the fastest plain
+  per-row code found (informative, so the limit is not flattered);
+- the `eventsourcing` library reading the same events back through its SQLite
+  recorder (select_events) and decoding each event's state with its JSON
+  transcoder: its path from a row to Python data (the Python peer).
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import time
+import uuid
 from pathlib import Path
 
 import msgspec
@@ -16,7 +24,7 @@ import msgspec
 import eventstore
 from eventstore.events import KnownEvent
 
-from .common import Result, fill_store, fresh_path, interleaved
+from .common import Result, fill_store, fresh_path, interleaved, interleaved_all
 
 PER_EXECUTION = 50
 _V0_KEEP = {"event_id", "source_event_id", "name", "version", "input", "parent_instance",
@@ -80,6 +88,20 @@ def run(directory: Path, sizes: list[int], rounds: int) -> list[Result]:
             con.close()
             return count
 
+        def raw_fetchall(path: str = v1_path, instances: list[str] = instances) -> int:
+            con = sqlite3.connect(path)
+            query = (
+                "SELECT event_data FROM history WHERE instance_id = ? AND execution_id = 1"
+                " ORDER BY event_id"
+            )
+            decode = typed.decode
+            count = 0
+            for instance_id in instances:
+                count += len([decode(d) for (d,) in con.execute(query, (instance_id,)).fetchall()])
+            con.close()
+            return count
+
+        v1_rate = 0.0
         for label, path, target in (("V1", v1_path, 0.9), ("V0", v0_path, None),
                                     ("mixed", mixed_path, None)):  # fmt: skip
 
@@ -90,10 +112,25 @@ def run(directory: Path, sizes: list[int], rounds: int) -> list[Result]:
                         count += len(store.read(instance_id, 1))
                 return count
 
-            mine, limit = interleaved(ours, raw, rounds)
+            if label == "V1":
+                limit, fastest, mine = interleaved_all([raw, raw_fetchall, ours], rounds)
+            else:
+                mine, limit = interleaved(ours, raw, rounds)
             results.append(
                 Result(f"read executions + decode, {label} rows", total, mine,
                        "raw sqlite3 + msgspec typed (V1)", limit, target=target, rounds=rounds)
+            )  # fmt: skip
+            if label == "V1":
+                v1_rate = mine
+                results.append(
+                    Result("read executions + decode, V1 rows", total, mine,
+                           "raw sqlite3 fetchall + msgspec typed", fastest, rounds=rounds)
+                )  # fmt: skip
+        peer = _eventsourcing(directory, v1_path, total)
+        if peer is not None:
+            results.append(
+                Result("read executions + decode, V1 rows", total, v1_rate,
+                       "eventsourcing 9 recorder + transcoder", peer, target=10.0, rounds=1)
             )  # fmt: skip
 
         def feed(path: str = v1_path) -> int:
@@ -115,3 +152,37 @@ def run(directory: Path, sizes: list[int], rounds: int) -> list[Result]:
                    limit, rounds=rounds)
         )  # fmt: skip
     return results
+
+
+def _eventsourcing(directory: Path, source: str, total: int) -> float | None:
+    """eventsourcing reading the same events back: rate in events/s, or None."""
+    try:
+        from eventsourcing.persistence import JSONTranscoder, StoredEvent
+        from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
+    except ImportError:
+        return None
+    path = fresh_path(directory, "eventsourcing-read.db")
+    datastore = SQLiteDatastore(path)
+    recorder = SQLiteApplicationRecorder(datastore)
+    recorder.create_table()
+    con = sqlite3.connect(source)
+    by_instance: dict[str, list[StoredEvent]] = {}
+    for instance_id, event_id, event_type, data in con.execute(
+        "SELECT instance_id, event_id, event_type, event_data FROM history ORDER BY rowid"
+    ):
+        originator = uuid.uuid5(uuid.NAMESPACE_URL, instance_id)
+        by_instance.setdefault(instance_id, []).append(
+            StoredEvent(originator, event_id, event_type, data.encode())
+        )
+    con.close()
+    for stored in by_instance.values():
+        recorder.insert_events(stored)
+    originators = [uuid.uuid5(uuid.NAMESPACE_URL, i) for i in by_instance]
+    transcoder = JSONTranscoder()
+    started = time.perf_counter()
+    count = 0
+    for originator in originators:
+        count += len([transcoder.decode(e.state) for e in recorder.select_events(originator)])
+    rate = count / (time.perf_counter() - started)
+    datastore.close()
+    return rate

@@ -64,14 +64,19 @@ def interleaved(
     ours: Callable[[], int], baseline: Callable[[], int], rounds: int
 ) -> tuple[float, float]:
     """Medians of ours and baseline, alternating rounds so drift hits both alike."""
-    a: list[float] = []
-    b: list[float] = []
+    baseline_rate, ours_rate = interleaved_all([baseline, ours], rounds)
+    return ours_rate, baseline_rate
+
+
+def interleaved_all(works: list[Callable[[], int]], rounds: int) -> list[float]:
+    """Median rate of each work, taking turns round by round."""
+    rates: list[list[float]] = [[] for _ in works]
     for _ in range(rounds):
-        for work, out in ((baseline, b), (ours, a)):
+        for work, out in zip(works, rates, strict=True):
             started = time.perf_counter()
             done = work()
             out.append(done / (time.perf_counter() - started))
-    return statistics.median(a), statistics.median(b)
+    return [statistics.median(r) for r in rates]
 
 
 def fresh_path(directory: Path, name: str) -> str:

@@ -18,7 +18,8 @@ __all__ = [
     "InsertRow",
     "MigrationLogRow",
     "MigrationRun",
-    "NewRow",
+    "NewEvents",
+    "PackedExecution",
     "RawRow",
     "SchemaVersionRow",
     "StoredRow",
@@ -28,10 +29,36 @@ __all__ = [
 ExecutionRow = tuple[int, str, "str | bytes"]
 """(event_id, event_type, event_data) of one execution's row, as reads fetch it."""
 
-NewRow = tuple[str, int, int, str, str]
-"""(instance_id, execution_id, event_id, event_type, event_data) of an appended
-event; created_at comes from the database clock. Plain tuples: this is the
-append hot path."""
+
+class NewEvents(NamedTuple):
+    """One appended batch of an execution, column by column.
+
+    Parallel lists rather than a tuple per row: this is the append hot path,
+    and a backend binds them straight into one statement. created_at comes
+    from the database clock.
+    """
+
+    instance_id: str
+    execution_id: int
+    event_ids: list[int]
+    event_types: list[str]
+    event_data: list[bytes]
+    """UTF-8 JSON, as the codec encoded it."""
+
+
+class PackedExecution(NamedTuple):
+    """An execution's rows in one piece, as a backend can fetch them in one go.
+
+    The database joins the rows (in event-id order) so the driver builds a
+    few objects per execution rather than several per row; the codec decodes
+    `event_data` line by line. Only a backend that can pack exactly returns
+    one: every row has an integer id, a type and data without a newline.
+    """
+
+    event_ids: list[int]
+    event_types: list[str]
+    event_data: bytes
+    """Every row's event_data, joined by b"\\n", in event-id order."""
 
 
 class InsertRow(NamedTuple):
@@ -134,7 +161,11 @@ class Writer(Protocol):
         self, instance_id: str, execution_id: int, first: int, last: int
     ) -> list[StoredRow]: ...
 
-    def insert(self, rows: Sequence[NewRow]) -> None: ...
+    def insert_if_last(self, batch: NewEvents, lowest: int, highest: int) -> bool:
+        """Insert the batch if the execution's last stored event id (0 when it
+        has none) is within lowest..highest, read under this write's lock; say
+        whether it did. One statement where the database allows it."""
+        ...
 
     def insert_or_compare(self, row: InsertRow) -> str | None:
         """Insert a row; if its key exists, return the stored event_data instead."""
@@ -191,6 +222,11 @@ class Backend(Protocol):
     def transaction(self) -> AbstractContextManager[Any]: ...
 
     def execution_rows(self, instance_id: str, execution_id: int) -> list[ExecutionRow]: ...
+
+    def execution_packed(self, instance_id: str, execution_id: int) -> PackedExecution | None:
+        """The execution in one piece, or None when this backend cannot pack it
+        exactly (the store then reads `execution_rows`)."""
+        ...
 
     def position_of(self, instance_id: str, execution_id: int, event_id: int) -> int | None:
         """The feed position of one row (to name it in an error)."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterable
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import msgspec
 from msgspec import UNSET, Struct, UnsetType
@@ -530,6 +530,45 @@ class Codec:
             append(event)
         return events
 
+    def decode_packed(
+        self,
+        event_ids: list[int],
+        event_types: list[str],
+        event_data: bytes,
+        instance_id: str,
+        execution_id: int,
+    ) -> list[Event] | None:
+        """Decode an execution fetched in one piece (`backend.PackedExecution`).
+
+        The same result as `decode_rows` over its rows: when every line is a
+        V1 event that agrees with its columns, one `decode_lines` call does the
+        whole execution; otherwise the lines go through `decode_rows`, which
+        upcasts legacy rows and names a bad one (RowDecodeError's index is the
+        row's place in `event_ids`). None when the data cannot be split into
+        exactly one line per row (a row holding a newline): read row by row.
+        """
+        count = len(event_ids)
+        if len(event_types) != count or event_data.count(b"\n") != count - 1:
+            return None
+        if len(event_data) <= self.max_event_bytes:  # then no single row exceeds it
+            try:
+                events: list[KnownEvent] = _V1_DECODER.decode_lines(event_data)
+            except _DECODE_ERRORS:
+                events = []
+            if len(events) == count:
+                for event, event_id, event_type in zip(events, event_ids, event_types, strict=True):
+                    if (
+                        event.event_id != event_id
+                        or event.event_type != event_type
+                        or event.instance_id != instance_id
+                        or event.execution_id != execution_id
+                    ):
+                        break  # decode_rows completes the event or explains
+                else:
+                    return cast("list[Event]", events)
+        rows = zip(event_ids, event_types, event_data.split(b"\n"), strict=True)
+        return self.decode_rows(rows, instance_id, execution_id)
+
     def decode_detailed(
         self,
         data: bytes | str,
@@ -676,11 +715,17 @@ class Codec:
             return event.raw
         return _ENCODER.encode(event)
 
-    def encode_many(self, events: list[Event]) -> list[bytes]:
+    def encode_many(self, events: list[Event], *, all_known: bool = False) -> list[bytes]:
+        """Encode a batch; `all_known` says the caller checked that no event is
+        an UnknownEvent (the append path knows it for free)."""
         encode: Callable[[Any], bytes] = _ENCODER.encode
+        if all_known:
+            return list(map(encode, events))
         return [e.raw if type(e) is UnknownEvent else encode(e) for e in events]
 
-    def validate_encoded(self, events: list[Event], encoded: list[bytes]) -> None:
+    def validate_encoded(
+        self, events: list[Event], encoded: list[bytes], *, all_known: bool = False
+    ) -> None:
         """Check that the serialized batch reads back as exactly the given events.
 
         msgspec does not check constructor arguments: an event built with a
@@ -689,7 +734,17 @@ class Codec:
         typed decode of the whole batch and one comparison with what was given
         catch both, so no row is stored that would not read back as written.
         Raises DecodeError naming the event's place in the batch and the field.
+
+        `all_known` (no UnknownEvent, no subclass of a known type) allows the
+        fast route: the decode and the comparison of the whole batch in C,
+        with the per-event walk below only to explain a failure.
         """
+        if all_known and max(map(len, encoded), default=0) <= self.max_event_bytes:
+            try:
+                if _V1_BATCH_DECODER.decode(b"[" + b",".join(encoded) + b"]") == events:
+                    return
+            except _DECODE_ERRORS:
+                pass
         known: list[Event] = []
         known_data: list[bytes] = []
         for index, (event, data) in enumerate(zip(events, encoded, strict=True)):

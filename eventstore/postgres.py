@@ -56,7 +56,8 @@ from .backend import (
     InsertRow,
     MigrationLogRow,
     MigrationRun,
-    NewRow,
+    NewEvents,
+    PackedExecution,
     RawRow,
     RowKey,
     SchemaVersionRow,
@@ -223,14 +224,23 @@ class _Queries:
                 " ORDER BY event_id"
             )
         )
-        self.insert = text(
+        # One statement, one round trip: the rows come as three arrays, and the
+        # last stored id is read by the same statement, after this write's
+        # advisory lock was taken (by an earlier statement, so this one's
+        # snapshot sees every commit made before the lock was granted).
+        self.insert_if_last = text(
             sql.SQL(
                 # created_at is always given: duroxide's own PostgreSQL table
                 # declares it NOT NULL without a default.
                 "INSERT INTO {}"
                 " (instance_id, execution_id, event_id, event_type, event_data, created_at)"
-                " VALUES (%s, %s, %s, %s, %s, now())"
-            ).format(table)
+                " SELECT %s, %s, u.event_id, u.event_type, u.event_data, now()"
+                " FROM unnest(%s::bigint[], %s::text[], %s::text[])"
+                " WITH ORDINALITY AS u(event_id, event_type, event_data, n)"
+                " WHERE (SELECT COALESCE(MAX(event_id), 0) FROM {}"
+                " WHERE instance_id = %s AND execution_id = %s) BETWEEN %s AND %s"
+                " ORDER BY u.n"
+            ).format(table, table)
         )
         self.insert_with_time = text(
             sql.SQL(
@@ -440,8 +450,23 @@ class _PostgresWriter:
         self._cur.execute(self._q.rows_between, (instance_id, execution_id, first, last))
         return [StoredRow(*r) for r in self._cur.fetchall()]
 
-    def insert(self, rows: Sequence[NewRow]) -> None:
-        self._cur.executemany(self._q.insert, rows)
+    def insert_if_last(self, batch: NewEvents, lowest: int, highest: int) -> bool:
+        instance_id, execution_id, ids, types, data = batch
+        self._cur.execute(
+            self._q.insert_if_last,
+            (
+                instance_id,
+                execution_id,
+                ids,
+                types,
+                [d.decode() for d in data],
+                instance_id,
+                execution_id,
+                lowest,
+                highest,
+            ),
+        )
+        return self._cur.rowcount > 0
 
     def insert_or_compare(self, row: InsertRow) -> str | None:
         if self._cur.execute(self._q.insert_or_nothing, row).fetchone() is not None:
@@ -756,6 +781,9 @@ class PostgresBackend:
 
     def execution_rows(self, instance_id: str, execution_id: int) -> list[ExecutionRow]:
         return self._all(self._q.execution_rows, (instance_id, execution_id))
+
+    def execution_packed(self, instance_id: str, execution_id: int) -> PackedExecution | None:
+        return None  # rows arrive in one round trip already; see execution_rows
 
     def position_of(self, instance_id: str, execution_id: int, event_id: int) -> int | None:
         rows = self._all(self._q.position_of, (instance_id, execution_id, event_id))

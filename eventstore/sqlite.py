@@ -24,11 +24,15 @@ Durability and concurrency choices, all enforced here:
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
+from itertools import chain
 from typing import Any, Final
+
+import msgspec
 
 from .backend import (
     ArchivedRow,
@@ -36,7 +40,8 @@ from .backend import (
     InsertRow,
     MigrationLogRow,
     MigrationRun,
-    NewRow,
+    NewEvents,
+    PackedExecution,
     RawRow,
     RowKey,
     SchemaVersionRow,
@@ -52,6 +57,8 @@ from .errors import (
 )
 
 __all__ = ["SQLiteBackend", "HISTORY_DDL"]
+
+_INT_LIST: Final = msgspec.json.Decoder(list[int])
 
 # duroxide's columns and key; `position` aliases the rowid so that positions
 # survive VACUUM, and duroxide's primary key stays as a unique constraint.
@@ -71,9 +78,34 @@ CREATE TABLE IF NOT EXISTS history (
 
 _SYNCHRONOUS: Final = {"off", "normal", "full", "extra"}
 
-_INSERT: Final = (
-    "INSERT INTO history (instance_id, execution_id, event_id, event_type, event_data)"
-    " VALUES (?, ?, ?, ?, ?)"
+_INSERT_ROWS: Final = 300
+"""Rows per INSERT statement: 2 + 3 * 300 parameters stay under the 999 that
+SQLite builds before 3.32 allow."""
+
+
+@functools.lru_cache(maxsize=_INSERT_ROWS)
+def _insert_sql(rows: int) -> str:
+    # One multi-row statement binds instance and execution once (?1, ?2) and
+    # steps once: about a fifth cheaper per row than executemany at 100 rows.
+    # The codec hands over UTF-8 bytes; CAST stores them as TEXT, as duroxide
+    # reads them, without a decode to str in Python.
+    values = ",".join(
+        f"(?1,?2,?{n},?{n + 1},CAST(?{n + 2} AS TEXT))" for n in range(3, 3 * rows + 3, 3)
+    )
+    return (
+        "INSERT INTO history (instance_id, execution_id, event_id, event_type, event_data)"
+        f" VALUES {values}"
+    )
+
+
+# An execution in one row: SQLite concatenates in C what the driver would
+# otherwise turn into three Python objects per row. The UNIQUE index on
+# (instance_id, execution_id, event_id) yields rows in event-id order, which
+# execution_packed checks rather than trusts.
+_PACKED: Final = (
+    "SELECT group_concat(event_id), group_concat(event_type, char(10)),"
+    " CAST(group_concat(event_data, char(10)) AS BLOB)"
+    " FROM history WHERE instance_id = ? AND execution_id = ?"
 )
 _IMPORT: Final = (
     "INSERT INTO history"
@@ -149,8 +181,23 @@ class _SQLiteWriter:
             )
         ]
 
-    def insert(self, rows: Sequence[NewRow]) -> None:
-        self._con.executemany(_INSERT, rows)
+    def insert_if_last(self, batch: NewEvents, lowest: int, highest: int) -> bool:
+        # BEGIN IMMEDIATE holds the write lock: the last id read here is still
+        # the last when the insert runs.
+        if not lowest <= self.last_event_id(batch.instance_id, batch.execution_id) <= highest:
+            return False
+        _, _, ids, types, data = batch
+        count = len(ids)
+        if count <= _INSERT_ROWS:
+            rows = chain.from_iterable(zip(ids, types, data, strict=True))
+            self._con.execute(_insert_sql(count), [*batch[:2], *rows])
+            return True
+        for start in range(0, count, _INSERT_ROWS):
+            end = start + _INSERT_ROWS
+            part = zip(ids[start:end], types[start:end], data[start:end], strict=True)
+            params = [*batch[:2], *chain.from_iterable(part)]
+            self._con.execute(_insert_sql((len(params) - 2) // 3), params)
+        return True
 
     def insert_or_compare(self, row: InsertRow) -> str | None:
         cur = self._con.execute(_IMPORT, row)
@@ -363,6 +410,18 @@ class SQLiteBackend:
             " WHERE instance_id = ? AND execution_id = ? ORDER BY event_id",
             (instance_id, execution_id),
         )
+
+    def execution_packed(self, instance_id: str, execution_id: int) -> PackedExecution | None:
+        ((ids_text, types_text, data),) = self._all(_PACKED, (instance_id, execution_id))
+        if ids_text is None:
+            return PackedExecution([], [], b"")
+        try:
+            ids = _INT_LIST.decode(f"[{ids_text}]")
+        except msgspec.DecodeError:
+            return None  # an id that is not an integer: the row path names it
+        if ids != sorted(ids) or types_text is None or data is None:
+            return None
+        return PackedExecution(ids, types_text.split("\n"), data)
 
     def position_of(self, instance_id: str, execution_id: int, event_id: int) -> int | None:
         rows = self._all(

@@ -13,6 +13,7 @@ only move rows. The two hot routes are short on purpose:
 from __future__ import annotations
 
 import contextlib
+import operator
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -22,7 +23,15 @@ from typing import Any, Final, Protocol
 import msgspec
 
 from . import events as ev
-from .backend import Backend, InsertRow, NewRow, RawRow, StoredRow
+from .backend import (
+    Backend,
+    ExecutionRow,
+    InsertRow,
+    NewEvents,
+    RawRow,
+    StoredRow,
+    Writer,
+)
 from .codec import (
     DEFAULT_CODEC,
     UNRECORDED_TYPE,
@@ -37,6 +46,7 @@ from .errors import (
     ConflictError,
     DecodeError,
     EventOrderError,
+    EventStoreError,
     IdentityMismatchError,
     InvalidEventError,
     Location,
@@ -140,6 +150,9 @@ def row_location(
 
 
 _FILLABLE: Final = ("instance_id", "execution_id", "timestamp_ms", "duroxide_version")
+_KNOWN_TYPES: Final = frozenset(ev.EVENT_TYPES.values())
+_EVENT_ID: Final = operator.attrgetter("event_id")
+_EVENT_TYPE: Final = operator.attrgetter("event_type")
 
 
 class _Appender:
@@ -154,7 +167,10 @@ class _Appender:
         execution_id: int,
         events: Sequence[Event],
         expected_last_event_id: int | None,
-    ) -> tuple[list[Event], list[NewRow]]:
+    ) -> tuple[list[Event], NewEvents]:
+        """Check, fill and encode a batch: everything an append does outside the
+        database. Per event this is a handful of comparisons and at most one
+        `replace`; encoding and the read-back check run over the whole batch."""
         store = self.store
         if not isinstance(instance_id, str) or not instance_id or "\x00" in instance_id:
             # NUL: PostgreSQL cannot store it in TEXT, so no backend accepts it.
@@ -167,51 +183,42 @@ class _Appender:
             type(expected_last_event_id) is not int or expected_last_event_id < 0
         ):
             raise InvalidEventError("expected_last_event_id must be a non-negative integer")
-        where = Location(instance_id=instance_id, execution_id=execution_id)
         previous = 0
         now = store.clock()
         version = store.writer_version
         filled: list[Event] = []
+        push = filled.append
         replace = msgspec.structs.replace
-        for index, event in enumerate(events):
-            if not isinstance(event, EventBase):
-                raise InvalidEventError(
-                    f"item #{index} of the batch is a {type(event).__name__}, not an event",
-                    location=where,
-                )
+        known = _KNOWN_TYPES
+        all_known = True
+        for event in events:
+            if type(event) not in known:
+                if not isinstance(event, EventBase):
+                    raise InvalidEventError(
+                        f"item #{len(filled)} of the batch is a {type(event).__name__},"
+                        " not an event",
+                        location=Location(instance_id=instance_id, execution_id=execution_id),
+                    )
+                all_known = False  # UnknownEvent, or a subclass: checked one by one
             event_id = event.event_id
-            if type(event_id) is not int:
-                raise InvalidEventError(
-                    f"item #{index} has event_id {event_id!r}, not an integer", location=where
-                )
-            if event_id <= previous:
-                raise EventOrderError(
-                    f"event ids must increase from 1: item #{index} has event_id {event_id}"
-                    f" after {previous}",
-                    location=where,
-                )
+            if type(event_id) is not int or event_id <= previous:
+                raise self._order_error(instance_id, execution_id, len(filled), event_id, previous)
             previous = event_id
-            if event.instance_id != instance_id and event.instance_id != "":
-                raise IdentityMismatchError(
-                    f"event {event_id} belongs to instance {event.instance_id!r}",
-                    location=where,
-                )
-            if event.execution_id != execution_id and event.execution_id != 0:
-                raise IdentityMismatchError(
-                    f"event {event_id} belongs to execution {event.execution_id!r}",
-                    location=where,
-                )
+            event_instance = event.instance_id
+            event_execution = event.execution_id
+            if (event_instance != instance_id and event_instance != "") or (
+                event_execution != execution_id and event_execution != 0
+            ):
+                raise self._identity_error(instance_id, execution_id, event)
             if type(event) is UnknownEvent:
-                if event.instance_id != instance_id or event.execution_id != execution_id:
+                if event_instance != instance_id or event_execution != execution_id:
                     raise InvalidEventError(
                         f"event {event_id} of unknown type must carry its instance and execution",
-                        location=where,
+                        location=Location(instance_id=instance_id, execution_id=execution_id),
                     )
-                filled.append(event)
-                continue
-            if (
-                event.instance_id == ""
-                or event.execution_id == 0
+            elif (
+                event_instance == ""
+                or event_execution == 0
                 or event.timestamp_ms == 0
                 or event.duroxide_version == ""
             ):
@@ -222,11 +229,11 @@ class _Appender:
                     timestamp_ms=event.timestamp_ms or now,
                     duroxide_version=event.duroxide_version or version,
                 )
-            filled.append(event)
+            push(event)
         codec = store.codec
         try:
-            encoded = codec.encode_many(filled)
-            codec.validate_encoded(filled, encoded)
+            encoded = codec.encode_many(filled, all_known=all_known)
+            codec.validate_encoded(filled, encoded, all_known=all_known)
         except (
             DecodeError,
             TypeError,
@@ -236,12 +243,45 @@ class _Appender:
             RecursionError,
             msgspec.EncodeError,
         ) as exc:
-            raise InvalidEventError(f"invalid event: {exc}", location=where) from None
-        rows = [
-            (instance_id, execution_id, e.event_id, e.event_type, data.decode())
-            for e, data in zip(filled, encoded, strict=True)
-        ]
-        return filled, rows
+            raise InvalidEventError(
+                f"invalid event: {exc}",
+                location=Location(instance_id=instance_id, execution_id=execution_id),
+            ) from None
+        return filled, NewEvents(
+            instance_id,
+            execution_id,
+            list(map(_EVENT_ID, filled)),
+            list(map(_EVENT_TYPE, filled)),
+            encoded,
+        )
+
+    @staticmethod
+    def _order_error(
+        instance_id: str, execution_id: int, index: int, event_id: object, previous: int
+    ) -> EventStoreError:
+        where = Location(instance_id=instance_id, execution_id=execution_id)
+        if type(event_id) is not int:
+            return InvalidEventError(
+                f"item #{index} has event_id {event_id!r}, not an integer", location=where
+            )
+        return EventOrderError(
+            f"event ids must increase from 1: item #{index} has event_id {event_id}"
+            f" after {previous}",
+            location=where,
+        )
+
+    @staticmethod
+    def _identity_error(instance_id: str, execution_id: int, event: Event) -> EventStoreError:
+        where = Location(instance_id=instance_id, execution_id=execution_id)
+        if event.instance_id != instance_id and event.instance_id != "":
+            return IdentityMismatchError(
+                f"event {event.event_id} belongs to instance {event.instance_id!r}",
+                location=where,
+            )
+        return IdentityMismatchError(
+            f"event {event.event_id} belongs to execution {event.execution_id!r}",
+            location=where,
+        )
 
     def append(
         self,
@@ -254,59 +294,30 @@ class _Appender:
         store = self.store
         started = time.perf_counter()
         batch = list(events)
-        filled, rows = self.prepare(instance_id, execution_id, batch, expected_last_event_id)
-        where = Location(instance_id=instance_id, execution_id=execution_id)
+        filled, new = self.prepare(instance_id, execution_id, batch, expected_last_event_id)
+        if not filled:
+            return self._refuse_or_retry(
+                instance_id, execution_id, batch, filled, expected_last_event_id
+            )
+        # What the stored last id may be for this batch to go in as it is. The
+        # writer reads it under the write lock and inserts in the same step, so
+        # the check and the insert see the same history (on PostgreSQL in one
+        # statement). Outside these bounds nothing is written and the batch is
+        # a retry or refused, explained by _refuse_or_retry.
+        first_id = filled[0].event_id
+        starts = type(filled[0]) is ev.OrchestrationStarted
+        if expected_last_event_id is None:
+            lowest, highest = (0 if starts else 1), first_id - 1
+        else:
+            lowest = highest = expected_last_event_id
+            if first_id <= expected_last_event_id or (expected_last_event_id == 0 and not starts):
+                lowest, highest = 1, 0  # never inserts: a retry, or refused
         with store.backend.writing() as writer:
-            # The last id is read under the write lock the transaction holds,
-            # so the checks below and the insert see the same history.
-            last = writer.last_event_id(instance_id, execution_id)
-            if not filled:
-                if expected_last_event_id is not None and expected_last_event_id != last:
-                    raise ConcurrencyError(
-                        f"expected last event {expected_last_event_id}, stored last is {last}",
-                        location=where,
-                        expected=expected_last_event_id,
-                        actual=last,
-                    )
-                return AppendResult([], last, False)
-            first_id = filled[0].event_id
-            if first_id <= last:
-                stored = writer.rows_between(
-                    instance_id, execution_id, first_id, filled[-1].event_id
+            inserted = writer.insert_if_last(new, lowest, highest)
+            if not inserted:
+                return self._refuse_or_retry(
+                    instance_id, execution_id, batch, filled, expected_last_event_id, writer
                 )
-                if self._is_stored_retry(batch, stored, instance_id, execution_id):
-                    return AppendResult(
-                        [self._decode_row(r, instance_id, execution_id) for r in stored],
-                        last,
-                        False,
-                    )
-                if not stored:
-                    raise EventOrderError(
-                        f"event ids must follow the last stored id {last}: the batch starts"
-                        f" at {first_id}",
-                        location=where,
-                    )
-                raise ConcurrencyError(
-                    f"events {first_id}..{filled[-1].event_id} overlap the stored history"
-                    f" (last stored event {last}) with other content",
-                    location=where,
-                    expected=expected_last_event_id,
-                    actual=last,
-                )
-            if expected_last_event_id is not None and expected_last_event_id != last:
-                raise ConcurrencyError(
-                    f"expected last event {expected_last_event_id}, stored last is {last}",
-                    location=where,
-                    expected=expected_last_event_id,
-                    actual=last,
-                )
-            if last == 0 and type(filled[0]) is not ev.OrchestrationStarted:
-                raise MissingStartError(
-                    f"a new execution must start with OrchestrationStarted, "
-                    f"not {filled[0].event_type}",
-                    location=where,
-                )
-            writer.insert(rows)
         observer = store.observer
         if observer is not None:
             seconds = time.perf_counter() - started
@@ -317,6 +328,76 @@ class _Appender:
         if not store._catalog_recorded:  # once per store: no per-event cost
             store._record_catalog()
         return AppendResult(filled, filled[-1].event_id, True)
+
+    def _refuse_or_retry(
+        self,
+        instance_id: str,
+        execution_id: int,
+        batch: list[Event],
+        filled: list[Event],
+        expected_last_event_id: int | None,
+        writer: Writer | None = None,
+    ) -> AppendResult:
+        """Why a batch was not inserted: an identical retry (returned, not
+        written again), or the error the append contract names."""
+        if writer is None:
+            with self.store.backend.writing() as writer:
+                return self._refuse_or_retry(
+                    instance_id, execution_id, batch, filled, expected_last_event_id, writer
+                )
+        where = Location(instance_id=instance_id, execution_id=execution_id)
+        last = writer.last_event_id(instance_id, execution_id)
+        if not filled:
+            if expected_last_event_id is not None and expected_last_event_id != last:
+                raise ConcurrencyError(
+                    f"expected last event {expected_last_event_id}, stored last is {last}",
+                    location=where,
+                    expected=expected_last_event_id,
+                    actual=last,
+                )
+            return AppendResult([], last, False)
+        first_id = filled[0].event_id
+        if first_id <= last:
+            stored = writer.rows_between(instance_id, execution_id, first_id, filled[-1].event_id)
+            if self._is_stored_retry(batch, stored, instance_id, execution_id):
+                return AppendResult(
+                    [self._decode_row(r, instance_id, execution_id) for r in stored],
+                    last,
+                    False,
+                )
+            if not stored:
+                raise EventOrderError(
+                    f"event ids must follow the last stored id {last}: the batch starts"
+                    f" at {first_id}",
+                    location=where,
+                )
+            raise ConcurrencyError(
+                f"events {first_id}..{filled[-1].event_id} overlap the stored history"
+                f" (last stored event {last}) with other content",
+                location=where,
+                expected=expected_last_event_id,
+                actual=last,
+            )
+        if expected_last_event_id is not None and expected_last_event_id != last:
+            raise ConcurrencyError(
+                f"expected last event {expected_last_event_id}, stored last is {last}",
+                location=where,
+                expected=expected_last_event_id,
+                actual=last,
+            )
+        if last == 0 and type(filled[0]) is not ev.OrchestrationStarted:
+            raise MissingStartError(
+                f"a new execution must start with OrchestrationStarted, not {filled[0].event_type}",
+                location=where,
+            )
+        # Unreachable while insert_if_last and the bounds in append agree: the
+        # batch fitted after all. Refuse rather than write outside the lock's step.
+        raise ConcurrencyError(
+            f"the stored history changed during the append (last stored event {last})",
+            location=where,
+            expected=expected_last_event_id,
+            actual=last,
+        )
 
     def _decode_row(self, row: StoredRow, instance_id: str, execution_id: int) -> Event:
         return self.store._decode(row, instance_id, execution_id)
@@ -549,11 +630,21 @@ class HistoryStore:
             execution_id = self.backend.latest_execution(instance_id)
             if execution_id is None:
                 return []
-        rows = self.backend.execution_rows(instance_id, execution_id)
+        backend, codec = self.backend, self.codec
+        rows: list[ExecutionRow] = []
+        # The execution in one piece where the backend can pack it (SQLite),
+        # else row by row; both decode and check every row the same way.
+        packed = backend.execution_packed(instance_id, execution_id)
         try:
-            return self.codec.decode_rows(rows, instance_id, execution_id)
+            if packed is not None:
+                events = codec.decode_packed(*packed, instance_id, execution_id)
+                if events is not None:
+                    return events
+                packed = None  # a row holds a newline: cannot be split exactly
+            rows = backend.execution_rows(instance_id, execution_id)
+            return codec.decode_rows(rows, instance_id, execution_id)
         except RowDecodeError as exc:
-            event_id = rows[exc.index][0]
+            event_id = packed.event_ids[exc.index] if packed is not None else rows[exc.index][0]
             position = self.backend.position_of(instance_id, execution_id, event_id)
             raise self._row_error(
                 exc.message, instance_id, execution_id, event_id, position, mismatch=exc.mismatch

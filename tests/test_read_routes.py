@@ -1,0 +1,111 @@
+"""SQLite reads an execution in one piece and decodes it line by line; any
+execution must read exactly as decoding its rows one by one does, and a bad
+row must be named the same way (instance, execution, event id, position)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+import eventstore
+from eventstore import DecodeError, RowMismatchError
+from eventstore import events as ev
+from eventstore.store import HistoryStore
+from tests.reliability.test_hostile import CORRUPT, GOOD
+
+START_V0 = '{"OrchestrationStarted":{"event_id":1,"name":"O","version":"1","input":"0"}}'
+START_V1 = (
+    '{"type":"OrchestrationStarted","event_id":1,"source_event_id":null,"instance_id":"i",'
+    '"execution_id":1,"timestamp_ms":5,"duroxide_version":"0.1.32","name":"O","version":"1",'
+    '"input":"0"}'
+)
+
+
+def _store(tmp_path: Path, rows: list[tuple[int, str, str | bytes]]) -> HistoryStore:
+    path = tmp_path / "routes.db"
+    eventstore.open(str(path)).close()
+    con = sqlite3.connect(path, isolation_level=None)
+    con.executemany(
+        "INSERT INTO history (instance_id, execution_id, event_id, event_type, event_data)"
+        " VALUES ('i', 1, ?, ?, CAST(? AS TEXT))",
+        [(event_id, event_type, data) for event_id, event_type, data in rows],
+    )
+    con.close()
+    return eventstore.open(str(path), codec=eventstore.Codec(max_event_bytes=1_000_000))
+
+
+def _row_by_row(store: HistoryStore) -> list[ev.Event]:
+    """store.read with the packed route switched off."""
+    backend = store.backend
+    backend.execution_packed = lambda *_: None  # type: ignore[method-assign]
+    try:
+        return store.read("i", 1)
+    finally:
+        del backend.execution_packed
+
+
+def _good(event_id: int) -> str:
+    return GOOD % event_id
+
+
+def test_appended_histories_take_the_packed_route(tmp_path: Path) -> None:
+    store = eventstore.open(str(tmp_path / "a.db"))
+    store.append("i", 1, [ev.OrchestrationStarted(event_id=1, name="O", version="1", input="0")])
+    store.append("i", 1, [ev.ActivityScheduled(event_id=n, name="W", input="1") for n in (2, 3)])
+    packed = store.backend.execution_packed("i", 1)
+    assert packed is not None and packed.event_ids == [1, 2, 3]
+    events = store.codec.decode_packed(*packed, "i", 1)
+    assert events is not None and events == store.read("i") == _row_by_row(store)
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        pytest.param([(1, "OrchestrationStarted", START_V1)] + [(n, "ActivityScheduled", _good(n)) for n in range(2, 6)], id="V1"),  # noqa: E501
+        pytest.param([(1, "OrchestrationStarted", START_V0), (2, "ActivityScheduled", _good(2)), (3, "ActivityScheduled", '{"ActivityScheduled":{"event_id":3,"name":"W","input":"1","execution_id":1}}')], id="mixed generations"),  # noqa: E501
+        pytest.param([(1, "OrchestrationStarted", START_V1), (2, "ActivityScheduled", json.dumps(json.loads(_good(2)), indent=2))], id="pretty JSON with newlines"),  # noqa: E501
+        pytest.param([(1, "OrchestrationStarted", START_V1.replace('"instance_id":"i",', "")), (2, "ActivityScheduled", _good(2).replace('"execution_id":1,', ""))], id="identity left out"),  # noqa: E501
+        pytest.param([(1, "OrchestrationStarted", START_V1), (2, "ActivityScheduled", "  " + _good(2) + "\t")], id="surrounding whitespace"),  # noqa: E501
+    ],
+)  # fmt: skip
+def test_good_executions_read_as_row_by_row(
+    tmp_path: Path, rows: list[tuple[int, str, str]]
+) -> None:
+    with _store(tmp_path, rows) as store:
+        events = store.read("i")
+        assert events == _row_by_row(store)
+        assert [e.event_id for e in events] == [r[0] for r in rows]
+        assert {(e.instance_id, e.execution_id) for e in events} == {("i", 1)}
+
+
+BAD = [
+    *CORRUPT,
+    ("empty", "ActivityScheduled", b""),
+    ("two events", "ActivityScheduled", (_good(7) + "\n" + _good(8)).encode()),
+    ("newline only", "ActivityScheduled", b"\n"),
+]
+
+
+@pytest.mark.parametrize(("label", "event_type", "data"), BAD, ids=[b[0] for b in BAD])
+def test_a_bad_row_is_named_as_row_by_row_names_it(
+    tmp_path: Path, label: str, event_type: str, data: bytes
+) -> None:
+    rows: list[tuple[int, str, str | bytes]] = [(1, "OrchestrationStarted", START_V1)]
+    rows += [(n, "ActivityScheduled", _good(n)) for n in (2, 3)]
+    rows += [(4, event_type, data.replace(b"%d", b"4"))]
+    rows += [(n, "ActivityScheduled", _good(n)) for n in (5, 6)]
+    with _store(tmp_path, rows) as store:
+        with pytest.raises(DecodeError) as caught:
+            store.read("i")
+        position = store.backend.position_of("i", 1, 4)
+        assert caught.value.location is not None
+        assert (caught.value.location.event_id, caught.value.location.position) == (4, position)
+        with pytest.raises(DecodeError) as row_by_row:
+            _row_by_row(store)
+        assert type(caught.value) is type(row_by_row.value)
+        assert str(caught.value) == str(row_by_row.value)
+        if label == "type column disagrees":
+            assert isinstance(caught.value, RowMismatchError)
