@@ -50,6 +50,14 @@ def main() -> None:
         "--update", action="store_true", help="merge into results/latest.json instead of replacing"
     )
     args = parser.parse_args()
+    if args.only:
+        args.only = [n if n.startswith("bench_") else f"bench_{n}" for n in args.only]
+        unknown = sorted(n.removeprefix("bench_") for n in set(args.only) - set(WORKLOADS))
+        if unknown:
+            parser.error(
+                f"unknown workload {', '.join(unknown)}; choose from "
+                + ", ".join(w.removeprefix("bench_") for w in WORKLOADS)
+            )
     sizes = [10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000]
     results: list[Result] = []
     started = time.time()

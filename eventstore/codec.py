@@ -550,7 +550,10 @@ class Codec:
         count = len(event_ids)
         if len(event_types) != count or event_data.count(b"\n") != count - 1:
             return None
-        if len(event_data) <= self.max_event_bytes:  # then no single row exceeds it
+        # One decode_lines for the whole execution when it may be all V1: no
+        # row exceeds the size limit if the whole does not, and an execution
+        # that starts with a legacy row goes to decode_rows at once.
+        if len(event_data) <= self.max_event_bytes and not event_data[2:3].isupper():
             try:
                 events: list[KnownEvent] = _V1_DECODER.decode_lines(event_data)
             except _DECODE_ERRORS:
