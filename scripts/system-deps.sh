@@ -2,9 +2,9 @@
 # Installs the system packages the test suite needs when they are missing:
 # Debian's PostgreSQL server (throwaway test server) and Prometheus (promtool
 # and a real scrape). Runs as root (or with passwordless sudo) on CI and fresh
-# machines; elsewhere it only
-# reports what is missing, and the tests that need it skip with a message
-# (except under CI=true, where they must run).
+# machines; elsewhere it only reports what is missing, and the tests that need
+# it skip with a message (except under CI=true, where they must run, so this
+# script fails when it cannot install them).
 set -euo pipefail
 
 missing=()
