@@ -1,7 +1,7 @@
 """The small protocol each database backend implements beneath HistoryStore.
 
-Backends speak rows, never events: the append contract, decoding and every
-rule live once, in `eventstore.store`. SQL and driver errors stay inside a
+Backends speak rows, never events: the append contract and every rule live
+once, in `eventstore.store`, and decoding in `eventstore.codec`. SQL and driver errors stay inside a
 backend and are translated to eventstore's exceptions there.
 """
 
@@ -13,6 +13,7 @@ from typing import Any, NamedTuple, Protocol
 
 __all__ = [
     "ExecutionRow",
+    "FeedRow",
     "ArchivedRow",
     "Backend",
     "InsertRow",
@@ -26,6 +27,10 @@ __all__ = [
     "Writer",
 ]
 
+FeedRow = tuple[int, str, int, int, str, "str | bytes", "str | None"]
+"""A feed row as backends return it: a plain tuple in RawRow's field order
+(the store wraps it only where a caller wants RawRow)."""
+
 ExecutionRow = tuple[int, str, "str | bytes"]
 """(event_id, event_type, event_data) of one execution's row, as reads fetch it."""
 
@@ -34,8 +39,8 @@ class NewEvents(NamedTuple):
     """One appended batch of an execution, column by column.
 
     Parallel lists rather than a tuple per row: this is the append hot path,
-    and a backend binds them straight into one statement. created_at comes
-    from the database clock.
+    and SQLite binds them into multi-row INSERTs without building rows.
+    created_at comes from the database clock.
     """
 
     instance_id: str
@@ -51,8 +56,8 @@ class PackedExecution(NamedTuple):
 
     The database joins the rows (in event-id order) so the driver builds a
     few objects per execution rather than several per row; the codec decodes
-    `event_data` line by line. Only a backend that can pack exactly returns
-    one: every row has an integer id, a type and data without a newline.
+    `event_data` line by line, and checks that it splits into one line per
+    row (else the store reads the rows one by one).
     """
 
     event_ids: list[int]
@@ -161,18 +166,10 @@ class Writer(Protocol):
         self, instance_id: str, execution_id: int, first: int, last: int
     ) -> list[StoredRow]: ...
 
-    def insert_if_last(self, batch: NewEvents, lowest: int, highest: int) -> bool:
-        """Insert the batch if the execution's last stored event id (0 when it
-        has none) is within lowest..highest, read under this write's lock; say
-        whether it did. One statement where the database allows it."""
-        ...
+    def insert(self, batch: NewEvents) -> None: ...
 
     def insert_or_compare(self, row: InsertRow) -> str | None:
         """Insert a row; if its key exists, return the stored event_data instead."""
-        ...
-
-    def update_rows(self, changes: Sequence[tuple[int, str, str]]) -> None:
-        """Rewrite (position, event_type, event_data) in place."""
         ...
 
     # -- schema evolution (eventstore_* tables; created on first use) -------
@@ -252,7 +249,7 @@ class Backend(Protocol):
         """The first and the last row of an execution."""
         ...
 
-    def feed(self, after: int, limit: int) -> list[RawRow]: ...
+    def feed(self, after: int, limit: int) -> list[FeedRow]: ...
 
     def key_at(self, position: int) -> tuple[str, int, int] | None: ...
 

@@ -78,6 +78,14 @@ def reconcile_row(
     )
 
 
+def _reconcile(
+    index: int, event: Event, event_id: int, event_type: str, instance_id: str, execution_id: int
+) -> None:
+    problem = reconcile_row(event, event_id, event_type, instance_id, execution_id)
+    if problem is not None:
+        raise RowDecodeError(index, problem, mismatch=True)
+
+
 class RowDecodeError(DecodeError):
     """A stored row that does not decode, or disagrees with its columns."""
 
@@ -508,25 +516,29 @@ class Codec:
         append = events.append
         for index, (event_id, event_type, data) in enumerate(rows):
             event: Event | None = None
+            failed: Exception | None = None
             if len(data) <= limit and not data[2:3].isupper():
                 try:
                     event = v1(data)
-                except _DECODE_ERRORS:
-                    event = None
+                except _DECODE_ERRORS as exc:
+                    failed = exc
             if event is None:
                 try:
-                    event = self.decode(data, instance_id=instance_id, execution_id=execution_id)
+                    if failed is None:  # legacy, or too large: the full dispatch
+                        event = self.decode(
+                            data, instance_id=instance_id, execution_id=execution_id
+                        )
+                    else:  # not V1 after all: explain, or keep as unknown
+                        event = self._slow(data, failed, instance_id, execution_id).event
                 except DecodeError as exc:
                     raise RowDecodeError(index, exc.message) from None
-            if (  # inline for speed; reconcile_row completes or explains
+            if (  # inline for speed; _reconcile completes or explains
                 event.event_id != event_id
                 or event.event_type != event_type
                 or event.instance_id != instance_id
                 or event.execution_id != execution_id
             ):
-                problem = reconcile_row(event, event_id, event_type, instance_id, execution_id)
-                if problem is not None:
-                    raise RowDecodeError(index, problem, mismatch=True)
+                _reconcile(index, event, event_id, event_type, instance_id, execution_id)
             append(event)
         return events
 
@@ -541,13 +553,16 @@ class Codec:
         """Decode an execution fetched in one piece (`backend.PackedExecution`).
 
         The same result as `decode_rows` over its rows: when every line is a
-        V1 event that agrees with its columns, one `decode_lines` call does the
-        whole execution; otherwise the lines go through `decode_rows`, which
-        upcasts legacy rows and names a bad one (RowDecodeError's index is the
-        row's place in `event_ids`). None when the data cannot be split into
-        exactly one line per row (a row holding a newline): read row by row.
+        V1 event, one `decode_lines` call does the whole execution and each
+        event is checked against its row's columns; otherwise the lines go
+        through `decode_rows`, which upcasts legacy rows and names a bad one
+        (RowDecodeError's index is the row's place in `event_ids`). None when
+        the data cannot be split into exactly one line per row (a row holding a
+        newline): read row by row.
         """
         count = len(event_ids)
+        if count == 0:
+            return []
         if len(event_types) != count or event_data.count(b"\n") != count - 1:
             return None
         # One decode_lines for the whole execution when it may be all V1: no
@@ -559,16 +574,16 @@ class Codec:
             except _DECODE_ERRORS:
                 events = []
             if len(events) == count:
-                for event, event_id, event_type in zip(events, event_ids, event_types, strict=True):
-                    if (
+                for index, event in enumerate(events):
+                    event_id, event_type = event_ids[index], event_types[index]
+                    if (  # inline for speed; _reconcile completes or explains
                         event.event_id != event_id
                         or event.event_type != event_type
                         or event.instance_id != instance_id
                         or event.execution_id != execution_id
                     ):
-                        break  # decode_rows completes the event or explains
-                else:
-                    return cast("list[Event]", events)
+                        _reconcile(index, event, event_id, event_type, instance_id, execution_id)
+                return cast("list[Event]", events)
         rows = zip(event_ids, event_types, event_data.split(b"\n"), strict=True)
         return self.decode_rows(rows, instance_id, execution_id)
 
@@ -748,39 +763,35 @@ class Codec:
                     return
             except _DECODE_ERRORS:
                 pass
-        known: list[Event] = []
-        known_data: list[bytes] = []
+        # The slow route, one event at a time: only to say which one and why.
         for index, (event, data) in enumerate(zip(events, encoded, strict=True)):
             if len(data) > self.max_event_bytes:
                 raise DecodeError(
                     f"event #{index} of {len(data)} bytes exceeds the limit of "
                     f"{self.max_event_bytes}"
                 )
-            if type(event) is UnknownEvent:
-                self.decode(data)
-            else:
-                known.append(event)
-                known_data.append(data)
-        try:
-            decoded = _V1_BATCH_DECODER.decode(b"[" + b",".join(known_data) + b"]")
-        except _DECODE_ERRORS as exc:
-            raise DecodeError(str(exc).replace("$[", "event #[")) from None
-        if decoded != known:
-            for given, read_back in zip(known, decoded, strict=True):
-                if given != read_back:
-                    field = next(
-                        (
-                            name
-                            for name in given.__struct_fields__
-                            if getattr(given, name) != getattr(read_back, name)
-                        ),
-                        "?",
-                    )
-                    raise DecodeError(
-                        f"event {given.event_id}: field `{field}` holds a "
-                        f"{type(getattr(given, field, None)).__name__}, which does not"
-                        " store as its declared type"
-                    )
+            try:
+                read_back = (
+                    self.decode(data) if type(event) is UnknownEvent else _V1_DECODER.decode(data)
+                )
+            except _DECODE_ERRORS as exc:
+                raise DecodeError(f"event #{index}: {exc}") from None
+            except DecodeError as exc:
+                raise DecodeError(f"event #{index}: {exc.message}") from None
+            if type(event) is not UnknownEvent and read_back != event:
+                field = next(
+                    (
+                        name
+                        for name in event.__struct_fields__
+                        if getattr(event, name) != getattr(read_back, name)
+                    ),
+                    "?",
+                )
+                raise DecodeError(
+                    f"event #{index} (id {event.event_id}): field `{field}` holds a "
+                    f"{type(getattr(event, field, None)).__name__}, which does not"
+                    " store as its declared type"
+                )
 
 
 _V1_BATCH_DECODER: Final = msgspec.json.Decoder(list[KnownEvent], dec_hook=_dec_hook)

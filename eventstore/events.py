@@ -24,6 +24,7 @@ __all__ = [
     "UNSET",
     "ActivityCancelRequested",
     "ActivityCompleted",
+    "ActivityScheduled",
     "ActivityFailed",
     "ActivityMessage",
     "ApplicationError",

@@ -12,8 +12,9 @@ Two ways in:
 
 * `StoreMetrics` is a `StoreObserver`: `eventstore.open(path,
   observer=StoreMetrics(registry))` updates the metrics as the store appends.
-* `StoreMetrics.track` takes events one at a time (the exporter,
-  `eventstore.exporter`, feeds it the global feed).
+* `StoreMetrics.track` takes events one at a time; `StoreMetrics.batch()`
+  holds the lock over many (the exporter, `eventstore.exporter`, feeds it the
+  global feed that way).
 
 Nothing touches prometheus_client's global registry unless it is passed in:
 without a `registry` argument a private `CollectorRegistry` is created.
@@ -25,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Final, TypeVar
 
 from prometheus_client import CollectorRegistry
@@ -306,11 +307,11 @@ class _Execution:
 class StoreMetrics:
     """duroxide's metrics computed from stored events, and the store's own.
 
-    Implements `StoreObserver`. `track` feeds one event; state for an
-    execution (its start, its scheduled-but-not-completed activities and
-    sub-orchestrations) is kept only while the execution is in flight and
-    dropped at its terminal event, so events may arrive across any number of
-    calls. Thread-safe.
+    Implements `StoreObserver`. `track` feeds one event (`batch()` many);
+    state for an execution (its start, its scheduled-but-not-completed
+    activities and sub-orchestrations) is kept only while the execution is in
+    flight and dropped at its terminal event, so events may arrive across any
+    number of calls. Thread-safe.
     """
 
     def __init__(
@@ -559,13 +560,6 @@ class StoreMetrics:
         """Hold the lock for a batch; yields `track(instance_id, execution_id, event)`."""
         with self._lock:
             yield self._track
-
-    def track_many(self, records: Iterable[tuple[str, int, Event]]) -> None:
-        """Feed (instance_id, execution_id, event) triples, in feed order."""
-        with self._lock:
-            track = self._track
-            for instance_id, execution_id, event in records:
-                track(instance_id, execution_id, event)
 
     def _track(self, instance_id: str, execution_id: int, event: Event) -> None:
         key = (instance_id, execution_id)

@@ -441,13 +441,10 @@ def _check_batch_size(batch_size: int) -> None:
 
 def _has_breaking_rows(store: HistoryStore, batch_size: int) -> bool:
     """True when some row needs a breaking migration to read as V1 (a legacy row)."""
-    codec = store.codec
     for page in _pages(store, batch_size):
         for row in page:
             try:
-                found = codec.decode_detailed(
-                    row.event_data, instance_id=row.instance_id, execution_id=row.execution_id
-                )
+                found = store.decode_raw(row)  # the rows _to_v1 would rewrite
             except DecodeError:
                 continue
             if found.generation != Generation.V1 and type(found.event) not in (

@@ -53,6 +53,7 @@ except ImportError as exc:  # pragma: no cover - depends on the install
 from .backend import (
     ArchivedRow,
     ExecutionRow,
+    FeedRow,
     InsertRow,
     MigrationLogRow,
     MigrationRun,
@@ -189,7 +190,6 @@ class _Queries:
 
     def __init__(self, schema: str, positioned: bool) -> None:
         table = sql.Identifier(schema, TABLE)
-        self.table = table
         # A table duroxide created has no position column: its rows are
         # numbered by creation time and key instead (not stable: a row
         # inserted later with an earlier created_at shifts the numbers).
@@ -233,13 +233,6 @@ class _Queries:
                 " VALUES (%s, %s, %s, %s, %s, now())"
             ).format(table)
         )
-        self.insert_with_time = text(
-            sql.SQL(
-                "INSERT INTO {}"
-                " (instance_id, execution_id, event_id, event_type, event_data, created_at)"
-                " VALUES (%s, %s, %s, %s, %s, COALESCE(%s::timestamptz, now()))"
-            ).format(table)
-        )
         self.insert_or_nothing = text(
             sql.SQL(
                 "INSERT INTO {}"
@@ -254,17 +247,6 @@ class _Queries:
                 " WHERE instance_id = %s AND execution_id = %s AND event_id = %s"
             ).format(table)
         )
-        if positioned:
-            update = sql.SQL(
-                "UPDATE {} SET event_type = %s, event_data = %s WHERE eventstore_position = %s"
-            ).format(table)
-        else:
-            update = sql.SQL(
-                "UPDATE {} AS t SET event_type = %s, event_data = %s FROM {} AS p"
-                " WHERE p.eventstore_position = %s AND (t.instance_id, t.execution_id, t.event_id)"
-                " = (p.instance_id, p.execution_id, p.event_id)"
-            ).format(table, numbered)
-        self.update = text(update)
         # The read hot path fetches no position (numbering a duroxide table
         # costs a window over it); position_of names a row when one must.
         self.execution_rows = text(
@@ -441,14 +423,8 @@ class _PostgresWriter:
         self._cur.execute(self._q.rows_between, (instance_id, execution_id, first, last))
         return [StoredRow(*r) for r in self._cur.fetchall()]
 
-    def insert_if_last(self, batch: NewEvents, lowest: int, highest: int) -> bool:
-        # The advisory lock taken by writing() is held: the last id read here
-        # is still the last when the rows go in. (One INSERT ... SELECT FROM
-        # unnest(...) WHERE <last id in range> measured slower than this read
-        # plus psycopg's pipelined executemany, so the read stays separate.)
+    def insert(self, batch: NewEvents) -> None:
         instance_id, execution_id, ids, types, data = batch
-        if not lowest <= self.last_event_id(instance_id, execution_id) <= highest:
-            return False
         self._cur.executemany(
             self._q.insert,
             [
@@ -456,19 +432,12 @@ class _PostgresWriter:
                 for event_id, event_type, event_data in zip(ids, types, data, strict=True)
             ],
         )
-        return True
 
     def insert_or_compare(self, row: InsertRow) -> str | None:
         if self._cur.execute(self._q.insert_or_nothing, row).fetchone() is not None:
             return None
         found = self._cur.execute(self._q.event_data_at, row[:3]).fetchone()
         return str(found[0]) if found else None
-
-    def update_rows(self, changes: Sequence[tuple[int, str, str]]) -> None:
-        self._cur.executemany(
-            self._q.update,
-            [(event_type, data, position) for position, event_type, data in changes],
-        )
 
     # -- schema evolution ------------------------------------------------------
 
@@ -806,9 +775,9 @@ class PostgresBackend:
             StoredRow(*last[0]) if last else None,
         )
 
-    def feed(self, after: int, limit: int) -> list[RawRow]:
+    def feed(self, after: int, limit: int) -> list[FeedRow]:
         """Rows after `after`, in commit order (gap-free: see the comment in `writing`)."""
-        return [RawRow(*r) for r in self._all(self._q.feed, (after, limit))]
+        return self._all(self._q.feed, (after, limit))
 
     def key_at(self, position: int) -> tuple[str, int, int] | None:
         rows = self._all(self._q.key_at, (position,))

@@ -741,6 +741,14 @@ class CheckReport:
     def uncovered(self) -> list[tuple[HopReport, Coverage]]:
         return [(hop, c) for hop in self.hops for c in hop.uncovered]
 
+    def raise_if_uncovered(self) -> None:
+        """Raise SchemaEvolutionError naming every breaking change without a migration."""
+        if not self.ok:
+            missing = "; ".join(
+                f"{hop.source} -> {hop.target}: {item.change}" for hop, item in self.uncovered
+            )
+            raise SchemaEvolutionError(f"breaking changes without a migration: {missing}")
+
     def lines(self) -> list[str]:
         gens = ", ".join(f"{g}: {n}" for g, n in sorted(self.generations.items())) or "none"
         out = [f"store holds {self.rows} rows ({gens}); code catalog {self.catalog}"]
@@ -857,11 +865,7 @@ def _catalog_for(catalog_id: str) -> dict[str, Any]:
 def require_compatible(store: HistoryStore, **options: Any) -> CheckReport:
     """`check`, raising SchemaEvolutionError when a breaking change has no migration."""
     report = check(store, **options)
-    if not report.ok:
-        missing = "; ".join(
-            f"{hop.source} -> {hop.target}: {item.change}" for hop, item in report.uncovered
-        )
-        raise SchemaEvolutionError(f"breaking changes without a migration: {missing}")
+    report.raise_if_uncovered()
     return report
 
 

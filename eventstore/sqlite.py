@@ -37,6 +37,7 @@ import msgspec
 from .backend import (
     ArchivedRow,
     ExecutionRow,
+    FeedRow,
     InsertRow,
     MigrationLogRow,
     MigrationRun,
@@ -78,6 +79,9 @@ CREATE TABLE IF NOT EXISTS history (
 
 _SYNCHRONOUS: Final = {"off", "normal", "full", "extra"}
 
+_LAST_EVENT_ID: Final = (
+    "SELECT MAX(event_id) FROM history WHERE instance_id = ? AND execution_id = ?"
+)
 _INSERT_ROWS: Final = 300
 """Rows per INSERT statement: 2 + 3 * 300 parameters stay under the 999 that
 SQLite builds before 3.32 allow."""
@@ -163,7 +167,7 @@ class _SQLiteWriter:
 
     def last_event_id(self, instance_id: str, execution_id: int) -> int:
         row = self._con.execute(
-            "SELECT MAX(event_id) FROM history WHERE instance_id = ? AND execution_id = ?",
+            _LAST_EVENT_ID,
             (instance_id, execution_id),
         ).fetchone()
         return row[0] or 0
@@ -181,23 +185,13 @@ class _SQLiteWriter:
             )
         ]
 
-    def insert_if_last(self, batch: NewEvents, lowest: int, highest: int) -> bool:
-        # BEGIN IMMEDIATE holds the write lock: the last id read here is still
-        # the last when the insert runs.
-        if not lowest <= self.last_event_id(batch.instance_id, batch.execution_id) <= highest:
-            return False
-        _, _, ids, types, data = batch
-        count = len(ids)
-        if count <= _INSERT_ROWS:
-            rows = chain.from_iterable(zip(ids, types, data, strict=True))
-            self._con.execute(_insert_sql(count), [*batch[:2], *rows])
-            return True
-        for start in range(0, count, _INSERT_ROWS):
+    def insert(self, batch: NewEvents) -> None:
+        instance_id, execution_id, ids, types, data = batch
+        for start in range(0, len(ids), _INSERT_ROWS):
             end = start + _INSERT_ROWS
-            part = zip(ids[start:end], types[start:end], data[start:end], strict=True)
-            params = [*batch[:2], *chain.from_iterable(part)]
+            rows = zip(ids[start:end], types[start:end], data[start:end], strict=True)
+            params = [instance_id, execution_id, *chain.from_iterable(rows)]
             self._con.execute(_insert_sql((len(params) - 2) // 3), params)
-        return True
 
     def insert_or_compare(self, row: InsertRow) -> str | None:
         cur = self._con.execute(_IMPORT, row)
@@ -209,12 +203,6 @@ class _SQLiteWriter:
             row[:3],
         ).fetchone()
         return str(found[0])
-
-    def update_rows(self, changes: Sequence[tuple[int, str, str]]) -> None:
-        self._con.executemany(
-            "UPDATE history SET event_type = ?, event_data = ? WHERE rowid = ?",
-            [(event_type, data, position) for position, event_type, data in changes],
-        )
 
     # -- schema evolution ----------------------------------------------------
 
@@ -439,7 +427,7 @@ class SQLiteBackend:
 
     def last_event_id(self, instance_id: str, execution_id: int) -> int:
         rows = self._all(
-            "SELECT MAX(event_id) FROM history WHERE instance_id = ? AND execution_id = ?",
+            _LAST_EVENT_ID,
             (instance_id, execution_id),
         )
         return int(rows[0][0] or 0)
@@ -483,8 +471,7 @@ class SQLiteBackend:
             StoredRow(*last[0]) if last else None,
         )
 
-    def feed(self, after: int, limit: int) -> list[RawRow]:
-        # Plain tuples in RawRow's order (HistoryStore wraps them where needed).
+    def feed(self, after: int, limit: int) -> list[FeedRow]:
         return self._all(
             "SELECT rowid, instance_id, execution_id, event_id, event_type,"
             " CAST(event_data AS BLOB), created_at FROM history WHERE rowid > ?"

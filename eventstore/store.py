@@ -6,8 +6,10 @@ only move rows. The two hot routes are short on purpose:
 * append: validate and fill (one pass) -> encode -> one typed decode of the
   whole batch (so no row is written that a reader would refuse) -> one
   transaction: read the last stored id, check, insert.
-* read: select an execution's rows -> decode each with the row's instance and
-  execution -> check the row agrees with the event it holds.
+* read: fetch the execution in one piece where the backend can pack it
+  (SQLite), else row by row -> decode (the packed form in one call) -> check
+  each row agrees with the event it holds. proposals/storage-hot-paths.md
+  gives the costs.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from . import events as ev
 from .backend import (
     Backend,
     ExecutionRow,
+    FeedRow,
     InsertRow,
     NewEvents,
     RawRow,
@@ -295,29 +298,16 @@ class _Appender:
         started = time.perf_counter()
         batch = list(events)
         filled, new = self.prepare(instance_id, execution_id, batch, expected_last_event_id)
-        if not filled:
-            return self._refuse_or_retry(
-                instance_id, execution_id, batch, filled, expected_last_event_id
-            )
-        # What the stored last id may be for this batch to go in as it is. The
-        # writer reads it under the write lock and inserts in the same step, so
-        # the check and the insert see the same history (on PostgreSQL in one
-        # statement). Outside these bounds nothing is written and the batch is
-        # a retry or refused, explained by _refuse_or_retry.
-        first_id = filled[0].event_id
-        starts = type(filled[0]) is ev.OrchestrationStarted
-        if expected_last_event_id is None:
-            lowest, highest = (0 if starts else 1), first_id - 1
-        else:
-            lowest = highest = expected_last_event_id
-            if first_id <= expected_last_event_id or (expected_last_event_id == 0 and not starts):
-                lowest, highest = 1, 0  # never inserts: a retry, or refused
         with store.backend.writing() as writer:
-            inserted = writer.insert_if_last(new, lowest, highest)
-            if not inserted:
-                return self._refuse_or_retry(
-                    instance_id, execution_id, batch, filled, expected_last_event_id, writer
-                )
+            # The last id is read under the write lock the transaction holds,
+            # so the checks below and the insert see the same history.
+            last = writer.last_event_id(instance_id, execution_id)
+            refused_or_retried = self._check_against_stored(
+                writer, last, instance_id, execution_id, batch, filled, expected_last_event_id
+            )
+            if refused_or_retried is not None:
+                return refused_or_retried
+            writer.insert(new)
         observer = store.observer
         if observer is not None:
             seconds = time.perf_counter() - started
@@ -329,39 +319,26 @@ class _Appender:
             store._record_catalog()
         return AppendResult(filled, filled[-1].event_id, True)
 
-    def _refuse_or_retry(
+    def _check_against_stored(
         self,
+        writer: Writer,
+        last: int,
         instance_id: str,
         execution_id: int,
         batch: list[Event],
         filled: list[Event],
         expected_last_event_id: int | None,
-        writer: Writer | None = None,
-    ) -> AppendResult:
-        """Why a batch was not inserted: an identical retry (returned, not
-        written again), or the error the append contract names."""
-        if writer is None:
-            with self.store.backend.writing() as writer:
-                return self._refuse_or_retry(
-                    instance_id, execution_id, batch, filled, expected_last_event_id, writer
-                )
+    ) -> AppendResult | None:
+        """None when the batch goes in after the stored `last` event id; else
+        the result of an identical retry (nothing written), or the error the
+        append contract names."""
         where = Location(instance_id=instance_id, execution_id=execution_id)
-        last = writer.last_event_id(instance_id, execution_id)
-        if not filled:
-            if expected_last_event_id is not None and expected_last_event_id != last:
-                raise ConcurrencyError(
-                    f"expected last event {expected_last_event_id}, stored last is {last}",
-                    location=where,
-                    expected=expected_last_event_id,
-                    actual=last,
-                )
-            return AppendResult([], last, False)
-        first_id = filled[0].event_id
-        if first_id <= last:
+        if filled and filled[0].event_id <= last:
+            first_id = filled[0].event_id
             stored = writer.rows_between(instance_id, execution_id, first_id, filled[-1].event_id)
             if self._is_stored_retry(batch, stored, instance_id, execution_id):
                 return AppendResult(
-                    [self._decode_row(r, instance_id, execution_id) for r in stored],
+                    [self.store._decode(r, instance_id, execution_id) for r in stored],
                     last,
                     False,
                 )
@@ -385,22 +362,14 @@ class _Appender:
                 expected=expected_last_event_id,
                 actual=last,
             )
+        if not filled:
+            return AppendResult([], last, False)
         if last == 0 and type(filled[0]) is not ev.OrchestrationStarted:
             raise MissingStartError(
                 f"a new execution must start with OrchestrationStarted, not {filled[0].event_type}",
                 location=where,
             )
-        # Unreachable while insert_if_last and the bounds in append agree: the
-        # batch fitted after all. Refuse rather than write outside the lock's step.
-        raise ConcurrencyError(
-            f"the stored history changed during the append (last stored event {last})",
-            location=where,
-            expected=expected_last_event_id,
-            actual=last,
-        )
-
-    def _decode_row(self, row: StoredRow, instance_id: str, execution_id: int) -> Event:
-        return self.store._decode(row, instance_id, execution_id)
+        return None
 
     def _is_stored_retry(
         self, batch: list[Event], stored: list[StoredRow], instance_id: str, execution_id: int
@@ -416,7 +385,7 @@ class _Appender:
             if row.event_id != event.event_id:
                 return False
             try:
-                kept = self._decode_row(row, instance_id, execution_id)
+                kept = self.store._decode(row, instance_id, execution_id)
             except DecodeError:
                 return False
             if type(kept) is not type(event):
@@ -671,9 +640,7 @@ class HistoryStore:
     def count(self) -> int:
         return self.backend.count()
 
-    def _feed_pages(
-        self, after: int, limit: int | None, page: int
-    ) -> Iterator[Sequence[tuple[int, str, int, int, str, str | bytes, str | None]]]:
+    def _feed_pages(self, after: int, limit: int | None, page: int) -> Iterator[Sequence[FeedRow]]:
         remaining = limit
         while remaining is None or remaining > 0:
             size = page if remaining is None else min(page, remaining)
@@ -745,7 +712,7 @@ class HistoryStore:
 
     # -- whole rows (export / import) -----------------------------------------
 
-    def import_rows(self, rows: Iterable[dict[str, Any]], *, batch: int = 1000) -> ImportReport:
+    def import_rows(self, rows: Iterable[dict[str, Any]]) -> ImportReport:
         """Insert whole rows verbatim (any generation), in one transaction.
 
         Every row must decode and agree with its columns. A row whose key is

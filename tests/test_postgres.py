@@ -19,6 +19,7 @@ import pytest
 
 import eventstore
 from eventstore import events as ev
+from eventstore.backend import ArchivedRow
 from eventstore.errors import (
     ConcurrencyError,
     EventStoreError,
@@ -391,11 +392,13 @@ def test_a_table_duroxide_created_is_read_and_written(
             " WHERE table_schema = 'duroxide' AND table_name = 'history'"
         ).fetchall()
     assert "eventstore_position" not in {c[0] for c in columns}  # never altered
-    # Rows are addressed by their (synthesized) position for in-place rewrites.
+    # Rows are rewritten in place by key (as migrations do), never altered in shape.
     writer.append("ref", 1, [scheduled(2, '"rewritten"')])
     replacement = next(r for r in writer.export_rows() if r["event_id"] == 2)
     with store.backend.writing() as rewrite:
-        rewrite.update_rows([(feed[1].position, "ActivityScheduled", replacement["event_data"])])
+        rewrite.update_rows_by_key(
+            [ArchivedRow("ref", 1, 2, "ActivityScheduled", replacement["event_data"])]
+        )
     (_, second) = store.read("ref")
     assert isinstance(second, ev.ActivityScheduled) and second.input == '"rewritten"'
 
