@@ -336,7 +336,7 @@ class SQLiteBackend:
                 raise _translate(exc, "cannot begin a write") from None
             try:
                 yield _SQLiteWriter(self._con)
-            except BaseException:
+            except BaseException as exc:
                 self._depth -= 1
                 with contextlib.suppress(sqlite3.Error):
                     if nested:
@@ -344,6 +344,8 @@ class SQLiteBackend:
                         self._con.execute("RELEASE append")
                     else:
                         self._con.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise _translate(exc, "write failed") from None
                 raise
             self._depth -= 1
             try:
