@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import eventstore
 from eventstore import events as ev
 from eventstore.codec import Generation, decode, detect_version, encode
-from eventstore.errors import DecodeError
+from eventstore.errors import DecodeError, RowMismatchError
 from eventstore.store import HistoryStore
 from eventstore.testing import (
     HistoryBuilder,
@@ -192,6 +192,20 @@ def test_legacy_lines_take_the_given_instance() -> None:
     assert (event.instance_id, event.execution_id, event.name) == ("i-1", 1, "Greet")
     legacy = load_history(V0A_JSONL)
     assert all(e.duroxide_version == "" and e.instance_id for e in legacy)
+
+
+def test_exported_rows_are_checked_against_their_columns_as_a_read_does() -> None:
+    data = '{"type":"ActivityScheduled","event_id":2,"name":"W","input":"1"}'
+    row = {"instance_id": "i1", "execution_id": 3, "event_id": 2,
+           "event_type": "ActivityScheduled", "event_data": data}  # fmt: skip
+    (event,) = parse_history(json.dumps(row))
+    assert (event.instance_id, event.execution_id) == ("i1", 3)  # completed from the row
+    for column, value in (("event_id", 7), ("event_type", "TimerFired"), ("instance_id", "x")):
+        other = dict(row, **{column: value}, event_data=data.replace(
+            '"event_id":2', '"event_id":2,"instance_id":"i1","execution_id":3'))  # fmt: skip
+        with pytest.raises(RowMismatchError) as caught:
+            parse_history("\n" + json.dumps(other))
+        assert caught.value.location is not None and caught.value.location.line == 2
 
 
 def test_a_bad_line_names_its_number() -> None:

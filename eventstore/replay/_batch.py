@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 from .. import events as ev
-from ..codec import DEFAULT_CODEC, Codec
-from ..errors import DecodeError, EventStoreError, Location, NondeterminismError
+from ..codec import Codec
+from ..errors import EventStoreError, NondeterminismError
 from ..events import Event
 from ..store import HistoryStore
+from ..testing.jsonl import load_history
 from ._engine import (
     InvalidHistoryError,
     Orchestration,
@@ -124,33 +123,12 @@ def read_jsonl_executions(
     """Executions of a JSONL file, by (instance, execution), each in event-id order.
 
     Each line is either a whole row as `eventstore export` writes it (with
-    `event_data`) or one event's stored JSON (a fixture line).
+    `event_data`) or one event's stored JSON (a fixture line); see
+    `eventstore.testing.load_history`.
     """
-    codec = codec or DEFAULT_CODEC
     executions: dict[tuple[str, int], list[Event]] = {}
-    with Path(path).open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            text = line.strip()
-            if not text:
-                continue
-            try:
-                row = json.loads(text)
-            except ValueError as exc:
-                raise DecodeError(f"not JSON: {exc}", location=Location(line=number)) from None
-            try:
-                if isinstance(row, dict) and "event_data" in row:
-                    data = row["event_data"]
-                    event = codec.decode(
-                        data if isinstance(data, str) else json.dumps(data),
-                        instance_id=row.get("instance_id"),
-                        execution_id=row.get("execution_id"),
-                    )
-                else:
-                    event = codec.decode(text)
-            except DecodeError as exc:
-                raise DecodeError(exc.message, location=Location(line=number)) from None
-            key = (event.instance_id, event.execution_id)
-            executions.setdefault(key, []).append(event)
+    for event in load_history(path, codec=codec):
+        executions.setdefault((event.instance_id, event.execution_id), []).append(event)
     for events in executions.values():
         events.sort(key=lambda e: e.event_id)
     return executions

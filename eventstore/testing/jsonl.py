@@ -7,8 +7,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..codec import DEFAULT_CODEC, Codec
-from ..errors import DecodeError, Location
+from ..codec import DEFAULT_CODEC, Codec, reconcile_row
+from ..errors import DecodeError, Location, RowMismatchError
 from ..events import Event
 
 __all__ = ["dump_history", "load_history", "parse_history", "save_history"]
@@ -30,33 +30,48 @@ def parse_history(
     """Events from JSONL text (any generation), in file order.
 
     A line is one event's JSON, or a whole row as `eventstore export` writes
-    it (its `event_data` decoded with the row's instance and execution).
-    Legacy events carry no instance or execution: they take `instance_id`
-    and `execution_id` when given.
+    it: its `event_data` is decoded with the row's instance and execution and
+    must agree with the row's columns, as a store read checks. Legacy events
+    carry no instance or execution: they take `instance_id` and
+    `execution_id` when given. Errors name the line.
     """
     codec = codec or DEFAULT_CODEC
     events: list[Event] = []
     for number, line in enumerate(text.splitlines(), start=1):
         data = line.strip()
-        if not data:
-            continue
-        try:
-            if data.startswith('{"instance_id"') or '"event_data"' in data[:200]:
-                row = json.loads(data)
-                if isinstance(row, dict) and "event_data" in row:
-                    events.append(
-                        codec.decode(
-                            row["event_data"],
-                            instance_id=row.get("instance_id"),
-                            execution_id=row.get("execution_id"),
-                        )
-                    )
-                    continue
-            events.append(codec.decode(data, instance_id=instance_id, execution_id=execution_id))
-        except (DecodeError, ValueError) as exc:
-            message = exc.message if isinstance(exc, DecodeError) else str(exc)
-            raise DecodeError(message, location=Location(line=number)) from None
+        if data:
+            events.append(_parse_line(data, number, instance_id, execution_id, codec))
     return events
+
+
+def _parse_line(
+    data: str, number: int, instance_id: str | None, execution_id: int | None, codec: Codec
+) -> Event:
+    where = Location(line=number)
+    row: object = None
+    if '"event_data"' in data:  # perhaps a whole exported row
+        try:
+            row = json.loads(data)
+        except ValueError as exc:
+            raise DecodeError(f"not JSON: {exc}", location=where) from None
+    try:
+        if not (isinstance(row, dict) and "event_data" in row):
+            return codec.decode(data, instance_id=instance_id, execution_id=execution_id)
+        stored = row["event_data"]
+        event = codec.decode(
+            stored if isinstance(stored, str) else json.dumps(stored),
+            instance_id=row.get("instance_id"),
+            execution_id=row.get("execution_id"),
+        )
+    except DecodeError as exc:
+        raise DecodeError(exc.message, location=where) from None
+    if {"instance_id", "execution_id", "event_id", "event_type"} <= row.keys():
+        problem = reconcile_row(
+            event, row["event_id"], row["event_type"], row["instance_id"], row["execution_id"]
+        )
+        if problem is not None:
+            raise RowMismatchError(problem, location=where)
+    return event
 
 
 def load_history(
