@@ -4,7 +4,8 @@
 It has the method names, arguments and return values of duroxide's Python
 SDK context: scheduling methods return task descriptors (plain dicts with a
 `type`) that the code yields, and the fire-and-forget calls (custom status,
-key-value store, tracing) are recorded as actions to match against history.
+key-value store) are recorded as actions to match against history; tracing
+calls do nothing, as duroxide suppresses logs while replaying.
 The descriptors have duroxide's shape, so code that inspects them sees what
 it would see under the runtime.
 """
@@ -350,13 +351,13 @@ class ReplayContext:
     # -- tracing (replay is silent, as duroxide suppresses logs while replaying) --
 
     def trace_info(self, message: str) -> None:
-        self._engine.trace("info", str(message))
+        pass
 
     def trace_warn(self, message: str) -> None:
-        self._engine.trace("warn", str(message))
+        pass
 
     def trace_error(self, message: str) -> None:
-        self._engine.trace("error", str(message))
+        pass
 
     def trace_debug(self, message: str) -> None:
-        self._engine.trace("debug", str(message))
+        pass

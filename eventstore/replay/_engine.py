@@ -599,11 +599,9 @@ class Engine:
         self.kv_updated: dict[str, int] = {}
         status = started.initial_custom_status
         self.custom_status: str | None = status if isinstance(status, str) else None
-        self.traces: list[tuple[str, str]] = []
 
         self.queue: deque[Action] = deque()
         self.schedules: dict[int, Action] = {}
-        self.all_actions: list[Action] = []
         self.ext_subs: dict[str, list[Action]] = {}
         self.ext_arrivals: dict[str, list[str]] = {}
         self.queue_subs: list[Action] = []
@@ -622,13 +620,11 @@ class Engine:
         self.output: str | None = None
         self.error: ErrorDetails | None = None
         self.exception: BaseException | None = None
-        self.cancel_reason: str | None = None
 
     # -- recording (called by the context) --------------------------------------
 
     def emit(self, action: Action) -> None:
         self.queue.append(action)
-        self.all_actions.append(action)
 
     def record_custom_status(self, status: str | None, where: str) -> None:
         self.custom_status = status
@@ -651,9 +647,6 @@ class Engine:
         for key in stale:
             self.record_kv_clear(key, where)
         return len(stale)
-
-    def trace(self, level: str, message: str) -> None:
-        self.traces.append((level, message))
 
     def cancel(self, action: Action) -> None:
         action.cancelled = True
@@ -986,7 +979,6 @@ class Engine:
                     # Cancellation ends the code where it stands: what it asked
                     # for and the runtime did not record yet is dropped.
                     self.queue.clear()
-                    self.cancel_reason = reason
                     self.error = ev.ApplicationError(
                         kind=ev.Cancelled(reason=reason), message="", retryable=False
                     )
