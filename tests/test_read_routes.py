@@ -28,13 +28,30 @@ def _store(tmp_path: Path, rows: list[tuple[int, str, str | bytes]]) -> HistoryS
     path = tmp_path / "routes.db"
     eventstore.open(str(path)).close()
     con = sqlite3.connect(path, isolation_level=None)
-    con.executemany(
+    insert = (
         "INSERT INTO history (instance_id, execution_id, event_id, event_type, event_data)"
-        " VALUES ('i', 1, ?, ?, CAST(? AS TEXT))",
-        [(event_id, event_type, data) for event_id, event_type, data in rows],
+        " VALUES (?, 1, ?, ?, CAST(? AS TEXT))"
     )
+    # Another instance's rows first, so that positions differ from event ids.
+    con.executemany(insert, [("other", n, "ActivityScheduled", _good(n)) for n in (1, 2, 3)])
+    con.executemany(insert, [("i", *row) for row in rows])
     con.close()
     return eventstore.open(str(path), codec=eventstore.Codec(max_event_bytes=1_000_000))
+
+
+class _RowRoute:
+    """Counts how often the store falls back to reading row by row."""
+
+    def __init__(self, store: HistoryStore, *, forbid: bool = False) -> None:
+        self.calls = 0
+        self._rows = store.backend.execution_rows
+        self._forbid = forbid
+        store.backend.execution_rows = self  # type: ignore[method-assign]
+
+    def __call__(self, instance_id: str, execution_id: int) -> list[tuple[int, str, bytes]]:
+        self.calls += 1
+        assert not self._forbid, "read took the row-by-row route"
+        return self._rows(instance_id, execution_id)  # type: ignore[return-value]
 
 
 def _row_by_row(store: HistoryStore) -> list[ev.Event]:
@@ -52,31 +69,40 @@ def _good(event_id: int) -> str:
 
 
 def test_appended_histories_take_the_packed_route(tmp_path: Path) -> None:
-    store = eventstore.open(str(tmp_path / "a.db"))
-    store.append("i", 1, [ev.OrchestrationStarted(event_id=1, name="O", version="1", input="0")])
-    store.append("i", 1, [ev.ActivityScheduled(event_id=n, name="W", input="1") for n in (2, 3)])
-    packed = store.backend.execution_packed("i", 1)
-    assert packed is not None and packed.event_ids == [1, 2, 3]
-    events = store.codec.decode_packed(*packed, "i", 1)
-    assert events is not None and events == store.read("i") == _row_by_row(store)
+    with eventstore.open(str(tmp_path / "a.db")) as store:
+        start = ev.OrchestrationStarted(event_id=1, name="O", version="1", input="0")
+        store.append("i", 1, [start])
+        store.append(
+            "i", 1, [ev.ActivityScheduled(event_id=n, name="W", input="1") for n in (2, 3)]
+        )
+        expected = _row_by_row(store)
+        _RowRoute(store, forbid=True)
+        events = store.read("i")
+        assert [e.event_id for e in events] == [1, 2, 3]
+        assert events == expected
+        assert store.read("nobody", 1) == []  # an empty execution: no second query either
 
 
 @pytest.mark.parametrize(
-    "rows",
+    ("rows", "row_route"),
     [
-        pytest.param([(1, "OrchestrationStarted", START_V1)] + [(n, "ActivityScheduled", _good(n)) for n in range(2, 6)], id="V1"),  # noqa: E501
-        pytest.param([(1, "OrchestrationStarted", START_V0), (2, "ActivityScheduled", _good(2)), (3, "ActivityScheduled", '{"ActivityScheduled":{"event_id":3,"name":"W","input":"1","execution_id":1}}')], id="mixed generations"),  # noqa: E501
-        pytest.param([(1, "OrchestrationStarted", START_V1), (2, "ActivityScheduled", json.dumps(json.loads(_good(2)), indent=2))], id="pretty JSON with newlines"),  # noqa: E501
-        pytest.param([(1, "OrchestrationStarted", START_V1.replace('"instance_id":"i",', "")), (2, "ActivityScheduled", _good(2).replace('"execution_id":1,', ""))], id="identity left out"),  # noqa: E501
-        pytest.param([(1, "OrchestrationStarted", START_V1), (2, "ActivityScheduled", "  " + _good(2) + "\t")], id="surrounding whitespace"),  # noqa: E501
+        pytest.param([(1, "OrchestrationStarted", START_V1)] + [(n, "ActivityScheduled", _good(n)) for n in range(2, 6)], False, id="V1"),  # noqa: E501
+        pytest.param([(1, "OrchestrationStarted", START_V0), (2, "ActivityScheduled", _good(2)), (3, "ActivityScheduled", '{"ActivityScheduled":{"event_id":3,"name":"W","input":"1","execution_id":1}}')], False, id="mixed generations"),  # noqa: E501
+        pytest.param([(1, "OrchestrationStarted", START_V1), (2, "ActivityScheduled", json.dumps(json.loads(_good(2)), indent=2))], True, id="pretty JSON with newlines"),  # noqa: E501
+        pytest.param([(1, "OrchestrationStarted", START_V1.replace('"instance_id":"i",', "")), (2, "ActivityScheduled", _good(2).replace('"execution_id":1,', ""))], False, id="identity left out"),  # noqa: E501
+        pytest.param([(1, "OrchestrationStarted", START_V1), (2, "ActivityScheduled", "  " + _good(2) + "\t")], False, id="surrounding whitespace"),  # noqa: E501
+        pytest.param([(1, "OrchestrationStarted", START_V1), (2, "Event", _good(2))], False, id="type not recorded"),  # noqa: E501
     ],
 )  # fmt: skip
 def test_good_executions_read_as_row_by_row(
-    tmp_path: Path, rows: list[tuple[int, str, str]]
+    tmp_path: Path, rows: list[tuple[int, str, str]], row_route: bool
 ) -> None:
     with _store(tmp_path, rows) as store:
+        expected = _row_by_row(store)
+        route = _RowRoute(store)
         events = store.read("i")
-        assert events == _row_by_row(store)
+        assert route.calls == int(row_route)
+        assert events == expected
         assert [e.event_id for e in events] == [r[0] for r in rows]
         assert {(e.instance_id, e.execution_id) for e in events} == {("i", 1)}
 
@@ -101,8 +127,15 @@ def test_a_bad_row_is_named_as_row_by_row_names_it(
         with pytest.raises(DecodeError) as caught:
             store.read("i")
         position = store.backend.position_of("i", 1, 4)
-        assert caught.value.location is not None
-        assert (caught.value.location.event_id, caught.value.location.position) == (4, position)
+        assert position is not None and position != 4  # "other" rows come first
+        where = caught.value.location
+        assert where is not None
+        assert (where.instance_id, where.execution_id, where.event_id, where.position) == (
+            "i",
+            1,
+            4,
+            position,
+        )
         with pytest.raises(DecodeError) as row_by_row:
             _row_by_row(store)
         assert type(caught.value) is type(row_by_row.value)

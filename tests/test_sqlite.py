@@ -299,3 +299,20 @@ def test_environment_has_no_global_state_leak() -> None:
     before = (os.getcwd(), dict(os.environ))
     eventstore.open(":memory:").close()
     assert (os.getcwd(), dict(os.environ)) == before
+
+
+def test_a_batch_spanning_several_statements_is_atomic(tmp_path: Path) -> None:
+    # 701 events take three INSERT statements; the third fails, so none stays.
+    with eventstore.open(str(tmp_path / "atomic.db")) as store:
+        store.backend.connection.execute(
+            "CREATE TRIGGER fail_late BEFORE INSERT ON history WHEN NEW.event_id = 650"
+            " BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+        )
+        batch: list[ev.Event] = [
+            ev.OrchestrationStarted(event_id=1, name="O", version="1", input="0")
+        ]
+        batch += [ev.ActivityScheduled(event_id=n, name="W", input="1") for n in range(2, 702)]
+        with pytest.raises(eventstore.EventStoreError, match="refused by the test"):
+            store.append("i", 1, batch, expected_last_event_id=0)
+        assert store.read("i") == []
+        assert store.count() == 0

@@ -240,23 +240,29 @@ def test_gaps_in_ids_are_accepted(store: HistoryStore) -> None:
     assert [e.event_id for e in store.read("i")] == [1, 5, 9]
 
 
-def test_a_batch_larger_than_one_statement_appends_whole(store: HistoryStore) -> None:
-    # SQLite inserts at most 300 rows per statement; 701 events take three,
-    # in one transaction.
+@pytest.mark.parametrize("size", [300, 301, 701])
+def test_a_batch_larger_than_one_statement_appends_whole(
+    store_factory: StoreFactory, size: int
+) -> None:
+    # SQLite inserts at most 300 rows per statement: these batches take one,
+    # two and three statements, in one transaction.
+    store = store_factory(clock=fixed_clock, writer_version="2.0.0")
     batch: list[ev.Event] = [started()]
-    batch += [scheduled(n, data=f'"{n}"') for n in range(2, 702)]
+    batch += [scheduled(n, data=f'"{n}"') for n in range(2, size + 1)]
     result = store.append("big", 1, batch, expected_last_event_id=0)
-    assert result.last_event_id == 701
-    events = store.read("big")
-    assert [e.event_id for e in events] == list(range(1, 702))
-    assert events[1:] == [
-        msgspec.structs.replace(e, instance_id="big", execution_id=1, timestamp_ms=t.timestamp_ms,
-                                duroxide_version=t.duroxide_version)
-        for e, t in zip(batch[1:], events[1:], strict=True)
-    ]  # fmt: skip
+    assert result.last_event_id == size
+    expected = [
+        msgspec.structs.replace(
+            e, instance_id="big", execution_id=1, timestamp_ms=CLOCK_MS, duroxide_version="2.0.0"
+        )
+        for e in batch
+    ]
+    assert result.events == expected
+    assert store.read("big") == expected
     with pytest.raises(ConcurrencyError):
-        store.append("big", 1, [scheduled(n) for n in range(702, 1100)], expected_last_event_id=7)
-    assert store.last_event_id("big") == 701
+        more = [scheduled(n) for n in range(size + 1, size + 400)]
+        store.append("big", 1, more, expected_last_event_id=7)
+    assert store.last_event_id("big") == size
 
 
 # -- transactions --------------------------------------------------------------------

@@ -57,6 +57,10 @@ def _fill(path: Path, duplicate_keys: bool = True) -> list[tuple[str, int]]:
         " VALUES (?, ?, ?, ?, CAST(? AS TEXT))"
     )
     start = '{"OrchestrationStarted":{"event_id":1,"name":"O","version":"1","input":"0"}}'
+    # Another instance first, so that positions differ from event ids.
+    con.execute(
+        insert.replace("CAST(? AS TEXT)", "?"), ("other", 1, 1, "OrchestrationStarted", start)
+    )
     con.execute(insert.replace("CAST(? AS TEXT)", "?"), ("i", 1, 1, "OrchestrationStarted", start))
     bad: list[tuple[str, int]] = []
     event_id = 2
@@ -100,7 +104,11 @@ def test_read_names_the_corrupt_row_and_verify_lists_every_one(tmp_path: Path) -
         with pytest.raises(DecodeError) as caught:
             store.read("i")
         first_bad = bad[0][1]
-        assert f"instance 'i', execution 1, event {first_bad}, position" in str(caught.value)
+        position = store.backend.position_of("i", 1, first_bad)
+        assert position is not None and position != first_bad  # a row of "other" comes first
+        assert f"instance 'i', execution 1, event {first_bad}, position {position}:" in str(
+            caught.value
+        )
         report = verify(store)
     found = {p.location.event_id for p in report.problems}
     assert found == {event_id for _, event_id in bad}, report.problems
@@ -130,6 +138,7 @@ def test_export_skip_corrupt_exports_the_rest_and_quarantines(tmp_path: Path) ->
         assert verify(clean).ok
     # Without --skip-corrupt the export is verbatim and complete.
     plain = CliRunner().invoke(main, ["export", str(path)])
+    assert plain.exit_code == 0, plain.output
     assert len(plain.output.splitlines()) == total
 
 
@@ -163,26 +172,38 @@ def test_hostile_strings_are_data_everywhere(store_factory: StoreFactory, hostil
     assert [e.event_id for e in events] == [1, 2]
     assert events[0] == next(iter(store.read_all())).event
     assert events[0].instance_id == hostile
+    if started.name == "\x00":
+        assert (events[0].name, events[0].input) == ("\x00", '"\x00"')
+    else:
+        assert events[0].name == events[0].version == hostile
+        assert json.loads(events[0].input) == hostile
+    assert events[1].name == hostile
     assert store.instances() == sorted([hostile, "neighbour"])
     assert store.count() == 3
     assert [r.event.event_id for r in store.read_all()] == [1, 2, 1]
 
 
-def test_bad_append_input_writes_nothing(store_factory: StoreFactory) -> None:
-    store = store_factory()
-    store.append("i", 1, [ev.OrchestrationStarted(event_id=1, name="o", version="1", input="0")])
+def _deeply_nested() -> object:
     deep: object = []
     for _ in range(100_000):
         deep = [deep]
-    cases = [
-        ev.ActivityScheduled(event_id=2, name="a", input=b"bytes"),  # type: ignore[arg-type]
-        ev.ActivityScheduled(event_id=2, name="a", input="1", tag=5),  # type: ignore[arg-type]
-        ev.ActivityScheduled(event_id=2**64, name="a", input="1"),
-        ev.ActivityScheduled(event_id=2, name="a", input="1", timestamp_ms=float("nan")),  # type: ignore[arg-type]
-        ev.ActivityFailed(event_id=2, details=ev.UnknownErrorDetails(name="X", value=deep)),
-        ev.ActivityScheduled(event_id=2, name="a", input="x" * (17 * 1024 * 1024)),
-    ]
-    for event in cases:
-        with pytest.raises((InvalidEventError, eventstore.EventOrderError)):
-            store.append("i", 1, [event])
+    return deep
+
+
+BAD_EVENTS = {
+    "bytes in a str field": lambda: ev.ActivityScheduled(event_id=2, name="a", input=b"bytes"),  # type: ignore[arg-type]
+    "int in a str field": lambda: ev.ActivityScheduled(event_id=2, name="a", input="1", tag=5),  # type: ignore[arg-type]
+    "id beyond 64 bits": lambda: ev.ActivityScheduled(event_id=2**64, name="a", input="1"),
+    "NaN timestamp": lambda: ev.ActivityScheduled(event_id=2, name="a", input="1", timestamp_ms=float("nan")),  # type: ignore[arg-type]  # noqa: E501
+    "deeply nested": lambda: ev.ActivityFailed(event_id=2, details=ev.UnknownErrorDetails(name="X", value=_deeply_nested())),  # noqa: E501
+    "oversized": lambda: ev.ActivityScheduled(event_id=2, name="a", input="x" * (17 * 1024 * 1024)),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(BAD_EVENTS))
+def test_bad_append_input_writes_nothing(store_factory: StoreFactory, case: str) -> None:
+    store = store_factory()
+    store.append("i", 1, [ev.OrchestrationStarted(event_id=1, name="o", version="1", input="0")])
+    with pytest.raises(InvalidEventError):
+        store.append("i", 1, [BAD_EVENTS[case]()])
     assert store.count() == 1
