@@ -757,12 +757,15 @@ class Codec:
         fast route: the decode and the comparison of the whole batch in C,
         with the per-event walk below only to explain a failure.
         """
-        if all_known and max(map(len, encoded), default=0) <= self.max_event_bytes:
-            try:
-                if _V1_BATCH_DECODER.decode(b"[" + b",".join(encoded) + b"]") == events:
-                    return
-            except _DECODE_ERRORS:
-                pass
+        if all_known:
+            joined = b"[" + b",".join(encoded) + b"]"
+            # No event is larger than the whole batch: one length for all.
+            if len(joined) <= self.max_event_bytes:
+                try:
+                    if _V1_BATCH_DECODER.decode(joined) == events:
+                        return
+                except _DECODE_ERRORS:
+                    pass
         # The slow route, one event at a time: only to say which one and why.
         for index, (event, data) in enumerate(zip(events, encoded, strict=True)):
             if len(data) > self.max_event_bytes:

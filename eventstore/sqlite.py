@@ -29,7 +29,6 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from itertools import chain
 from typing import Any, Final
 
 import msgspec
@@ -91,10 +90,12 @@ SQLite builds before 3.32 allow."""
 def _insert_sql(rows: int) -> str:
     # One multi-row statement binds instance and execution once (?1, ?2) and
     # steps once: about a fifth cheaper per row than executemany at 100 rows.
-    # The codec hands over UTF-8 bytes; CAST stores them as TEXT, as duroxide
-    # reads them, without a decode to str in Python.
+    # Parameters go column by column (ids, then types, then data), so the
+    # batch's parallel lists are bound by concatenation, without building
+    # rows. The codec hands over UTF-8 bytes; CAST stores them as TEXT, as
+    # duroxide reads them, without a decode to str in Python.
     values = ",".join(
-        f"(?1,?2,?{n},?{n + 1},CAST(?{n + 2} AS TEXT))" for n in range(3, 3 * rows + 3, 3)
+        f"(?1,?2,?{n},?{n + rows},CAST(?{n + 2 * rows} AS TEXT))" for n in range(3, rows + 3)
     )
     return (
         "INSERT INTO history (instance_id, execution_id, event_id, event_type, event_data)"
@@ -160,16 +161,16 @@ def _translate(exc: sqlite3.Error, what: str) -> EventStoreError:
 
 
 class _SQLiteWriter:
-    __slots__ = ("_con",)
+    __slots__ = ("_con", "_cursor")
 
     def __init__(self, con: sqlite3.Connection) -> None:
         self._con = con
+        # One cursor reused by the append path's statements (always under the
+        # write lock): Connection.execute would allocate one per statement.
+        self._cursor = con.cursor()
 
     def last_event_id(self, instance_id: str, execution_id: int) -> int:
-        row = self._con.execute(
-            _LAST_EVENT_ID,
-            (instance_id, execution_id),
-        ).fetchone()
+        row = self._cursor.execute(_LAST_EVENT_ID, (instance_id, execution_id)).fetchone()
         return row[0] or 0
 
     def rows_between(
@@ -187,11 +188,18 @@ class _SQLiteWriter:
 
     def insert(self, batch: NewEvents) -> None:
         instance_id, execution_id, ids, types, data = batch
-        for start in range(0, len(ids), _INSERT_ROWS):
+        count = len(ids)
+        if count <= _INSERT_ROWS:
+            self._cursor.execute(
+                _insert_sql(count), [instance_id, execution_id, *ids, *types, *data]
+            )
+            return
+        for start in range(0, count, _INSERT_ROWS):
             end = start + _INSERT_ROWS
-            rows = zip(ids[start:end], types[start:end], data[start:end], strict=True)
-            params = [instance_id, execution_id, *chain.from_iterable(rows)]
-            self._con.execute(_insert_sql((len(params) - 2) // 3), params)
+            self._cursor.execute(
+                _insert_sql(len(ids[start:end])),
+                [instance_id, execution_id, *ids[start:end], *types[start:end], *data[start:end]],
+            )
 
     def insert_or_compare(self, row: InsertRow) -> str | None:
         cur = self._con.execute(_IMPORT, row)
@@ -261,6 +269,69 @@ class _SQLiteWriter:
         )
 
 
+class _SQLiteWrite:
+    """The context `SQLiteBackend.writing()` returns.
+
+    A class rather than a generator: it runs once per append, and a
+    generator-based context manager costs about 2 µs more per call, a tenth
+    of the Python work of a ten-event append.
+
+    Ordering: the backend's lock is taken before BEGIN IMMEDIATE and released
+    only after COMMIT or ROLLBACK, so threads sharing the connection never
+    interleave statements of two writes. A failed write is rolled back
+    (to its savepoint when nested) before the error leaves, so nothing of it
+    stays behind, and sqlite3's error is translated after the rollback.
+    """
+
+    __slots__ = ("_backend", "_nested")
+
+    def __init__(self, backend: SQLiteBackend) -> None:
+        self._backend = backend
+        self._nested = False
+
+    def __enter__(self) -> _SQLiteWriter:
+        backend = self._backend
+        backend._lock.acquire()
+        nested = self._nested = backend._depth > 0
+        try:
+            backend._writer._cursor.execute("SAVEPOINT append" if nested else "BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            backend._lock.release()
+            raise _translate(exc, "cannot begin a write") from None
+        backend._depth += 1
+        return backend._writer
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: object,
+    ) -> None:
+        backend = self._backend
+        cursor = backend._writer._cursor
+        nested = self._nested
+        try:
+            backend._depth -= 1
+            if exc is None:
+                try:
+                    cursor.execute("RELEASE append" if nested else "COMMIT")
+                except sqlite3.Error as error:
+                    with contextlib.suppress(sqlite3.Error):
+                        cursor.execute("ROLLBACK")
+                    raise _translate(error, "cannot commit") from None
+                return
+            with contextlib.suppress(sqlite3.Error):
+                if nested:
+                    cursor.execute("ROLLBACK TO append")
+                    cursor.execute("RELEASE append")
+                else:
+                    cursor.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise _translate(exc, "write failed") from None
+        finally:
+            backend._lock.release()
+
+
 class SQLiteBackend:
     """History rows in a SQLite file (or in memory)."""
 
@@ -301,6 +372,7 @@ class SQLiteBackend:
         except sqlite3.DatabaseError as exc:
             raise _translate(exc, f"cannot open {path}") from None
         self._con = con
+        self._writer = _SQLiteWriter(con)
         # A single INTEGER PRIMARY KEY column aliases the rowid (stable).
         pk = [c for c in columns if c[5]]
         self.stable_positions = len(pk) == 1 and str(pk[0][2]).upper() == "INTEGER"
@@ -317,8 +389,7 @@ class SQLiteBackend:
 
     # -- writes --------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def writing(self) -> Iterator[_SQLiteWriter]:
+    def writing(self) -> _SQLiteWrite:
         """One atomic unit of writing: a transaction, or a savepoint inside one.
 
         Inside `transaction()` a savepoint makes each append atomic on its own
@@ -326,34 +397,7 @@ class SQLiteBackend:
         """
         if self.readonly:
             raise ReadOnlyError(f"{self.description} was opened read-only")
-        with self._lock:
-            nested = self._depth > 0
-            self._depth += 1
-            try:
-                self._con.execute("SAVEPOINT append" if nested else "BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                self._depth -= 1
-                raise _translate(exc, "cannot begin a write") from None
-            try:
-                yield _SQLiteWriter(self._con)
-            except BaseException as exc:
-                self._depth -= 1
-                with contextlib.suppress(sqlite3.Error):
-                    if nested:
-                        self._con.execute("ROLLBACK TO append")
-                        self._con.execute("RELEASE append")
-                    else:
-                        self._con.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.Error):
-                    raise _translate(exc, "write failed") from None
-                raise
-            self._depth -= 1
-            try:
-                self._con.execute("RELEASE append" if nested else "COMMIT")
-            except sqlite3.Error as exc:
-                with contextlib.suppress(sqlite3.Error):
-                    self._con.execute("ROLLBACK")
-                raise _translate(exc, "cannot commit") from None
+        return _SQLiteWrite(self)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

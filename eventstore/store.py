@@ -154,7 +154,6 @@ def row_location(
 
 _FILLABLE: Final = ("instance_id", "execution_id", "timestamp_ms", "duroxide_version")
 _KNOWN_TYPES: Final = frozenset(ev.EVENT_TYPES.values())
-_EVENT_ID: Final = operator.attrgetter("event_id")
 _EVENT_TYPE: Final = operator.attrgetter("event_type")
 
 
@@ -190,15 +189,18 @@ class _Appender:
         now = store.clock()
         version = store.writer_version
         filled: list[Event] = []
+        event_ids: list[int] = []
         push = filled.append
+        push_id = event_ids.append
         replace = msgspec.structs.replace
         known = _KNOWN_TYPES
         all_known = True
         for event in events:
-            if type(event) not in known:
+            event_type = type(event)
+            if event_type not in known:
                 if not isinstance(event, EventBase):
                     raise InvalidEventError(
-                        f"item #{len(filled)} of the batch is a {type(event).__name__},"
+                        f"item #{len(filled)} of the batch is a {event_type.__name__},"
                         " not an event",
                         location=Location(instance_id=instance_id, execution_id=execution_id),
                     )
@@ -209,22 +211,27 @@ class _Appender:
             previous = event_id
             event_instance = event.instance_id
             event_execution = event.execution_id
-            if (event_instance != instance_id and event_instance != "") or (
-                event_execution != execution_id and event_execution != 0
+            # Ordered for the common cases: identity left to the store (filled
+            # here), or given and right.
+            if event_instance == instance_id and event_execution == execution_id:
+                if event_type is not UnknownEvent and (
+                    event.timestamp_ms == 0 or event.duroxide_version == ""
+                ):
+                    event = replace(
+                        event,
+                        timestamp_ms=event.timestamp_ms or now,
+                        duroxide_version=event.duroxide_version or version,
+                    )
+            elif (event_instance != "" and event_instance != instance_id) or (
+                event_execution != 0 and event_execution != execution_id
             ):
                 raise self._identity_error(instance_id, execution_id, event)
-            if type(event) is UnknownEvent:
-                if event_instance != instance_id or event_execution != execution_id:
-                    raise InvalidEventError(
-                        f"event {event_id} of unknown type must carry its instance and execution",
-                        location=Location(instance_id=instance_id, execution_id=execution_id),
-                    )
-            elif (
-                event_instance == ""
-                or event_execution == 0
-                or event.timestamp_ms == 0
-                or event.duroxide_version == ""
-            ):
+            elif event_type is UnknownEvent:
+                raise InvalidEventError(
+                    f"event {event_id} of unknown type must carry its instance and execution",
+                    location=Location(instance_id=instance_id, execution_id=execution_id),
+                )
+            else:
                 event = replace(
                     event,
                     instance_id=instance_id,
@@ -233,6 +240,7 @@ class _Appender:
                     duroxide_version=event.duroxide_version or version,
                 )
             push(event)
+            push_id(event_id)
         codec = store.codec
         try:
             encoded = codec.encode_many(filled, all_known=all_known)
@@ -253,7 +261,7 @@ class _Appender:
         return filled, NewEvents(
             instance_id,
             execution_id,
-            list(map(_EVENT_ID, filled)),
+            event_ids,
             list(map(_EVENT_TYPE, filled)),
             encoded,
         )
@@ -302,11 +310,20 @@ class _Appender:
             # The last id is read under the write lock the transaction holds,
             # so the checks below and the insert see the same history.
             last = writer.last_event_id(instance_id, execution_id)
-            refused_or_retried = self._check_against_stored(
-                writer, last, instance_id, execution_id, batch, filled, expected_last_event_id
-            )
-            if refused_or_retried is not None:
-                return refused_or_retried
+            ids = new.event_ids
+            # The common case in one expression; anything else (an empty
+            # batch, a retry, a refusal) takes the full check.
+            if not (
+                ids
+                and ids[0] > last
+                and (expected_last_event_id is None or expected_last_event_id == last)
+                and (last or type(filled[0]) is ev.OrchestrationStarted)
+            ):
+                refused_or_retried = self._check_against_stored(
+                    writer, last, instance_id, execution_id, batch, filled, expected_last_event_id
+                )
+                if refused_or_retried is not None:
+                    return refused_or_retried
             writer.insert(new)
         observer = store.observer
         if observer is not None:
