@@ -81,6 +81,8 @@ TABLE: Final = "history"
 
 _IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")  # used with fullmatch
 _CLOSE_CHECK_SECONDS: Final = 0.5
+_INSERT_ROWS: Final = 1000
+"""Rows per INSERT statement: 5 parameters each, far below PostgreSQL's 65535."""
 
 # duroxide's columns and key, plus our feed position. duroxide inserts with an
 # explicit column list, so it never sees `eventstore_position`. instance_id
@@ -224,15 +226,17 @@ class _Queries:
                 " ORDER BY event_id"
             )
         )
-        self.insert = text(
+        # created_at is always given: duroxide's own PostgreSQL table declares
+        # it NOT NULL without a default.
+        self._insert_head = text(
             sql.SQL(
-                # created_at is always given: duroxide's own PostgreSQL table
-                # declares it NOT NULL without a default.
                 "INSERT INTO {}"
                 " (instance_id, execution_id, event_id, event_type, event_data, created_at)"
-                " VALUES (%s, %s, %s, %s, %s, now())"
+                " VALUES "
             ).format(table)
         )
+        self._inserts: dict[int, bytes] = {}
+        self.lock = b"SELECT pg_advisory_xact_lock(%s), pg_notify(%s, '')"
         self.insert_or_nothing = text(
             sql.SQL(
                 "INSERT INTO {}"
@@ -301,6 +305,14 @@ class _Queries:
         )
         self.count = text(sql.SQL("SELECT COUNT(*) FROM {}").format(table))
         self.evolution = _EvolutionQueries(schema, positioned)
+
+    def insert_rows(self, rows: int) -> bytes:
+        """The multi-row INSERT of `rows` rows (composed once per size)."""
+        query = self._inserts.get(rows)
+        if query is None:
+            values = b",".join([b"(%s, %s, %s, %s, %s, now())"] * rows)
+            query = self._inserts[rows] = self._insert_head + values
+        return query
 
 
 # Schema evolution: our own tables (prefixed eventstore_, in the store's
@@ -407,62 +419,122 @@ def _lock_key(schema: str) -> int:
 
 
 class _PostgresWriter:
-    __slots__ = ("_cur", "_q")
+    """The statements of one write unit (see `PostgresBackend.writing`).
 
-    def __init__(self, cur: psycopg.Cursor[Any], queries: _Queries) -> None:
+    The unit opens lazily, with its first statement: BEGIN (at top level; a
+    unit inside `transaction()` is a savepoint already) and the table's write
+    lock travel in front of that statement, in one round trip. Every
+    statement goes through `_execute`, `_executemany` or `last_event_id`,
+    which send the opening first: nothing of the unit reaches the table
+    before the lock is held, wherever the next method is added.
+
+    An append's first question, the execution's last event id, rides with the
+    opening: BEGIN, the lock and the read are statements of one simple query.
+    Under READ COMMITTED each statement of a simple query takes its own
+    snapshot when it starts, so the read's snapshot is taken after the lock
+    is granted and sees every append that committed before: the check and the
+    insert see the same history.
+    """
+
+    __slots__ = ("_con", "_cur", "_lock_args", "_opening", "_q", "opened")
+
+    def __init__(
+        self,
+        con: psycopg.Connection[Any],
+        cur: psycopg.Cursor[Any],
+        queries: _Queries,
+        lock_args: tuple[int, str],
+        *,
+        begin: bool,
+    ) -> None:
+        self._con = con
         self._cur = cur
         self._q = queries
+        self._lock_args = lock_args
+        self._opening = (b"BEGIN; " if begin else b"") + queries.lock
+        self.opened = False
+        """Whether the opening was sent (set before sending: a failed BEGIN
+        or lock still asks for a ROLLBACK)."""
+
+    def _open(self, then: bytes = b"", args: Sequence[object] = ()) -> psycopg.Cursor[Any]:
+        """Send the opening, and `then` in the same simple query (psycopg
+        binds the values client-side and quotes them; the text is our own)."""
+        self.opened = True
+        cur = psycopg.ClientCursor(self._con)
+        cur.execute(self._opening + then, (*self._lock_args, *args))
+        while cur.nextset():  # to the result of the last statement
+            pass
+        return cur
+
+    def _execute(self, query: bytes, args: Sequence[object] = ()) -> psycopg.Cursor[Any]:
+        if not self.opened:
+            self._open()
+        return self._cur.execute(query, args)
+
+    def _executemany(self, query: bytes, rows: Sequence[Sequence[object]]) -> None:
+        if not self.opened:
+            self._open()
+        self._cur.executemany(query, rows)
 
     def last_event_id(self, instance_id: str, execution_id: int) -> int:
-        row = self._cur.execute(self._q.last_event_id, (instance_id, execution_id)).fetchone()
+        args = (instance_id, execution_id)
+        if self.opened:
+            row = self._cur.execute(self._q.last_event_id, args).fetchone()
+        else:
+            row = self._open(b"; " + self._q.last_event_id, args).fetchone()
         return int(row[0]) if row else 0
 
     def rows_between(
         self, instance_id: str, execution_id: int, first: int, last: int
     ) -> list[StoredRow]:
-        self._cur.execute(self._q.rows_between, (instance_id, execution_id, first, last))
-        return [StoredRow(*r) for r in self._cur.fetchall()]
+        rows = self._execute(self._q.rows_between, (instance_id, execution_id, first, last))
+        return [StoredRow(*r) for r in rows.fetchall()]
 
     def insert(self, batch: NewEvents) -> None:
+        # One multi-row INSERT per chunk: one statement instead of a pipelined
+        # executemany, which psycopg drives statement by statement.
         instance_id, execution_id, ids, types, data = batch
-        self._cur.executemany(
-            self._q.insert,
-            [
-                (instance_id, execution_id, event_id, event_type, event_data.decode())
-                for event_id, event_type, event_data in zip(ids, types, data, strict=True)
-            ],
-        )
+        for start in range(0, len(ids), _INSERT_ROWS):
+            params: list[object] = []
+            for event_id, event_type, event_data in zip(
+                ids[start : start + _INSERT_ROWS],
+                types[start : start + _INSERT_ROWS],
+                data[start : start + _INSERT_ROWS],
+                strict=True,
+            ):
+                params += (instance_id, execution_id, event_id, event_type, event_data.decode())
+            self._execute(self._q.insert_rows(len(params) // 5), params)
 
     def insert_or_compare(self, row: InsertRow) -> str | None:
-        if self._cur.execute(self._q.insert_or_nothing, row).fetchone() is not None:
+        if self._execute(self._q.insert_or_nothing, row).fetchone() is not None:
             return None
-        found = self._cur.execute(self._q.event_data_at, row[:3]).fetchone()
+        found = self._execute(self._q.event_data_at, row[:3]).fetchone()
         return str(found[0]) if found else None
 
     # -- schema evolution ------------------------------------------------------
 
     def ensure_evolution_tables(self) -> None:
         for ddl in self._q.evolution.ddl:
-            self._cur.execute(ddl)
+            self._execute(ddl)
 
     def record_schema_version(self, row: SchemaVersionRow) -> bool:
-        return self._cur.execute(self._q.evolution.record_version, row).fetchone() is not None
+        return self._execute(self._q.evolution.record_version, row).fetchone() is not None
 
     def set_schema_metadata(self, version_id: str, metadata: str) -> None:
-        self._cur.execute(self._q.evolution.set_metadata, (metadata, version_id))
+        self._execute(self._q.evolution.set_metadata, (metadata, version_id))
 
     def save_migration_run(self, run: MigrationRun) -> None:
-        self._cur.execute(self._q.evolution.save_run, run)
+        self._execute(self._q.evolution.save_run, run)
 
     def rows_after(self, after: RowKey, limit: int) -> list[RawRow]:
-        self._cur.execute(self._q.evolution.rows_after, (*after, limit))
-        return [RawRow(*r) for r in self._cur.fetchall()]
+        rows = self._execute(self._q.evolution.rows_after, (*after, limit))
+        return [RawRow(*r) for r in rows.fetchall()]
 
     def archive_rows(self, run_id: str, rows: Sequence[ArchivedRow]) -> None:
-        self._cur.executemany(self._q.evolution.archive, [(run_id, *row) for row in rows])
+        self._executemany(self._q.evolution.archive, [(run_id, *row) for row in rows])
 
     def update_rows_by_key(self, changes: Sequence[ArchivedRow]) -> None:
-        self._cur.executemany(
+        self._executemany(
             self._q.evolution.update_by_key,
             [
                 (r.event_type, r.event_data, r.instance_id, r.execution_id, r.event_id)
@@ -471,7 +543,7 @@ class _PostgresWriter:
         )
 
     def log_migration(self, entries: Sequence[MigrationLogRow]) -> None:
-        self._cur.executemany(self._q.evolution.log, entries)
+        self._executemany(self._q.evolution.log, entries)
 
 
 class PostgresBackend:
@@ -645,8 +717,10 @@ class PostgresBackend:
     def writing(self) -> Iterator[_PostgresWriter]:
         """One atomic unit of writing: a transaction, or a savepoint inside one.
 
-        Takes the table's write lock first (see the comment below); inside
-        `transaction()` the lock is then held until that transaction ends.
+        The writer takes the table's write lock before its first statement
+        (see the comment below and `_PostgresWriter`); inside `transaction()`
+        the lock is then held until that transaction ends. A unit that sends
+        nothing opens no transaction at all.
         """
         if self.readonly:
             raise ReadOnlyError(f"{self.description} was opened read-only")
@@ -685,18 +759,29 @@ class PostgresBackend:
         #
         # Rows that other programs insert without taking this lock (duroxide itself,
         # on a table it shares with us) are outside this guarantee.
+        nested = getattr(self._local, "connection", None) is not None
+        lock_args = (self._lock_key, self._channel)
+        # The notification for `wait_for_events` rides with the lock:
+        # PostgreSQL delivers it when, and only if, the outermost transaction
+        # commits; a commit that wrote nothing (an idempotent retry) wakes
+        # waiters for a re-check only.
         with self._connection() as con:
             try:
-                with con.transaction(), con.cursor() as cur:
-                    # The notification for `wait_for_events` rides along (one
-                    # round trip): PostgreSQL delivers it when, and only if, the
-                    # outermost transaction commits; a commit that wrote nothing
-                    # (an idempotent retry) wakes waiters for a re-check only.
-                    cur.execute(
-                        "SELECT pg_advisory_xact_lock(%s), pg_notify(%s, '')",
-                        (self._lock_key, self._channel),
-                    )
-                    yield _PostgresWriter(cur, self._q)
+                if nested:  # a savepoint in the runtime's transaction
+                    with con.transaction(), con.cursor() as cur:
+                        yield _PostgresWriter(con, cur, self._q, lock_args, begin=False)
+                    return
+                with con.cursor() as cur:
+                    writer = _PostgresWriter(con, cur, self._q, lock_args, begin=True)
+                    try:
+                        yield writer
+                    except BaseException:
+                        if writer.opened:
+                            with contextlib.suppress(psycopg.Error):
+                                con.execute(b"ROLLBACK")
+                        raise
+                    if writer.opened:
+                        con.execute(b"COMMIT")
             except psycopg.Error as exc:
                 raise _translate(exc, "write failed") from None
 

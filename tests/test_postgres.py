@@ -141,6 +141,52 @@ def test_feed_never_shows_a_later_commit_before_an_earlier_position(
     assert after[0].position == t1_position[0] < after[1].position
 
 
+def someone_waits_on_the_write_lock(url: str) -> bool:
+    with psycopg.connect(url, autocommit=True) as con:
+        row = con.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        ).fetchone()
+        return row is not None and row[0] == 1
+
+
+@pytest.mark.parametrize("expected", [1, None], ids=["expected-last", "no-expectation"])
+def test_a_writer_that_waited_for_the_lock_checks_against_what_committed_meanwhile(
+    url: str, opened: Callable[..., HistoryStore], expected: int | None
+) -> None:
+    """The last-id read travels with the lock in one query; its snapshot must
+    still be taken after the lock is granted. A read as of before the wait
+    would see last id 1 and try to insert event 2 a second time (a conflict
+    of the primary key) instead of refusing with ConcurrencyError."""
+    holder, waiter = opened(url), opened(url)
+    holder.append("x", 1, [started()])
+    outcome: list[BaseException | None] = []
+
+    def late_writer() -> None:
+        try:
+            waiter.append("x", 1, [scheduled(2, '"late"')], expected_last_event_id=expected)
+            outcome.append(None)
+        except BaseException as exc:  # reported by the main thread
+            outcome.append(exc)
+
+    with holder.transaction() as tx:
+        tx.append("x", 1, [scheduled(2, '"first"'), scheduled(3, '"first"')])
+        thread = threading.Thread(target=late_writer)
+        thread.start()
+        wait_until(lambda: someone_waits_on_the_write_lock(url), "the late writer to wait")
+        assert not outcome
+    thread.join(60)
+    assert not thread.is_alive()
+    (error,) = outcome
+    assert isinstance(error, ConcurrencyError), error
+    if expected is not None:
+        assert (error.expected, error.actual) == (1, 3)
+    assert [e.event_id for e in waiter.read("x")] == [1, 2, 3]
+    assert [e.input for e in waiter.read("x")[1:] if isinstance(e, ev.ActivityScheduled)] == [
+        '"first"',
+        '"first"',
+    ]
+
+
 def test_positions_of_rolled_back_appends_leave_no_trace(
     url: str, opened: Callable[..., HistoryStore]
 ) -> None:
