@@ -574,15 +574,20 @@ class Codec:
             except _DECODE_ERRORS:
                 events = []
             if len(events) == count:
-                for index, event in enumerate(events):
-                    event_id, event_type = event_ids[index], event_types[index]
-                    if (  # inline for speed; _reconcile completes or explains
+                for event, event_id, event_type in zip(events, event_ids, event_types, strict=True):
+                    if (  # inline for speed
                         event.event_id != event_id
                         or event.event_type != event_type
                         or event.instance_id != instance_id
                         or event.execution_id != execution_id
                     ):
-                        _reconcile(index, event, event_id, event_type, instance_id, execution_id)
+                        # Completed in place when the difference is allowed.
+                        problem = reconcile_row(
+                            event, event_id, event_type, instance_id, execution_id
+                        )
+                        if problem is not None:
+                            index = next(i for i, e in enumerate(events) if e is event)
+                            raise RowDecodeError(index, problem, mismatch=True)
                 return cast("list[Event]", events)
         rows = zip(event_ids, event_types, event_data.split(b"\n"), strict=True)
         return self.decode_rows(rows, instance_id, execution_id)
