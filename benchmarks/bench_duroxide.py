@@ -73,7 +73,7 @@ def _scaled_copy(path: Path, size: int) -> list[tuple[str, int]]:
 
 def run(directory: Path, sizes: list[int], rounds: int) -> list[Result]:
     try:
-        import duroxide  # noqa: F401
+        import duroxide  # type: ignore[import-untyped]  # noqa: F401
     except ImportError:
         print("   skipped: duroxide is not installed (pip install -e '.[bench]')")
         return []

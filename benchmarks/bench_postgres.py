@@ -159,9 +159,9 @@ def measure(
             ][-count:]
             by_batch: list[list[tuple[Any, ...]]] = []
             position = 0
-            for _, batch in work:
-                by_batch.append(rows[position : position + len(batch)])
-                position += len(batch)
+            for _, batch_events in work:
+                by_batch.append(rows[position : position + len(batch_events)])
+                position += len(batch_events)
 
             def raw_append(by_batch: list[list[tuple[Any, ...]]] = by_batch) -> int:
                 with con.cursor() as cur:
@@ -193,13 +193,13 @@ def measure(
             rates["append-multi"][1].append(timed(raw_append_multi))
 
         # -- read every execution; then the whole feed (interleaved runs) -------
-        instances = [f"bench0-{i}" for i in range(args.instances)]
+        read_ids = [f"bench0-{i}" for i in range(args.instances)]
 
         def store_read() -> int:
-            return sum(len(store.read(i, 1)) for i in instances)
+            return sum(len(store.read(i, 1)) for i in read_ids)
 
         def raw_read() -> int:
-            return sum(len(con.execute(READ_RAW, (i, 1)).fetchall()) for i in instances)
+            return sum(len(con.execute(READ_RAW, (i, 1)).fetchall()) for i in read_ids)
 
         def store_feed() -> int:
             return sum(1 for _ in store.read_all())

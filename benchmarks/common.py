@@ -79,25 +79,6 @@ def interleaved_all(works: list[Callable[[], int]], rounds: int) -> list[float]:
     return [statistics.median(r) for r in rates]
 
 
-def eventsourcing_datastore(path: str) -> Any:
-    """eventsourcing's SQLiteDatastore with the pragmas eventstore and the raw
-    baselines use (WAL, synchronous=NORMAL): left at SQLite's default FULL it
-    would sync every commit to disk and lose by that alone."""
-    from eventsourcing.sqlite import SQLiteDatastore
-
-    datastore = SQLiteDatastore(path)
-    pool = datastore.pool
-    create = pool._create_connection
-
-    def create_normal() -> Any:
-        connection = create()
-        connection._sqlite_conn.execute("PRAGMA synchronous=NORMAL")
-        return connection
-
-    pool._create_connection = create_normal  # type: ignore[method-assign]
-    return datastore
-
-
 def fresh_path(directory: Path, name: str) -> str:
     path = directory / name
     for suffix in ("", "-wal", "-shm"):
