@@ -763,11 +763,13 @@ class Codec:
         with the per-event walk below only to explain a failure.
         """
         if all_known:
-            joined = b"[" + b",".join(encoded) + b"]"
-            # No event is larger than the whole batch: one length for all.
+            # One JSON document per line: msgspec escapes control characters
+            # in strings, so each event is exactly one line. No event is
+            # larger than the whole batch: one length check for all.
+            joined = b"\n".join(encoded)
             if len(joined) <= self.max_event_bytes:
                 try:
-                    if _V1_BATCH_DECODER.decode(joined) == events:
+                    if _V1_DECODER.decode_lines(joined) == events:
                         return
                 except _DECODE_ERRORS:
                     pass
@@ -801,8 +803,6 @@ class Codec:
                     " store as its declared type"
                 )
 
-
-_V1_BATCH_DECODER: Final = msgspec.json.Decoder(list[KnownEvent], dec_hook=_dec_hook)
 
 DEFAULT_CODEC: Final = Codec()
 
