@@ -106,10 +106,12 @@ def _insert_sql(rows: int) -> str:
 # An execution in one row: SQLite concatenates in C what the driver would
 # otherwise turn into three Python objects per row. The UNIQUE index on
 # (instance_id, execution_id, event_id) yields rows in event-id order, which
-# execution_packed checks rather than trusts.
+# execution_packed checks rather than trusts. The separator is a newline
+# literal: `char(10)` would be a function call per row and aggregate (a
+# seventh of a 50-event read).
 _PACKED: Final = (
-    "SELECT group_concat(event_id), group_concat(event_type, char(10)),"
-    " CAST(group_concat(event_data, char(10)) AS BLOB)"
+    "SELECT group_concat(event_id), group_concat(event_type, '\n'),"
+    " CAST(group_concat(event_data, '\n') AS BLOB)"
     " FROM history WHERE instance_id = ? AND execution_id = ?"
 )
 _IMPORT: Final = (
