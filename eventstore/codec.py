@@ -490,9 +490,15 @@ class Codec:
             plan = self._plans.get(data[2 : data.find('"', 2)])
         if plan is not None and not plan.is_failure:
             try:
+                snapshot = getattr(plan.decoder.decode(data), plan.type_name)
+                if plan.upgrade is _fill_context:
+                    # The built-in step, inlined: no context object per event.
+                    _force_setattr(snapshot, "instance_id", instance_id or "")
+                    if execution_id is not None:
+                        _force_setattr(snapshot, "execution_id", execution_id)
+                    return snapshot  # type: ignore[no-any-return]
                 return plan.upgrade(  # type: ignore[no-any-return]
-                    getattr(plan.decoder.decode(data), plan.type_name),
-                    UpcastContext(plan.type_name, instance_id, execution_id),
+                    snapshot, UpcastContext(plan.type_name, instance_id, execution_id)
                 )
             except (*_DECODE_ERRORS, ValueError, TypeError):
                 pass
