@@ -66,6 +66,36 @@ def test_append_fills_identity_stamps_time_and_version(store_factory: StoreFacto
     assert store.read("order-7") == result.events
 
 
+HOSTILE_INSTANCE_IDS = [
+    "O'Brien",
+    "back\\slash",
+    "'; DROP TABLE history; --",
+    "percent %s and %(name)s and $1",
+    "semi;colon\nnew line\ttab",
+    "ünïcødé-注文-🧾",
+    "x" * 2000,
+]
+
+
+@pytest.mark.parametrize("instance_id", HOSTILE_INSTANCE_IDS, ids=range(len(HOSTILE_INSTANCE_IDS)))
+def test_any_instance_id_round_trips_and_stays_data(
+    store_factory: StoreFactory, instance_id: str
+) -> None:
+    """Instance ids reach SQL as values only (PostgreSQL binds the append's
+    first statement client-side, so its quoting is tested here too)."""
+    store = store_factory()
+    store.append("neighbour", 1, [started()])
+    store.append(instance_id, 1, [started()], expected_last_event_id=0)
+    store.append(instance_id, 1, [scheduled(2)], expected_last_event_id=1)
+    with pytest.raises(ConcurrencyError):
+        store.append(instance_id, 1, [scheduled(3)], expected_last_event_id=1)
+    assert [e.event_id for e in store.read(instance_id)] == [1, 2]
+    assert {e.instance_id for e in store.read(instance_id)} == {instance_id}
+    assert store.last_event_id(instance_id, 1) == 2
+    assert sorted(store.instances()) == sorted(["neighbour", instance_id])
+    assert store.count() == 3
+
+
 def test_given_timestamps_and_versions_are_kept(store: HistoryStore) -> None:
     store.append("i", 1, [started(timestamp_ms=5, duroxide_version="0.1.20")])
     (event,) = store.read("i")
