@@ -331,9 +331,15 @@ def _fill_context(value: Any, context: UpcastContext) -> Any:
     a moment ago and nothing else holds it, so it is filled in place: a copy
     per event would cost a third of the legacy decode.
     """
-    _force_setattr(value, "instance_id", context.instance_id or "")
-    if context.execution_id is not None:
-        _force_setattr(value, "execution_id", context.execution_id)
+    return _fill_identity(value, context.instance_id, context.execution_id)
+
+
+def _fill_identity(value: Any, instance_id: str | None, execution_id: int | None) -> Any:
+    """`_fill_context`'s work; `Codec.decode` calls it directly for the
+    registered built-in step, without a context object per event."""
+    _force_setattr(value, "instance_id", instance_id or "")
+    if execution_id is not None:
+        _force_setattr(value, "execution_id", execution_id)
     return value
 
 
@@ -491,12 +497,8 @@ class Codec:
         if plan is not None and not plan.is_failure:
             try:
                 snapshot = getattr(plan.decoder.decode(data), plan.type_name)
-                if plan.upgrade is _fill_context:
-                    # The built-in step, inlined: no context object per event.
-                    _force_setattr(snapshot, "instance_id", instance_id or "")
-                    if execution_id is not None:
-                        _force_setattr(snapshot, "execution_id", execution_id)
-                    return snapshot  # type: ignore[no-any-return]
+                if plan.upgrade is _fill_context:  # the built-in step, without a context
+                    return _fill_identity(snapshot, instance_id, execution_id)  # type: ignore[no-any-return]
                 return plan.upgrade(  # type: ignore[no-any-return]
                     snapshot, UpcastContext(plan.type_name, instance_id, execution_id)
                 )

@@ -310,20 +310,11 @@ class _Appender:
             # The last id is read under the write lock the transaction holds,
             # so the checks below and the insert see the same history.
             last = writer.last_event_id(instance_id, execution_id)
-            ids = new.event_ids
-            # The common case in one expression; anything else (an empty
-            # batch, a retry, a refusal) takes the full check.
-            if not (
-                ids
-                and ids[0] > last
-                and (expected_last_event_id is None or expected_last_event_id == last)
-                and (last or type(filled[0]) is ev.OrchestrationStarted)
-            ):
-                refused_or_retried = self._check_against_stored(
-                    writer, last, instance_id, execution_id, batch, filled, expected_last_event_id
-                )
-                if refused_or_retried is not None:
-                    return refused_or_retried
+            refused_or_retried = self._check_against_stored(
+                writer, last, instance_id, execution_id, batch, filled, expected_last_event_id
+            )
+            if refused_or_retried is not None:
+                return refused_or_retried
             writer.insert(new)
         observer = store.observer
         if observer is not None:
@@ -349,6 +340,15 @@ class _Appender:
         """None when the batch goes in after the stored `last` event id; else
         the result of an identical retry (nothing written), or the error the
         append contract names."""
+        # The common case in one expression, before anything is built for
+        # the others (an empty batch, a retry, a refusal).
+        if (
+            filled
+            and filled[0].event_id > last
+            and (expected_last_event_id is None or expected_last_event_id == last)
+            and (last or type(filled[0]) is ev.OrchestrationStarted)
+        ):
+            return None
         where = Location(instance_id=instance_id, execution_id=execution_id)
         if filled and filled[0].event_id <= last:
             first_id = filled[0].event_id
