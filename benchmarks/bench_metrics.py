@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # runnable as a
 
 import eventstore
 from benchmarks.common import Result
-from eventstore.exporter import FeedExporter
+from eventstore.metrics.exporter import FeedExporter
 
 NEW = 1_000
 ROUNDS = 15

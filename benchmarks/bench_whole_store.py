@@ -17,12 +17,12 @@ from .common import Result, fill_store, fresh_path
 _PROBE = """
 import json, sys, time
 import eventstore
-from eventstore.verify import verify
+from eventstore.store.verify import verify
 op, path, out = sys.argv[1:4]
 started = time.perf_counter()
 with eventstore.open(path, readonly=op != "migrate") as store:
     if op == "migrate":
-        from eventstore.migrate import migrate
+        from eventstore.evolution.migrate import migrate
         rows = migrate(store, strategy="eager").scanned
     elif op == "verify":
         rows = verify(store).rows

@@ -6,6 +6,7 @@ compatibility layer and writes exactly what duroxide writes.
 
 from . import events
 from .codec import Codec, Generation, decode, detect_version, encode
+from .codec.upcasting import UpcastContext, UpcasterRegistry
 from .errors import (
     ConcurrencyError,
     ConflictError,
@@ -36,7 +37,6 @@ from .store import (
     Transaction,
     open,
 )
-from .upcasting import UpcastContext, UpcasterRegistry
 
 __version__ = "0.1.0"
 

@@ -1,4 +1,4 @@
-"""Regenerate the shipped schema catalogs (eventstore/schemas/*.json) from the code.
+"""Regenerate the shipped schema catalogs (eventstore/evolution/schemas/*.json) from the code.
 
 Usage: python scripts/generate_schemas.py [--check]
 
@@ -11,9 +11,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from eventstore.schema import CATALOG_IDS, catalog_json
+from eventstore.evolution.schema import CATALOG_IDS, catalog_json
 
-SCHEMAS = Path(__file__).resolve().parent.parent / "eventstore" / "schemas"
+SCHEMAS = Path(__file__).resolve().parent.parent / "eventstore" / "evolution" / "schemas"
 
 
 def main(argv: list[str]) -> int:

@@ -363,7 +363,7 @@ def test_a_v1_row_without_identity_takes_it_from_the_row(tmp_path: Path) -> None
         )
     con.commit()
     con.close()
-    from eventstore.verify import verify
+    from eventstore.store.verify import verify
 
     with eventstore.open(str(path), readonly=True) as store:
         events = store.read("bare")

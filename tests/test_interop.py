@@ -34,7 +34,7 @@ import pytest
 import eventstore
 from eventstore import Generation, decode, detect_version, encode
 from eventstore import events as ev
-from eventstore.verify import verify
+from eventstore.store.verify import verify
 from tests import interop_orchestrations as orch
 from tests.interop_orchestrations import Key, Reading, View, in_runtime_process, normalized
 
@@ -816,7 +816,7 @@ def test_pg_verify_is_clean_on_runtime_database(pg_corpus: PgCorpus) -> None:
 
 @pytest.mark.postgres
 def test_pg_summaries_and_stats_on_runtime_database(pg_corpus: PgCorpus) -> None:
-    from eventstore.verify import stats
+    from eventstore.store.verify import stats
 
     with eventstore.open(pg_corpus.url, readonly=True) as store:
         statuses = {s.instance_id: s.status for s in store.summaries()}

@@ -29,8 +29,8 @@ from prometheus_client.exposition import generate_latest
 import eventstore
 from eventstore import events as ev
 from eventstore.cli import main
-from eventstore.exporter import FeedExporter
 from eventstore.metrics import OTHER, Metric, Reason, StoreMetrics, activity_outcome
+from eventstore.metrics.exporter import FeedExporter
 from eventstore.store import HistoryStore
 from tests.conftest import DUROXIDE_JSONL, FIXTURES, V0A_JSONL, V0B_JSONL, StoreFactory
 

@@ -355,7 +355,13 @@ def test_prometheus_scrapes_the_exporter(
 def test_serve_loop_on_every_backend(store_factory: StoreFactory) -> None:
     """The serving loop in process, on each backend (PostgreSQL wakes on LISTEN/NOTIFY)."""
     from eventstore import events as ev
-    from eventstore.exporter import FeedExporter, MetricsServer, PollResult, backend_waiter, serve
+    from eventstore.metrics.exporter import (
+        FeedExporter,
+        MetricsServer,
+        PollResult,
+        backend_waiter,
+        serve,
+    )
 
     store = store_factory()
     store.append(

@@ -15,7 +15,7 @@ from eventstore import events as ev
 from eventstore.cli import main
 from eventstore.codec import Generation
 from eventstore.errors import EventStoreError, SchemaEvolutionError
-from eventstore.migrate import backfill_timestamps, list_runs, migrate, rollback
+from eventstore.evolution.migrate import backfill_timestamps, list_runs, migrate, rollback
 from eventstore.store import HistoryStore
 from tests.conftest import DUROXIDE_JSONL, V0A_JSONL, V0B_JSONL, StoreFactory
 

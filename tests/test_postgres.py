@@ -19,7 +19,7 @@ import pytest
 
 import eventstore
 from eventstore import events as ev
-from eventstore.backend import ArchivedRow
+from eventstore.backends.postgres import PostgresBackend
 from eventstore.errors import (
     ConcurrencyError,
     EventStoreError,
@@ -29,8 +29,8 @@ from eventstore.errors import (
     StoreNotFoundError,
     TargetError,
 )
-from eventstore.postgres import PostgresBackend
 from eventstore.store import HistoryStore
+from eventstore.store.protocol import ArchivedRow
 from tests.postgres_server import PASSWORD, PostgresServer
 
 pytestmark = pytest.mark.postgres

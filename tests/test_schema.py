@@ -13,11 +13,11 @@ import pytest
 from click.testing import CliRunner
 
 from eventstore import events as ev
-from eventstore.backend import SchemaVersionRow
 from eventstore.cli import main
 from eventstore.codec import Codec, Generation, builtin_registry
+from eventstore.codec.upcasting import UpcasterRegistry
 from eventstore.errors import SchemaEvolutionError
-from eventstore.schema import (
+from eventstore.evolution.schema import (
     CATALOG_IDS,
     CURRENT,
     SchemaEvolution,
@@ -31,10 +31,10 @@ from eventstore.schema import (
     shipped_catalog,
 )
 from eventstore.store import HistoryStore
-from eventstore.upcasting import UpcasterRegistry
+from eventstore.store.protocol import SchemaVersionRow
 from tests.conftest import DUROXIDE_JSONL, V0A_JSONL, V0B_JSONL, StoreFactory
 
-SCHEMAS = Path(__file__).parent.parent / "eventstore" / "schemas"
+SCHEMAS = Path(__file__).parent.parent / "eventstore" / "evolution" / "schemas"
 MIXED_JSONL = V0A_JSONL.parent / "mixed-history.jsonl"
 
 
@@ -51,7 +51,7 @@ def rows_of(path: Path) -> list[dict[str, Any]]:
 def test_shipped_catalog_equals_what_the_code_generates(catalog_id: str) -> None:
     shipped = (SCHEMAS / f"{catalog_id}.json").read_text(encoding="utf-8")
     assert shipped == catalog_json(catalog_id), (
-        f"eventstore/schemas/{catalog_id}.json is stale: run scripts/generate_schemas.py"
+        f"eventstore/evolution/schemas/{catalog_id}.json is stale: run scripts/generate_schemas.py"
     )
     assert shipped_catalog(catalog_id) == generate(catalog_id)
 

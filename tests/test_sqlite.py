@@ -21,7 +21,7 @@ from eventstore import (
     TargetError,
 )
 from eventstore import events as ev
-from eventstore.verify import verify
+from eventstore.store.verify import verify
 
 
 def started(event_id: int = 1) -> ev.OrchestrationStarted:

@@ -22,7 +22,7 @@ from ..codec import encode
 from ..errors import DecodeError, Location
 from ..store import HistoryStore
 from ..store import open as open_target
-from ..verify import VerifyReport, stats, verify
+from ..store.verify import VerifyReport, stats, verify
 from . import main
 
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)

@@ -18,7 +18,8 @@ from typing import Any
 import click
 from prometheus_client import CollectorRegistry
 
-from ..exporter import (
+from ..metrics import DEFAULT_MAX_LABEL_VALUES, StoreMetrics
+from ..metrics.exporter import (
     DEFAULT_BIND,
     DEFAULT_PORT,
     FeedExporter,
@@ -27,7 +28,6 @@ from ..exporter import (
     backend_waiter,
     serve,
 )
-from ..metrics import DEFAULT_MAX_LABEL_VALUES, StoreMetrics
 from ..store import open as open_store
 from . import main
 

@@ -12,7 +12,7 @@ from typing import IO
 
 import click
 
-from ..migrate import (
+from ..evolution.migrate import (
     DEFAULT_BATCH_SIZE,
     MigrationReport,
     Strategy,

@@ -7,8 +7,8 @@ import sys
 
 import click
 
-from ..schema import CATALOG_IDS, CURRENT, catalog_json, diff, load_catalog
-from ..schema import check as check_store
+from ..evolution.schema import CATALOG_IDS, CURRENT, catalog_json, diff, load_catalog
+from ..evolution.schema import check as check_store
 from . import main
 from .core import TARGET, open_store, out, progress_bar
 

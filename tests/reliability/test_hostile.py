@@ -13,7 +13,7 @@ import eventstore
 from eventstore import DecodeError, InvalidEventError
 from eventstore import events as ev
 from eventstore.cli import main
-from eventstore.verify import verify
+from eventstore.store.verify import verify
 from tests.conftest import StoreFactory
 
 GOOD = '{"event_id":%d,"source_event_id":null,"instance_id":"i","execution_id":1,"timestamp_ms":5,"duroxide_version":"0.1.32","type":"ActivityScheduled","name":"W","input":"1"}'  # noqa: E501

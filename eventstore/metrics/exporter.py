@@ -31,11 +31,11 @@ from typing import Any, Final
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
-from .backend import RawRow
-from .codec import Generation
-from .errors import DecodeError, EventStoreError
-from .metrics import StoreMetrics
-from .store import HistoryStore
+from ..codec import Generation
+from ..errors import DecodeError, EventStoreError
+from ..store import HistoryStore
+from ..store.protocol import RawRow
+from . import StoreMetrics
 
 __all__ = ["DEFAULT_BIND", "DEFAULT_PORT", "FeedExporter", "MetricsServer", "PollResult", "serve"]
 
@@ -43,7 +43,7 @@ DEFAULT_BIND: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 9464
 DEFAULT_PAGE: Final = 5000
 
-log = logging.getLogger("eventstore.exporter")
+log = logging.getLogger("eventstore.metrics.exporter")
 
 Waiter = Callable[[int, float], object]
 """wait(after_position, timeout_seconds): returns when rows after the position may exist."""

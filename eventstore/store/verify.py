@@ -10,10 +10,10 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from . import events as ev
-from .codec import UNRECORDED_TYPE, Generation, reconcile_row
-from .errors import DecodeError, Location
-from .store import HistoryStore
+from .. import events as ev
+from ..codec import UNRECORDED_TYPE, Generation, reconcile_row
+from ..errors import DecodeError, Location
+from . import HistoryStore
 
 __all__ = ["Problem", "StoreStats", "VerifyReport", "stats", "verify"]
 

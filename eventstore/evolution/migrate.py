@@ -44,12 +44,12 @@ from typing import IO, Any, Final, Literal
 
 import msgspec
 
-from . import events as ev
-from .backend import ArchivedRow, MigrationLogRow, MigrationRun, RawRow, RowKey
-from .codec import Decoded, Generation
-from .errors import DecodeError, EventStoreError, RowMismatchError, SchemaEvolutionError
+from .. import events as ev
+from ..codec import Decoded, Generation
+from ..errors import DecodeError, EventStoreError, RowMismatchError, SchemaEvolutionError
+from ..store import HistoryStore
+from ..store.protocol import ArchivedRow, MigrationLogRow, MigrationRun, RawRow, RowKey
 from .schema import CURRENT, record_catalog, schema_metadata, set_schema_metadata
-from .store import HistoryStore
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",

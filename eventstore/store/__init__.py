@@ -1,6 +1,6 @@
 """HistoryStore: the backend-neutral store and its append contract.
 
-Every rule lives here once; backends (`eventstore.sqlite`, `eventstore.postgres`)
+Every rule lives here once; backends (`eventstore.backends.sqlite`, `eventstore.backends.postgres`)
 only move rows. The two hot routes are short on purpose:
 
 * append: validate and fill (one pass) -> encode -> one typed decode of the
@@ -24,18 +24,8 @@ from typing import Any, Final, Protocol
 
 import msgspec
 
-from . import events as ev
-from .backend import (
-    Backend,
-    ExecutionRow,
-    FeedRow,
-    InsertRow,
-    NewEvents,
-    RawRow,
-    StoredRow,
-    Writer,
-)
-from .codec import (
+from .. import events as ev
+from ..codec import (
     DEFAULT_CODEC,
     UNRECORDED_TYPE,
     Codec,
@@ -44,7 +34,7 @@ from .codec import (
     RowDecodeError,
     reconcile_row,
 )
-from .errors import (
+from ..errors import (
     ConcurrencyError,
     ConflictError,
     DecodeError,
@@ -58,7 +48,17 @@ from .errors import (
     RowMismatchError,
     TargetError,
 )
-from .events import Event, EventBase, UnknownEvent
+from ..events import Event, EventBase, UnknownEvent
+from .protocol import (
+    Backend,
+    ExecutionRow,
+    FeedRow,
+    InsertRow,
+    NewEvents,
+    RawRow,
+    StoredRow,
+    Writer,
+)
 
 __all__ = [
     "DEFAULT_WRITER_VERSION",
@@ -464,20 +464,20 @@ class HistoryStore:
         self.observer = observer
         self._appender = _Appender(self)
         self.schema_listeners: list[Callable[[Any], None]] = []
-        """Told (with an eventstore.schema.SchemaEvolution) when this store first
+        """Told (with an eventstore.evolution.schema.SchemaEvolution) when this store first
         records the catalog it writes with; see `on_schema_evolution`."""
         self._catalog_recorded = False
 
     def on_schema_evolution(self, listener: Callable[[Any], None]) -> None:
         """Subscribe to schema evolution: on the first append that records a new
         catalog in `eventstore_schema_versions`, `listener` gets a
-        `eventstore.schema.SchemaEvolution` (version, hash, previous catalog,
+        `eventstore.evolution.schema.SchemaEvolution` (version, hash, previous catalog,
         classification, changes)."""
         self.schema_listeners.append(listener)
 
     def _record_catalog(self) -> None:
-        from .errors import StoreError
-        from .schema import record_catalog  # not on the import path of plain reads
+        from ..errors import StoreError
+        from ..evolution.schema import record_catalog  # not on the import path of plain reads
 
         try:
             record_catalog(self)
@@ -864,7 +864,7 @@ def open(  # noqa: A001 - the natural name, as sqlite3.connect / shelve.open
     `target` is a file path, `sqlite:///relative/path`, `sqlite:////absolute/path`,
     `:memory:`, or a `postgresql://` URL (the `postgres` extra). Backend options:
     SQLite takes `busy_timeout_ms` (5000) and `synchronous` ("normal", see
-    eventstore.sqlite); PostgreSQL takes `schema` ("public"), `pool_min_size`,
+    eventstore.backends.sqlite); PostgreSQL takes `schema` ("public"), `pool_min_size`,
     `pool_max_size`, `lock_timeout_ms` and `connect_timeout` (see
     proposals/postgres-backend.md). An unknown option is a TargetError.
     """
@@ -872,11 +872,11 @@ def open(  # noqa: A001 - the natural name, as sqlite3.connect / shelve.open
         raise TargetError("a store target must be a non-empty string")
     backend: Backend
     if target.startswith(("postgresql://", "postgres://")):
-        from .postgres import PostgresBackend  # optional dependency
+        from ..backends.postgres import PostgresBackend  # optional dependency
 
         backend = PostgresBackend(target, readonly=readonly, **backend_options)
     else:
-        from .sqlite import SQLiteBackend
+        from ..backends.sqlite import SQLiteBackend
 
         try:
             backend = SQLiteBackend(_sqlite_path(target), readonly=readonly, **backend_options)

@@ -50,7 +50,16 @@ except ImportError as exc:  # pragma: no cover - depends on the install
         "the PostgreSQL backend needs the postgres extra: pip install 'eventstore[postgres]'"
     ) from exc
 
-from .backend import (
+from ..errors import (
+    ConflictError,
+    EventStoreError,
+    ReadOnlyError,
+    StoreBusyError,
+    StoreError,
+    StoreNotFoundError,
+    TargetError,
+)
+from ..store.protocol import (
     ArchivedRow,
     ExecutionRow,
     FeedRow,
@@ -63,15 +72,6 @@ from .backend import (
     RowKey,
     SchemaVersionRow,
     StoredRow,
-)
-from .errors import (
-    ConflictError,
-    EventStoreError,
-    ReadOnlyError,
-    StoreBusyError,
-    StoreError,
-    StoreNotFoundError,
-    TargetError,
 )
 
 __all__ = ["PostgresBackend", "TABLE"]

@@ -7,7 +7,7 @@ Generations (see proposals/event-schema-evolution.md):
 * V0 (V0a / V0b): `{"TypeName": {...fields}}`, one variant key. Recognised by
   the first key starting with an upper-case letter (V1 keys are snake_case),
   decoded typed into the legacy snapshot, then upcast to V1 through the
-  registered chain V0a -> V0b -> V1 (`eventstore.upcasting`).
+  registered chain V0a -> V0b -> V1 (`eventstore.codec.upcasting`).
 * Anything else goes through a slow path that explains what is wrong, or
   yields an UnknownEvent for a well-formed event of a type we do not know.
 """
@@ -21,9 +21,9 @@ from typing import Any, Final, cast
 import msgspec
 from msgspec import UNSET, Struct, UnsetType
 
-from . import events as ev
-from .errors import DecodeError
-from .events import ErrorDetails, Event, EventBase, KnownEvent, UnknownEvent
+from .. import events as ev
+from ..errors import DecodeError
+from ..events import ErrorDetails, Event, EventBase, KnownEvent, UnknownEvent
 from .upcasting import ANY_TYPE, UpcastContext, UpcasterRegistry, Upgrade
 
 __all__ = [

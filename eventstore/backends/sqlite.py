@@ -33,7 +33,15 @@ from typing import Any, Final
 
 import msgspec
 
-from .backend import (
+from ..errors import (
+    ConflictError,
+    EventStoreError,
+    ReadOnlyError,
+    StoreBusyError,
+    StoreError,
+    StoreNotFoundError,
+)
+from ..store.protocol import (
     ArchivedRow,
     ExecutionRow,
     FeedRow,
@@ -46,14 +54,6 @@ from .backend import (
     RowKey,
     SchemaVersionRow,
     StoredRow,
-)
-from .errors import (
-    ConflictError,
-    EventStoreError,
-    ReadOnlyError,
-    StoreBusyError,
-    StoreError,
-    StoreNotFoundError,
 )
 
 __all__ = ["SQLiteBackend", "HISTORY_DDL"]

@@ -3,7 +3,7 @@
 A *catalog* is a JSON Schema document describing every event type of one
 generation of the wire format, generated from the msgspec types
 (`msgspec.json.schema_components`). The package ships one per generation in
-`eventstore/schemas/` (regenerate with `scripts/generate_schemas.py`):
+`eventstore/evolution/schemas/` (regenerate with `scripts/generate_schemas.py`):
 
 * `V0a`, `V0b`: the legacy externally tagged shape (`{"Type": {...}}`);
 * `V1-base`, `V1-session`, `V1-tag`, `V1-carry-forward`, `V1`: the current
@@ -20,7 +20,7 @@ type or a removed enum variant is `breaking`; documentation alone is
 
 `check` compares the code's catalog with every generation a store actually
 holds (and every catalog the store was written with), hop by hop along the
-chain, and names the registered migrations (`eventstore.upcasting`) that
+chain, and names the registered migrations (`eventstore.codec.upcasting`) that
 cover each breaking change; `require_compatible` raises SchemaEvolutionError
 when one has none. `record_catalog` keeps the catalog a store is written with
 in `eventstore_schema_versions` (done automatically on a store's first
@@ -42,14 +42,14 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 import msgspec
 
-from . import events as ev
-from .backend import SchemaVersionRow
-from .codec import Generation
-from .errors import DecodeError, EventStoreError, SchemaEvolutionError
-from .upcasting import ANY_TYPE, Upcaster, UpcasterRegistry
+from .. import events as ev
+from ..codec import Generation
+from ..codec.upcasting import ANY_TYPE, Upcaster, UpcasterRegistry
+from ..errors import DecodeError, EventStoreError, SchemaEvolutionError
+from ..store.protocol import SchemaVersionRow
 
 if TYPE_CHECKING:
-    from .store import HistoryStore
+    from ..store import HistoryStore
 
 __all__ = [
     "CATALOG_IDS",
@@ -419,12 +419,16 @@ def catalog_id(catalog: dict[str, Any]) -> str:
 
 
 def shipped_catalog(catalog_id: str) -> dict[str, Any]:
-    """A catalog shipped in the package (eventstore/schemas/<id>.json)."""
+    """A catalog shipped in the package (eventstore/evolution/schemas/<id>.json)."""
     if catalog_id not in _SPECS:
         raise SchemaEvolutionError(
             f"unknown catalog {catalog_id!r}; known: {', '.join(CATALOG_IDS)}"
         )
-    text = resources.files("eventstore").joinpath("schemas", f"{catalog_id}.json").read_text()
+    text = (
+        resources.files("eventstore.evolution")
+        .joinpath("schemas", f"{catalog_id}.json")
+        .read_text()
+    )
     return json.loads(text)  # type: ignore[no-any-return]
 
 

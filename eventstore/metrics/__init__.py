@@ -13,7 +13,7 @@ Two ways in:
 * `StoreMetrics` is a `StoreObserver`: `eventstore.open(path,
   observer=StoreMetrics(registry))` updates the metrics as the store appends.
 * `StoreMetrics.track` takes events one at a time; `StoreMetrics.batch()`
-  holds the lock over many (the exporter, `eventstore.exporter`, feeds it the
+  holds the lock over many (the exporter, `eventstore.metrics.exporter`, feeds it the
   global feed that way).
 
 Nothing touches prometheus_client's global registry unless it is passed in:
@@ -33,10 +33,10 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.metrics_core import Metric as Metric_
 
-from . import events as ev
-from .codec import Generation
-from .errors import Location
-from .events import SYSTEM_CALL_PREFIX, Event
+from .. import events as ev
+from ..codec import Generation
+from ..errors import Location
+from ..events import SYSTEM_CALL_PREFIX, Event
 
 __all__ = [
     "ACTIVITY_BUCKETS",

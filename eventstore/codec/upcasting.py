@@ -21,7 +21,7 @@ from typing import Any, Final
 
 import msgspec
 
-from .errors import SchemaEvolutionError
+from ..errors import SchemaEvolutionError
 
 __all__ = ["ANY_TYPE", "Upcaster", "UpcastContext", "UpcasterRegistry", "Upgrade"]
 

@@ -1,0 +1,1 @@
+"""Format evolution: catalogs, schema check and diff, migrations and backfill."""
