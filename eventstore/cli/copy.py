@@ -9,6 +9,7 @@ import click
 
 from ..errors import TargetError
 from . import main
+from ._samefile import refuse_same_file, store_file_of
 from .core import err, open_store, out, progress_bar
 
 
@@ -26,6 +27,7 @@ def copy_store(source: str, dest: str) -> None:
     """
     if source == dest:
         raise TargetError("SOURCE and DEST are the same store")
+    refuse_same_file(source, [("DEST", store_file_of(dest))])
     with (
         open_store(source, readonly=True) as reader,
         open_store(dest, readonly=False) as writer,

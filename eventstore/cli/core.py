@@ -6,6 +6,7 @@ import builtins
 import contextlib
 import dataclasses
 import json
+import os
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from ..store import HistoryStore
 from ..store import open as open_target
 from ..store.verify import VerifyReport, stats, verify
 from . import main
+from ._samefile import refuse_same_file
 
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 err = Console(stderr=True, highlight=False)
@@ -220,6 +222,11 @@ def export_rows(
     """Write every row, whole and verbatim, as JSON lines (commit order)."""
     if quarantine and not skip_corrupt:
         raise click.UsageError("--quarantine goes with --skip-corrupt")
+    if skip_corrupt:
+        quarantine = quarantine or (f"{output}.quarantine.jsonl" if output else "quarantine.jsonl")
+    refuse_same_file(target, [("--output", output), ("--quarantine", quarantine)])
+    if output and quarantine and os.path.realpath(output) == os.path.realpath(quarantine):
+        raise click.UsageError(f"--output and --quarantine are the same file {output!r}")
     with open_store(target, readonly=True) as store, contextlib.ExitStack() as stack:
         total = store.count()
         stream: IO[str] = (
@@ -229,10 +236,7 @@ def export_rows(
         )
         bad: list[str] = []
         on_corrupt = None
-        if skip_corrupt:
-            quarantine = quarantine or (
-                f"{output}.quarantine.jsonl" if output else "quarantine.jsonl"
-            )
+        if quarantine:
             quarantined = stack.enter_context(builtins.open(quarantine, "w", encoding="utf-8"))
 
             def on_corrupt(row: dict[str, Any], error: DecodeError) -> None:
@@ -256,16 +260,29 @@ def export_rows(
 
 
 def _read_jsonl(path: str) -> Iterator[dict[str, Any]]:
-    with builtins.open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
+    """The JSON objects of a JSON-lines file; a bad line raises DecodeError naming it."""
+    with builtins.open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            where = Location(line=number)
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DecodeError(
+                    f"not UTF-8: byte 0x{raw[exc.start]:02x} at column {exc.start + 1}",
+                    location=where,
+                ) from None
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
             except ValueError as exc:
-                raise DecodeError(f"not JSON: {exc}", location=Location(line=number)) from None
+                raise DecodeError(f"not JSON: {exc}", location=where) from None
+            except RecursionError:
+                raise DecodeError(
+                    "not JSON this reader takes: nested too deeply", location=where
+                ) from None
             if not isinstance(row, dict):
-                raise DecodeError("not a JSON object", location=Location(line=number))
+                raise DecodeError("not a JSON object", location=where)
             yield row
 
 
@@ -274,6 +291,7 @@ def _read_jsonl(path: str) -> Iterator[dict[str, Any]]:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 def import_rows(target: str, file: str) -> None:
     """Insert whole rows from JSON lines (as export writes them), all or nothing."""
+    refuse_same_file(target, [("FILE", file)])
     with open_store(target, readonly=False) as store, progress_bar("import", None) as advance:
 
         def rows() -> Iterator[dict[str, Any]]:
