@@ -35,7 +35,7 @@ from ..codec import Generation
 from ..errors import DecodeError, EventStoreError
 from ..store import HistoryStore
 from ..store.protocol import RawRow
-from . import StoreMetrics
+from .store_metrics import StoreMetrics
 
 __all__ = ["DEFAULT_BIND", "DEFAULT_PORT", "FeedExporter", "MetricsServer", "PollResult", "serve"]
 
