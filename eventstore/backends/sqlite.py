@@ -141,12 +141,57 @@ EVOLUTION_DDL: Final = (
     " first_event_id INTEGER NOT NULL, strategy TEXT NOT NULL, status TEXT NOT NULL,"
     " changes TEXT NOT NULL, PRIMARY KEY (run_id, instance_id, execution_id, first_event_id))",
 )
-_RAW_AFTER: Final = (
-    "SELECT rowid, instance_id, execution_id, event_id, event_type, event_data,"
-    " created_at FROM history"
-    " WHERE (instance_id, execution_id, event_id) > (?, ?, ?)"
+# Keyset pagination after a key whose instance_id may be UndecodedText: bound
+# as a BLOB and cast back to TEXT, so it sorts where the stored TEXT value does
+# (a real BLOB key stays a BLOB, which sorts after every TEXT value).
+_AFTER_KEY: Final = (
+    " WHERE (instance_id, execution_id, event_id)"
+    " > (CASE WHEN ? THEN CAST(? AS TEXT) ELSE ? END, ?, ?)"
     " ORDER BY instance_id, execution_id, event_id LIMIT ?"
 )
+_RAW_AFTER: Final = (
+    "SELECT rowid, instance_id, execution_id, event_id, event_type, event_data,"
+    " created_at FROM history" + _AFTER_KEY
+)
+
+
+class UndecodedText(bytes):
+    """A TEXT value whose bytes are not UTF-8 (a hand-written row), as its bytes."""
+
+    __slots__ = ()
+
+
+def _text_or_bytes(data: bytes) -> str | bytes:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return UndecodedText(data)
+
+
+def _key_args(key: tuple[str | bytes, int, int], limit: int) -> tuple[object, ...]:
+    instance_id, execution_id, event_id = key
+    undecoded = isinstance(instance_id, UndecodedText)
+    return (undecoded, instance_id, instance_id, execution_id, event_id, limit)
+
+
+def _fetch_tolerant(con: sqlite3.Connection, sql: str, args: tuple[object, ...]) -> list[Any]:
+    """The rows of a whole-store read, where one bad row must not fail the rest.
+
+    sqlite3 refuses a whole result when one TEXT value is not UTF-8 ("Could not
+    decode to UTF-8 column ..."); such a page is read again with those values
+    as UndecodedText, for the store to report by position. The normal case
+    pays nothing: the fallback runs only after that failure.
+    """
+    try:
+        return con.execute(sql, args).fetchall()
+    except sqlite3.OperationalError as exc:
+        if "Could not decode" not in str(exc):
+            raise
+    con.text_factory = _text_or_bytes
+    try:
+        return con.execute(sql, args).fetchall()
+    finally:
+        con.text_factory = str
 
 
 def _translate(exc: sqlite3.Error, what: str) -> EventStoreError:
@@ -244,7 +289,7 @@ class _SQLiteWriter:
         )
 
     def rows_after(self, after: RowKey, limit: int) -> list[RawRow]:
-        return [RawRow(*r) for r in self._con.execute(_RAW_AFTER, (*after, limit))]
+        return [RawRow(*r) for r in _fetch_tolerant(self._con, _RAW_AFTER, _key_args(after, limit))]
 
     def archive_rows(self, run_id: str, rows: Sequence[ArchivedRow]) -> None:
         self._con.executemany(
@@ -431,9 +476,11 @@ class SQLiteBackend:
 
     # -- reads ---------------------------------------------------------------
 
-    def _all(self, sql: str, args: tuple[object, ...] = ()) -> list[Any]:
+    def _all(self, sql: str, args: tuple[object, ...] = (), *, tolerant: bool = False) -> list[Any]:
         with self._lock:
             try:
+                if tolerant:  # whole-store reads: see _fetch_tolerant
+                    return _fetch_tolerant(self._con, sql, args)
                 return self._con.execute(sql, args).fetchall()
             except sqlite3.Error as exc:
                 raise _translate(exc, "read failed") from None
@@ -492,16 +539,19 @@ class SQLiteBackend:
 
     def instances(self) -> list[str]:
         return [
-            str(r[0])
-            for r in self._all("SELECT DISTINCT instance_id FROM history ORDER BY instance_id")
+            r[0]
+            for r in self._all(
+                "SELECT DISTINCT instance_id FROM history ORDER BY instance_id", tolerant=True
+            )
         ]
 
     def overview(self) -> list[tuple[str, int, int, int]]:
         return [
-            (str(r[0]), int(r[1]), int(r[2]), int(r[3]))
+            (r[0], int(r[1]), int(r[2]), int(r[3]))
             for r in self._all(
                 "SELECT instance_id, COUNT(DISTINCT execution_id), MAX(execution_id), COUNT(*)"
-                " FROM history GROUP BY instance_id ORDER BY instance_id"
+                " FROM history GROUP BY instance_id ORDER BY instance_id",
+                tolerant=True,
             )
         ]
 
@@ -525,6 +575,7 @@ class SQLiteBackend:
             " CAST(event_data AS BLOB), created_at FROM history WHERE rowid > ?"
             " ORDER BY rowid LIMIT ?",
             (after, limit),
+            tolerant=True,
         )
 
     def key_at(self, position: int) -> tuple[str, int, int] | None:
@@ -536,14 +587,13 @@ class SQLiteBackend:
     def scan(self, batch: int) -> Iterator[list[RawRow]]:
         # Keyset pagination on duroxide's key: constant memory, and each page is
         # its own short read, so a long scan never pins the WAL.
-        last: tuple[str, int, int] = ("", -1, -1)
+        last: tuple[str | bytes, int, int] = ("", -1, -1)
         while True:
             rows = self._all(
                 "SELECT rowid, instance_id, execution_id, event_id, event_type,"
-                " CAST(event_data AS BLOB), created_at FROM history"
-                " WHERE (instance_id, execution_id, event_id) > (?, ?, ?)"
-                " ORDER BY instance_id, execution_id, event_id LIMIT ?",
-                (*last, batch),
+                " CAST(event_data AS BLOB), created_at FROM history" + _AFTER_KEY,
+                _key_args(last, batch),
+                tolerant=True,
             )
             if not rows:
                 return
