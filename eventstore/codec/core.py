@@ -1,0 +1,419 @@
+"""The Codec: one decode path for every generation, and the duroxide-exact V1 encoder."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, Final, cast
+
+import msgspec
+
+from .. import events as ev
+from ..errors import DecodeError
+from ..events import ErrorDetails, Event, KnownEvent, UnknownEvent
+from .decoders import (
+    _ANY_DECODER,
+    _DECODE_ERRORS,
+    _ENCODER,
+    _ENVELOPES,
+    _V1_DECODER,
+    Decoded,
+    _LegacyPlan,
+    _UnknownCommon,
+)
+from .generation import Generation
+from .legacy import _FAILURE_TYPES, LegacyFailure, _fill_context, _fill_identity, builtin_registry
+from .rows import RowDecodeError, _reconcile, reconcile_row
+from .upcasting import UpcastContext, UpcasterRegistry
+
+DEFAULT_MAX_EVENT_BYTES: Final = 16 * 1024 * 1024
+"""Largest serialized event accepted on read or append (configurable per Codec)."""
+
+
+class Codec:
+    """Decoding and encoding, with a migration registry and a size limit.
+
+    The module-level `decode`, `encode` and `detect_version` use a default
+    Codec; a store or an embedding runtime may build its own.
+    """
+
+    def __init__(
+        self,
+        *,
+        registry: UpcasterRegistry | None = None,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+    ) -> None:
+        self.registry = registry if registry is not None else builtin_registry()
+        self.max_event_bytes = max_event_bytes
+        self._plans: dict[str | bytes, _LegacyPlan] = {}
+        self.registry.on_change(self._plans.clear)
+
+    # -- decoding ----------------------------------------------------------
+    #
+    # The hot path is `decode`: one length check, a one-byte look at the first
+    # key (V1 keys are snake_case, legacy variant keys CamelCase), then either
+    # one typed msgspec decode (V1) or an envelope decode plus the compiled
+    # upcaster of that legacy type. Everything unusual (odd whitespace, unknown
+    # types, invalid data) falls through to `_slow`, which explains or keeps it.
+
+    def decode(
+        self,
+        data: bytes | str,
+        *,
+        instance_id: str | None = None,
+        execution_id: int | None = None,
+    ) -> Event:
+        """Decode an event of any generation (see the module docstring)."""
+        if len(data) > self.max_event_bytes:
+            raise self._too_large(data)
+        if not data[2:3].isupper():
+            try:
+                return _V1_DECODER.decode(data)
+            except _DECODE_ERRORS as exc:
+                return self._slow(data, exc, instance_id, execution_id).event
+        # Legacy, inlined for the common case (a plan exists and the type is not
+        # a failure); everything else takes the full path, which also explains.
+        if isinstance(data, bytes):
+            plan = self._plans.get(data[2 : data.find(b'"', 2)])
+        else:
+            plan = self._plans.get(data[2 : data.find('"', 2)])
+        if plan is not None and not plan.is_failure:
+            try:
+                snapshot = getattr(plan.decoder.decode(data), plan.type_name)
+                if plan.upgrade is _fill_context:  # the built-in step, without a context
+                    return _fill_identity(snapshot, instance_id, execution_id)  # type: ignore[no-any-return]
+                return plan.upgrade(  # type: ignore[no-any-return]
+                    snapshot, UpcastContext(plan.type_name, instance_id, execution_id)
+                )
+            except (*_DECODE_ERRORS, ValueError, TypeError):
+                pass
+        return self._decode_legacy(data, instance_id, execution_id, False)  # type: ignore[return-value]
+
+    def decode_rows(
+        self,
+        rows: Iterable[tuple[int, str, bytes | str]],
+        instance_id: str,
+        execution_id: int,
+    ) -> list[Event]:
+        """Decode the stored rows (event_id, event_type, data) of one execution.
+
+        Equivalent to `decode` per row plus a check that each row's columns
+        agree with its event, done in one call with the V1 dispatch inline: the
+        read path of a store. Raises RowDecodeError naming the row's index.
+        """
+        v1 = _V1_DECODER.decode
+        limit = self.max_event_bytes
+        events: list[Event] = []
+        append = events.append
+        for index, (event_id, event_type, data) in enumerate(rows):
+            event: Event | None = None
+            failed: Exception | None = None
+            if len(data) <= limit and not data[2:3].isupper():
+                try:
+                    event = v1(data)
+                except _DECODE_ERRORS as exc:
+                    failed = exc
+            if event is None:
+                try:
+                    if failed is None:  # legacy, or too large: the full dispatch
+                        event = self.decode(
+                            data, instance_id=instance_id, execution_id=execution_id
+                        )
+                    else:  # not V1 after all: explain, or keep as unknown
+                        event = self._slow(data, failed, instance_id, execution_id).event
+                except DecodeError as exc:
+                    raise RowDecodeError(index, exc.message) from None
+            if (  # inline for speed; _reconcile completes or explains
+                event.event_id != event_id
+                or event.event_type != event_type
+                or event.instance_id != instance_id
+                or event.execution_id != execution_id
+            ):
+                _reconcile(index, event, event_id, event_type, instance_id, execution_id)
+            append(event)
+        return events
+
+    def decode_packed(
+        self,
+        event_ids: list[int],
+        event_types: list[str],
+        event_data: bytes,
+        instance_id: str,
+        execution_id: int,
+    ) -> list[Event] | None:
+        """Decode an execution fetched in one piece (`backend.PackedExecution`).
+
+        The same result as `decode_rows` over its rows: when every line is a
+        V1 event, one `decode_lines` call does the whole execution and each
+        event is checked against its row's columns; otherwise the lines go
+        through `decode_rows`, which upcasts legacy rows and names a bad one
+        (RowDecodeError's index is the row's place in `event_ids`). None when
+        the data cannot be split into exactly one line per row (a row holding a
+        newline): read row by row.
+        """
+        count = len(event_ids)
+        if count == 0:
+            return []
+        if len(event_types) != count or event_data.count(b"\n") != count - 1:
+            return None
+        # One decode_lines for the whole execution when it may be all V1: no
+        # row exceeds the size limit if the whole does not, and an execution
+        # that starts with a legacy row goes to decode_rows at once.
+        if len(event_data) <= self.max_event_bytes and not event_data[2:3].isupper():
+            try:
+                events: list[KnownEvent] = _V1_DECODER.decode_lines(event_data)
+            except _DECODE_ERRORS:
+                events = []
+            if len(events) == count:
+                for event, event_id, event_type in zip(events, event_ids, event_types, strict=True):
+                    if (  # inline for speed
+                        event.event_id != event_id
+                        or event.event_type != event_type
+                        or event.instance_id != instance_id
+                        or event.execution_id != execution_id
+                    ):
+                        # Completed in place when the difference is allowed.
+                        problem = reconcile_row(
+                            event, event_id, event_type, instance_id, execution_id
+                        )
+                        if problem is not None:
+                            index = next(i for i, e in enumerate(events) if e is event)
+                            raise RowDecodeError(index, problem, mismatch=True)
+                return cast("list[Event]", events)
+        rows = zip(event_ids, event_types, event_data.split(b"\n"), strict=True)
+        return self.decode_rows(rows, instance_id, execution_id)
+
+    def decode_detailed(
+        self,
+        data: bytes | str,
+        *,
+        instance_id: str | None = None,
+        execution_id: int | None = None,
+    ) -> Decoded:
+        """Like decode, and also say which generation the data was and what it passed."""
+        if len(data) > self.max_event_bytes:
+            raise self._too_large(data)
+        if data[2:3].isupper():
+            return self._decode_legacy(data, instance_id, execution_id, True)  # type: ignore[return-value]
+        try:
+            return Decoded(_V1_DECODER.decode(data), Generation.V1)
+        except _DECODE_ERRORS as exc:
+            return self._slow(data, exc, instance_id, execution_id)
+
+    def detect_version(self, data: bytes | str) -> Generation:
+        """The generation of serialized event data (raises DecodeError if it is none)."""
+        return self.decode_detailed(data).generation
+
+    def _too_large(self, data: bytes | str) -> DecodeError:
+        return DecodeError(
+            f"event of {len(data)} bytes exceeds the limit of {self.max_event_bytes}"
+        )
+
+    def _plan(self, type_name: str | bytes) -> _LegacyPlan | None:
+        name = type_name.decode("utf-8", "replace") if isinstance(type_name, bytes) else type_name
+        decoder = _ENVELOPES.get(name)
+        if decoder is None:
+            return None
+        # A legacy event without a failure field reads the same in V0a and
+        # V0b, so plans start at V0b; V0a failures add their extra hop.
+        upgrade, versions = self.registry.compiled(name, Generation.V0B, Generation.V1)
+        plan = _LegacyPlan(name, decoder, upgrade, versions, name in _FAILURE_TYPES)
+        # Both spellings of the key, so bytes and str input share the plan.
+        self._plans[name] = self._plans[name.encode()] = plan
+        return plan
+
+    def _decode_legacy(
+        self,
+        data: bytes | str,
+        instance_id: str | None,
+        execution_id: int | None,
+        detailed: bool,
+    ) -> Decoded | Event:
+        type_key: bytes | str = (
+            data[2 : data.find(b'"', 2)] if isinstance(data, bytes) else data[2 : data.find('"', 2)]
+        )
+        plan = self._plans.get(type_key) or self._plan(type_key)
+        if plan is None:
+            found = self._slow(data, None, instance_id, execution_id)
+            return found if detailed else found.event
+        type_name = plan.type_name
+        try:
+            snapshot = getattr(plan.decoder.decode(data), type_name)
+        except _DECODE_ERRORS as exc:
+            raise DecodeError(f"invalid legacy {type_name} event: {exc}") from None
+        generation = Generation.V0
+        upgrade, versions = plan.upgrade, plan.versions
+        if type(snapshot) is LegacyFailure:
+            if isinstance(snapshot.error, str):
+                generation = Generation.V0A
+                upgrade, versions = self.registry.compiled(type_name, Generation.V0A, Generation.V1)
+            elif isinstance(snapshot.details, ErrorDetails):
+                generation = Generation.V0B
+            else:
+                raise DecodeError(f"legacy {type_name} carries neither `error` nor `details`")
+        try:
+            event = upgrade(snapshot, UpcastContext(type_name, instance_id, execution_id))
+        except (ValueError, TypeError, msgspec.ValidationError) as exc:
+            raise DecodeError(f"cannot upcast legacy {type_name} event: {exc}") from None
+        return Decoded(event, generation, versions) if detailed else event
+
+    def _slow(
+        self,
+        data: bytes | str,
+        error: Exception | None,
+        instance_id: str | None,
+        execution_id: int | None,
+    ) -> Decoded:
+        """Explain why data is not a known event, or keep it as an UnknownEvent."""
+        try:
+            obj = _ANY_DECODER.decode(data)
+        except RecursionError:
+            raise DecodeError("nested too deeply to decode") from None
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+            raise DecodeError(f"not valid JSON: {exc}") from None
+        if not isinstance(obj, dict):
+            raise DecodeError(f"expected a JSON object, got {type(obj).__name__}")
+        type_name = obj.get("type")
+        if type_name is not None:
+            if not isinstance(type_name, str):
+                raise DecodeError("`type` must be a string")
+            if type_name in ev.EVENT_TYPES:
+                if error is None:  # sent here by the sniff (an upper-case first key)
+                    try:
+                        return Decoded(_V1_DECODER.decode(data), Generation.V1)
+                    except _DECODE_ERRORS as exc:
+                        error = exc
+                raise DecodeError(f"invalid {type_name} event: {error}")
+            generation = Generation.V1
+            fields = obj
+        elif len(obj) == 1:
+            ((type_name, fields),) = obj.items()
+            if type_name in _ENVELOPES and error is not None:
+                # A legacy event the one-byte sniff missed (leading whitespace).
+                compact = _ENCODER.encode(obj)
+                found = self._decode_legacy(compact, instance_id, execution_id, True)
+                assert isinstance(found, Decoded)
+                return found
+            if not (type_name[:1].isupper() and isinstance(fields, dict)):
+                raise DecodeError(
+                    f"not an event: no `type` field, and `{type_name}` is not a legacy variant"
+                )
+            generation = Generation.V0
+        else:
+            raise DecodeError(
+                f"not an event: no `type` field and {len(obj)} keys"
+                + (f" ({error})" if error else "")
+            )
+        try:
+            common = msgspec.convert(fields, _UnknownCommon)
+        except msgspec.ValidationError as exc:
+            raise DecodeError(f"event of unknown type {type_name!r}: {exc}") from None
+        raw = data.encode() if isinstance(data, str) else bytes(data)
+        event = UnknownEvent(
+            event_id=common.event_id,
+            source_event_id=common.source_event_id,
+            instance_id=common.instance_id or instance_id or "",
+            execution_id=common.execution_id or execution_id or 0,
+            timestamp_ms=common.timestamp_ms,
+            duroxide_version=common.duroxide_version,
+            type_name=type_name,
+            raw=raw,
+        )
+        return Decoded(event, generation)
+
+    # -- encoding ----------------------------------------------------------
+
+    def encode(self, event: Event) -> bytes:
+        """Serialize as duroxide's V1 JSON (an UnknownEvent returns its original bytes)."""
+        if type(event) is UnknownEvent:
+            return event.raw
+        return _ENCODER.encode(event)
+
+    def encode_many(self, events: list[Event], *, all_known: bool = False) -> list[bytes]:
+        """Encode a batch; `all_known` says the caller checked that no event is
+        an UnknownEvent (the append path knows it for free)."""
+        encode: Callable[[Any], bytes] = _ENCODER.encode
+        if all_known:
+            return list(map(encode, events))
+        return [e.raw if type(e) is UnknownEvent else encode(e) for e in events]
+
+    def validate_encoded(
+        self, events: list[Event], encoded: list[bytes], *, all_known: bool = False
+    ) -> None:
+        """Check that the serialized batch reads back as exactly the given events.
+
+        msgspec does not check constructor arguments: an event built with a
+        wrong type either encodes to JSON the decoder refuses (event_id="2")
+        or is silently converted on the way (bytes become base64 text). One
+        typed decode of the whole batch and one comparison with what was given
+        catch both, so no row is stored that would not read back as written.
+        Raises DecodeError naming the event's place in the batch and the field.
+
+        `all_known` (no UnknownEvent, no subclass of a known type) allows the
+        fast route: the decode and the comparison of the whole batch in C,
+        with the per-event walk below only to explain a failure.
+        """
+        if all_known:
+            # One JSON document per line: msgspec escapes control characters
+            # in strings, so each event is exactly one line. No event is
+            # larger than the whole batch: one length check for all.
+            joined = b"\n".join(encoded)
+            if len(joined) <= self.max_event_bytes:
+                try:
+                    if _V1_DECODER.decode_lines(joined) == events:
+                        return
+                except _DECODE_ERRORS:
+                    pass
+        # The slow route, one event at a time: only to say which one and why.
+        for index, (event, data) in enumerate(zip(events, encoded, strict=True)):
+            if len(data) > self.max_event_bytes:
+                raise DecodeError(
+                    f"event #{index} of {len(data)} bytes exceeds the limit of "
+                    f"{self.max_event_bytes}"
+                )
+            try:
+                read_back = (
+                    self.decode(data) if type(event) is UnknownEvent else _V1_DECODER.decode(data)
+                )
+            except _DECODE_ERRORS as exc:
+                raise DecodeError(f"event #{index}: {exc}") from None
+            except DecodeError as exc:
+                raise DecodeError(f"event #{index}: {exc.message}") from None
+            if type(event) is not UnknownEvent and read_back != event:
+                field = next(
+                    (
+                        name
+                        for name in event.__struct_fields__
+                        if getattr(event, name) != getattr(read_back, name)
+                    ),
+                    "?",
+                )
+                raise DecodeError(
+                    f"event #{index} (id {event.event_id}): field `{field}` holds a "
+                    f"{type(getattr(event, field, None)).__name__}, which does not"
+                    " store as its declared type"
+                )
+
+
+DEFAULT_CODEC: Final = Codec()
+
+
+def decode(
+    data: bytes | str, *, instance_id: str | None = None, execution_id: int | None = None
+) -> Event:
+    """Decode an event of any generation, without a hint.
+
+    V0 events take `instance_id` and `execution_id` from the keyword arguments
+    (a store passes the row's values). Raises DecodeError for anything that is
+    not an event; an event of unknown type becomes an UnknownEvent.
+    """
+    return DEFAULT_CODEC.decode(data, instance_id=instance_id, execution_id=execution_id)
+
+
+def encode(event: Event) -> bytes:
+    """Serialize an event as duroxide writes V1."""
+    return DEFAULT_CODEC.encode(event)
+
+
+def detect_version(data: bytes | str) -> Generation:
+    """Name the generation of serialized event data: V1, V0a, V0b or V0."""
+    return DEFAULT_CODEC.detect_version(data)

@@ -1,0 +1,298 @@
+"""The append contract, shared by HistoryStore.append and Transaction.append."""
+
+from __future__ import annotations
+
+import operator
+import time
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Final
+
+import msgspec
+
+from .. import events as ev
+from ..errors import (
+    ConcurrencyError,
+    DecodeError,
+    EventOrderError,
+    EventStoreError,
+    IdentityMismatchError,
+    InvalidEventError,
+    Location,
+    MissingStartError,
+)
+from ..events import Event, EventBase, UnknownEvent
+from .protocol import (
+    NewEvents,
+    StoredRow,
+    Writer,
+)
+from .results import AppendResult
+
+if TYPE_CHECKING:
+    from .history import HistoryStore
+
+_FILLABLE: Final = ("instance_id", "execution_id", "timestamp_ms", "duroxide_version")
+_KNOWN_TYPES: Final = frozenset(ev.EVENT_TYPES.values())
+_EVENT_TYPE: Final = operator.attrgetter("event_type")
+
+
+class _Appender:
+    """The append contract, shared by HistoryStore.append and Transaction.append."""
+
+    def __init__(self, store: HistoryStore) -> None:
+        self.store = store
+
+    def prepare(
+        self,
+        instance_id: str,
+        execution_id: int,
+        events: Sequence[Event],
+        expected_last_event_id: int | None,
+    ) -> tuple[list[Event], NewEvents]:
+        """Check, fill and encode a batch: everything an append does outside the
+        database. Per event this is a handful of comparisons and at most one
+        `replace`; encoding and the read-back check run over the whole batch."""
+        store = self.store
+        if not isinstance(instance_id, str) or not instance_id or "\x00" in instance_id:
+            # NUL: PostgreSQL cannot store it in TEXT, so no backend accepts it.
+            raise InvalidEventError("instance_id must be a non-empty string without NUL")
+        if type(execution_id) is not int or execution_id < 1:
+            raise InvalidEventError(
+                f"execution_id must be a positive integer, not {execution_id!r}"
+            )
+        if expected_last_event_id is not None and (
+            type(expected_last_event_id) is not int or expected_last_event_id < 0
+        ):
+            raise InvalidEventError("expected_last_event_id must be a non-negative integer")
+        previous = 0
+        now = store.clock()
+        version = store.writer_version
+        filled: list[Event] = []
+        event_ids: list[int] = []
+        push = filled.append
+        push_id = event_ids.append
+        replace = msgspec.structs.replace
+        known = _KNOWN_TYPES
+        all_known = True
+        for event in events:
+            event_type = type(event)
+            if event_type not in known:
+                if not isinstance(event, EventBase):
+                    raise InvalidEventError(
+                        f"item #{len(filled)} of the batch is a {event_type.__name__},"
+                        " not an event",
+                        location=Location(instance_id=instance_id, execution_id=execution_id),
+                    )
+                all_known = False  # UnknownEvent, or a subclass: checked one by one
+            event_id = event.event_id
+            if type(event_id) is not int or event_id <= previous:
+                raise self._order_error(instance_id, execution_id, len(filled), event_id, previous)
+            previous = event_id
+            event_instance = event.instance_id
+            event_execution = event.execution_id
+            # Ordered for the common cases: identity left to the store (filled
+            # here), or given and right.
+            if event_instance == instance_id and event_execution == execution_id:
+                if event_type is not UnknownEvent and (
+                    event.timestamp_ms == 0 or event.duroxide_version == ""
+                ):
+                    event = replace(
+                        event,
+                        timestamp_ms=event.timestamp_ms or now,
+                        duroxide_version=event.duroxide_version or version,
+                    )
+            elif (event_instance != "" and event_instance != instance_id) or (
+                event_execution != 0 and event_execution != execution_id
+            ):
+                raise self._identity_error(instance_id, execution_id, event)
+            elif event_type is UnknownEvent:
+                raise InvalidEventError(
+                    f"event {event_id} of unknown type must carry its instance and execution",
+                    location=Location(instance_id=instance_id, execution_id=execution_id),
+                )
+            else:
+                event = replace(
+                    event,
+                    instance_id=instance_id,
+                    execution_id=execution_id,
+                    timestamp_ms=event.timestamp_ms or now,
+                    duroxide_version=event.duroxide_version or version,
+                )
+            push(event)
+            push_id(event_id)
+        codec = store.codec
+        try:
+            encoded = codec.encode_many(filled, all_known=all_known)
+            codec.validate_encoded(filled, encoded, all_known=all_known)
+        except (
+            DecodeError,
+            TypeError,
+            ValueError,
+            NotImplementedError,
+            OverflowError,
+            RecursionError,
+            msgspec.EncodeError,
+        ) as exc:
+            raise InvalidEventError(
+                f"invalid event: {exc}",
+                location=Location(instance_id=instance_id, execution_id=execution_id),
+            ) from None
+        return filled, NewEvents(
+            instance_id,
+            execution_id,
+            event_ids,
+            list(map(_EVENT_TYPE, filled)),
+            encoded,
+        )
+
+    @staticmethod
+    def _order_error(
+        instance_id: str, execution_id: int, index: int, event_id: object, previous: int
+    ) -> EventStoreError:
+        where = Location(instance_id=instance_id, execution_id=execution_id)
+        if type(event_id) is not int:
+            return InvalidEventError(
+                f"item #{index} has event_id {event_id!r}, not an integer", location=where
+            )
+        return EventOrderError(
+            f"event ids must increase from 1: item #{index} has event_id {event_id}"
+            f" after {previous}",
+            location=where,
+        )
+
+    @staticmethod
+    def _identity_error(instance_id: str, execution_id: int, event: Event) -> EventStoreError:
+        where = Location(instance_id=instance_id, execution_id=execution_id)
+        if event.instance_id != instance_id and event.instance_id != "":
+            return IdentityMismatchError(
+                f"event {event.event_id} belongs to instance {event.instance_id!r}",
+                location=where,
+            )
+        return IdentityMismatchError(
+            f"event {event.event_id} belongs to execution {event.execution_id!r}",
+            location=where,
+        )
+
+    def append(
+        self,
+        instance_id: str,
+        execution_id: int,
+        events: Iterable[Event],
+        expected_last_event_id: int | None,
+        committed_later: list[tuple[list[Event], float]] | None = None,
+    ) -> AppendResult:
+        store = self.store
+        started = time.perf_counter()
+        batch = list(events)
+        filled, new = self.prepare(instance_id, execution_id, batch, expected_last_event_id)
+        with store.backend.writing() as writer:
+            # The last id is read under the write lock the transaction holds,
+            # so the checks below and the insert see the same history.
+            last = writer.last_event_id(instance_id, execution_id)
+            refused_or_retried = self._check_against_stored(
+                writer, last, instance_id, execution_id, batch, filled, expected_last_event_id
+            )
+            if refused_or_retried is not None:
+                return refused_or_retried
+            writer.insert(new)
+        observer = store.observer
+        if observer is not None:
+            seconds = time.perf_counter() - started
+            if committed_later is None:
+                observer.appended(filled, seconds)
+            else:  # inside transaction(): told only once the transaction commits
+                committed_later.append((filled, seconds))
+        if not store._catalog_recorded:  # once per store: no per-event cost
+            store._record_catalog()
+        return AppendResult(filled, filled[-1].event_id, True)
+
+    def _check_against_stored(
+        self,
+        writer: Writer,
+        last: int,
+        instance_id: str,
+        execution_id: int,
+        batch: list[Event],
+        filled: list[Event],
+        expected_last_event_id: int | None,
+    ) -> AppendResult | None:
+        """None when the batch goes in after the stored `last` event id; else
+        the result of an identical retry (nothing written), or the error the
+        append contract names."""
+        # The common case in one expression, before anything is built for
+        # the others (an empty batch, a retry, a refusal).
+        if (
+            filled
+            and filled[0].event_id > last
+            and (expected_last_event_id is None or expected_last_event_id == last)
+            and (last or type(filled[0]) is ev.OrchestrationStarted)
+        ):
+            return None
+        where = Location(instance_id=instance_id, execution_id=execution_id)
+        if filled and filled[0].event_id <= last:
+            first_id = filled[0].event_id
+            stored = writer.rows_between(instance_id, execution_id, first_id, filled[-1].event_id)
+            if self._is_stored_retry(batch, stored, instance_id, execution_id):
+                return AppendResult(
+                    [self.store._decode(r, instance_id, execution_id) for r in stored],
+                    last,
+                    False,
+                )
+            if not stored:
+                raise EventOrderError(
+                    f"event ids must follow the last stored id {last}: the batch starts"
+                    f" at {first_id}",
+                    location=where,
+                )
+            raise ConcurrencyError(
+                f"events {first_id}..{filled[-1].event_id} overlap the stored history"
+                f" (last stored event {last}) with other content",
+                location=where,
+                expected=expected_last_event_id,
+                actual=last,
+            )
+        if expected_last_event_id is not None and expected_last_event_id != last:
+            raise ConcurrencyError(
+                f"expected last event {expected_last_event_id}, stored last is {last}",
+                location=where,
+                expected=expected_last_event_id,
+                actual=last,
+            )
+        if not filled:
+            return AppendResult([], last, False)
+        if last == 0 and type(filled[0]) is not ev.OrchestrationStarted:
+            raise MissingStartError(
+                f"a new execution must start with OrchestrationStarted, not {filled[0].event_type}",
+                location=where,
+            )
+        return None
+
+    def _is_stored_retry(
+        self, batch: list[Event], stored: list[StoredRow], instance_id: str, execution_id: int
+    ) -> bool:
+        """True when every event of the batch is stored, with identical content.
+
+        Fields the store fills (instance, execution, timestamp, version) match
+        anything when the retried event leaves them unset.
+        """
+        if len(stored) != len(batch):
+            return False
+        for event, row in zip(batch, stored, strict=True):
+            if row.event_id != event.event_id:
+                return False
+            try:
+                kept = self.store._decode(row, instance_id, execution_id)
+            except DecodeError:
+                return False
+            if type(kept) is not type(event):
+                return False
+            if type(event) is UnknownEvent:
+                if event.raw != kept.raw:  # type: ignore[union-attr]
+                    return False
+                continue
+            unset = {
+                name: getattr(kept, name) for name in _FILLABLE if getattr(event, name) in ("", 0)
+            }
+            if (msgspec.structs.replace(event, **unset) if unset else event) != kept:
+                return False
+        return True

@@ -1,0 +1,378 @@
+"""HistoryStore: the backend-neutral store, its reads and the feed."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, Final
+
+from .. import events as ev
+from ..codec import (
+    DEFAULT_CODEC,
+    UNRECORDED_TYPE,
+    Codec,
+    Decoded,
+    RowDecodeError,
+    reconcile_row,
+)
+from ..errors import (
+    DecodeError,
+    PositionsRenumberedError,
+    RowMismatchError,
+)
+from ..events import Event
+from . import transfer
+from .append import _Appender
+from .protocol import (
+    Backend,
+    ExecutionRow,
+    FeedRow,
+    RawRow,
+)
+from .results import (
+    _STATUS_BY_TERMINAL,
+    DEFAULT_WRITER_VERSION,
+    AppendResult,
+    ExecutionStatus,
+    FeedRecord,
+    ImportReport,
+    InstanceSummary,
+    StoreObserver,
+    _now_ms,
+    row_location,
+)
+
+_SEMVER: Final = re.compile(r"^\d+\.\d+\.\d+([-+][0-9A-Za-z.+-]*)?$")
+
+
+class Transaction:
+    """An open transaction: appends and the embedding runtime's own SQL, as one."""
+
+    def __init__(self, store: HistoryStore, connection: Any) -> None:
+        self._store = store
+        self.connection = connection
+        """The backend's connection (sqlite3.Connection / psycopg.Connection)."""
+        self.appended: list[tuple[list[Event], float]] = []
+        """What this transaction appended, reported to the observer on commit."""
+
+    def append(
+        self,
+        instance_id: str,
+        execution_id: int,
+        events: Iterable[Event],
+        *,
+        expected_last_event_id: int | None = None,
+    ) -> AppendResult:
+        return self._store._appender.append(
+            instance_id, execution_id, events, expected_last_event_id, self.appended
+        )
+
+
+class HistoryStore:
+    """Orchestration histories: append-only, optimistic, idempotent, any generation."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        codec: Codec | None = None,
+        clock: Callable[[], int] = _now_ms,
+        writer_version: str = DEFAULT_WRITER_VERSION,
+        observer: StoreObserver | None = None,
+    ) -> None:
+        if not _SEMVER.match(writer_version):
+            raise ValueError(f"writer_version must be a semver string, not {writer_version!r}")
+        self.backend = backend
+        self.codec = codec or DEFAULT_CODEC
+        self.clock = clock
+        """Milliseconds since the epoch; stamps events appended without a timestamp."""
+        self.writer_version = writer_version
+        self.observer = observer
+        self._appender = _Appender(self)
+        self.schema_listeners: list[Callable[[Any], None]] = []
+        """Told (with an eventstore.evolution.schema.SchemaEvolution) when this store first
+        records the catalog it writes with; see `on_schema_evolution`."""
+        self._catalog_recorded = False
+
+    def on_schema_evolution(self, listener: Callable[[Any], None]) -> None:
+        """Subscribe to schema evolution: on the first append that records a new
+        catalog in `eventstore_schema_versions`, `listener` gets a
+        `eventstore.evolution.schema.SchemaEvolution` (version, hash, previous catalog,
+        classification, changes)."""
+        self.schema_listeners.append(listener)
+
+    def _record_catalog(self) -> None:
+        from ..errors import StoreError
+        from ..evolution.schema import record_catalog  # not on the import path of plain reads
+
+        try:
+            record_catalog(self)
+        except StoreError:
+            return  # retried on the next append; the append itself is stored
+        self._catalog_recorded = True
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __enter__(self) -> HistoryStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<HistoryStore {self.backend.description}>"
+
+    @property
+    def readonly(self) -> bool:
+        return self.backend.readonly
+
+    @property
+    def stable_positions(self) -> bool:
+        """Whether feed positions survive maintenance such as VACUUM.
+
+        True on tables eventstore created. On a table duroxide created,
+        positions are SQLite rowids, which VACUUM may renumber: resume with
+        `read_all(after=record)` to have that detected.
+        """
+        return self.backend.stable_positions
+
+    # -- writing -------------------------------------------------------------
+
+    def append(
+        self,
+        instance_id: str,
+        execution_id: int,
+        events: Iterable[Event],
+        *,
+        expected_last_event_id: int | None = None,
+    ) -> AppendResult:
+        """Append a batch to one execution, atomically.
+
+        `expected_last_event_id` (0 for a new execution) must equal the last
+        stored id, else ConcurrencyError. A batch already stored whole with
+        identical content succeeds without writing (the retry of a commit
+        whose acknowledgement was lost). Events with timestamp_ms == 0 are
+        stamped with the store's clock; instance, execution and a missing
+        duroxide_version are filled in.
+        """
+        return self._appender.append(instance_id, execution_id, events, expected_last_event_id)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """A transaction in which appends and the runtime's own SQL commit as one.
+
+        The store's observer (metrics) hears of the appends only after the
+        commit: a rolled-back append was never stored.
+        """
+        with self.backend.transaction() as connection:
+            tx = Transaction(self, connection)
+            yield tx
+        if self.observer is not None:
+            for events, seconds in tx.appended:
+                self.observer.appended(events, seconds)
+
+    # -- reading -------------------------------------------------------------
+
+    def _decode(
+        self, row: tuple[int, str, str | bytes, int], instance_id: str, execution_id: int
+    ) -> Event:
+        event_id, event_type, data, position = row
+        try:
+            event = self.codec.decode(data, instance_id=instance_id, execution_id=execution_id)
+        except DecodeError as exc:
+            raise self._row_error(
+                exc.message, instance_id, execution_id, event_id, position
+            ) from None
+        problem = reconcile_row(event, event_id, event_type, instance_id, execution_id)
+        if problem is not None:
+            raise self._row_error(
+                problem, instance_id, execution_id, event_id, position, mismatch=True
+            )
+        return event
+
+    def decode_raw(self, row: RawRow) -> Decoded:
+        """Decode one feed row with the store's checks, saying its generation.
+
+        Raises DecodeError naming the row (instance, execution, event id,
+        position) when it does not decode or disagrees with its columns.
+        """
+        try:
+            decoded = self.codec.decode_detailed(
+                row.event_data, instance_id=row.instance_id, execution_id=row.execution_id
+            )
+        except DecodeError as exc:
+            raise self._row_error(
+                exc.message, row.instance_id, row.execution_id, row.event_id, row.position
+            ) from None
+        problem = reconcile_row(
+            decoded.event, row.event_id, row.event_type, row.instance_id, row.execution_id
+        )
+        if problem is not None:
+            raise self._row_error(
+                problem,
+                row.instance_id,
+                row.execution_id,
+                row.event_id,
+                row.position,
+                mismatch=True,
+            )
+        return decoded
+
+    def _row_error(
+        self,
+        message: str,
+        instance_id: str,
+        execution_id: int,
+        event_id: int,
+        position: int | None,
+        *,
+        mismatch: bool = False,
+    ) -> DecodeError:
+        location = row_location(instance_id, execution_id, event_id, position)
+        if self.observer is not None:
+            self.observer.decode_failed(location)
+        return (RowMismatchError if mismatch else DecodeError)(message, location=location)
+
+    def read(self, instance_id: str, execution_id: int | None = None) -> list[Event]:
+        """The events of one execution (the latest by default), in event-id order."""
+        if execution_id is None:
+            execution_id = self.backend.latest_execution(instance_id)
+            if execution_id is None:
+                return []
+        backend, codec = self.backend, self.codec
+        rows: list[ExecutionRow] = []
+        # The execution in one piece where the backend can pack it (SQLite),
+        # else row by row; both decode and check every row the same way.
+        packed = backend.execution_packed(instance_id, execution_id)
+        try:
+            if packed is not None:
+                events = codec.decode_packed(*packed, instance_id, execution_id)
+                if events is not None:
+                    return events
+                packed = None  # a row holds a newline: cannot be split exactly
+            rows = backend.execution_rows(instance_id, execution_id)
+            return codec.decode_rows(rows, instance_id, execution_id)
+        except RowDecodeError as exc:
+            event_id = packed.event_ids[exc.index] if packed is not None else rows[exc.index][0]
+            position = self.backend.position_of(instance_id, execution_id, event_id)
+            raise self._row_error(
+                exc.message, instance_id, execution_id, event_id, position, mismatch=exc.mismatch
+            ) from None
+
+    def last_event_id(self, instance_id: str, execution_id: int | None = None) -> int:
+        """The last stored event id of an execution (the latest by default); 0 if none.
+
+        What a runtime passes as `expected_last_event_id` after a restart,
+        without reading the history.
+        """
+        if execution_id is None:
+            execution_id = self.backend.latest_execution(instance_id)
+            if execution_id is None:
+                return 0
+        return self.backend.last_event_id(instance_id, execution_id)
+
+    def executions(self, instance_id: str) -> list[int]:
+        return self.backend.executions(instance_id)
+
+    def instances(self) -> list[str]:
+        return self.backend.instances()
+
+    def count(self) -> int:
+        return self.backend.count()
+
+    def _feed_pages(self, after: int, limit: int | None, page: int) -> Iterator[Sequence[FeedRow]]:
+        remaining = limit
+        while remaining is None or remaining > 0:
+            size = page if remaining is None else min(page, remaining)
+            rows = self.backend.feed(after, size)
+            if rows:
+                yield rows
+            if len(rows) < size:
+                return
+            after = rows[-1][0]
+            if remaining is not None:
+                remaining -= len(rows)
+
+    def read_all_raw(
+        self, after: int = 0, limit: int | None = None, *, page: int = 1000
+    ) -> Iterator[RawRow]:
+        """The global feed as stored rows, in commit order (nothing decoded)."""
+        make = RawRow._make
+        for rows in self._feed_pages(after, limit, page):
+            yield from map(make, rows)
+
+    def read_all(
+        self, after: int | FeedRecord = 0, limit: int | None = None
+    ) -> Iterator[FeedRecord]:
+        """The global feed: every event in commit order, from after `after`.
+
+        Pass the last FeedRecord you processed (rather than its position) to
+        have the store check that the position still names that event; if
+        positions were renumbered (VACUUM on a duroxide-created table), this
+        raises PositionsRenumberedError instead of silently skipping or
+        repeating events.
+        """
+        if isinstance(after, FeedRecord):
+            key = self.backend.key_at(after.position)
+            if key != (after.instance_id, after.execution_id, after.event.event_id):
+                raise PositionsRenumberedError(
+                    f"position {after.position} no longer holds event {after.event.event_id} "
+                    f"of {after.instance_id!r} execution {after.execution_id}; "
+                    "re-read the feed from the start",
+                )
+            after = after.position
+        decode = self._decode
+        for rows in self._feed_pages(after, limit, 1000):
+            for position, instance_id, execution_id, event_id, event_type, data, _ in rows:
+                event = decode((event_id, event_type, data, position), instance_id, execution_id)
+                yield FeedRecord(position, instance_id, execution_id, event)
+
+    def scan(self, batch: int = 2000) -> Iterator[list[RawRow]]:
+        """Every stored row, by instance, execution and event id, in pages."""
+        return self.backend.scan(batch)
+
+    def summaries(self) -> Iterator[InstanceSummary]:
+        """One line per instance: name, status, executions, events."""
+        for instance_id, executions, latest, events in self.backend.overview():
+            first, last = self.backend.edge_rows(instance_id, latest)
+            name = version = None
+            if first is not None and first[1] in ("OrchestrationStarted", UNRECORDED_TYPE):
+                with contextlib.suppress(DecodeError):
+                    started = self._decode(first, instance_id, latest)
+                    if isinstance(started, ev.OrchestrationStarted):
+                        name, version = started.name, started.version
+            status = ExecutionStatus.RUNNING
+            if last is not None:
+                last_type = last[1]
+                if last_type == UNRECORDED_TYPE:  # duroxide's PostgreSQL rows
+                    with contextlib.suppress(DecodeError):
+                        last_type = self._decode(last, instance_id, latest).event_type
+                status = _STATUS_BY_TERMINAL.get(last_type, ExecutionStatus.RUNNING)
+            yield InstanceSummary(instance_id, name, version, status, executions, latest, events)
+
+    # -- whole rows (export / import) -----------------------------------------
+
+    def import_rows(self, rows: Iterable[dict[str, Any]]) -> ImportReport:
+        """Insert whole rows verbatim (any generation), in one transaction.
+
+        Every row must decode and agree with its columns. A row whose key is
+        already stored is skipped when identical and refused otherwise
+        (ConflictError); on any error nothing is written.
+        """
+        return transfer.import_rows(self, rows)
+
+    def export_rows(
+        self, *, quarantine: Callable[[dict[str, Any], DecodeError], None] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Every row, whole and verbatim, in commit order (what import_rows takes).
+
+        Without `quarantine` rows are copied as stored, decodable or not (a
+        backup never drops data). With it, each row is decoded first and a row
+        that does not decode, or disagrees with its columns, is handed to
+        `quarantine(row, error)` instead of being yielded.
+        """
+        return transfer.export_rows(self, quarantine=quarantine)
