@@ -13,7 +13,12 @@ only move rows. The two hot routes are short on purpose:
 """
 
 from .history import HistoryStore, Transaction
-from .opening import open  # noqa: A004 - the public name, as before the split
+from .opening import (
+    _sqlite_path as _sqlite_path,  # the CLI's same-file guard resolves targets with it
+)
+from .opening import (
+    open,  # noqa: A004 - the public name, as before the split
+)
 from .results import (
     DEFAULT_WRITER_VERSION,
     AppendResult,
