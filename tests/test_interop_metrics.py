@@ -128,6 +128,8 @@ def test_exporter_reports_a_live_runtime_as_orchestrations_complete(tmp_path: Pa
         finally:
             exporter.send_signal(signal.SIGTERM)
             exporter.wait(timeout=30)
+            if exporter.stderr is not None:
+                exporter.stderr.close()
     assert exporter.returncode == 0
     assert sorted(set(outcomes.values())) == ["Completed", "Failed"]
     assert sum(1 for s in outcomes.values() if s == "Completed") == WAVES * (PER_WAVE - 1)

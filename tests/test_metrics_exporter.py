@@ -97,7 +97,8 @@ class Exporter:
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self.stderr: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
         self.url = wait_for("the exporter to listen", self._url)
 
     def _read(self) -> None:
@@ -150,6 +151,11 @@ def exporter_factory() -> Iterator[Callable[..., Exporter]]:
         if exporter.process.poll() is None:
             exporter.process.kill()
             exporter.process.wait()
+        # The reader thread ends at EOF once the process is gone; then the
+        # pipe is closed here rather than leaked to the garbage collector.
+        exporter.reader.join(timeout=30)
+        if exporter.process.stderr is not None:
+            exporter.process.stderr.close()
 
 
 def sample(
@@ -349,6 +355,8 @@ def test_prometheus_scrapes_the_exporter(
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+        if server.stderr is not None:
+            server.stderr.close()
     assert exporter.stop() == 0
 
 

@@ -1,8 +1,10 @@
 """A migration killed midway (SIGKILL, real process) and run again: nothing lost or doubled.
 
-The CLI runs in a subprocess with `EVENTSTORE_TEST_KILL_AFTER_BATCHES`, which
-makes it SIGKILL itself right after that many batches have committed, so the
-kill always lands between two batches of a run that is far from finished.
+The killed run is tests/migrate_child.py in a subprocess: the public
+`migrate`/`rollback` with an `on_batch` callback that SIGKILLs the process
+right after that many batches have committed, so the kill always lands
+between two batches of a run that is far from finished. The runs that finish
+go through the CLI.
 """
 
 from __future__ import annotations
@@ -20,11 +22,11 @@ from typing import Any
 import pytest
 
 import eventstore
-from eventstore.cli.migrate import KILL_AFTER_ENV
 from eventstore.codec import Generation
 from eventstore.store import HistoryStore
 from tests.conftest import V0A_JSONL, V0B_JSONL
 
+ROOT = Path(__file__).resolve().parents[1]
 COPIES = 12  # 12 x (132 + 132) legacy rows = 3168 rows
 BATCH = 40  # about 80 batches
 KILL_AFTER = 6
@@ -54,13 +56,22 @@ def script() -> str:
     return found
 
 
-def run_cli(*args: str, kill_after: int | None = None) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    env.pop(KILL_AFTER_ENV, None)
-    if kill_after is not None:
-        env[KILL_AFTER_ENV] = str(kill_after)
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [script(), *args], capture_output=True, text=True, env=env, check=False, timeout=300
+        [script(), *args], capture_output=True, text=True, check=False, timeout=300
+    )
+
+
+def run_killed(command: str, target: str, extra: str) -> subprocess.CompletedProcess[str]:
+    """`command` (migrate or rollback) SIGKILLed after KILL_AFTER committed batches."""
+    child = ["-m", "tests.migrate_child", command, target, str(BATCH), str(KILL_AFTER), extra]
+    return subprocess.run(
+        [sys.executable, *child],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
     )
 
 
@@ -80,9 +91,7 @@ def test_killed_migration_resumes_without_loss_or_duplicates(target: str, tmp_pa
     system_calls = sum(1 for row in original if row[3] == "SystemCall")
 
     log = tmp_path / "run.jsonl"
-    killed = run_cli(
-        "migrate", target, "--batch-size", str(BATCH), "--log", str(log), kill_after=KILL_AFTER
-    )
+    killed = run_killed("migrate", target, str(log))
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     with eventstore.open(target, readonly=True) as store:
         (run,) = store.backend.migration_runs()
@@ -147,9 +156,7 @@ def test_killed_rollback_runs_again_to_the_exact_original(target: str) -> None:
         migrated = snapshot(store)
     assert migrated != original
 
-    killed = run_cli(
-        "rollback", target, "--run", run.run_id, "--batch-size", str(BATCH), kill_after=KILL_AFTER
-    )
+    killed = run_killed("rollback", target, run.run_id)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     with eventstore.open(target, readonly=True) as store:
         (halfway_run,) = store.backend.migration_runs()
@@ -176,14 +183,11 @@ def test_appends_from_another_process_during_a_migration_survive(target: str) ->
     with eventstore.open(target) as store:
         store.import_rows(dataset())
         legacy = store.count()
-    env = dict(os.environ)
-    env.pop(KILL_AFTER_ENV, None)
     child = subprocess.Popen(
         [script(), "migrate", target, "--batch-size", "20"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=env,
     )
     appended = 0
     with eventstore.open(target) as store:

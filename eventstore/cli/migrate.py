@@ -5,9 +5,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import json
-import os
-import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import IO
 
 import click
@@ -23,23 +21,6 @@ from ..evolution.migrate import (
 )
 from . import main
 from .core import TARGET, err, open_store, out, progress_bar
-
-KILL_AFTER_ENV = "EVENTSTORE_TEST_KILL_AFTER_BATCHES"
-"""Test hook: SIGKILL this process after that many committed batches."""
-
-
-def _kill_hook() -> Callable[[int], None] | None:
-    value = os.environ.get(KILL_AFTER_ENV)
-    if not value:
-        return None
-    limit = int(value)
-
-    def hook(batches: int) -> None:
-        if batches >= limit:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    return hook
-
 
 BATCH = click.option(
     "--batch-size",
@@ -130,7 +111,6 @@ def migrate_command(
             batch_size=batch_size,
             log=log,
             progress=advance,
-            on_batch=_kill_hook(),
         )
     _print_report(report)
     if report.run_id and not report.dry_run:
@@ -164,7 +144,6 @@ def backfill_command(
             batch_size=batch_size,
             log=log,
             progress=advance,
-            on_batch=_kill_hook(),
         )
     _print_report(report)
     if report.run_id and not report.dry_run and report.status != "already-requested":
@@ -215,9 +194,7 @@ def migrations_command(target: str, as_json: bool) -> None:
 def rollback_command(target: str, run_id: str, batch_size: int) -> None:
     """Restore the rows a migration or backfill run rewrote, exactly as they were."""
     with open_store(target, readonly=False) as store, progress_bar("rollback", None) as advance:
-        report = rollback(
-            store, run_id, batch_size=batch_size, progress=advance, on_batch=_kill_hook()
-        )
+        report = rollback(store, run_id, batch_size=batch_size, progress=advance)
     if report.already:
         out.print(f"run {run_id} was already rolled back")
     else:

@@ -64,8 +64,10 @@ def _kill_at_random(child: subprocess.Popen[str], rnd: random.Random) -> list[tu
     child.send_signal(signal.SIGKILL)
     child.wait(timeout=30)
     reader.join(timeout=30)
-    if child.stderr:
-        child.stderr.close()
+    # Both pipes closed here: the reader reaching EOF does not close stdout.
+    for pipe in (child.stdout, child.stderr):
+        if pipe is not None:
+            pipe.close()
     return acks
 
 
