@@ -1,5 +1,6 @@
-"""Shared fixtures. `store_factory` is the conformance suite's backend hook:
-every test that takes it runs once per backend in BACKENDS."""
+"""Shared fixtures. Every test that takes `store_factory` runs once per backend
+in BACKENDS (the conformance suite itself is eventstore.testing.conformance,
+subclassed per backend in test_store_conformance.py)."""
 
 from __future__ import annotations
 

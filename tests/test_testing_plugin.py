@@ -145,3 +145,48 @@ def test_the_backend_option_takes_a_postgresql_url(
             " WHERE schema_name LIKE 'eventstore_test_%'"
         ).fetchone()
     assert left == (0,)
+
+
+THIRD_PARTY = textwrap.dedent(
+    """
+    from eventstore import HistoryStore
+    from eventstore.backends.sqlite import SQLiteBackend
+    from eventstore.testing.conformance import HistoryStoreConformance
+
+
+    class TestPluginBackend(HistoryStoreConformance):
+        '''No hooks: the stores come from the plugin (--eventstore-backend).'''
+
+
+    class TestOwnBackend(HistoryStoreConformance):
+        '''A backend the project builds itself, as a third party would.'''
+
+        def create_store(self, **options):
+            path = self.tmp_path / f"own-{len(list(self.tmp_path.iterdir()))}.db"
+            store = HistoryStore(SQLiteBackend(str(path)), **options)
+            print("OWN", store.backend.description)
+            return store
+    """
+)
+
+
+def test_a_third_party_subclass_of_the_conformance_suite_runs(tmp_path: Path) -> None:
+    (tmp_path / "test_backend.py").write_text(THIRD_PARTY, encoding="utf-8")
+    run = _pytest(tmp_path, "--eventstore-backend=memory", "-rs")
+    assert run.returncode == 0, run.stdout + run.stderr
+    from eventstore.testing.conformance import HistoryStoreConformance
+
+    tests = [name for name in dir(HistoryStoreConformance) if name.startswith("test_")]
+    assert len(tests) >= 25
+    # Every test of the suite was collected for both subclasses (each
+    # parametrised test counts once per case, hence at least).
+    passed = int(run.stdout.split(" passed")[0].split()[-1])
+    assert passed + 1 >= 2 * len(tests)
+    assert "OWN sqlite " in run.stdout
+    # Neither the base class nor anything of the project's own tests ran.
+    assert "HistoryStoreConformance::" not in run.stdout
+    # Without a reopen_store hook (the in-memory store cannot be reopened, and
+    # the plugin knows nothing of the own backend's stores) that one test is
+    # skipped, and says why.
+    assert "2 skipped" in run.stdout and "cannot be reopened" in run.stdout
+    assert "no other handle on a store this factory did not open" in run.stdout

@@ -3,8 +3,11 @@
 * `HistoryBuilder` builds valid histories fluently (ids and source ids for you).
 * `load_history` / `save_history` read and write JSONL fixtures.
 * `eventstore.testing.plugin` is a pytest plugin (installed through the
-  `pytest11` entry point) with the `history_store` and `history_builder`
-  fixtures.
+  `pytest11` entry point) with the `history_store`, `history_store_factory`
+  and `history_builder` fixtures.
+* `eventstore.testing.conformance` is the backend conformance suite: subclass
+  `HistoryStoreConformance` to run the store's contract against a backend
+  (needs pytest and `hypothesis`).
 * `eventstore.testing.strategies` holds Hypothesis strategies (needs the
   `hypothesis` package).
 """

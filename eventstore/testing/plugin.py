@@ -1,4 +1,4 @@
-"""pytest plugin: `history_store` and `history_builder` fixtures.
+"""pytest plugin: `history_store`, `history_store_factory` and `history_builder`.
 
 Installed through the `pytest11` entry point, so any project that installs
 eventstore gets it. `--eventstore-backend` (or the `eventstore_backend` ini
@@ -8,6 +8,10 @@ setting) chooses where `history_store` lives:
 * `memory`: a fresh in-memory SQLite store;
 * a `postgresql://` URL: a store in a schema of its own on that database
   (created for the test, dropped after it).
+
+`history_store_factory` opens as many fresh stores of that backend as a test
+wants; it is what the shipped backend suite (`eventstore.testing.conformance`)
+uses unless a subclass brings its own backend.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import contextlib
 import itertools
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +30,7 @@ from ..store import HistoryStore
 from ..store import open as open_store
 from .builder import HistoryBuilder
 
-__all__ = ["history_builder", "history_store", "pytest_addoption"]
+__all__ = ["history_builder", "history_store", "history_store_factory", "pytest_addoption"]
 
 _OPTION = "--eventstore-backend"
 _INI = "eventstore_backend"
@@ -49,10 +54,11 @@ def _backend(config: pytest.Config) -> str:
     return str(chosen if chosen else config.getini(_INI) or "sqlite")
 
 
-def store_target(backend: str, directory: Path) -> str:
-    """The store target for a backend name (or URL) and a private directory."""
+def store_target(backend: str, directory: Path, n: int = 0) -> str:
+    """The store target for a backend name (or URL), a private directory and
+    the test's n-th store."""
     if backend == "sqlite":
-        return str(directory / "history.db")
+        return str(directory / ("history.db" if n == 0 else f"history-{n}.db"))
     if backend == "memory":
         return ":memory:"
     if _is_postgres(backend):
@@ -66,19 +72,69 @@ def _is_postgres(target: str) -> bool:
     return target.startswith(("postgresql://", "postgres://"))
 
 
+@dataclass
+class StoreFactory:
+    """Opens fresh, empty stores of one backend; `close_all()` closes (and drops) them.
+
+    `factory(**options)` takes `eventstore.open`'s keywords (clock, codec,
+    writer_version, observer, readonly); `factory(reopen=store, ...)` opens
+    another handle on a store it made (an in-memory store cannot be reopened:
+    the test is skipped).
+    """
+
+    backend: str
+    directory: Path
+    _opened: list[tuple[HistoryStore, str | None]] = field(default_factory=list)
+    _targets: dict[int, tuple[str, str | None]] = field(default_factory=dict)
+    _counter: Iterator[int] = field(default_factory=itertools.count)
+
+    def __call__(self, *, reopen: HistoryStore | None = None, **options: Any) -> HistoryStore:
+        if reopen is not None:
+            if id(reopen) not in self._targets:
+                pytest.skip("no other handle on a store this factory did not open")
+            target, schema = self._targets[id(reopen)]
+            if target == ":memory:":
+                pytest.skip("an in-memory SQLite store cannot be reopened")
+            owned = None  # the first handle drops the schema
+        else:
+            target = store_target(self.backend, self.directory, next(self._counter))
+            schema = f"eventstore_test_{uuid.uuid4().hex[:16]}" if _is_postgres(target) else None
+            owned = schema
+        store = (
+            open_store(target, schema=schema, **options)
+            if schema
+            else open_store(target, **options)
+        )
+        self._opened.append((store, owned))
+        self._targets[id(store)] = (target, schema)
+        return store
+
+    def close_all(self) -> None:
+        # Later handles first: a reopened handle closes before the store it shares.
+        for store, schema in reversed(self._opened):
+            if schema is not None and not store.readonly:
+                with contextlib.suppress(Exception), store.transaction() as tx:
+                    tx.connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
+            store.close()
+        self._opened.clear()
+
+
 @pytest.fixture
-def history_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HistoryStore]:
-    """A fresh, empty HistoryStore, closed (and on PostgreSQL dropped) after the test."""
-    target = store_target(_backend(request.config), tmp_path)
-    schema = f"eventstore_test_{uuid.uuid4().hex[:16]}" if _is_postgres(target) else None
-    store = open_store(target, schema=schema) if schema else open_store(target)
+def history_store_factory(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Callable[..., HistoryStore]]:
+    """A factory of fresh stores of the chosen backend, all closed after the test."""
+    factory = StoreFactory(_backend(request.config), tmp_path)
     try:
-        yield store
+        yield factory
     finally:
-        if schema is not None:
-            with contextlib.suppress(Exception), store.transaction() as tx:
-                tx.connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        store.close()
+        factory.close_all()
+
+
+@pytest.fixture
+def history_store(history_store_factory: Callable[..., HistoryStore]) -> HistoryStore:
+    """A fresh, empty HistoryStore, closed (and on PostgreSQL dropped) after the test."""
+    return history_store_factory()
 
 
 @pytest.fixture
