@@ -46,6 +46,8 @@ def test_sqlite_utils_query_groups_a_legacy_store_by_type(tmp_path: Path) -> Non
     db = legacy_store(tmp_path / "history.db")
     sql = "select es_type(event_data) t, count(*) n from history group by 1 order by 1"
     result = run(str(BIN / "sqlite-utils"), "query", str(db), sql)
+    # "no such function" here: the environment predates the plugin's entry
+    # point; reinstall eventstore (pip install -e .) so sqlite-utils finds it.
     assert result.returncode == 0, result.stderr
     counts = {row["t"]: row["n"] for row in json.loads(result.stdout)}
     assert counts[None] == 1  # the broken row: NULL, and the query went on

@@ -38,7 +38,7 @@ def test_failures_exit_1_with_a_report() -> None:
     assert code == 1
     assert "NONDETERMINISTIC  mailbox-7-0 execution 1 (Mailbox)" in output
     assert "event 6" in output
-    assert "2 execution(s) failed to replay" in output
+    assert "2 executions failed to replay" in output
     assert "Traceback" not in output
 
 

@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .. import events as ev
+from .._words import plural
 from ..codec import encode
 from ..errors import DecodeError, Location
 from ..store import HistoryStore
@@ -27,8 +28,14 @@ from ..store.verify import VerifyReport, stats, verify
 from . import main
 from ._samefile import refuse_same_file
 
-out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
-err = Console(stderr=True, highlight=False)
+# Off a terminal (a pipe, a log file) lines are never wrapped: one message
+# stays one line. Tables still need a width there, hence 120.
+out = Console(
+    highlight=False,
+    width=None if sys.stdout.isatty() else 120,
+    soft_wrap=not sys.stdout.isatty(),
+)
+err = Console(stderr=True, highlight=False, soft_wrap=not sys.stderr.isatty())
 
 TARGET = click.argument("target", metavar="TARGET")
 
@@ -138,7 +145,7 @@ def list_instances(target: str, as_json: bool) -> None:
         name = f"{s.orchestration_name} {s.orchestration_version}" if s.orchestration_name else ""
         table.add_row(s.instance_id, name, s.status, str(s.executions), str(s.events))
     out.print(table)
-    out.print(f"{len(summaries)} instances")
+    out.print(plural(len(summaries), "instance"))
 
 
 def _timeline(events: list[ev.Event]) -> list[dict[str, Any]]:
@@ -305,7 +312,7 @@ def import_rows(target: str, file: str) -> None:
 
 @main.command(name="stats")
 @TARGET
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="The figures as one JSON object.")
 def show_stats(target: str, as_json: bool) -> None:
     """Rows per event type and generation, and timestamp coverage."""
     with (
@@ -344,15 +351,20 @@ def show_stats(target: str, as_json: bool) -> None:
 
 def print_verify(report: VerifyReport) -> None:
     gens = ", ".join(f"{g}: {n}" for g, n in sorted(report.generations.items()))
-    out.print(f"verified {report.rows} rows in {report.executions} executions ({gens})")
+    executions = plural(report.executions, "execution")
+    out.print(f"verified {plural(report.rows, 'row')} in {executions} ({gens})")
     for problem in report.problems:
         out.print(f"[red]{problem}[/red]")
-    out.print("[green]OK[/green]" if report.ok else f"[red]{len(report.problems)} problems[/red]")
+    out.print(
+        "[green]OK[/green]"
+        if report.ok
+        else f"[red]{plural(len(report.problems), 'problem')}[/red]"
+    )
 
 
 @main.command(name="verify")
 @TARGET
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="The report as one JSON object.")
 def verify_store(target: str, as_json: bool) -> None:
     """Decode every row and check ordering and pairing; exit 1 if anything is wrong."""
     with (

@@ -10,6 +10,7 @@ from typing import IO
 
 import click
 
+from .._words import plural
 from ..evolution.migrate import (
     DEFAULT_BATCH_SIZE,
     MigrationReport,
@@ -51,7 +52,7 @@ def _print_report(report: MigrationReport) -> None:
         resumed = " (resumed)" if report.resumed else ""
         out.print(f"run {report.run_id}{resumed}: {report.strategy}, {report.status}")
         out.print(
-            f"rewrote {report.changed} rows in {report.batches} batches"
+            f"rewrote {plural(report.changed, 'row')} in {plural(report.batches, 'batch')}"
             f" ({report.scanned} scanned, {report.current} already current)"
         )
     if report.by_generation:
@@ -72,6 +73,18 @@ def _log_file(path: str | None) -> Iterator[IO[str] | None]:
         return
     with builtins.open(path, "a", encoding="utf-8") as handle:
         yield handle
+
+
+@contextlib.contextmanager
+def _resumable(command: str) -> Iterator[None]:
+    """Ctrl-C says what is kept and how to go on, not only `Aborted!`."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise click.ClickException(
+            f"interrupted: the batches committed so far are kept; run the same"
+            f" `eventstore {command}` again to resume"
+        ) from None
 
 
 @main.command(name="migrate")
@@ -99,6 +112,7 @@ def migrate_command(
     """
     chosen: Strategy = "lazy" if strategy == "lazy" else "eager" if strategy == "eager" else "auto"
     with (
+        _resumable("migrate"),
         open_store(target, readonly=dry_run) as store,
         _log_file(log_path) as log,
         progress_bar("migrate", store.count()) as advance,
@@ -133,6 +147,7 @@ def backfill_command(
     `eventstore rollback`; rows that have a timestamp are skipped.
     """
     with (
+        _resumable("backfill-timestamps"),
         open_store(target, readonly=dry_run) as store,
         _log_file(log_path) as log,
         progress_bar("backfill", store.count()) as advance,

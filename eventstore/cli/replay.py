@@ -14,6 +14,7 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
+from .._words import plural
 from ..replay import ReplayReport, replay_all
 from ..store import open as open_store
 from . import main
@@ -21,11 +22,15 @@ from . import main
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
-def _load_orchestrations(spec: str) -> Mapping[Any, Any]:
-    """`package.module` (exposing ORCHESTRATIONS) or `package.module:NAME`."""
+def _load_orchestrations(spec: str, paths: tuple[str, ...]) -> Mapping[Any, Any]:
+    """`package.module` (exposing ORCHESTRATIONS) or `package.module:NAME`.
+
+    Imported by name from sys.path as it is, plus the `--path` directories the
+    caller named: the current directory is not added silently, so a stray
+    module there cannot be picked up (and run) by accident."""
     module_name, _, attribute = spec.partition(":")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
+    for path in reversed(paths):
+        sys.path.insert(0, os.path.abspath(path))
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # an import error of any kind is the user's to fix
@@ -58,7 +63,17 @@ def _is_jsonl(target: str) -> bool:
     required=True,
     metavar="MODULE[:NAME]",
     help="Module exposing a mapping of orchestration name (or (name, version)) to "
-    "function; ORCHESTRATIONS unless :NAME is given.",
+    "function; ORCHESTRATIONS unless :NAME is given. It is imported, and so runs "
+    "with your rights: name only code you trust.",
+)
+@click.option(
+    "--path",
+    "paths",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False),
+    metavar="DIR",
+    help="Also import MODULE from this directory (repeatable; searched first). The "
+    "current directory is not searched unless named, e.g. --path .",
 )
 @click.option(
     "--skip-unregistered",
@@ -78,6 +93,7 @@ def _is_jsonl(target: str) -> bool:
 def replay(
     target: str,
     spec: str,
+    paths: tuple[str, ...],
     skip_unregistered: bool,
     instances: tuple[str, ...],
     verbose: bool,
@@ -87,7 +103,7 @@ def replay(
 
     Exits 1 when any execution does not replay to its stored history.
     """
-    orchestrations = _load_orchestrations(spec)
+    orchestrations = _load_orchestrations(spec, paths)
     options: dict[str, Any] = {
         "skip_unregistered": skip_unregistered,
         "instance_ids": instances or None,
@@ -119,4 +135,4 @@ def _print(report: ReplayReport, verbose: bool) -> None:
             )
     out.print(escape(report.summary()))
     if failures:
-        out.print(f"{len(failures)} execution(s) failed to replay")
+        out.print(f"{plural(len(failures), 'execution')} failed to replay")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import click
@@ -36,6 +37,12 @@ def schema_diff(old: str, new: str, mode: str) -> None:
     V1). Prints the classification, then one line per change with its reason;
     exits 1 when the change is breaking.
     """
+    for source in (old, new):
+        if source not in CATALOG_IDS and not os.path.exists(source):
+            raise click.ClickException(
+                f"{source!r} is neither a catalog file nor a shipped catalog id"
+                f" (one of {', '.join(CATALOG_IDS)})"
+            )
     result = diff(
         load_catalog(old), load_catalog(new), mode="full" if mode == "full" else "backward"
     )

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Final
 import msgspec
 
 from .. import events as ev
+from .._words import a
 from ..errors import (
     ConcurrencyError,
     DecodeError,
@@ -79,7 +80,7 @@ class _Appender:
             if event_type not in known:
                 if not isinstance(event, EventBase):
                     raise InvalidEventError(
-                        f"item #{len(filled)} of the batch is a {event_type.__name__},"
+                        f"item #{len(filled)} of the batch is {a(event_type.__name__)},"
                         " not an event",
                         location=Location(instance_id=instance_id, execution_id=execution_id),
                     )

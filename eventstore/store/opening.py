@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,21 @@ from .protocol import (
     Backend,
 )
 from .results import DEFAULT_WRITER_VERSION, StoreObserver, _now_ms
+
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+SUPPORTED_TARGETS = (
+    "a SQLite file path, sqlite:///relative/path, sqlite:////absolute/path, :memory:"
+    " or a postgresql:// URL"
+)
+
+
+def _refuse_unknown_scheme(target: str) -> None:
+    # Only the scheme is named: the rest of a URL may hold a password.
+    found = _SCHEME.match(target)
+    if found and found.group(1).lower() not in ("postgresql", "postgres", "sqlite"):
+        raise TargetError(
+            f"{found.group(1)}:// is not a supported store; a store is {SUPPORTED_TARGETS}"
+        )
 
 
 def _sqlite_path(target: str) -> str:
@@ -56,6 +72,7 @@ def open(  # noqa: A001 - the natural name, as sqlite3.connect / shelve.open
     """
     if not isinstance(target, str) or not target:
         raise TargetError("a store target must be a non-empty string")
+    _refuse_unknown_scheme(target)
     backend: Backend
     if target.startswith(("postgresql://", "postgres://")):
         from ..backends.postgres import PostgresBackend  # optional dependency

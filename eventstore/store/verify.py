@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from .. import events as ev
+from .._words import a
 from ..codec import UNRECORDED_TYPE, Generation, reconcile_row
 from ..errors import DecodeError, Location
 from . import HistoryStore
@@ -98,7 +99,7 @@ class _ExecutionChecker:
             source = event.source_event_id
             source_type = self.types_by_id.get(source) if source is not None else None
             if source_type not in sources:
-                found = f"a {source_type}" if source_type else "nothing"
+                found = a(source_type) if source_type else "nothing"
                 problems.append(
                     Problem(
                         "orphan-completion",
