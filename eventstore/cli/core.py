@@ -378,6 +378,7 @@ def verify_store(target: str, as_json: bool) -> None:
                 {
                     "rows": report.rows,
                     "executions": report.executions,
+                    "by_generation": dict(report.generations),
                     "ok": report.ok,
                     "problems": [
                         {"kind": p.kind, "where": str(p.location), "message": p.message}

@@ -73,6 +73,8 @@ def schema_check(target: str, as_json: bool) -> None:
                         "catalog": report.catalog,
                         "rows": report.rows,
                         "generations": dict(report.generations),
+                        "by_generation": dict(report.generations),
+                        "undecodable": report.undecodable,
                         "recorded": report.recorded,
                         "hops": [
                             {

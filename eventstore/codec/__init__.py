@@ -16,7 +16,7 @@ from .core import DEFAULT_CODEC, DEFAULT_MAX_EVENT_BYTES, Codec, decode, detect_
 from .decoders import Decoded
 from .generation import Generation
 from .legacy import LegacyFailure, builtin_registry
-from .rows import UNRECORDED_TYPE, RowDecodeError, reconcile_row
+from .rows import UNRECORDED_TYPE, RowDecodeError, check_row, column_problem, reconcile_row
 from .wire import error_details_from_wire, error_details_to_wire
 
 __all__ = [
@@ -34,5 +34,7 @@ __all__ = [
     "encode",
     "error_details_from_wire",
     "builtin_registry",
+    "check_row",
+    "column_problem",
     "error_details_to_wire",
 ]

@@ -20,7 +20,7 @@ from .decoders import (
     _LegacyPlan,
     _UnknownCommon,
 )
-from .generation import Generation
+from .generation import Generation, legacy_shaped
 from .legacy import _FAILURE_TYPES, LegacyFailure, _fill_context, _fill_identity, builtin_registry
 from .rows import RowDecodeError, _reconcile, reconcile_row
 from .upcasting import UpcastContext, UpcasterRegistry
@@ -65,7 +65,7 @@ class Codec:
         """Decode an event of any generation (see the module docstring)."""
         if len(data) > self.max_event_bytes:
             raise self._too_large(data)
-        if not data[2:3].isupper():
+        if not legacy_shaped(data):
             try:
                 return _V1_DECODER.decode(data)
             except _DECODE_ERRORS as exc:
@@ -107,7 +107,7 @@ class Codec:
         for index, (event_id, event_type, data) in enumerate(rows):
             event: Event | None = None
             failed: Exception | None = None
-            if len(data) <= limit and not data[2:3].isupper():
+            if len(data) <= limit and not legacy_shaped(data):
                 try:
                     event = v1(data)
                 except _DECODE_ERRORS as exc:
@@ -158,7 +158,7 @@ class Codec:
         # One decode_lines for the whole execution when it may be all V1: no
         # row exceeds the size limit if the whole does not, and an execution
         # that starts with a legacy row goes to decode_rows at once.
-        if len(event_data) <= self.max_event_bytes and not event_data[2:3].isupper():
+        if len(event_data) <= self.max_event_bytes and not legacy_shaped(event_data):
             try:
                 events: list[KnownEvent] = _V1_DECODER.decode_lines(event_data)
             except _DECODE_ERRORS:
@@ -189,10 +189,15 @@ class Codec:
         instance_id: str | None = None,
         execution_id: int | None = None,
     ) -> Decoded:
-        """Like decode, and also say which generation the data was and what it passed."""
+        """Like decode, and also say which generation the data was and what it passed.
+
+        This is the one generation classifier: verify, stats, schema check,
+        migrate, the metrics exporter and `detect_version` all name a row's
+        generation by what this returns.
+        """
         if len(data) > self.max_event_bytes:
             raise self._too_large(data)
-        if data[2:3].isupper():
+        if legacy_shaped(data):
             return self._decode_legacy(data, instance_id, execution_id, True)  # type: ignore[return-value]
         try:
             return Decoded(_V1_DECODER.decode(data), Generation.V1)

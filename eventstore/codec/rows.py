@@ -1,13 +1,24 @@
-"""The check of a stored row: its columns against the event it holds."""
+"""The one check of a stored row: decode it, then hold it against its columns.
+
+Every reader goes through here: `check_row` for one row (feeds, scans,
+verify, stats, schema check, migrate, import/export, the metrics exporter,
+JSONL fixtures), `reconcile_row` for the batched read routes of
+`Codec.decode_rows` / `decode_packed`, which decode many rows in one call and
+then hold each against its columns with this same function.
+"""
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import msgspec
 
 from ..errors import DecodeError
 from ..events import Event
+
+if TYPE_CHECKING:
+    from .core import Codec
+    from .decoders import Decoded
 
 _force_setattr: Final = msgspec.structs.force_setattr
 
@@ -37,11 +48,65 @@ def reconcile_row(
         and event.execution_id == execution_id
     ):
         return None
-    return (
-        "the row's columns disagree with its event "
-        f"(columns: {event_type} {event_id}; event: {event.event_type} "
-        f"{event.event_id} of {event.instance_id!r} execution {event.execution_id})"
-    )
+    differences = [
+        f"{what} column {column!r}, event {found!r}"
+        for what, column, found, disagrees in (
+            ("event_id", event_id, event.event_id, event.event_id != event_id),
+            (
+                "event_type",
+                event_type,
+                event.event_type,
+                event.event_type != event_type and event_type != UNRECORDED_TYPE,
+            ),
+            ("instance_id", instance_id, event.instance_id, event.instance_id != instance_id),
+            ("execution_id", execution_id, event.execution_id, event.execution_id != execution_id),
+        )
+        if disagrees
+    ]
+    return "the row's columns disagree with its event: " + "; ".join(differences)
+
+
+def column_problem(instance_id: object, execution_id: object, event_id: object) -> str | None:
+    """Why a row's key columns are not a key eventstore could have written, or None.
+
+    SQLite stores any value in any column: a hand-inserted execution_id 'x'
+    must be reported as a bad row, not filled into a legacy event as if it
+    were an execution.
+    """
+    if not isinstance(instance_id, str):
+        return f"instance_id column holds {type(instance_id).__name__} {instance_id!r}, not text"
+    for name, value in (("execution_id", execution_id), ("event_id", event_id)):
+        if type(value) is not int or value < 0:
+            return f"{name} column holds {value!r}, not a non-negative integer"
+    return None
+
+
+def check_row(
+    codec: Codec,
+    instance_id: str,
+    execution_id: int,
+    event_id: int,
+    event_type: str,
+    data: bytes | str,
+) -> Decoded:
+    """Decode a stored row and check it against its columns: the one row check.
+
+    Returns the event with its generation (`Generation`, the one classifier:
+    `Codec.decode_detailed`). Raises RowDecodeError (index 0) when the key
+    columns are not a key, the data does not decode, or the event disagrees
+    with the columns (`mismatch=True`).
+    """
+    problem = column_problem(instance_id, execution_id, event_id)
+    if problem is not None:
+        raise RowDecodeError(0, problem)
+    try:
+        decoded = codec.decode_detailed(data, instance_id=instance_id, execution_id=execution_id)
+    except DecodeError as exc:
+        raise RowDecodeError(0, exc.message) from None
+    problem = reconcile_row(decoded.event, event_id, event_type, instance_id, execution_id)
+    if problem is not None:
+        raise RowDecodeError(0, problem, mismatch=True)
+    return decoded
 
 
 def _reconcile(

@@ -14,7 +14,7 @@ from ..codec import (
     Codec,
     Decoded,
     RowDecodeError,
-    reconcile_row,
+    check_row,
 )
 from ..errors import (
     DecodeError,
@@ -177,22 +177,33 @@ class HistoryStore:
 
     # -- reading -------------------------------------------------------------
 
+    def check_row(
+        self,
+        instance_id: str,
+        execution_id: int,
+        event_id: int,
+        event_type: str,
+        data: bytes | str,
+        position: int | None,
+    ) -> Decoded:
+        """The one row check (`eventstore.codec.rows.check_row`), located.
+
+        Decodes a stored row, checks it against its columns and says its
+        generation. Raises DecodeError (RowMismatchError when the columns
+        disagree) naming instance, execution as stored, event id and position.
+        """
+        try:
+            return check_row(self.codec, instance_id, execution_id, event_id, event_type, data)
+        except RowDecodeError as exc:
+            raise self._row_error(
+                exc.message, instance_id, execution_id, event_id, position, mismatch=exc.mismatch
+            ) from None
+
     def _decode(
         self, row: tuple[int, str, str | bytes, int], instance_id: str, execution_id: int
     ) -> Event:
         event_id, event_type, data, position = row
-        try:
-            event = self.codec.decode(data, instance_id=instance_id, execution_id=execution_id)
-        except DecodeError as exc:
-            raise self._row_error(
-                exc.message, instance_id, execution_id, event_id, position
-            ) from None
-        problem = reconcile_row(event, event_id, event_type, instance_id, execution_id)
-        if problem is not None:
-            raise self._row_error(
-                problem, instance_id, execution_id, event_id, position, mismatch=True
-            )
-        return event
+        return self.check_row(instance_id, execution_id, event_id, event_type, data, position).event
 
     def decode_raw(self, row: RawRow) -> Decoded:
         """Decode one feed row with the store's checks, saying its generation.
@@ -200,27 +211,14 @@ class HistoryStore:
         Raises DecodeError naming the row (instance, execution, event id,
         position) when it does not decode or disagrees with its columns.
         """
-        try:
-            decoded = self.codec.decode_detailed(
-                row.event_data, instance_id=row.instance_id, execution_id=row.execution_id
-            )
-        except DecodeError as exc:
-            raise self._row_error(
-                exc.message, row.instance_id, row.execution_id, row.event_id, row.position
-            ) from None
-        problem = reconcile_row(
-            decoded.event, row.event_id, row.event_type, row.instance_id, row.execution_id
+        return self.check_row(
+            row.instance_id,
+            row.execution_id,
+            row.event_id,
+            row.event_type,
+            row.event_data,
+            row.position,
         )
-        if problem is not None:
-            raise self._row_error(
-                problem,
-                row.instance_id,
-                row.execution_id,
-                row.event_id,
-                row.position,
-                mismatch=True,
-            )
-        return decoded
 
     def _row_error(
         self,

@@ -7,14 +7,13 @@ a time, and keep state only for the execution being read.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .. import events as ev
 from .._words import a
-from ..codec import UNRECORDED_TYPE, Generation, reconcile_row
-from ..errors import DecodeError, Location
-from . import HistoryStore
+from ..errors import DecodeError, Location, RowMismatchError
+from .history import HistoryStore
 
 __all__ = ["Problem", "StoreStats", "VerifyReport", "stats", "verify"]
 
@@ -111,19 +110,6 @@ class _ExecutionChecker:
         self.types_by_id[event_id] = event_type
 
 
-def _rows(store: HistoryStore, batch: int) -> Iterator[tuple[int, str, int, int, str, bytes | str]]:
-    for page in store.scan(batch):
-        for row in page:
-            yield (
-                row.position,
-                row.instance_id,
-                row.execution_id,
-                row.event_id,
-                row.event_type,
-                row.event_data,
-            )
-
-
 def _has_duplicate_keys(data: bytes | str) -> bool:
     """Strict check that the fast decoder does not make (it keeps the last key)."""
     import json
@@ -152,48 +138,32 @@ def verify(
 ) -> VerifyReport:
     """Decode every row and check each execution's order and pairing."""
     report = VerifyReport()
-    codec = store.codec
     checker: _ExecutionChecker | None = None
-    for position, instance_id, execution_id, event_id, event_type, data in _rows(store, batch):
-        report.rows += 1
-        if progress is not None:
-            progress(1)
-        if checker is None or (checker.instance_id, checker.execution_id) != (
-            instance_id,
-            execution_id,
-        ):
-            checker = _ExecutionChecker(instance_id, execution_id, report)
-            report.executions += 1
-        where = Location(instance_id, execution_id, event_id, position)
-        try:
-            decoded = codec.decode_detailed(
-                data, instance_id=instance_id, execution_id=execution_id
-            )
-        except DecodeError as exc:
-            report.problems.append(Problem("undecodable", where, exc.message))
-            continue
-        event = decoded.event
-        report.generations[decoded.generation] += 1
-        if _has_duplicate_keys(data):
-            report.problems.append(Problem("undecodable", where, "duplicate keys in event JSON"))
-            continue
-        # reconcile_row takes an identity the JSON left out from the row.
-        if reconcile_row(event, event_id, event_type, instance_id, execution_id) is not None:
-            mismatches = [
-                f"{what} in the JSON"
-                for what, disagrees in (
-                    (f"event_id {event.event_id}", event.event_id != event_id),
-                    (
-                        f"type {event.event_type}",
-                        event.event_type not in (event_type, UNRECORDED_TYPE),
-                    ),
-                    (f"instance {event.instance_id!r}", event.instance_id != instance_id),
-                    (f"execution {event.execution_id}", event.execution_id != execution_id),
+    for page in store.scan(batch):
+        for row in page:
+            report.rows += 1
+            if progress is not None:
+                progress(1)
+            key = (row.instance_id, row.execution_id)
+            if checker is None or (checker.instance_id, checker.execution_id) != key:
+                checker = _ExecutionChecker(row.instance_id, row.execution_id, report)
+                report.executions += 1
+            where = Location(row.instance_id, row.execution_id, row.event_id, row.position)
+            try:
+                decoded = store.decode_raw(row)
+            except RowMismatchError as exc:
+                report.problems.append(Problem("mismatch", where, exc.message))
+                continue
+            except DecodeError as exc:
+                report.problems.append(Problem("undecodable", where, exc.message))
+                continue
+            report.generations[decoded.generation] += 1
+            if _has_duplicate_keys(row.event_data):
+                report.problems.append(
+                    Problem("undecodable", where, "duplicate keys in event JSON")
                 )
-                if disagrees
-            ]
-            report.problems.append(Problem("mismatch", where, "; ".join(mismatches)))
-        checker.add(event, position)
+                continue
+            checker.add(decoded.event, row.position)
     return report
 
 
@@ -205,25 +175,24 @@ def stats(
 ) -> StoreStats:
     """Rows per type and generation, and how many carry a timestamp."""
     result = StoreStats()
-    codec = store.codec
-    for _position, instance_id, execution_id, _event_id, event_type, data in _rows(store, batch):
-        result.rows += 1
-        if progress is not None:
-            progress(1)
-        try:
-            decoded = codec.decode_detailed(
-                data, instance_id=instance_id, execution_id=execution_id
-            )
-        except DecodeError:
-            result.undecodable += 1
+    for page in store.scan(batch):
+        for row in page:
+            result.rows += 1
+            if progress is not None:
+                progress(1)
+            try:
+                decoded = store.decode_raw(row)
+            except DecodeError:
+                event_type = str(row.event_type)
+                result.undecodable += 1
+                result.by_type[event_type] += 1
+                result.by_type_and_generation[(event_type, "undecodable")] += 1
+                continue
+            generation = str(decoded.generation)
+            event_type = decoded.event.event_type  # the column may not record it
             result.by_type[event_type] += 1
-            result.by_type_and_generation[(event_type, "undecodable")] += 1
-            continue
-        generation = str(Generation(decoded.generation))
-        event_type = decoded.event.event_type  # the column may not record it
-        result.by_type[event_type] += 1
-        result.by_generation[generation] += 1
-        result.by_type_and_generation[(event_type, generation)] += 1
-        if decoded.event.has_timestamp:
-            result.with_timestamp += 1
+            result.by_generation[generation] += 1
+            result.by_type_and_generation[(event_type, generation)] += 1
+            if decoded.event.has_timestamp:
+                result.with_timestamp += 1
     return result

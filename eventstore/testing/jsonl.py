@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..codec import DEFAULT_CODEC, Codec, reconcile_row
+from ..codec import DEFAULT_CODEC, Codec, RowDecodeError, check_row
 from ..errors import DecodeError, Location, RowMismatchError
 from ..events import Event
 
@@ -54,24 +54,34 @@ def _parse_line(
             row = json.loads(data)
         except ValueError as exc:
             raise DecodeError(f"not JSON: {exc}", location=where) from None
-    try:
-        if not (isinstance(row, dict) and "event_data" in row):
+    if not (isinstance(row, dict) and "event_data" in row):
+        try:
             return codec.decode(data, instance_id=instance_id, execution_id=execution_id)
-        stored = row["event_data"]
-        event = codec.decode(
-            stored if isinstance(stored, str) else json.dumps(stored),
-            instance_id=row.get("instance_id"),
-            execution_id=row.get("execution_id"),
-        )
-    except DecodeError as exc:
-        raise DecodeError(exc.message, location=where) from None
-    if {"instance_id", "execution_id", "event_id", "event_type"} <= row.keys():
-        problem = reconcile_row(
-            event, row["event_id"], row["event_type"], row["instance_id"], row["execution_id"]
-        )
-        if problem is not None:
-            raise RowMismatchError(problem, location=where)
-    return event
+        except DecodeError as exc:
+            raise DecodeError(exc.message, location=where) from None
+    stored = row["event_data"]
+    if not isinstance(stored, str):
+        stored = json.dumps(stored)
+    if not {"instance_id", "execution_id", "event_id", "event_type"} <= row.keys():
+        try:  # an event with some of its row: nothing to hold it against
+            return codec.decode(
+                stored, instance_id=row.get("instance_id"), execution_id=row.get("execution_id")
+            )
+        except DecodeError as exc:
+            raise DecodeError(exc.message, location=where) from None
+    try:  # a whole row: the store's one row check
+        return check_row(
+            codec,
+            row["instance_id"],
+            row["execution_id"],
+            row["event_id"],
+            row["event_type"],
+            stored,
+        ).event
+    except RowDecodeError as exc:
+        raise (RowMismatchError if exc.mismatch else DecodeError)(
+            exc.message, location=where
+        ) from None
 
 
 def load_history(
