@@ -55,6 +55,6 @@ def main() -> None:
     """
 
 
-from . import copy, core, metrics, migrate, query, replay, schema  # noqa: E402, F401  (commands register themselves on `main`)
+from . import copy, core, metrics, migrate, query, replay, schema, transfer  # noqa: E402, F401  (commands register themselves on `main`)
 
 __all__ = ["main", "core"]

@@ -1,16 +1,14 @@
-"""Core commands: init, ls, show, export, import, stats, verify, demo."""
+"""Core commands: init, ls, show, stats, verify, demo."""
 
 from __future__ import annotations
 
-import builtins
 import contextlib
 import dataclasses
 import json
-import os
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import Any
 
 import click
 import msgspec
@@ -21,12 +19,10 @@ from rich.table import Table
 from .. import events as ev
 from .._words import plural
 from ..codec import encode
-from ..errors import DecodeError, Location
 from ..store import HistoryStore
 from ..store import open as open_target
 from ..store.verify import VerifyReport, stats, verify
 from . import main
-from ._samefile import refuse_same_file
 
 # Off a terminal (a pipe, a log file) lines are never wrapped: one message
 # stays one line. Tables still need a width there, hence 120.
@@ -205,109 +201,6 @@ def show(target: str, instance: str, execution: int | None, as_json: bool) -> No
         click.echo(json.dumps(_timeline(events), ensure_ascii=False, indent=2))
     else:
         print_timeline(instance, execution, events)
-
-
-@main.command(name="export")
-@TARGET
-@click.option(
-    "-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Default: stdout."
-)
-@click.option(
-    "--skip-corrupt",
-    is_flag=True,
-    help="Decode every row; write the ones that do not decode to a quarantine file instead.",
-)
-@click.option(
-    "--quarantine",
-    type=click.Path(dir_okay=False, writable=True),
-    help="Where --skip-corrupt puts bad rows"
-    " (default: OUTPUT.quarantine.jsonl, or quarantine.jsonl).",
-)
-def export_rows(
-    target: str, output: str | None, skip_corrupt: bool, quarantine: str | None
-) -> None:
-    """Write every row, whole and verbatim, as JSON lines (commit order)."""
-    if quarantine and not skip_corrupt:
-        raise click.UsageError("--quarantine goes with --skip-corrupt")
-    if skip_corrupt:
-        quarantine = quarantine or (f"{output}.quarantine.jsonl" if output else "quarantine.jsonl")
-    refuse_same_file(target, [("--output", output), ("--quarantine", quarantine)])
-    if output and quarantine and os.path.realpath(output) == os.path.realpath(quarantine):
-        raise click.UsageError(f"--output and --quarantine are the same file {output!r}")
-    with open_store(target, readonly=True) as store, contextlib.ExitStack() as stack:
-        total = store.count()
-        stream: IO[str] = (
-            stack.enter_context(builtins.open(output, "w", encoding="utf-8"))
-            if output
-            else sys.stdout
-        )
-        bad: list[str] = []
-        on_corrupt = None
-        if quarantine:
-            quarantined = stack.enter_context(builtins.open(quarantine, "w", encoding="utf-8"))
-
-            def on_corrupt(row: dict[str, Any], error: DecodeError) -> None:
-                quarantined.write(
-                    json.dumps(dict(row, error=str(error)), ensure_ascii=False) + "\n"
-                )
-                bad.append(str(error))
-
-        count = 0
-        with progress_bar("export", total) as advance:
-            for row in store.export_rows(quarantine=on_corrupt):
-                stream.write(json.dumps(row, ensure_ascii=False) + "\n")
-                count += 1
-                advance()
-    if output:
-        err.print(f"exported {count} rows to {output}")
-    if skip_corrupt:
-        err.print(f"quarantined {len(bad)} corrupt rows in {quarantine}")
-        for message in bad[:20]:
-            err.print(f"  {message}")
-
-
-def _read_jsonl(path: str) -> Iterator[dict[str, Any]]:
-    """The JSON objects of a JSON-lines file; a bad line raises DecodeError naming it."""
-    with builtins.open(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            where = Location(line=number)
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise DecodeError(
-                    f"not UTF-8: byte 0x{raw[exc.start]:02x} at column {exc.start + 1}",
-                    location=where,
-                ) from None
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError as exc:
-                raise DecodeError(f"not JSON: {exc}", location=where) from None
-            except RecursionError:
-                raise DecodeError(
-                    "not JSON this reader takes: nested too deeply", location=where
-                ) from None
-            if not isinstance(row, dict):
-                raise DecodeError("not a JSON object", location=where)
-            yield row
-
-
-@main.command(name="import")
-@TARGET
-@click.argument("file", type=click.Path(exists=True, dir_okay=False))
-def import_rows(target: str, file: str) -> None:
-    """Insert whole rows from JSON lines (as export writes them), all or nothing."""
-    refuse_same_file(target, [("FILE", file)])
-    with open_store(target, readonly=False) as store, progress_bar("import", None) as advance:
-
-        def rows() -> Iterator[dict[str, Any]]:
-            for row in _read_jsonl(file):
-                advance()
-                yield row
-
-        report = store.import_rows(rows())
-    out.print(f"imported {report.inserted} rows ({report.skipped_identical} already present)")
 
 
 @main.command(name="stats")

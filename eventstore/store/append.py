@@ -22,6 +22,7 @@ from ..errors import (
     MissingStartError,
 )
 from ..events import Event, EventBase, UnknownEvent
+from .identity import check_identity
 from .protocol import (
     NewEvents,
     StoredRow,
@@ -54,13 +55,7 @@ class _Appender:
         database. Per event this is a handful of comparisons and at most one
         `replace`; encoding and the read-back check run over the whole batch."""
         store = self.store
-        if not isinstance(instance_id, str) or not instance_id or "\x00" in instance_id:
-            # NUL: PostgreSQL cannot store it in TEXT, so no backend accepts it.
-            raise InvalidEventError("instance_id must be a non-empty string without NUL")
-        if type(execution_id) is not int or execution_id < 1:
-            raise InvalidEventError(
-                f"execution_id must be a positive integer, not {execution_id!r}"
-            )
+        check_identity(instance_id, execution_id)  # import applies the same rules
         if expected_last_event_id is not None and (
             type(expected_last_event_id) is not int or expected_last_event_id < 0
         ):

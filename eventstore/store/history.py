@@ -18,6 +18,8 @@ from ..codec import (
 )
 from ..errors import (
     DecodeError,
+    EventStoreError,
+    Location,
     PositionsRenumberedError,
     RowMismatchError,
 )
@@ -354,23 +356,43 @@ class HistoryStore:
 
     # -- whole rows (export / import) -----------------------------------------
 
-    def import_rows(self, rows: Iterable[dict[str, Any]]) -> ImportReport:
+    def import_rows(
+        self, rows: Iterable[dict[str, Any]], *, skip_corrupt: bool = False
+    ) -> ImportReport:
         """Insert whole rows verbatim (any generation), in one transaction.
 
-        Every row must decode and agree with its columns. A row whose key is
+        Each row must meet append's identity rules, have columns both
+        backends hold, decode and agree with its columns; a row that does not
+        raises naming its line (ordinal) and column, or with `skip_corrupt`
+        is left out and listed in `ImportReport.corrupt`. A row whose key is
         already stored is skipped when identical and refused otherwise
         (ConflictError); on any error nothing is written.
         """
-        return transfer.import_rows(self, rows)
+        return transfer.import_rows(self, rows, skip_corrupt=skip_corrupt)
+
+    def import_located(
+        self, rows: Iterable[tuple[Location, dict[str, Any]]], *, skip_corrupt: bool = False
+    ) -> ImportReport:
+        """import_rows for rows that say where they came from (a file's line, a position)."""
+        return transfer.import_located(self, rows, skip_corrupt=skip_corrupt)
+
+    def export_located(self) -> Iterator[tuple[Location, dict[str, Any]]]:
+        """export_rows, each row with its position and key (what import_located takes)."""
+        return transfer.export_located(self)
 
     def export_rows(
-        self, *, quarantine: Callable[[dict[str, Any], DecodeError], None] | None = None
+        self,
+        *,
+        quarantine: Callable[[dict[str, Any], EventStoreError], None] | None = None,
+        warn: Callable[[dict[str, Any], EventStoreError], None] | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Every row, whole and verbatim, in commit order (what import_rows takes).
 
-        Without `quarantine` rows are copied as stored, decodable or not (a
-        backup never drops data). With it, each row is decoded first and a row
-        that does not decode, or disagrees with its columns, is handed to
-        `quarantine(row, error)` instead of being yielded.
+        Without callbacks rows are copied as stored, importable or not (a
+        backup never drops data; bytes that are not UTF-8 go out as
+        `{"base64": ...}`, exactly as stored, see eventstore.store.transfer_rows).
+        With `quarantine`, a row that import would refuse is handed to
+        `quarantine(row, error)` instead of being yielded; with `warn`, it is
+        reported to `warn(row, error)` and yielded all the same.
         """
-        return transfer.export_rows(self, quarantine=quarantine)
+        return transfer.export_rows(self, quarantine=quarantine, warn=warn)

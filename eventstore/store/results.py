@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 import msgspec
@@ -14,6 +14,7 @@ from ..codec import (
     Generation,
 )
 from ..errors import (
+    EventStoreError,
     Location,
 )
 from ..events import Event
@@ -76,6 +77,8 @@ class InstanceSummary:
 class ImportReport:
     inserted: int = 0
     skipped_identical: int = 0
+    corrupt: list[EventStoreError] = field(default_factory=list)
+    """Rows left out with skip_corrupt, each error naming where the row was."""
 
 
 class StoreObserver(Protocol):

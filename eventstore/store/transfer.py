@@ -1,120 +1,101 @@
-"""Whole rows in and out: import and export, verbatim, any generation."""
+"""Whole rows in and out: import and export, verbatim, any generation.
+
+The row format and the checks a row meets live in `transfer_rows`; this
+module runs them over a store, in one transaction for an import.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from ..errors import (
-    ConflictError,
-    DecodeError,
-    Location,
-)
-from .protocol import (
-    InsertRow,
-    StoredRow,
-)
-from .results import ImportReport
+from ..errors import ConflictError, DecodeError, EventStoreError, Location, ValidationError
+from .results import ImportReport, row_location
+from .transfer_rows import checked_insert, exported_row, location_with
 
 if TYPE_CHECKING:
     from .history import HistoryStore
 
+OnRow = Callable[[dict[str, Any], EventStoreError], None]
 
-def import_rows(store: HistoryStore, rows: Iterable[dict[str, Any]]) -> ImportReport:
-    """Insert whole rows verbatim (any generation), in one transaction.
 
-    Every row must decode and agree with its columns. A row whose key is
-    already stored is skipped when identical and refused otherwise
-    (ConflictError); on any error nothing is written.
+def import_located(
+    store: HistoryStore,
+    rows: Iterable[tuple[Location, dict[str, Any]]],
+    *,
+    skip_corrupt: bool = False,
+) -> ImportReport:
+    """Insert whole rows, each with where it came from, in one transaction.
+
+    Every row must meet append's identity rules, have columns both backends
+    hold, decode and agree with its columns (see transfer_rows); a row that
+    does not raises naming its location and column, or with `skip_corrupt` is
+    left out and listed in the report. A row whose key is already stored is
+    skipped when identical and refused otherwise (ConflictError); on any
+    error nothing is written.
     """
     report = ImportReport()
     with store.backend.writing() as writer:
-        for line, row in enumerate(rows, start=1):
-            insert = _checked_import_row(store, row, line)
-            existing = writer.insert_or_compare(insert)
+        for where, row in rows:
+            try:
+                insert = checked_insert(row, where, store._decode)
+            except (DecodeError, ValidationError) as exc:
+                if not skip_corrupt:
+                    raise
+                report.corrupt.append(exc)
+                continue
+            located = location_with(
+                where,
+                instance_id=insert.instance_id,
+                execution_id=insert.execution_id,
+                event_id=insert.event_id,
+            )
+            try:
+                existing = writer.insert_or_compare(insert)
+            except EventStoreError as exc:  # named like every other import error
+                raise type(exc)(exc.message, location=located) from None
             if existing is None:
                 report.inserted += 1
             elif existing == insert.event_data:
                 report.skipped_identical += 1
             else:
                 raise ConflictError(
-                    "a different event is already stored under this key",
-                    location=Location(
-                        instance_id=insert.instance_id,
-                        execution_id=insert.execution_id,
-                        event_id=insert.event_id,
-                        line=line,
-                    ),
+                    "a different event is already stored under this key", location=located
                 )
     return report
 
 
-def _checked_import_row(store: HistoryStore, row: dict[str, Any], line: int) -> InsertRow:
-    try:
-        insert = InsertRow(
-            row["instance_id"],
-            row["execution_id"],
-            row["event_id"],
-            row["event_type"],
-            row["event_data"],
-            row.get("created_at"),
-        )
-    except (KeyError, TypeError) as exc:
-        raise DecodeError(
-            f"not a history row: missing {exc}", location=Location(line=line)
-        ) from None
-    if not (
-        isinstance(insert.instance_id, str)
-        and type(insert.execution_id) is int
-        and type(insert.event_id) is int
-        and isinstance(insert.event_type, str)
-        and isinstance(insert.event_data, str)
-        and (insert.created_at is None or isinstance(insert.created_at, str))
-    ):
-        raise DecodeError(
-            "a history row has a column of the wrong type", location=Location(line=line)
-        )
-    stored = StoredRow(insert.event_id, insert.event_type, insert.event_data, 0)
-    try:
-        store._decode(stored, insert.instance_id, insert.execution_id)
-    except DecodeError as exc:
-        raise type(exc)(  # the same kind of error, located by its line
-            exc.message,
-            location=Location(
-                instance_id=insert.instance_id,
-                execution_id=insert.execution_id,
-                event_id=insert.event_id,
-                line=line,
-            ),
-        ) from None
-    return insert
+def import_rows(
+    store: HistoryStore, rows: Iterable[dict[str, Any]], *, skip_corrupt: bool = False
+) -> ImportReport:
+    """import_located with each row named by its ordinal (`line`)."""
+    located = ((Location(line=n), row) for n, row in enumerate(rows, start=1))
+    return import_located(store, located, skip_corrupt=skip_corrupt)
 
 
-def export_rows(
-    store: HistoryStore, *, quarantine: Callable[[dict[str, Any], DecodeError], None] | None = None
-) -> Iterator[dict[str, Any]]:
-    """Every row, whole and verbatim, in commit order (what import_rows takes).
-
-    Without `quarantine` rows are copied as stored, decodable or not (a
-    backup never drops data). With it, each row is decoded first and a row
-    that does not decode, or disagrees with its columns, is handed to
-    `quarantine(row, error)` instead of being yielded.
-    """
+def export_located(store: HistoryStore) -> Iterator[tuple[Location, dict[str, Any]]]:
+    """Every row as export writes it, with its position and key, in commit order."""
     for position, instance_id, execution_id, event_id, event_type, data, created_at in (
         row for rows in store._feed_pages(0, None, 1000) for row in rows
     ):
-        row = {
-            "instance_id": instance_id,
-            "execution_id": execution_id,
-            "event_id": event_id,
-            "event_type": event_type,
-            "event_data": data.decode("utf-8", "replace") if isinstance(data, bytes) else data,
-            "created_at": created_at,
-        }
-        if quarantine is not None:
+        # An instance id that is not text is named by the position alone.
+        named = instance_id if isinstance(instance_id, str) else None
+        where = row_location(named, execution_id, event_id, position)
+        yield where, exported_row(instance_id, execution_id, event_id, event_type, data, created_at)
+
+
+def export_rows(
+    store: HistoryStore, *, quarantine: OnRow | None = None, warn: OnRow | None = None
+) -> Iterator[dict[str, Any]]:
+    """Every row, whole and verbatim, in commit order (see HistoryStore.export_rows)."""
+    for where, row in export_located(store):
+        if quarantine is not None or warn is not None:
             try:
-                store._decode((event_id, event_type, data, position), instance_id, execution_id)
-            except DecodeError as exc:
-                quarantine(row, exc)
-                continue
+                checked_insert(row, where, store._decode)
+            except (DecodeError, ValidationError) as exc:
+                if quarantine is not None:
+                    quarantine(row, exc)
+                    continue
+                if warn is not None:
+                    warn(row, exc)
         yield row
