@@ -44,3 +44,35 @@ def test_scan_and_feed_yield_every_row_with_the_bad_instance_id_as_bytes(
         [(5, b"\xffB")],
     )
     assert sum(isinstance(i, bytes) for i in instances) == 1 and len(instances) == 21
+
+
+def test_ls_lists_the_good_instances_and_names_the_bad_id(bad_instance_db: Path) -> None:
+    from click.testing import CliRunner
+
+    from eventstore.cli import main
+
+    for args in (["ls", str(bad_instance_db)], ["ls", "--json", str(bad_instance_db)]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+        assert "Traceback" not in result.output
+        assert "not UTF-8" in result.stderr and "\\xff" in result.stderr
+        assert "hello-7-0" in result.stdout
+
+
+def test_verify_and_export_report_the_bad_row_by_position(
+    bad_instance_db: Path, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from eventstore.cli import main
+
+    verified = CliRunner().invoke(main, ["verify", str(bad_instance_db)])
+    assert verified.exit_code == 1 and "position 5" in verified.output
+    assert "Traceback" not in verified.output
+    out = tmp_path / "out.jsonl"
+    exported = CliRunner().invoke(
+        main, ["export", str(bad_instance_db), "-o", str(out), "--skip-corrupt"]
+    )
+    assert exported.exit_code == 0, exported.output
+    assert "position 5" in exported.stderr and "column instance_id" in exported.stderr
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 153

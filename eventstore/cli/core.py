@@ -132,6 +132,18 @@ def list_instances(target: str, as_json: bool) -> None:
     """List instances: orchestration, status, executions, events."""
     with open_store(target, readonly=True) as store:
         summaries = list(store.summaries())
+    # A hand-written instance id that is not UTF-8 comes back as bytes: the
+    # rest are listed, and that one is named (verify names its rows).
+    undecoded: list[object] = [
+        s.instance_id for s in summaries if not isinstance(s.instance_id, str)
+    ]
+    summaries = [s for s in summaries if isinstance(s.instance_id, str)]
+    if undecoded:
+        names = ", ".join(repr(bytes(i)) for i in undecoded if isinstance(i, bytes))
+        err.print(
+            f"warning: {plural(len(undecoded), 'instance id')} not UTF-8 text, not listed:"
+            f" {names} (verify names their rows)"
+        )
     if as_json:
         for summary in summaries:
             click.echo(json.dumps(dataclasses.asdict(summary)))
