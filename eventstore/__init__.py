@@ -29,13 +29,13 @@ from .errors import (
     ValidationError,
 )
 from .events import Event, UnknownEvent
+from .opening import open
 from .store import (
     AppendResult,
     FeedRecord,
     HistoryStore,
     InstanceSummary,
     Transaction,
-    open,
 )
 
 __version__ = "0.1.0"

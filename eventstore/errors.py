@@ -1,7 +1,32 @@
-"""The exception tree. Every error eventstore raises derives from EventStoreError.
+"""Every exception eventstore raises, in one module. The tree:
 
-Backend driver errors (sqlite3, psycopg) are translated into these at the
-backend boundary, each backend in one function (`_translate` in its module).
+    EventStoreError
+    +-- DecodeError (ValueError)          stored or given data is no event of any generation
+    |   +-- RowMismatchError              a row's columns disagree with its event
+    |   +-- RowDecodeError                (codec, internal) a row of a batch, by index
+    +-- ValidationError (ValueError)      an append (or a call's arguments) broke the contract
+    |   +-- EventOrderError               ids not increasing / not after the stored last id
+    |   +-- IdentityMismatchError         an event of another instance or execution
+    |   +-- MissingStartError             a new execution not starting with OrchestrationStarted
+    |   +-- InvalidEventError             fields of the wrong type, out of range, too large
+    +-- ConcurrencyError                  another writer got there first
+    +-- ConflictError                     imported or copied rows clash with stored ones
+    +-- StoreError                        the database failed or refused an operation
+    |   +-- StoreNotFoundError            no store at the target (and may not create one)
+    |   +-- StoreBusyError                locked by another writer beyond the timeout
+    |   +-- ReadOnlyError                 a write on a store opened read-only
+    |   +-- PositionsRenumberedError      a feed position names another event now
+    +-- TargetError (ValueError)          a target or option eventstore cannot open with
+    +-- SchemaEvolutionError              a breaking change no migration covers
+    +-- InvalidHistoryError (ValueError)  a history that cannot be replayed at all
+    +-- NondeterminismError               replayed code departs from its history
+        +-- ReplayMismatchError           ... at this event, with what and where
+
+Driver errors (sqlite3, psycopg) and the interpreter errors their bindings
+raise (OverflowError for an id beyond 64 bits, UnicodeEncodeError) are
+translated into these at the backend boundary, each backend in one function
+(`eventstore.backends.sqlite.translate`, `eventstore.backends.postgres.translate`);
+none reaches a caller.
 """
 
 from __future__ import annotations
@@ -16,11 +41,14 @@ __all__ = [
     "EventStoreError",
     "IdentityMismatchError",
     "InvalidEventError",
+    "InvalidHistoryError",
     "Location",
     "MissingStartError",
     "NondeterminismError",
     "PositionsRenumberedError",
     "ReadOnlyError",
+    "ReplayMismatchError",
+    "RowDecodeError",
     "RowMismatchError",
     "SchemaEvolutionError",
     "StoreBusyError",
@@ -73,8 +101,19 @@ class RowMismatchError(DecodeError):
     """A stored row's columns (id, type, instance, execution) disagree with its event."""
 
 
+class RowDecodeError(DecodeError):
+    """A stored row that does not decode, or disagrees with its columns."""
+
+    def __init__(self, index: int, message: str, *, mismatch: bool = False) -> None:
+        self.index = index
+        self.mismatch = mismatch
+        """True when the row decoded but its columns disagree with the event."""
+        super().__init__(message)
+
+
 class ValidationError(EventStoreError, ValueError):
-    """An append was refused because the events break the append contract."""
+    """An append was refused because the events break the append contract (or a
+    call's arguments cannot name anything a store holds)."""
 
 
 class EventOrderError(ValidationError):
@@ -134,7 +173,7 @@ class PositionsRenumberedError(StoreError):
 
 
 class TargetError(EventStoreError, ValueError):
-    """A store target (path or URL) that eventstore cannot open."""
+    """A store target (path or URL), or an option, that eventstore cannot open with."""
 
 
 class SchemaEvolutionError(EventStoreError):
@@ -143,3 +182,36 @@ class SchemaEvolutionError(EventStoreError):
 
 class NondeterminismError(EventStoreError):
     """Replayed orchestration code did something else than the history recorded."""
+
+
+class InvalidHistoryError(EventStoreError, ValueError):
+    """The history cannot be replayed at all (no start event, events after the end)."""
+
+
+class ReplayMismatchError(NondeterminismError):
+    """The code did something other than what the history recorded.
+
+    `event_id` is the history event where they part, `recorded` what the
+    history holds there, `attempted` what the code did instead and `where`
+    the code's `file:line` (of the yield, or of the call that recorded it).
+    """
+
+    def __init__(
+        self,
+        *,
+        event_id: int | None,
+        recorded: str,
+        attempted: str,
+        where: str,
+        location: Location | None = None,
+    ) -> None:
+        self.event_id = event_id
+        self.recorded = recorded
+        self.attempted = attempted
+        self.where = where
+        at = f"event {event_id}" if event_id is not None else "the end of the history"
+        message = (
+            f"nondeterminism at {at}: the history recorded {recorded}, "
+            f"but the code {attempted}" + (f" (at {where})" if where else "")
+        )
+        super().__init__(message, location=location)

@@ -585,7 +585,7 @@ def test_under_ci_missing_server_binaries_fail_loudly(tmp_path: Path) -> None:
 
 
 def test_unknown_or_invalid_options_are_target_errors(url: str) -> None:
-    with pytest.raises(TargetError, match="unknown option for a PostgreSQL store: busy_timeout_ms"):
+    with pytest.raises(TargetError, match="unknown option 'busy_timeout_ms' for a PostgreSQL"):
         eventstore.open(url, busy_timeout_ms=10)
     with pytest.raises(TargetError, match="pool_max_size must be a positive integer"):
         eventstore.open(url, pool_max_size=0)

@@ -1,60 +1,14 @@
 """The `eventstore` command line. Nothing in the library imports this package.
 
 Each feature's commands live in a module of their own and are attached to
-`main` here. Expected failures (EventStoreError, unreadable files) print one
-clear line on stderr and exit 1; they never show a traceback.
+`main` (eventstore.cli.app), imported here. Expected failures
+(EventStoreError, unreadable files) print one clear line on stderr and exit 1;
+they never show a traceback.
 """
 
 from __future__ import annotations
 
-import os
-import sys
-from typing import Any
+from . import copy, core, metrics, migrate, query, replay, schema, transfer  # noqa: F401  (commands register themselves on `main`)
+from .app import main
 
-import click
-
-from .. import __version__
-from ..errors import EventStoreError
-
-
-class _Group(click.Group):
-    def main(self, *args: Any, **kwargs: Any) -> Any:
-        try:
-            try:
-                return super().main(*args, **kwargs)
-            finally:
-                sys.stdout.flush()  # a pipe closed early shows here, if not before
-        except BrokenPipeError:
-            # The reader (`| head`) has all it wanted: end quietly. stdout goes
-            # to devnull so the interpreter's own flush at exit cannot fail
-            # again (the recipe of Python's signal module documentation).
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            sys.exit(1)
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except BrokenPipeError:
-            raise  # not an error to report: see main
-        except EventStoreError as exc:
-            raise click.ClickException(str(exc)) from None
-        except OSError as exc:
-            where = f": {exc.filename}" if exc.filename else ""
-            raise click.ClickException(f"{exc.strerror or exc}{where}") from None
-
-
-# Subcommands inherit the help option names from the group's context.
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="eventstore")
-def main() -> None:
-    """Append-only store for durable-orchestration histories (duroxide wire format).
-
-    TARGET is a SQLite file path, sqlite:///relative/path, sqlite:////absolute/path,
-    :memory:, or a postgresql:// URL.
-    """
-
-
-from . import copy, core, metrics, migrate, query, replay, schema, transfer  # noqa: E402, F401  (commands register themselves on `main`)
-
-__all__ = ["main", "core"]
+__all__ = ["core", "main"]

@@ -13,8 +13,8 @@ from collections.abc import Iterable
 
 import click
 
+from ..backends import is_postgres, sqlite_path
 from ..errors import EventStoreError
-from ..store import _sqlite_path
 
 __all__ = ["refuse_same_file", "store_file_of"]
 
@@ -50,10 +50,10 @@ def _clashes(output: str, store_path: str) -> str | None:
 
 def store_file_of(target: str) -> str | None:
     """The SQLite file a store target names; None for PostgreSQL and :memory:."""
-    if target.startswith(("postgresql://", "postgres://")):
+    if is_postgres(target):
         return None
     try:
-        path = _sqlite_path(target)
+        path = sqlite_path(target)
     except EventStoreError:
         return None  # opening the store will say what is wrong with the target
     return None if path == ":memory:" else path

@@ -9,8 +9,8 @@ import click
 
 from .._words import plural
 from ..errors import Location, TargetError
-from . import main
 from ._samefile import refuse_same_file, store_file_of
+from .app import main
 from .core import err, open_store, out, progress_bar
 from .transfer import report_corrupt
 
@@ -52,8 +52,8 @@ def copy_store(source: str, dest: str, skip_corrupt: bool) -> None:
 
             report = writer.import_located(rows(), skip_corrupt=skip_corrupt)
         out.print(
-            f"copied {plural(report.inserted, 'row')} from {reader.backend.description}"
-            f" to {writer.backend.description}"
+            f"copied {plural(report.inserted, 'row')} from {reader.description}"
+            f" to {writer.description}"
             f" ({report.skipped_identical} already present)"
         )
     if report.corrupt:

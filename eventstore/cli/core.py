@@ -19,10 +19,10 @@ from rich.table import Table
 from .. import events as ev
 from .._words import plural
 from ..codec import encode
+from ..opening import open as open_target
 from ..store import HistoryStore
-from ..store import open as open_target
 from ..store.verify import VerifyReport, stats, verify
-from . import main
+from .app import main
 
 # Off a terminal (a pipe, a log file) lines are never wrapped: one message
 # stays one line. Tables still need a width there, hence 120.
@@ -122,7 +122,7 @@ def _summary(event: ev.Event) -> str:
 def init(target: str) -> None:
     """Create a store (the history table) if it does not exist."""
     with open_store(target, readonly=False) as store:
-        out.print(f"ready: {store.backend.description} ({store.count()} events)")
+        out.print(f"ready: {store.description} ({store.count()} events)")
 
 
 @main.command(name="ls")
@@ -201,7 +201,7 @@ def show(target: str, instance: str, execution: int | None, as_json: bool) -> No
     with open_store(target, readonly=True) as store:
         executions = store.executions(instance)
         if not executions:
-            raise click.ClickException(f"no instance {instance!r} in {store.backend.description}")
+            raise click.ClickException(f"no instance {instance!r} in {store.description}")
         if execution is None:
             execution = executions[-1]
         elif execution not in executions:
@@ -307,7 +307,7 @@ def demo(target: str) -> None:
     with open_store(target, readonly=False) as store:
         if store.count():
             raise click.ClickException(
-                f"the demo writes into an empty store; {store.backend.description} "
+                f"the demo writes into an empty store; {store.description} "
                 f"already holds {store.count()} events"
             )
         # A clock that moves 250 ms per turn, so the timelines show offsets.
@@ -324,7 +324,7 @@ def demo(target: str) -> None:
         report = store.import_rows(legacy_rows())
         out.print(
             f"wrote {written} V1 events through append and {report.inserted} legacy V0 rows "
-            f"to {store.backend.description}"
+            f"to {store.description}"
         )
         for summary in store.summaries():
             events = store.read(summary.instance_id)

@@ -28,8 +28,8 @@ from ..metrics.exporter import (
     backend_waiter,
     serve,
 )
-from ..store import open as open_store
-from . import main
+from ..opening import open as open_store
+from .app import main
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")
 

@@ -20,7 +20,7 @@ from ..evolution.migrate import (
     migrate,
     rollback,
 )
-from . import main
+from .app import main
 from .core import TARGET, err, open_store, out, progress_bar
 
 BATCH = click.option(

@@ -14,9 +14,9 @@ from typing import Any
 import click
 from rich.table import Table
 
+from ..backends import sqlite_path
 from ..sqlite_plugin import register_functions
-from ..store import _sqlite_path
-from . import main
+from .app import main
 from .core import TARGET, out
 
 _ALLOWED = {
@@ -98,7 +98,7 @@ def _connect(target: str) -> tuple[sqlite3.Connection, _Guard]:
             "eventstore query works on SQLite stores; for PostgreSQL use psql"
             " (the es_* functions are SQLite functions)"
         )
-    path = _sqlite_path(target)
+    path = sqlite_path(target)
     if path == ":memory:":
         raise click.ClickException("eventstore query needs a SQLite file, not an in-memory store")
     if not os.path.isfile(path):

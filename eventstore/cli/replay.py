@@ -15,9 +15,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from .._words import plural
+from ..opening import open as open_store
 from ..replay import ReplayReport, replay_all
-from ..store import open as open_store
-from . import main
+from .app import main
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 

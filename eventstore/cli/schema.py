@@ -10,7 +10,7 @@ import click
 
 from ..evolution.schema import CATALOG_IDS, CURRENT, catalog_json, diff, load_catalog
 from ..evolution.schema import check as check_store
-from . import main
+from .app import main
 from .core import TARGET, open_store, out, progress_bar
 
 

@@ -20,8 +20,8 @@ import click
 
 from .._words import plural
 from ..errors import DecodeError, EventStoreError, Location
-from . import main
 from ._samefile import refuse_same_file
+from .app import main
 from .core import TARGET, err, open_store, out, progress_bar
 
 __all__ = ["export_rows", "import_rows", "report_corrupt"]

@@ -12,11 +12,12 @@ Generations (see proposals/event-schema-evolution.md):
   yields an UnknownEvent for a well-formed event of a type we do not know.
 """
 
+from ..errors import RowDecodeError
 from .core import DEFAULT_CODEC, DEFAULT_MAX_EVENT_BYTES, Codec, decode, detect_version, encode
 from .decoders import Decoded
 from .generation import Generation
 from .legacy import LegacyFailure, builtin_registry
-from .rows import UNRECORDED_TYPE, RowDecodeError, check_row, column_problem, reconcile_row
+from .rows import UNRECORDED_TYPE, check_row, column_problem, reconcile_row
 from .wire import error_details_from_wire, error_details_to_wire
 
 __all__ = [

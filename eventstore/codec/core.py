@@ -8,7 +8,7 @@ from typing import Any, Final, cast
 import msgspec
 
 from .. import events as ev
-from ..errors import DecodeError
+from ..errors import DecodeError, RowDecodeError
 from ..events import ErrorDetails, Event, KnownEvent, UnknownEvent
 from .decoders import (
     _ANY_DECODER,
@@ -22,7 +22,7 @@ from .decoders import (
 )
 from .generation import Generation, legacy_shaped
 from .legacy import _FAILURE_TYPES, LegacyFailure, _fill_context, _fill_identity, builtin_registry
-from .rows import RowDecodeError, _reconcile, reconcile_row
+from .rows import _reconcile, reconcile_row
 from .upcasting import UpcastContext, UpcasterRegistry
 
 DEFAULT_MAX_EVENT_BYTES: Final = 16 * 1024 * 1024

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Final
 
 import msgspec
 
-from ..errors import DecodeError
+from ..errors import DecodeError, RowDecodeError
 from ..events import Event
 
 if TYPE_CHECKING:
@@ -115,13 +115,3 @@ def _reconcile(
     problem = reconcile_row(event, event_id, event_type, instance_id, execution_id)
     if problem is not None:
         raise RowDecodeError(index, problem, mismatch=True)
-
-
-class RowDecodeError(DecodeError):
-    """A stored row that does not decode, or disagrees with its columns."""
-
-    def __init__(self, index: int, message: str, *, mismatch: bool = False) -> None:
-        self.index = index
-        self.mismatch = mismatch
-        """True when the row decoded but its columns disagree with the event."""
-        super().__init__(message)

@@ -109,7 +109,7 @@ def backfill_timestamps(
         return dry_run_scan(store, report, transform, batch_size, log, progress)
     previous = schema_metadata(store).get("backfill", {}).get("timestamp_ms")
     if previous and not force and unfinished(store, BACKFILL) is None:
-        runs = {r.run_id: r for r in store.backend.migration_runs()}
+        runs = {r.run_id: r for r in store.evolution.migration_runs()}
         done = runs.get(str(previous.get("run_id")))
         if done is not None and done.status == "completed":
             report.run_id = done.run_id

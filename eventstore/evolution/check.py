@@ -151,7 +151,7 @@ def check(
         if progress is not None:
             progress(len(page))
     catalogs: dict[str, dict[str, Any]] = {}
-    for recorded in store.backend.schema_versions():
+    for recorded in store.evolution.schema_versions():
         report.recorded.append(recorded.version_id)
         try:
             catalogs[recorded.version_id] = json.loads(recorded.catalog)

@@ -171,7 +171,7 @@ def migrate(
             return report
         report.run_id = new_run_id(MIGRATE)
         stamp = now()
-        with store.backend.writing() as writer:
+        with store.evolution.writing() as writer:
             writer.ensure_evolution_tables()
             writer.save_migration_run(
                 MigrationRun(

@@ -47,7 +47,7 @@ def record_catalog(store: HistoryStore, catalog_id: str = CURRENT) -> SchemaEvol
     """
     catalog = generate(catalog_id)
     digest = catalog_hash(catalog)
-    versions = store.backend.schema_versions()
+    versions = store.evolution.schema_versions()
     if any(v.version_id == catalog_id for v in versions):
         return None
     previous = versions[-1] if versions else None
@@ -68,7 +68,7 @@ def record_catalog(store: HistoryStore, catalog_id: str = CURRENT) -> SchemaEvol
         json.dumps(catalog, sort_keys=True, separators=(",", ":")),
         json.dumps(metadata),
     )
-    with store.backend.writing() as writer:
+    with store.evolution.writing() as writer:
         writer.ensure_evolution_tables()
         inserted = writer.record_schema_version(row)
     if not inserted:
@@ -82,7 +82,7 @@ def record_catalog(store: HistoryStore, catalog_id: str = CURRENT) -> SchemaEvol
 
 
 def schema_metadata(store: HistoryStore, version_id: str = CURRENT) -> dict[str, Any]:
-    for row in store.backend.schema_versions():
+    for row in store.evolution.schema_versions():
         if row.version_id == version_id:
             try:
                 value = json.loads(row.metadata)
@@ -96,6 +96,6 @@ def set_schema_metadata(
     store: HistoryStore, metadata: dict[str, Any], version_id: str = CURRENT
 ) -> None:
     record_catalog(store, version_id)
-    with store.backend.writing() as writer:
+    with store.evolution.writing() as writer:
         writer.ensure_evolution_tables()
         writer.set_schema_metadata(version_id, json.dumps(metadata, sort_keys=True))

@@ -15,7 +15,7 @@ __all__ = ["list_runs", "rollback"]
 
 def list_runs(store: HistoryStore) -> list[MigrationRun]:
     """Every migration and backfill run, oldest first."""
-    return store.backend.migration_runs()
+    return store.evolution.migration_runs()
 
 
 def rollback(
@@ -36,12 +36,12 @@ def rollback(
     `on_batch(n)` is called after the n-th committed batch.
     """
     check_batch_size(batch_size)
-    runs = store.backend.migration_runs()
+    runs = store.evolution.migration_runs()
     found = [r for r in runs if r.run_id == run_id]
     if not found:
         known = ", ".join(r.run_id for r in runs[-5:]) or "none"
         raise EventStoreError(
-            f"no migration run {run_id!r} in {store.backend.description} (latest: {known})"
+            f"no migration run {run_id!r} in {store.description} (latest: {known})"
         )
     run = found[0]
     report = RollbackReport(run_id)
@@ -56,16 +56,16 @@ def rollback(
             f"run {run_id} cannot be rolled back before the later run(s) "
             f"{', '.join(r.run_id for r in later)} that rewrote rows: roll those back first"
         )
-    backend = store.backend
-    with backend.writing() as writer:
+    evolution = store.evolution
+    with evolution.writing() as writer:
         writer.save_migration_run(run._replace(status="rolling_back"))
     cursor = START
     batches = 0
     while True:
-        rows = backend.archived_rows(run_id, cursor, batch_size)
+        rows = evolution.archived_rows(run_id, cursor, batch_size)
         if not rows:
             break
-        with backend.writing() as writer:
+        with evolution.writing() as writer:
             writer.update_rows_by_key(rows)
         report.restored += len(rows)
         batches += 1
@@ -75,7 +75,7 @@ def rollback(
             progress(len(rows))
         if on_batch is not None:
             on_batch(batches)
-    with backend.writing() as writer:
+    with evolution.writing() as writer:
         writer.save_migration_run(run._replace(status="rolled_back", finished_at=now()))
     if run.kind == BACKFILL:
         metadata = schema_metadata(store)

@@ -145,7 +145,7 @@ def _cursor(run: MigrationRun) -> RowKey:
 
 
 def unfinished(store: HistoryStore, kind: str) -> MigrationRun | None:
-    runs = store.backend.migration_runs()
+    runs = store.evolution.migration_runs()
     for run in runs:
         if run.status == "rolling_back":
             raise EventStoreError(
@@ -224,7 +224,7 @@ def execute_run(
     progress: Callable[[int], None] | None,
     on_batch: Callable[[int], None] | None,
 ) -> MigrationReport:
-    backend = store.backend
+    evolution = store.evolution
     existing = unfinished(store, report.kind)
     if existing is not None:
         run_id = existing.run_id
@@ -253,7 +253,7 @@ def execute_run(
             json.dumps(report.details()),
         )
 
-    with backend.writing() as writer:
+    with evolution.writing() as writer:
         writer.ensure_evolution_tables()
         writer.save_migration_run(record("running", None))
     emit(
@@ -269,7 +269,7 @@ def execute_run(
         },
     )
     while True:
-        with backend.writing() as writer:
+        with evolution.writing() as writer:
             rows = writer.rows_after(cursor, batch_size)
             if not rows:
                 break
@@ -321,7 +321,7 @@ def execute_run(
             progress(len(rows))
         if on_batch is not None:
             on_batch(report.batches)
-    with backend.writing() as writer:
+    with evolution.writing() as writer:
         writer.save_migration_run(record("completed", now()))
     report.status = "completed"
     emit(log, {"run_id": run_id, "status": "completed", **report.details()})

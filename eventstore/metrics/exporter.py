@@ -9,10 +9,10 @@ skipped; the exporter keeps going.
 
 `serve` runs the loop behind `eventstore metrics serve`: an HTTP server
 answering `/metrics` (loopback by default), a poll every interval (or sooner
-when the backend offers a wait), and a clean stop on SIGTERM / SIGINT.
-Backend-neutral: a backend may offer `wait_for_events(after: int, timeout: float)
--> bool` (PostgreSQL's LISTEN/NOTIFY wait), which the loop then uses to wake as
-soon as rows after its position commit; without one it polls at the interval.
+when the store can wait), and a clean stop on SIGTERM / SIGINT.
+Backend-neutral: where `store.can_wait_for_events` (PostgreSQL's LISTEN/NOTIFY),
+the loop uses `store.wait_for_events` to wake as soon as rows after its
+position commit; elsewhere it polls at the interval.
 """
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ class FeedExporter:
     def _renumbered(self) -> bool:
         if self._last_key is None or self.store.stable_positions:
             return False
-        return self.store.backend.key_at(self.position) != self._last_key
+        return self.store.key_at(self.position) != self._last_key
 
     def _restart(self) -> None:
         log.warning(
@@ -255,9 +255,8 @@ class MetricsServer(ThreadingHTTPServer):
 
 
 def backend_waiter(store: HistoryStore) -> Waiter | None:
-    """The backend's wait for new rows, if it has one (`wait_for_events(after, timeout)`)."""
-    wait = getattr(store.backend, "wait_for_events", None)
-    return wait if callable(wait) else None
+    """The store's wait for new rows, where it can wait without polling (PostgreSQL)."""
+    return store.wait_for_events if store.can_wait_for_events else None
 
 
 def serve(

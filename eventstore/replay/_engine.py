@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal, NoReturn
 
 from .. import events as ev
-from ..errors import EventStoreError, Location, NondeterminismError
+from ..errors import InvalidHistoryError, Location, ReplayMismatchError
 from ..events import SYSTEM_CALL_PREFIX, ErrorDetails, Event
 from ._context import ReplayContext
 
@@ -54,39 +54,6 @@ UTC_NOW: Final = SYSTEM_CALL_PREFIX + "utc_now_ms"
 
 _RECORD_KINDS: Final = frozenset({"custom_status", "kv_set", "kv_clear", "kv_clear_all"})
 """Actions that only record state: no result, nothing waits on them."""
-
-
-class InvalidHistoryError(EventStoreError, ValueError):
-    """The history cannot be replayed at all (no start event, events after the end)."""
-
-
-class ReplayMismatchError(NondeterminismError):
-    """The code did something other than what the history recorded.
-
-    `event_id` is the history event where they part, `recorded` what the
-    history holds there, `attempted` what the code did instead and `where`
-    the code's `file:line` (of the yield, or of the call that recorded it).
-    """
-
-    def __init__(
-        self,
-        *,
-        event_id: int | None,
-        recorded: str,
-        attempted: str,
-        where: str,
-        location: Location | None = None,
-    ) -> None:
-        self.event_id = event_id
-        self.recorded = recorded
-        self.attempted = attempted
-        self.where = where
-        at = f"event {event_id}" if event_id is not None else "the end of the history"
-        message = (
-            f"nondeterminism at {at}: the history recorded {recorded}, "
-            f"but the code {attempted}" + (f" (at {where})" if where else "")
-        )
-        super().__init__(message, location=location)
 
 
 # --------------------------------------------------------------------------

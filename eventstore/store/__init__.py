@@ -1,5 +1,7 @@
 """HistoryStore: the backend-neutral store and its append contract.
 
+`eventstore.open` (in `eventstore.opening`) opens one on a target.
+
 Every rule lives here once; backends (`eventstore.backends.sqlite`, `eventstore.backends.postgres`)
 only move rows. The two hot routes are short on purpose:
 
@@ -13,12 +15,6 @@ only move rows. The two hot routes are short on purpose:
 """
 
 from .history import HistoryStore, Transaction
-from .opening import (
-    _sqlite_path as _sqlite_path,  # the CLI's same-file guard resolves targets with it
-)
-from .opening import (
-    open,  # noqa: A004 - the public name, as before the split
-)
 from .results import (
     DEFAULT_WRITER_VERSION,
     AppendResult,
@@ -40,6 +36,5 @@ __all__ = [
     "InstanceSummary",
     "StoreObserver",
     "Transaction",
-    "open",
     "row_location",
 ]

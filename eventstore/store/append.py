@@ -24,9 +24,9 @@ from ..errors import (
 from ..events import Event, EventBase, UnknownEvent
 from .identity import check_identity
 from .protocol import (
+    HistoryWriter,
     NewEvents,
     StoredRow,
-    Writer,
 )
 from .results import AppendResult
 
@@ -204,7 +204,7 @@ class _Appender:
 
     def _check_against_stored(
         self,
-        writer: Writer,
+        writer: HistoryWriter,
         last: int,
         instance_id: str,
         execution_id: int,

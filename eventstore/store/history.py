@@ -22,15 +22,20 @@ from ..errors import (
     Location,
     PositionsRenumberedError,
     RowMismatchError,
+    StoreError,
 )
 from ..events import Event
 from . import transfer
 from .append import _Appender
+from .evolution import StoreEvolution
 from .protocol import (
-    Backend,
+    Destroyable,
+    EvolutionBackend,
     ExecutionRow,
     FeedRow,
+    HistoryBackend,
     RawRow,
+    Subscribable,
 )
 from .results import (
     _STATUS_BY_TERMINAL,
@@ -76,16 +81,26 @@ class HistoryStore:
 
     def __init__(
         self,
-        backend: Backend,
+        backend: HistoryBackend,
         *,
         codec: Codec | None = None,
         clock: Callable[[], int] = _now_ms,
         writer_version: str = DEFAULT_WRITER_VERSION,
         observer: StoreObserver | None = None,
+        catalog_recorder: Callable[[HistoryStore], object] | None = None,
     ) -> None:
-        if not _SEMVER.match(writer_version):
+        if not isinstance(writer_version, str) or not _SEMVER.match(writer_version):
             raise ValueError(f"writer_version must be a semver string, not {writer_version!r}")
+        if not isinstance(backend, HistoryBackend):
+            raise TypeError(f"{type(backend).__name__} is not a HistoryBackend")
         self.backend = backend
+        """The backend: for the store's own modules only (everything else goes
+        through the store's methods and `evolution`)."""
+        self._evolution = StoreEvolution(backend) if isinstance(backend, EvolutionBackend) else None
+        self._waiter = backend if isinstance(backend, Subscribable) else None
+        self.catalog_recorder = catalog_recorder
+        """Called (with the store) after the first append, to record the catalog the
+        store writes with; `eventstore.open` installs eventstore.evolution's."""
         self.codec = codec or DEFAULT_CODEC
         self.clock = clock
         """Milliseconds since the epoch; stamps events appended without a timestamp."""
@@ -105,19 +120,60 @@ class HistoryStore:
         self.schema_listeners.append(listener)
 
     def _record_catalog(self) -> None:
-        from ..errors import StoreError
-        from ..evolution.schema import record_catalog  # not on the import path of plain reads
-
+        # The store records the catalog through the recorder it was given:
+        # the evolution layer knows catalogs, the store only when to ask.
+        if self.catalog_recorder is None:
+            self._catalog_recorded = True
+            return
         try:
-            record_catalog(self)
+            self.catalog_recorder(self)
         except StoreError:
             return  # retried on the next append; the append itself is stored
         self._catalog_recorded = True
+
+    @property
+    def evolution(self) -> StoreEvolution:
+        """The store's schema-evolution records (catalogs, runs, log, archive)."""
+        if self._evolution is None:
+            raise StoreError(f"{self.description} keeps no schema-evolution records")
+        return self._evolution
+
+    @property
+    def description(self) -> str:
+        """Where the store is, safe to print (never a password)."""
+        return self.backend.description
+
+    # -- subscriptions ---------------------------------------------------------
+
+    @property
+    def can_wait_for_events(self) -> bool:
+        """True when `wait_for_events` waits for commits without polling (PostgreSQL)."""
+        return self._waiter is not None
+
+    def wait_for_events(self, after: int, timeout: float) -> bool:
+        """Wait until the feed has an event after position `after`, at most `timeout` s.
+
+        True as soon as one is committed, False when `timeout` passed without
+        one. Only where `can_wait_for_events` (else StoreError: poll `read_all`).
+        """
+        if self._waiter is None:
+            raise StoreError(f"{self.description} cannot wait for events: poll read_all")
+        return self._waiter.wait_for_events(after, timeout)
 
     # -- lifecycle -----------------------------------------------------------
 
     def close(self) -> None:
         self.backend.close()
+
+    def destroy(self) -> None:
+        """Drop everything this store keeps and close it: for throwaway stores (tests).
+
+        Irreversible. The history table and eventstore's own tables go; on
+        PostgreSQL the schema too when nothing else is in it (never `public`).
+        """
+        if not isinstance(self.backend, Destroyable):
+            raise StoreError(f"{self.description} cannot be destroyed")
+        self.backend.destroy()
 
     def __enter__(self) -> HistoryStore:
         return self
@@ -127,6 +183,10 @@ class HistoryStore:
 
     def __repr__(self) -> str:
         return f"<HistoryStore {self.backend.description}>"
+
+    def key_at(self, position: int) -> tuple[str, int, int] | None:
+        """(instance, execution, event id) of the row at a feed position, or None."""
+        return self.backend.key_at(position)
 
     @property
     def readonly(self) -> bool:

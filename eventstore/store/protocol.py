@@ -1,21 +1,35 @@
-"""The small protocol each database backend implements beneath HistoryStore.
+"""The protocols a database backend implements beneath HistoryStore, by capability.
+
+In the manner of eventsourcing's recorder hierarchy, each capability is its
+own small protocol, and the store asks for one with `isinstance` (they are
+all `runtime_checkable`):
+
+    HistoryBackend    history rows: read, append, scan, the feed (required)
+      writing() -> HistoryWriter
+    EvolutionBackend  our eventstore_* tables: catalogs, migration runs and
+                      log, the archive (what eventstore.evolution needs)
+      evolving() -> EvolutionWriter
+    Subscribable      wait_for_events: be woken by new commits (PostgreSQL)
+    Destroyable       destroy: drop everything the store keeps (throwaway stores)
 
 Backends speak rows, never events: the append contract and every rule live
-once, in `eventstore.store`, and decoding in `eventstore.codec`. SQL and driver errors stay inside a
-backend and are translated to eventstore's exceptions there.
+once, in `eventstore.store`, and decoding in `eventstore.codec`. SQL and
+driver errors stay inside a backend and are translated to eventstore's
+exceptions there (`eventstore.errors`). Nothing outside `eventstore.store`
+and `eventstore.backends` holds a backend: the rest of the package goes
+through HistoryStore and its `evolution` facade.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 __all__ = [
     "ExecutionRow",
     "FeedRow",
     "ArchivedRow",
-    "Backend",
     "InsertRow",
     "MigrationLogRow",
     "MigrationRun",
@@ -24,7 +38,13 @@ __all__ = [
     "RawRow",
     "SchemaVersionRow",
     "StoredRow",
-    "Writer",
+    "EvolutionBackend",
+    "EvolutionWriter",
+    "HistoryBackend",
+    "HistoryWriter",
+    "RowKey",
+    "Destroyable",
+    "Subscribable",
 ]
 
 FeedRow = tuple[int, str, int, int, str, "str | bytes", "str | None"]
@@ -157,8 +177,9 @@ RowKey = tuple[str, int, int]
 """(instance_id, execution_id, event_id): duroxide's key, stable on every backend."""
 
 
-class Writer(Protocol):
-    """Operations inside one write transaction (or savepoint)."""
+@runtime_checkable
+class HistoryWriter(Protocol):
+    """History operations inside one write transaction (or savepoint)."""
 
     def last_event_id(self, instance_id: str, execution_id: int) -> int: ...
 
@@ -172,40 +193,11 @@ class Writer(Protocol):
         """Insert a row; if its key exists, return the stored event_data instead."""
         ...
 
-    # -- schema evolution (eventstore_* tables; created on first use) -------
 
-    def ensure_evolution_tables(self) -> None:
-        """Create the eventstore_ schema and migration tables if absent."""
-        ...
+@runtime_checkable
+class HistoryBackend(Protocol):
+    """History rows: what every backend offers, and all a plain store needs."""
 
-    def record_schema_version(self, row: SchemaVersionRow) -> bool:
-        """Insert a catalog record; False (and nothing changed) when its id exists."""
-        ...
-
-    def set_schema_metadata(self, version_id: str, metadata: str) -> None: ...
-
-    def save_migration_run(self, run: MigrationRun) -> None:
-        """Insert or replace a run record."""
-        ...
-
-    def rows_after(self, after: RowKey, limit: int) -> list[RawRow]:
-        """Rows after a key, in key order, read under the write lock."""
-        ...
-
-    def archive_rows(self, run_id: str, rows: Sequence[ArchivedRow]) -> None:
-        """Keep original rows for a rollback (a row already archived keeps its first copy)."""
-        ...
-
-    def update_rows_by_key(self, changes: Sequence[ArchivedRow]) -> None:
-        """Rewrite event_type and event_data of the rows with these keys."""
-        ...
-
-    def log_migration(self, entries: Sequence[MigrationLogRow]) -> None:
-        """Insert or replace per-execution migration log records."""
-        ...
-
-
-class Backend(Protocol):
     readonly: bool
     stable_positions: bool
     """True when positions survive maintenance (VACUUM); see HistoryStore.read_all."""
@@ -214,7 +206,7 @@ class Backend(Protocol):
 
     def close(self) -> None: ...
 
-    def writing(self) -> AbstractContextManager[Writer]: ...
+    def writing(self) -> AbstractContextManager[HistoryWriter]: ...
 
     def transaction(self) -> AbstractContextManager[Any]: ...
 
@@ -259,12 +251,57 @@ class Backend(Protocol):
 
     def count(self) -> int: ...
 
-    # Optional: a backend that can wait for new commits without polling
-    # (PostgreSQL: LISTEN/NOTIFY) also has
-    #     wait_for_events(after: int, timeout: float) -> bool
-    # which the metrics exporter uses when present (looked up with getattr).
 
-    # -- schema evolution (empty when the tables do not exist yet) ---------
+@runtime_checkable
+class EvolutionWriter(Protocol):
+    """Schema-evolution operations inside one write transaction.
+
+    The eventstore_* tables are created on first use (`ensure_evolution_tables`);
+    history rows change only by key, in the same transaction as their archive
+    and log records.
+    """
+
+    def ensure_evolution_tables(self) -> None:
+        """Create the eventstore_ schema and migration tables if absent."""
+        ...
+
+    def record_schema_version(self, row: SchemaVersionRow) -> bool:
+        """Insert a catalog record; False (and nothing changed) when its id exists."""
+        ...
+
+    def set_schema_metadata(self, version_id: str, metadata: str) -> None: ...
+
+    def save_migration_run(self, run: MigrationRun) -> None:
+        """Insert or replace a run record."""
+        ...
+
+    def rows_after(self, after: RowKey, limit: int) -> list[RawRow]:
+        """Rows after a key, in key order, read under the write lock."""
+        ...
+
+    def archive_rows(self, run_id: str, rows: Sequence[ArchivedRow]) -> None:
+        """Keep original rows for a rollback (a row already archived keeps its first copy)."""
+        ...
+
+    def update_rows_by_key(self, changes: Sequence[ArchivedRow]) -> None:
+        """Rewrite event_type and event_data of the rows with these keys."""
+        ...
+
+    def log_migration(self, entries: Sequence[MigrationLogRow]) -> None:
+        """Insert or replace per-execution migration log records."""
+        ...
+
+
+@runtime_checkable
+class EvolutionBackend(Protocol):
+    """Our own tables beside the history: catalogs, migration runs, log, archive.
+
+    Reads return nothing (rather than fail) while the tables do not exist yet.
+    """
+
+    def evolving(self) -> AbstractContextManager[EvolutionWriter]:
+        """One write transaction over the evolution tables and history rows."""
+        ...
 
     def schema_versions(self) -> list[SchemaVersionRow]:
         """Recorded catalogs, oldest first."""
@@ -278,4 +315,23 @@ class Backend(Protocol):
 
     def archived_rows(self, run_id: str, after: RowKey, limit: int) -> list[ArchivedRow]:
         """A run's archived originals after a key, in key order."""
+        ...
+
+
+@runtime_checkable
+class Subscribable(Protocol):
+    """A backend that can wait for new commits without polling (PostgreSQL: LISTEN/NOTIFY)."""
+
+    def wait_for_events(self, after: int, timeout: float) -> bool:
+        """True as soon as the feed has an event after `after`; False after `timeout` s."""
+        ...
+
+
+@runtime_checkable
+class Destroyable(Protocol):
+    """A backend that can drop what it keeps: for throwaway stores (tests)."""
+
+    def destroy(self) -> None:
+        """Drop the history table and our tables (PostgreSQL: and the schema, if
+        nothing else is in it, never `public`), then close."""
         ...

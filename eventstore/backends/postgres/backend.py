@@ -1,0 +1,413 @@
+"""PostgresBackend: the pool, the sessions, the table, reads and subscriptions."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Final
+
+import psycopg
+from psycopg import sql
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from ...errors import ReadOnlyError, StoreBusyError, StoreError, StoreNotFoundError, TargetError
+from ...store.protocol import (
+    ArchivedRow,
+    ExecutionRow,
+    FeedRow,
+    MigrationLogRow,
+    MigrationRun,
+    PackedExecution,
+    RawRow,
+    RowKey,
+    SchemaVersionRow,
+    StoredRow,
+)
+from .queries import EVOLUTION_TABLES, HISTORY_DDL, TABLE, Queries
+from .target import describe, mask, parse_target
+from .translate import translate
+from .writer import PostgresWriter, lock_key, write_unit
+
+__all__ = ["PostgresBackend"]
+
+_CLOSE_CHECK_SECONDS: Final = 0.5
+
+
+class PostgresBackend:
+    """History rows in a PostgreSQL table, through a connection pool.
+
+    Options: `schema` (a plain identifier, default "public"; also accepted as
+    `?schema=` in the URL), `pool_min_size` / `pool_max_size`, `lock_timeout_ms`
+    (how long a writer waits for the write lock before StoreBusyError),
+    `connect_timeout` (seconds).
+    """
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        readonly: bool = False,
+        schema: str | None = None,
+        pool_min_size: int = 1,
+        pool_max_size: int = 10,
+        lock_timeout_ms: int = 30_000,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        for name, value in (
+            ("pool_min_size", pool_min_size),
+            ("pool_max_size", pool_max_size),
+            ("lock_timeout_ms", lock_timeout_ms),
+        ):
+            if type(value) is not int or value < 1:
+                raise TargetError(f"{name} must be a positive integer, not {value!r}")
+        self.readonly = readonly
+        conninfo, self.schema, params = parse_target(target, schema)
+        self.description = describe(params, self.schema)
+        self._conninfo = conninfo
+        self._lock_timeout_ms = int(lock_timeout_ms)
+        self._connect_timeout = float(connect_timeout)
+        self._lock_key = lock_key(self.schema)
+        # LISTEN/NOTIFY channel of this table (identifiers are limited to 63 bytes).
+        self._channel = (
+            "eventstore_"
+            + hashlib.blake2b(f"{self.schema}.{TABLE}".encode(), digest_size=8).hexdigest()
+        )
+        self._local = threading.local()
+        self._listen_lock = threading.Lock()
+        self._listener: psycopg.Connection[Any] | None = None
+        self._closed = False
+        positioned = self._prepare_table()
+        self.stable_positions = positioned
+        self._q = Queries(self.schema, positioned)
+        try:
+            self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+                conninfo,
+                min_size=max(1, int(pool_min_size)),
+                max_size=max(1, int(pool_max_size), int(pool_min_size)),
+                kwargs={"autocommit": True},
+                configure=self._configure,
+                timeout=self._connect_timeout,
+                open=True,
+                name="eventstore",
+            )
+        except psycopg.Error as exc:
+            raise translate(exc, f"cannot open {self.description}") from None
+
+    # -- connections -----------------------------------------------------------
+
+    def _configure(self, con: psycopg.Connection[Any]) -> None:
+        """Session settings of every connection (UTC, read-only, lock timeout)."""
+        con.execute("SET TIME ZONE 'UTC'")
+        con.execute(
+            sql.SQL("SET lock_timeout = {}").format(sql.Literal(f"{self._lock_timeout_ms}ms"))
+        )
+        if self.readonly:
+            con.execute("SET default_transaction_read_only = on")
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        try:
+            con = psycopg.connect(
+                self._conninfo, autocommit=True, connect_timeout=max(1, int(self._connect_timeout))
+            )
+        except psycopg.Error as exc:
+            raise translate(exc, f"cannot connect to {self.description}") from None
+        try:
+            self._configure(con)
+        except psycopg.Error as exc:
+            con.close()
+            raise translate(exc, f"cannot configure a session on {self.description}") from None
+        return con
+
+    def _prepare_table(self) -> bool:
+        """Check (or create) the history table; True when it has our position column."""
+        with contextlib.closing(self._connect()) as con:
+            try:
+                columns = self._columns(con)
+                if not columns:
+                    if self.readonly:
+                        raise StoreNotFoundError(
+                            f"{self.description} has no {TABLE} table in schema {self.schema}"
+                        )
+                    with con.transaction():
+                        # Serialise concurrent first opens (CREATE ... IF NOT
+                        # EXISTS can otherwise race on the catalog).
+                        con.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
+                        con.execute(
+                            sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                                sql.Identifier(self.schema)
+                            )
+                        )
+                        con.execute(
+                            sql.SQL(HISTORY_DDL).format(
+                                table=sql.Identifier(self.schema, TABLE),
+                                position_key=sql.Identifier(f"eventstore_{TABLE}_position_key"),
+                            )
+                        )
+                    columns = self._columns(con)
+            except psycopg.Error as exc:
+                raise translate(exc, f"cannot open {self.description}") from None
+        missing = {"instance_id", "execution_id", "event_id", "event_type", "event_data"} - columns
+        if missing:
+            raise StoreError(
+                f"{self.description}: table {self.schema}.{TABLE} is not a history table"
+                f" (missing {', '.join(sorted(missing))})"
+            )
+        return "eventstore_position" in columns
+
+    def _columns(self, con: psycopg.Connection[Any]) -> set[str]:
+        rows = con.execute(
+            "SELECT column_name FROM information_schema.columns"
+            " WHERE table_schema = %s AND table_name = %s",
+            (self.schema, TABLE),
+        ).fetchall()
+        return {str(r[0]) for r in rows}
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """The thread's open transaction's connection, else one from the pool."""
+        pinned: psycopg.Connection[Any] | None = getattr(self._local, "connection", None)
+        if pinned is not None:
+            yield pinned
+            return
+        if self._closed:
+            raise StoreError(f"{self.description} is closed")
+        try:
+            with self._pool.connection() as con:
+                yield con
+        except PoolTimeout as exc:
+            raise StoreBusyError(
+                f"{self.description}: no connection available ({mask(str(exc))})"
+            ) from None
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def close(self) -> None:
+        # A waiter notices `_closed` within one wait slice (below) and lets go
+        # of the listening connection.
+        self._closed = True
+        with self._listen_lock:
+            if self._listener is not None:
+                self._listener.close()
+                self._listener = None
+        self._pool.close()
+
+    def destroy(self) -> None:
+        if self.readonly:
+            raise ReadOnlyError(f"{self.description} was opened read-only")
+        tables = [TABLE, *EVOLUTION_TABLES]
+        try:
+            with self._connection() as con, con.transaction():
+                for name in tables:
+                    con.execute(
+                        sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(self.schema, name))
+                    )
+                if self.schema != "public":
+                    empty = con.execute(
+                        "SELECT NOT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n"
+                        " ON n.oid = c.relnamespace WHERE n.nspname = %s)",
+                        (self.schema,),
+                    ).fetchone()
+                    if empty is not None and empty[0]:
+                        con.execute(sql.SQL("DROP SCHEMA {}").format(sql.Identifier(self.schema)))
+        except psycopg.Error as exc:
+            raise translate(exc, f"cannot destroy {self.description}") from None
+        finally:
+            self.close()
+
+    # -- writes ----------------------------------------------------------------
+
+    def writing(self) -> AbstractContextManager[PostgresWriter]:
+        """One atomic unit of writing: a transaction, or a savepoint inside one.
+
+        The writer takes the table's write lock before its first statement
+        (see `eventstore.backends.postgres.writer`); inside `transaction()`
+        the lock is then held until that transaction ends. A unit that sends
+        nothing opens no transaction at all.
+        """
+        if self.readonly:
+            raise ReadOnlyError(f"{self.description} was opened read-only")
+        return write_unit(
+            self._connection(),
+            nested=getattr(self._local, "connection", None) is not None,
+            queries=self._q,
+            lock_args=(self._lock_key, self._channel),
+        )
+
+    evolving = writing
+    """Evolution writes share the history's transaction and write lock."""
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[psycopg.Connection[Any]]:
+        """An outer transaction whose connection the embedding runtime may use."""
+        if self.readonly:
+            raise ReadOnlyError(f"{self.description} was opened read-only")
+        if getattr(self._local, "connection", None) is not None:
+            raise StoreError("transaction() cannot be nested")
+        with self._connection() as con:
+            outer = con.transaction()
+            try:
+                outer.__enter__()
+            except psycopg.Error as exc:
+                raise translate(exc, "cannot begin a transaction") from None
+            self._local.connection = con
+            try:
+                yield con
+            except BaseException as exc:
+                # The runtime's own errors pass through untranslated.
+                with contextlib.suppress(psycopg.Error):
+                    outer.__exit__(type(exc), exc, exc.__traceback__)
+                raise
+            else:
+                try:
+                    outer.__exit__(None, None, None)
+                except psycopg.Error as exc:
+                    raise translate(exc, "cannot commit") from None
+            finally:
+                self._local.connection = None
+
+    # -- reads -----------------------------------------------------------------
+
+    def _all(self, query: bytes, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        with self._connection() as con:
+            try:
+                return con.execute(query, args).fetchall()
+            except psycopg.Error as exc:
+                raise translate(exc, "read failed") from None
+
+    def execution_rows(self, instance_id: str, execution_id: int) -> list[ExecutionRow]:
+        return self._all(self._q.execution_rows, (instance_id, execution_id))
+
+    def execution_packed(self, instance_id: str, execution_id: int) -> PackedExecution | None:
+        return None  # rows arrive in one round trip already; see execution_rows
+
+    def position_of(self, instance_id: str, execution_id: int, event_id: int) -> int | None:
+        rows = self._all(self._q.position_of, (instance_id, execution_id, event_id))
+        return int(rows[0][0]) if rows else None
+
+    def latest_execution(self, instance_id: str) -> int | None:
+        value = self._all(self._q.latest_execution, (instance_id,))[0][0]
+        return int(value) if value is not None else None
+
+    def last_event_id(self, instance_id: str, execution_id: int) -> int:
+        value = self._all(self._q.last_event_id, (instance_id, execution_id))[0][0]
+        return int(value) if value is not None else 0
+
+    def executions(self, instance_id: str) -> list[int]:
+        return [int(r[0]) for r in self._all(self._q.executions, (instance_id,))]
+
+    def instances(self) -> list[str]:
+        return [str(r[0]) for r in self._all(self._q.instances)]
+
+    def overview(self) -> list[tuple[str, int, int, int]]:
+        return [(str(r[0]), int(r[1]), int(r[2]), int(r[3])) for r in self._all(self._q.overview)]
+
+    def edge_rows(
+        self, instance_id: str, execution_id: int
+    ) -> tuple[StoredRow | None, StoredRow | None]:
+        first = self._all(self._q.first_row, (instance_id, execution_id))
+        last = self._all(self._q.last_row, (instance_id, execution_id))
+        return (
+            StoredRow(*first[0]) if first else None,
+            StoredRow(*last[0]) if last else None,
+        )
+
+    def feed(self, after: int, limit: int) -> list[FeedRow]:
+        """Rows after `after`, in commit order (gap-free: see the comment in `writing`)."""
+        return self._all(self._q.feed, (after, limit))
+
+    def key_at(self, position: int) -> tuple[str, int, int] | None:
+        rows = self._all(self._q.key_at, (position,))
+        return (str(rows[0][0]), int(rows[0][1]), int(rows[0][2])) if rows else None
+
+    def scan(self, batch: int) -> Iterator[list[RawRow]]:
+        # Keyset pagination on duroxide's key: constant memory, short reads.
+        last: tuple[str, int, int] = ("", -1, -1)
+        while True:
+            rows = self._all(self._q.scan, (*last, batch))
+            if not rows:
+                return
+            page = [RawRow(*r) for r in rows]
+            yield page
+            tail = page[-1]
+            last = (tail.instance_id, tail.execution_id, tail.event_id)
+
+    def count(self) -> int:
+        return int(self._all(self._q.count)[0][0])
+
+    # -- schema evolution ------------------------------------------------------
+
+    def _evolution_rows(self, query: bytes, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        """Rows of one of our tables; none when the tables were never created."""
+        exists = self._all(b"SELECT to_regclass(%s) IS NOT NULL", (self._q.evolution.log_table,))
+        return self._all(query, args) if exists[0][0] else []
+
+    def schema_versions(self) -> list[SchemaVersionRow]:
+        return [SchemaVersionRow(*r) for r in self._evolution_rows(self._q.evolution.versions)]
+
+    def migration_runs(self) -> list[MigrationRun]:
+        return [MigrationRun(*r) for r in self._evolution_rows(self._q.evolution.runs)]
+
+    def migration_log(self, run_id: str) -> list[MigrationLogRow]:
+        return [
+            MigrationLogRow(*r) for r in self._evolution_rows(self._q.evolution.run_log, (run_id,))
+        ]
+
+    def archived_rows(self, run_id: str, after: RowKey, limit: int) -> list[ArchivedRow]:
+        return [
+            ArchivedRow(*r)
+            for r in self._evolution_rows(self._q.evolution.archived, (run_id, *after, limit))
+        ]
+
+    # -- subscriptions ---------------------------------------------------------
+
+    def wait_for_events(self, after: int, timeout: float) -> bool:
+        """Wait until the feed has an event after position `after`, at most `timeout` s.
+
+        Returns True as soon as such an event is committed (at once if one
+        already is), False when `timeout` passed without one. No polling: a
+        dedicated connection LISTENs on the table's channel, and every write
+        transaction NOTIFYs it, delivered on commit. The channel is
+        subscribed before the feed is checked, so no commit can slip between
+        the check and the wait; the feed is checked again only when a
+        notification arrives. Safe to call from several threads (they take
+        turns on the listening connection). Returns False promptly (within
+        half a second) when the store is closed meanwhile.
+        """
+        deadline = time.monotonic() + max(0.0, float(timeout))
+        with self._listen_lock:
+            if self._closed:
+                raise StoreError(f"{self.description} is closed")
+            try:
+                con = self._listening()
+                check = True
+                while True:
+                    if check:
+                        row = con.execute(self._q.has_after, (after,)).fetchone()
+                        if row is not None and row[0]:
+                            return True
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or self._closed:
+                        return False
+                    # Waiting in slices only lets close() interrupt us.
+                    slice_ = min(remaining, _CLOSE_CHECK_SECONDS)
+                    check = any(True for _ in con.notifies(timeout=slice_, stop_after=1))
+            except psycopg.Error as exc:
+                if self._listener is not None:
+                    self._listener.close()
+                    self._listener = None
+                raise translate(exc, "waiting for events failed") from None
+
+    def _listening(self) -> psycopg.Connection[Any]:
+        if self._listener is None or self._listener.closed:
+            con = self._connect()
+            try:
+                con.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
+            except psycopg.Error:
+                con.close()
+                raise
+            self._listener = con
+        return self._listener
