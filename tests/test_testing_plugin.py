@@ -51,7 +51,7 @@ SAMPLE = textwrap.dedent(
 
     def test_each_test_gets_an_empty_store(history_store):
         assert history_store.count() == 0
-        print("BACKEND", history_store.backend.description)
+        print("BACKEND", history_store.description)
     """
 )
 
@@ -164,7 +164,7 @@ THIRD_PARTY = textwrap.dedent(
         def create_store(self, **options):
             path = self.tmp_path / f"own-{len(list(self.tmp_path.iterdir()))}.db"
             store = HistoryStore(SQLiteBackend(str(path)), **options)
-            print("OWN", store.backend.description)
+            print("OWN", store.description)
             return store
     """
 )

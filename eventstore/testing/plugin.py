@@ -83,7 +83,7 @@ class StoreFactory:
     the test is skipped).
     """
 
-    backend: str
+    backend_name: str
     directory: Path
     _opened: list[tuple[HistoryStore, str | None]] = field(default_factory=list)
     _targets: dict[int, tuple[str, str | None]] = field(default_factory=dict)
@@ -98,7 +98,7 @@ class StoreFactory:
                 pytest.skip("an in-memory SQLite store cannot be reopened")
             owned = None  # the first handle drops the schema
         else:
-            target = store_target(self.backend, self.directory, next(self._counter))
+            target = store_target(self.backend_name, self.directory, next(self._counter))
             schema = f"eventstore_test_{uuid.uuid4().hex[:16]}" if _is_postgres(target) else None
             owned = schema
         store = (
