@@ -78,3 +78,16 @@ __all__ = [
     "events",
     "open",
 ]
+
+
+def _show_as_eventstore() -> None:
+    # Public classes read as `eventstore.X` in reprs and tracebacks, where
+    # users meet them, not as the private module that defines them; pickle
+    # still finds them (eventstore.X exists).
+    for name in __all__:
+        value = globals()[name]
+        if isinstance(value, type):
+            value.__module__ = __name__
+
+
+_show_as_eventstore()

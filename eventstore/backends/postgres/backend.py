@@ -29,7 +29,7 @@ from ...store.protocol import (
 )
 from .queries import EVOLUTION_TABLES, HISTORY_DDL, TABLE, Queries
 from .target import describe, mask, parse_target
-from .translate import translate
+from .translate import DRIVER_ERRORS, translate
 from .writer import PostgresWriter, lock_key, write_unit
 
 __all__ = ["PostgresBackend"]
@@ -176,12 +176,21 @@ class PostgresBackend:
         if self._closed:
             raise StoreError(f"{self.description} is closed")
         try:
-            with self._pool.connection() as con:
-                yield con
+            pooled = self._pool.connection()
+            con = pooled.__enter__()
         except PoolTimeout as exc:
             raise StoreBusyError(
                 f"{self.description}: no connection available ({mask(str(exc))})"
             ) from None
+        except psycopg.Error as exc:  # the pool is closed, or cannot connect
+            raise translate(exc, f"cannot connect to {self.description}") from None
+        try:
+            yield con
+        except BaseException as exc:
+            pooled.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        else:
+            pooled.__exit__(None, None, None)
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -275,7 +284,7 @@ class PostgresBackend:
         with self._connection() as con:
             try:
                 return con.execute(query, args).fetchall()
-            except psycopg.Error as exc:
+            except DRIVER_ERRORS as exc:
                 raise translate(exc, "read failed") from None
 
     def execution_rows(self, instance_id: str, execution_id: int) -> list[ExecutionRow]:

@@ -59,6 +59,16 @@ def _password_span(target: str) -> tuple[int, int] | None:
     return colon + 1, at
 
 
+def _candidates(target: str) -> set[str]:
+    """What the password may be, as written: up to the last '@', or the last before a '?'."""
+    found = set()
+    for end in (len(target), target.find("?")):
+        span = _password_span(target[:end] if end >= 0 else target)
+        if span is not None:
+            found.add(target[span[0] : span[1]])
+    return found
+
+
 def _hide_password(target: str) -> tuple[str, list[str]]:
     """(the URL with its passwords replaced by ***, the passwords as written and decoded)."""
     secrets: list[str] = []
@@ -120,6 +130,12 @@ def parse_target(target: str, schema: str | None) -> tuple[str, str, dict[str, s
     password = params.get("password")
     if isinstance(password, str) and password:
         _remember([password])
+    written = _candidates(target) - {""}
+    if written and not any(unquote(c) == (password or "") for c in written):
+        # libpq read the user info differently (an unencoded '/', '?' or '#'
+        # in the password ends it early): the pieces would land in the host,
+        # port or database and be printed from there.
+        raise _invalid(target, ValueError("the password is not valid in a URL"))
     return conninfo, chosen, {k: str(v) for k, v in params.items() if v is not None}
 
 

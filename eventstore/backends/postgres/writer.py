@@ -59,7 +59,7 @@ from ...store.protocol import (
     StoredRow,
 )
 from .queries import INSERT_ROWS, TABLE, Queries
-from .translate import translate
+from .translate import DRIVER_ERRORS, translate
 
 __all__ = ["PostgresWriter", "lock_key", "write_unit"]
 
@@ -231,5 +231,5 @@ def write_unit(
                     raise
                 if writer.opened:
                     con.execute(b"COMMIT")
-        except psycopg.Error as exc:
+        except DRIVER_ERRORS as exc:
             raise translate(exc, "write failed") from None

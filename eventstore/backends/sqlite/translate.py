@@ -42,7 +42,7 @@ def translate(exc: Exception, what: str) -> EventStoreError:
     return StoreError(f"{what}: {text}")
 
 
-BINDING_ERRORS: Final = (sqlite3.Error, OverflowError, UnicodeError)
+BINDING_ERRORS: Final = (sqlite3.Error, sqlite3.Warning, OverflowError, UnicodeError)
 """What a statement can raise: sqlite3's errors and binding failures (see translate)."""
 
 
