@@ -62,6 +62,10 @@ CREATED_AT: Final = (
 )
 
 
+def _text(query: sql.Composable) -> bytes:
+    return query.as_bytes(None)
+
+
 class Queries:
     """The statements of one table, composed once (identifiers quoted)."""
 
@@ -85,9 +89,13 @@ class Queries:
             "SELECT event_id, event_type, event_data, eventstore_position FROM {}"
         ).format(rel)
 
-        def text(query: sql.Composable) -> bytes:
-            return query.as_bytes(None)
+        self._compose_writes(table, stored)
+        self._compose_reads(table, rel, raw, stored)
+        self.evolution = EvolutionQueries(schema, positioned)
 
+    def _compose_writes(self, table: sql.Identifier, stored: sql.Composed) -> None:
+        """The statements of a write unit (under the table's lock)."""
+        text = _text
         self.last_event_id = text(
             sql.SQL(
                 "SELECT COALESCE(MAX(event_id), 0) FROM {}"
@@ -126,6 +134,12 @@ class Queries:
                 " WHERE instance_id = %s AND execution_id = %s AND event_id = %s"
             ).format(table)
         )
+
+    def _compose_reads(
+        self, table: sql.Identifier, rel: sql.Composable, raw: sql.Composed, stored: sql.Composed
+    ) -> None:
+        """The statements of the reads (no lock)."""
+        text = _text
         # The read hot path fetches no position (numbering a duroxide table
         # costs a window over it); position_of names a row when one must.
         self.execution_rows = text(
@@ -179,7 +193,6 @@ class Queries:
             )
         )
         self.count = text(sql.SQL("SELECT COUNT(*) FROM {}").format(table))
-        self.evolution = EvolutionQueries(schema, positioned)
 
     def insert_rows(self, rows: int) -> bytes:
         """The multi-row INSERT of `rows` rows (composed once per size)."""
@@ -226,10 +239,16 @@ class EvolutionQueries:
         }
         self.log_table = f'"{schema}".eventstore_migration_log'
 
-        def text(template: str) -> bytes:
-            return sql.SQL(template).format(**names).as_bytes(None)
+        self._names = names
+        self.ddl = [self._text(ddl) for ddl in EVOLUTION_DDL]
+        self._compose_writes(positioned)
+        self._compose_reads()
 
-        self.ddl = [text(ddl) for ddl in EVOLUTION_DDL]
+    def _text(self, template: str) -> bytes:
+        return sql.SQL(template).format(**self._names).as_bytes(None)
+
+    def _compose_writes(self, positioned: bool) -> None:
+        text = self._text
         # Migration batches read the table itself (not the numbered view of a
         # table duroxide created, whose window function would cost a full
         # sort per batch); they need keys, not positions.
@@ -268,6 +287,9 @@ class EvolutionQueries:
             " ON CONFLICT (run_id, instance_id, execution_id, first_event_id) DO UPDATE SET"
             " strategy = EXCLUDED.strategy, status = EXCLUDED.status, changes = EXCLUDED.changes"
         )
+
+    def _compose_reads(self) -> None:
+        text = self._text
         self.versions = text(
             "SELECT version_id, hash, first_used_at, catalog, metadata FROM {schema_versions}"
             " ORDER BY first_used_at, version_id"

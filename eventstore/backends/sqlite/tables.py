@@ -139,8 +139,6 @@ class HistoryTable:
     columns: dict[str, str]
     """Column name -> declared type."""
     primary_key: tuple[str, ...]
-    unique_key: bool
-    """Whether (instance_id, execution_id, event_id) is the primary key or a unique index."""
 
     @property
     def missing(self) -> list[str]:
@@ -163,10 +161,7 @@ def inspect(con: sqlite3.Connection, name: str = "history") -> HistoryTable | No
     table = db[name]
     columns = {c.name: c.type for c in table.columns}
     pks = tuple(c.name for c in sorted(table.columns, key=lambda c: c.is_pk) if c.is_pk)
-    keyed = pks == _KEY or any(
-        index.unique and tuple(index.columns) == _KEY for index in table.indexes
-    )
-    return HistoryTable(columns, pks, keyed)
+    return HistoryTable(columns, pks)
 
 
 def has_table(con: sqlite3.Connection, name: str) -> bool:
