@@ -253,3 +253,48 @@ def test_writing_on_a_read_only_directory_fails_cleanly(
     )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
+
+
+# -- throwaway stores --------------------------------------------------------------------
+
+
+def test_destroy_drops_the_store_and_its_own_schema(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    psycopg = pytest.importorskip("psycopg")
+    url = request.getfixturevalue("postgres_target_factory")()
+    store = eventstore.open(url, schema="throwaway_1")
+    store.append("i", 1, HistoryBuilder("i", "Hello").build())  # also records the catalog
+    store.destroy()
+    with psycopg.connect(url, autocommit=True) as con:
+        row = con.execute(
+            "SELECT count(*) FROM pg_namespace WHERE nspname = 'throwaway_1'"
+        ).fetchone()
+    assert row == (0,)
+    with pytest.raises(eventstore.StoreNotFoundError):
+        eventstore.open(url, schema="throwaway_1", readonly=True)
+
+
+def test_destroy_keeps_a_schema_that_holds_other_tables(
+    request: pytest.FixtureRequest,
+) -> None:
+    psycopg = pytest.importorskip("psycopg")
+    url = request.getfixturevalue("postgres_target_factory")()
+    with psycopg.connect(url, autocommit=True) as con:
+        con.execute("CREATE SCHEMA shared_2")
+        con.execute("CREATE TABLE shared_2.acks (id int)")
+    eventstore.open(url, schema="shared_2").destroy()
+    with psycopg.connect(url, autocommit=True) as con:
+        tables = con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'shared_2'"
+        ).fetchall()
+    assert tables == [("acks",)]
+
+
+def test_destroy_on_sqlite_drops_our_tables(tmp_path: Path) -> None:
+    path = tmp_path / "h.db"
+    store = eventstore.open(str(path))
+    store.append("i", 1, HistoryBuilder("i", "Hello").build())
+    store.destroy()
+    with pytest.raises(eventstore.StoreNotFoundError):
+        eventstore.open(str(path), readonly=True)
