@@ -2,8 +2,10 @@
 
 `open_backend` picks the backend for a target and checks its options: an
 unknown option is named with the valid ones listed, an ill-typed one is named
-with the type it needs. Only `eventstore.opening` and the store use these
-modules; SQL and driver errors stay inside them.
+with the type it needs. Only `eventstore.opening` opens backends and only the
+store holds them; the CLI uses the target helpers here (`sqlite_path`,
+`is_postgres`) and nothing else. SQL and driver errors stay inside these
+modules.
 """
 
 from __future__ import annotations
