@@ -6,9 +6,9 @@ import contextlib
 import dataclasses
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 import click
 import msgspec
@@ -68,51 +68,47 @@ def _offset(ms: int, start: int) -> str:
     return f"+{(ms - start) / 1000:.3f}s"
 
 
+def _failure_summary(details: Any) -> str:
+    kind = getattr(details, "kind", None)
+    if isinstance(kind, ev.Cancelled):
+        return f"cancelled: {kind.reason}"
+    message = str(getattr(details, "message", "") or "").strip()
+    label = kind if isinstance(kind, str) else type(details).__name__
+    return f"{label}: {message.splitlines()[-1] if message else ''}"
+
+
+# What the timeline says of each event type; types not listed show their
+# `reason` if they have one.
+_SUMMARIES: Final[dict[type, Callable[[Any], str]]] = {
+    ev.OrchestrationStarted: lambda e: f"{e.name} v{e.version} input={e.input}",
+    ev.ActivityScheduled: lambda e: f"{e.name}({e.input})",
+    ev.SubOrchestrationScheduled: lambda e: f"{e.name} as {e.instance} ({e.input})",
+    ev.ActivityCompleted: lambda e: f"-> {e.result}",
+    ev.SubOrchestrationCompleted: lambda e: f"-> {e.result}",
+    ev.OrchestrationCompleted: lambda e: f"output={e.output}",
+    ev.ActivityFailed: lambda e: _failure_summary(e.details),
+    ev.OrchestrationFailed: lambda e: _failure_summary(e.details),
+    ev.SubOrchestrationFailed: lambda e: _failure_summary(e.details),
+    ev.TimerCreated: lambda e: f"fire at {_time(e.fire_at_ms) or e.fire_at_ms}",
+    ev.TimerFired: lambda e: f"fire at {_time(e.fire_at_ms) or e.fire_at_ms}",
+    ev.ExternalEvent: lambda e: f"{e.name}: {e.data}",
+    ev.ExternalEventPersistent: lambda e: f"{e.name}: {e.data}",
+    ev.ExternalSubscribed: lambda e: e.name,
+    ev.ExternalSubscribedPersistent: lambda e: e.name,
+    ev.CustomStatusUpdated: lambda e: repr(e.status),
+    ev.KeyValueSet: lambda e: f"{e.key}={e.value}",
+    ev.KeyValueCleared: lambda e: e.key,
+    ev.SystemCall: lambda e: f"{e.op} -> {e.value}",
+    ev.OrchestrationContinuedAsNew: lambda e: f"input={e.input}",
+    ev.UnknownEvent: lambda e: "(unknown type, kept verbatim)",
+}
+
+
 def _summary(event: ev.Event) -> str:
     """A short description of what an event says, for the timeline."""
-    match event:
-        case ev.OrchestrationStarted(name=name, version=version, input=data):
-            return f"{name} v{version} input={data}"
-        case ev.ActivityScheduled(name=name, input=data):
-            return f"{name}({data})"
-        case ev.SubOrchestrationScheduled(name=name, instance=instance, input=data):
-            return f"{name} as {instance} ({data})"
-        case ev.ActivityCompleted(result=data) | ev.SubOrchestrationCompleted(result=data):
-            return f"-> {data}"
-        case ev.OrchestrationCompleted(output=data):
-            return f"output={data}"
-        case (
-            ev.ActivityFailed(details=d)
-            | ev.OrchestrationFailed(details=d)
-            | ev.SubOrchestrationFailed(details=d)
-        ):
-            kind = getattr(d, "kind", None)
-            if isinstance(kind, ev.Cancelled):
-                return f"cancelled: {kind.reason}"
-            message = str(getattr(d, "message", "") or "").strip()
-            label = kind if isinstance(kind, str) else type(d).__name__
-            return f"{label}: {message.splitlines()[-1] if message else ''}"
-        case ev.TimerCreated(fire_at_ms=at) | ev.TimerFired(fire_at_ms=at):
-            return f"fire at {_time(at) or at}"
-        case (
-            ev.ExternalEvent(name=name, data=data)
-            | ev.ExternalEventPersistent(name=name, data=data)
-        ):
-            return f"{name}: {data}"
-        case ev.ExternalSubscribed(name=name) | ev.ExternalSubscribedPersistent(name=name):
-            return name
-        case ev.CustomStatusUpdated(status=status):
-            return repr(status)
-        case ev.KeyValueSet(key=key, value=value):
-            return f"{key}={value}"
-        case ev.KeyValueCleared(key=key):
-            return key
-        case ev.SystemCall(op=op, value=value):
-            return f"{op} -> {value}"
-        case ev.OrchestrationContinuedAsNew(input=data):
-            return f"input={data}"
-        case ev.UnknownEvent():
-            return "(unknown type, kept verbatim)"
+    describe = _SUMMARIES.get(type(event))
+    if describe is not None:
+        return describe(event)
     reason = getattr(event, "reason", None)
     return str(reason) if reason is not None else ""
 

@@ -269,61 +269,47 @@ class Codec:
         execution_id: int | None,
     ) -> Decoded:
         """Explain why data is not a known event, or keep it as an UnknownEvent."""
-        try:
-            obj = _ANY_DECODER.decode(data)
-        except RecursionError:
-            raise DecodeError("nested too deeply to decode") from None
-        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-            raise DecodeError(f"not valid JSON: {exc}") from None
-        if not isinstance(obj, dict):
-            raise DecodeError(f"expected a JSON object, got {type(obj).__name__}")
+        obj = _json_object(data)
         type_name = obj.get("type")
         if type_name is not None:
-            if not isinstance(type_name, str):
-                raise DecodeError("`type` must be a string")
-            if type_name in ev.EVENT_TYPES:
-                if error is None:  # sent here by the sniff (an upper-case first key)
-                    try:
-                        return Decoded(_V1_DECODER.decode(data), Generation.V1)
-                    except _DECODE_ERRORS as exc:
-                        error = exc
-                raise DecodeError(f"invalid {type_name} event: {error}")
-            generation = Generation.V1
-            fields = obj
-        elif len(obj) == 1:
-            ((type_name, fields),) = obj.items()
-            if type_name in _ENVELOPES and error is not None:
-                # A legacy event the one-byte sniff missed (leading whitespace).
-                compact = _ENCODER.encode(obj)
-                found = self._decode_legacy(compact, instance_id, execution_id, True)
-                assert isinstance(found, Decoded)
-                return found
-            if not (type_name[:1].isupper() and isinstance(fields, dict)):
-                raise DecodeError(
-                    f"not an event: no `type` field, and `{type_name}` is not a legacy variant"
-                )
-            generation = Generation.V0
-        else:
+            return self._slow_tagged(data, obj, type_name, error, instance_id, execution_id)
+        if len(obj) != 1:
             raise DecodeError(
                 f"not an event: no `type` field and {len(obj)} keys"
                 + (f" ({error})" if error else "")
             )
-        try:
-            common = msgspec.convert(fields, _UnknownCommon)
-        except msgspec.ValidationError as exc:
-            raise DecodeError(f"event of unknown type {type_name!r}: {exc}") from None
-        raw = data.encode() if isinstance(data, str) else bytes(data)
-        event = UnknownEvent(
-            event_id=common.event_id,
-            source_event_id=common.source_event_id,
-            instance_id=common.instance_id or instance_id or "",
-            execution_id=common.execution_id or execution_id or 0,
-            timestamp_ms=common.timestamp_ms,
-            duroxide_version=common.duroxide_version,
-            type_name=type_name,
-            raw=raw,
-        )
-        return Decoded(event, generation)
+        ((type_name, fields),) = obj.items()
+        if type_name in _ENVELOPES and error is not None:
+            # A legacy event the one-byte sniff missed (leading whitespace).
+            found = self._decode_legacy(_ENCODER.encode(obj), instance_id, execution_id, True)
+            assert isinstance(found, Decoded)
+            return found
+        if not (type_name[:1].isupper() and isinstance(fields, dict)):
+            raise DecodeError(
+                f"not an event: no `type` field, and `{type_name}` is not a legacy variant"
+            )
+        return _unknown(data, type_name, fields, Generation.V0, instance_id, execution_id)
+
+    def _slow_tagged(
+        self,
+        data: bytes | str,
+        obj: dict[str, Any],
+        type_name: object,
+        error: Exception | None,
+        instance_id: str | None,
+        execution_id: int | None,
+    ) -> Decoded:
+        """A V1-shaped object (`type` tag): a known type that failed, or an unknown one."""
+        if not isinstance(type_name, str):
+            raise DecodeError("`type` must be a string")
+        if type_name in ev.EVENT_TYPES:
+            if error is None:  # sent here by the sniff (an upper-case first key)
+                try:
+                    return Decoded(_V1_DECODER.decode(data), Generation.V1)
+                except _DECODE_ERRORS as exc:
+                    error = exc
+            raise DecodeError(f"invalid {type_name} event: {error}")
+        return _unknown(data, type_name, obj, Generation.V1, instance_id, execution_id)
 
     # -- encoding ----------------------------------------------------------
 
@@ -400,6 +386,45 @@ class Codec:
 
 
 DEFAULT_CODEC: Final = Codec()
+
+
+def _json_object(data: bytes | str) -> dict[str, Any]:
+    """Parse data as any JSON, or say why it is not a JSON object."""
+    try:
+        obj = _ANY_DECODER.decode(data)
+    except RecursionError:
+        raise DecodeError("nested too deeply to decode") from None
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise DecodeError(f"not valid JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise DecodeError(f"expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def _unknown(
+    data: bytes | str,
+    type_name: str,
+    fields: Any,
+    generation: Generation,
+    instance_id: str | None,
+    execution_id: int | None,
+) -> Decoded:
+    """Keep an event of a type this code does not know, verbatim."""
+    try:
+        common = msgspec.convert(fields, _UnknownCommon)
+    except msgspec.ValidationError as exc:
+        raise DecodeError(f"event of unknown type {type_name!r}: {exc}") from None
+    event = UnknownEvent(
+        event_id=common.event_id,
+        source_event_id=common.source_event_id,
+        instance_id=common.instance_id or instance_id or "",
+        execution_id=common.execution_id or execution_id or 0,
+        timestamp_ms=common.timestamp_ms,
+        duroxide_version=common.duroxide_version,
+        type_name=type_name,
+        raw=data.encode() if isinstance(data, str) else bytes(data),
+    )
+    return Decoded(event, generation)
 
 
 def decode(

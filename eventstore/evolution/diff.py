@@ -185,36 +185,8 @@ class _Differ:
                 self.add(path, f"{kind} removed", f"{label} {value}")
 
     def _object(self, path: str, old: dict[str, Any], new: dict[str, Any]) -> None:
-        old_props: dict[str, Any] = old.get("properties", {})
-        new_props: dict[str, Any] = new.get("properties", {})
-        old_req = set(old.get("required", []))
-        new_req = set(new.get("required", []))
         tagged = bool(old.get("x-externally-tagged")) and bool(new.get("x-externally-tagged"))
-        for name, schema in new_props.items():
-            where = f"{path}.{name}"
-            if where in self.ignore:
-                continue
-            if name not in old_props:
-                if tagged:
-                    self.add(path, "enum variant added", f"variant {name}")
-                elif name in new_req:
-                    self.add(where, "required field added")
-                else:
-                    self.add(where, "optional field added")
-                continue
-            self.compare(where, old_props[name], schema)
-            if not tagged and name in new_req and name not in old_req:
-                self.add(where, "field became required")
-            elif not tagged and name in old_req and name not in new_req:
-                self.add(where, "field became optional")
-        for name in old_props:
-            if name not in new_props and f"{path}.{name}" not in self.ignore:
-                if tagged:
-                    self.add(path, "enum variant removed", f"variant {name}")
-                elif name in old_req:
-                    self.add(f"{path}.{name}", "required field removed")
-                else:
-                    self.add(f"{path}.{name}", "optional field removed")
+        self._properties(path, old, new, tagged)
         rest_old = {k: v for k, v in old.items() if k not in {"properties", "required", *_DOC_KEYS}}
         rest_new = {k: v for k, v in new.items() if k not in {"properties", "required", *_DOC_KEYS}}
         if self._strip(rest_old, self.old_defs) != self._strip(rest_new, self.new_defs):
@@ -222,6 +194,34 @@ class _Differ:
         for key in ("title", "description"):
             if old.get(key) != new.get(key):
                 self.add(path, "documentation changed", key)
+
+    def _properties(
+        self, path: str, old: dict[str, Any], new: dict[str, Any], tagged: bool
+    ) -> None:
+        """Fields (or, for an externally tagged enum, variants) added, removed, changed."""
+        old_props: dict[str, Any] = old.get("properties", {})
+        new_props: dict[str, Any] = new.get("properties", {})
+        old_req = set(old.get("required", []))
+        new_req = set(new.get("required", []))
+        for name, schema in new_props.items():
+            where = f"{path}.{name}"
+            if where in self.ignore:
+                continue
+            if name not in old_props:
+                self._presence(path, name, "added", tagged, name in new_req)
+                continue
+            self.compare(where, old_props[name], schema)
+            if not tagged and (name in new_req) != (name in old_req):
+                self.add(where, "field became " + ("required" if name in new_req else "optional"))
+        for name in old_props:
+            if name not in new_props and f"{path}.{name}" not in self.ignore:
+                self._presence(path, name, "removed", tagged, name in old_req)
+
+    def _presence(self, path: str, name: str, change: str, tagged: bool, required: bool) -> None:
+        if tagged:
+            self.add(path, f"enum variant {change}", f"variant {name}")
+        else:
+            self.add(f"{path}.{name}", f"{'required' if required else 'optional'} field {change}")
 
 
 def _short(value: Any) -> str:
