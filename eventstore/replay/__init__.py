@@ -11,6 +11,8 @@ what the code does and what the history recorded raises ReplayMismatchError
 JSONL export and reports per execution. See proposals/replay.md.
 """
 
+from ..errors import InvalidHistoryError, ReplayMismatchError
+from ._actions import Action
 from ._batch import (
     ExecutionReplay,
     Orchestrations,
@@ -21,16 +23,9 @@ from ._batch import (
     replay_all,
 )
 from ._context import ReplayContext, ScheduledTask
-from ._engine import (
-    Action,
-    InvalidHistoryError,
-    ReplayMismatchError,
-    ReplayResult,
-    ReplayStatus,
-    describe_event,
-    display_message,
-    replay,
-)
+from ._display import describe_event, display_message
+from ._engine import replay
+from ._result import ReplayResult, ReplayStatus
 
 __all__ = [
     "Action",

@@ -9,17 +9,17 @@ from typing import Any, Literal
 
 from .. import events as ev
 from ..codec import Codec
-from ..errors import EventStoreError, NondeterminismError
+from ..errors import (
+    EventStoreError,
+    InvalidHistoryError,
+    NondeterminismError,
+    ReplayMismatchError,
+)
 from ..events import Event
 from ..store import HistoryStore
 from ..testing.jsonl import load_history
-from ._engine import (
-    InvalidHistoryError,
-    Orchestration,
-    ReplayMismatchError,
-    ReplayResult,
-    replay,
-)
+from ._engine import Orchestration, replay
+from ._result import ReplayResult
 
 __all__ = [
     "ExecutionReplay",
@@ -189,67 +189,45 @@ def replay_all(
     kv_by_instance: dict[str, dict[str, str]] = {}
     for instance_id, execution_id, events in iter_executions(source, instance_ids):
         if isinstance(events, EventStoreError):
-            report.executions.append(
-                ExecutionReplay(
-                    instance_id, execution_id, None, None, "invalid", str(events), error=events
-                )
+            found = ExecutionReplay(
+                instance_id, execution_id, None, None, "invalid", str(events), error=events
             )
-            continue
-        kv = kv_by_instance.get(instance_id, {})
-        kv_by_instance[instance_id] = _kv_after(events, kv)
-        started = events[0] if events else None
-        if not isinstance(started, ev.OrchestrationStarted):
-            first = started.event_type if started else "nothing"
-            report.executions.append(
-                ExecutionReplay(
-                    instance_id,
-                    execution_id,
-                    None,
-                    None,
-                    "invalid",
-                    f"starts with {first}, not OrchestrationStarted",
-                )
-            )
-            continue
-        name, version = started.name, started.version
-        function = find_orchestration(orchestrations, name, version)
-        if function is None:
-            report.executions.append(
-                ExecutionReplay(
-                    instance_id,
-                    execution_id,
-                    name,
-                    version,
-                    "unregistered",
-                    f"no orchestration registered for {name!r} (version {version})",
-                )
-            )
-            continue
-        try:
-            result = replay(events, function, kv=kv)
-        except NondeterminismError as exc:
-            report.executions.append(
-                ExecutionReplay(
-                    instance_id,
-                    execution_id,
-                    name,
-                    version,
-                    "nondeterministic",
-                    exc.message,
-                    error=exc,
-                )
-            )
-            continue
-        except InvalidHistoryError as exc:
-            report.executions.append(
-                ExecutionReplay(
-                    instance_id, execution_id, name, version, "invalid", exc.message, error=exc
-                )
-            )
-            continue
-        report.executions.append(
-            ExecutionReplay(
-                instance_id, execution_id, name, version, "ok", result.status, result=result
-            )
-        )
+        else:
+            kv = kv_by_instance.get(instance_id, {})
+            kv_by_instance[instance_id] = _kv_after(events, kv)
+            found = _replay_execution(instance_id, execution_id, events, orchestrations, kv)
+        report.executions.append(found)
     return report
+
+
+def _replay_execution(
+    instance_id: str,
+    execution_id: int,
+    events: list[Event],
+    orchestrations: Orchestrations,
+    kv: dict[str, str],
+) -> ExecutionReplay:
+    """How one execution replays with the function registered for it."""
+    started = events[0] if events else None
+    if not isinstance(started, ev.OrchestrationStarted):
+        first = started.event_type if started else "nothing"
+        message = f"starts with {first}, not OrchestrationStarted"
+        return ExecutionReplay(instance_id, execution_id, None, None, "invalid", message)
+    name, version = started.name, started.version
+    function = find_orchestration(orchestrations, name, version)
+    if function is None:
+        message = f"no orchestration registered for {name!r} (version {version})"
+        return ExecutionReplay(instance_id, execution_id, name, version, "unregistered", message)
+    try:
+        result = replay(events, function, kv=kv)
+    except NondeterminismError as exc:
+        return ExecutionReplay(
+            instance_id, execution_id, name, version, "nondeterministic", exc.message, error=exc
+        )
+    except InvalidHistoryError as exc:
+        return ExecutionReplay(
+            instance_id, execution_id, name, version, "invalid", exc.message, error=exc
+        )
+    return ExecutionReplay(
+        instance_id, execution_id, name, version, "ok", result.status, result=result
+    )

@@ -264,7 +264,31 @@ def histories(
     )
     value = st.builds(RawJson, payloads())
     failure = st.one_of(hostile_strings(), error_details())
-    steps: dict[str, Callable[[], object]] = {
+    steps = _history_steps(draw, builder, value, failure)
+    if not open_operations:
+        del steps["open_activity"], steps["open_timer"]
+    for step in draw(st.lists(st.sampled_from(sorted(steps)), max_size=max_steps)):
+        steps[step]()
+    _complete_some_open(draw, builder, value)
+    end = draw(st.sampled_from((*_TERMINALS, None))) if terminal == "any" else terminal
+    ends: dict[object, Callable[[], object]] = {
+        "completed": lambda: builder.completed(draw(value)),
+        "failed": lambda: builder.failed(draw(failure)),
+        "continued_as_new": lambda: builder.continued_as_new(draw(value)),
+        "cancelled": lambda: builder.cancelled(draw(hostile_strings())),
+    }
+    ends.get(end, lambda: None)()
+    return builder.build()
+
+
+def _history_steps(
+    draw: st.DrawFn,
+    builder: HistoryBuilder,
+    value: SearchStrategy[RawJson],
+    failure: SearchStrategy[str | ErrorDetails],
+) -> dict[str, Callable[[], object]]:
+    """Step name -> a call adding that step (drawing its fields) to `builder`."""
+    return {
         "activity": lambda: builder.activity(
             draw(_names), draw(value), result=draw(value), error=draw(st.none() | failure)
         ),
@@ -291,11 +315,12 @@ def histories(
         "new_guid": lambda: builder.new_guid(draw(st.uuids()).hex),
         "utc_now": lambda: builder.utc_now(),
     }
-    if not open_operations:
-        del steps["open_activity"], steps["open_timer"]
-    for step in draw(st.lists(st.sampled_from(sorted(steps)), max_size=max_steps)):
-        steps[step]()
-    # Complete some of the operations left open, in any order.
+
+
+def _complete_some_open(
+    draw: st.DrawFn, builder: HistoryBuilder, value: SearchStrategy[RawJson]
+) -> None:
+    """Complete some of the operations left open, in any order."""
     while True:
         still_open = builder.open_operations
         if not still_open or not draw(st.booleans()):
@@ -307,29 +332,130 @@ def histories(
             builder.timer_fired(source=event_id)
         else:
             break
-    end = draw(st.sampled_from((*_TERMINALS, None))) if terminal == "any" else terminal
-    if end == "completed":
-        builder.completed(draw(value))
-    elif end == "failed":
-        builder.failed(draw(failure))
-    elif end == "continued_as_new":
-        builder.continued_as_new(draw(value))
-    elif end == "cancelled":
-        builder.cancelled(draw(hostile_strings()))
-    return builder.build()
 
 
-def _v0_failure(draw: st.DrawFn, generation: str) -> dict[str, Any]:
-    if generation == "V0a":
-        return {"error": draw(hostile_strings())}
-    details = draw(
-        error_details().filter(
-            lambda d: isinstance(
-                d, ev.ApplicationError | ev.InfrastructureError | ev.ConfigurationError
+class _LegacyRows:
+    """The V0 events of one legacy execution, drawn one by one."""
+
+    def __init__(self, draw: st.DrawFn, generation: str, execution: int) -> None:
+        self.draw = draw
+        self.generation = generation
+        self.execution = execution
+        self.bodies: list[tuple[str, dict[str, Any]]] = []
+        self._ids = iter(range(1, 10_000))
+        self._last = 0
+
+    def add(self, type_name: str, body: dict[str, Any]) -> int:
+        """Append an event with the next id (increasing, sometimes with a gap); its id."""
+        candidate = next(self._ids) + self.draw(st.sampled_from([0, 0, 0, 1]))
+        self._last = max(self._last + 1, candidate)
+        self.bodies.append((type_name, {"event_id": self._last, **body}))
+        return self._last
+
+    def failure(self) -> dict[str, Any]:
+        """A failure's fields: `error` text (V0a) or structured `details` (V0b)."""
+        if self.generation == "V0a":
+            return {"error": self.draw(hostile_strings())}
+        details = self.draw(
+            error_details().filter(
+                lambda d: isinstance(
+                    d, ev.ApplicationError | ev.InfrastructureError | ev.ConfigurationError
+                )
             )
         )
+        return {"details": error_details_to_wire(details)}
+
+    def rows(self, instance: str) -> list[dict[str, Any]]:
+        """The events as rows of the history table."""
+        return [
+            {
+                "instance_id": instance,
+                "execution_id": self.execution,
+                "event_id": body["event_id"],
+                "event_type": type_name,
+                "event_data": json.dumps(
+                    {type_name: body}, ensure_ascii=False, separators=(",", ":")
+                ),
+                "created_at": None,
+            }
+            for type_name, body in self.bodies
+        ]
+
+
+def _legacy_activity(r: _LegacyRows) -> None:
+    draw = r.draw
+    source = r.add(
+        "ActivityScheduled",
+        {"name": draw(_names), "input": draw(payloads()), "execution_id": r.execution},
     )
-    return {"details": error_details_to_wire(details)}
+    if draw(st.booleans()):
+        r.add("ActivityCompleted", {"source_event_id": source, "result": draw(payloads())})
+    else:
+        r.add("ActivityFailed", {"source_event_id": source, **r.failure()})
+
+
+def _legacy_timer(r: _LegacyRows) -> None:
+    at = r.draw(_u64)
+    source = r.add("TimerCreated", {"fire_at_ms": at, "execution_id": r.execution})
+    r.add("TimerFired", {"source_event_id": source, "fire_at_ms": at})
+
+
+def _legacy_event(r: _LegacyRows) -> None:
+    name = r.draw(_names)
+    r.add("ExternalSubscribed", {"name": name})
+    r.add("ExternalEvent", {"name": name, "data": r.draw(payloads())})
+
+
+def _legacy_sub(r: _LegacyRows) -> None:
+    draw = r.draw
+    source = r.add(
+        "SubOrchestrationScheduled",
+        {
+            "name": draw(_names),
+            "instance": draw(hostile_strings()),
+            "input": draw(payloads()),
+            "execution_id": r.execution,
+        },
+    )
+    if draw(st.booleans()):
+        r.add("SubOrchestrationCompleted", {"source_event_id": source, "result": draw(payloads())})
+    else:
+        r.add("SubOrchestrationFailed", {"source_event_id": source, **r.failure()})
+
+
+def _legacy_system_call(r: _LegacyRows) -> None:
+    op = r.draw(st.sampled_from(["new_guid", "utc_now_ms"]))
+    value = r.draw(st.uuids()).hex if op == "new_guid" else str(r.draw(_timestamps))
+    r.add("SystemCall", {"op": op, "value": value, "execution_id": r.execution})
+
+
+def _legacy_chained(r: _LegacyRows) -> None:
+    draw = r.draw
+    r.add(
+        "OrchestrationChained",
+        {"name": draw(_names), "instance": draw(hostile_strings()), "input": draw(payloads())},
+    )
+
+
+_LEGACY_STEPS: Final[dict[str, Callable[[_LegacyRows], None]]] = {
+    "activity": _legacy_activity,
+    "timer": _legacy_timer,
+    "event": _legacy_event,
+    "sub": _legacy_sub,
+    "system_call": _legacy_system_call,
+    "chained": _legacy_chained,
+}
+"""Legacy step -> the events it adds (drawing their fields)."""
+
+_LEGACY_ENDS: Final[dict[str, Callable[[_LegacyRows], object]]] = {
+    "completed": lambda r: r.add("OrchestrationCompleted", {"output": r.draw(payloads())}),
+    "failed": lambda r: r.add("OrchestrationFailed", r.failure()),
+    "continued": lambda r: r.add("OrchestrationContinuedAsNew", {"input": r.draw(payloads())}),
+    "cancelled": lambda r: r.add(
+        "OrchestrationCancelRequested", {"reason": r.draw(hostile_strings())}
+    ),
+}
+"""Legacy terminal -> the event it adds."""
 
 
 @st.composite
@@ -350,20 +476,8 @@ def legacy_histories(
     gen: str = generation or draw(st.sampled_from(["V0a", "V0b"]))
     instance = instance_id if instance_id is not None else draw(instance_ids())
     execution = draw(st.integers(min_value=1, max_value=1000))
-    bodies: list[tuple[str, dict[str, Any]]] = []
-    ids = iter(range(1, 10_000))
-    last = 0
-
-    def next_id() -> int:
-        return next(ids) + draw(st.sampled_from([0, 0, 0, 1]))
-
-    def add(type_name: str, body: dict[str, Any]) -> int:
-        nonlocal last
-        last = max(last + 1, next_id())
-        bodies.append((type_name, {"event_id": last, **body}))
-        return last
-
-    add(
+    rows = _LegacyRows(draw, gen, execution)
+    rows.add(
         "OrchestrationStarted",
         {
             "name": draw(_names),
@@ -375,73 +489,11 @@ def legacy_histories(
     )
     kinds = ["activity", "timer", "event", "sub", "system_call", "chained"]
     for step in draw(st.lists(st.sampled_from(kinds), max_size=max_steps)):
-        if step == "activity":
-            source = add(
-                "ActivityScheduled",
-                {"name": draw(_names), "input": draw(payloads()), "execution_id": execution},
-            )
-            if draw(st.booleans()):
-                add("ActivityCompleted", {"source_event_id": source, "result": draw(payloads())})
-            else:
-                add("ActivityFailed", {"source_event_id": source, **_v0_failure(draw, gen)})
-        elif step == "timer":
-            at = draw(_u64)
-            source = add("TimerCreated", {"fire_at_ms": at, "execution_id": execution})
-            add("TimerFired", {"source_event_id": source, "fire_at_ms": at})
-        elif step == "event":
-            name = draw(_names)
-            add("ExternalSubscribed", {"name": name})
-            add("ExternalEvent", {"name": name, "data": draw(payloads())})
-        elif step == "sub":
-            source = add(
-                "SubOrchestrationScheduled",
-                {
-                    "name": draw(_names),
-                    "instance": draw(hostile_strings()),
-                    "input": draw(payloads()),
-                    "execution_id": execution,
-                },
-            )
-            if draw(st.booleans()):
-                add(
-                    "SubOrchestrationCompleted",
-                    {"source_event_id": source, "result": draw(payloads())},
-                )
-            else:
-                add("SubOrchestrationFailed", {"source_event_id": source, **_v0_failure(draw, gen)})
-        elif step == "system_call":
-            op = draw(st.sampled_from(["new_guid", "utc_now_ms"]))
-            value = draw(st.uuids()).hex if op == "new_guid" else str(draw(_timestamps))
-            add("SystemCall", {"op": op, "value": value, "execution_id": execution})
-        else:
-            add(
-                "OrchestrationChained",
-                {
-                    "name": draw(_names),
-                    "instance": draw(hostile_strings()),
-                    "input": draw(payloads()),
-                },
-            )
+        _LEGACY_STEPS[step](rows)
     end = draw(st.sampled_from(["completed", "failed", "continued", "cancelled", None]))
-    if end == "completed":
-        add("OrchestrationCompleted", {"output": draw(payloads())})
-    elif end == "failed":
-        add("OrchestrationFailed", _v0_failure(draw, gen))
-    elif end == "continued":
-        add("OrchestrationContinuedAsNew", {"input": draw(payloads())})
-    elif end == "cancelled":
-        add("OrchestrationCancelRequested", {"reason": draw(hostile_strings())})
-    return [
-        {
-            "instance_id": instance,
-            "execution_id": execution,
-            "event_id": body["event_id"],
-            "event_type": type_name,
-            "event_data": json.dumps({type_name: body}, ensure_ascii=False, separators=(",", ":")),
-            "created_at": None,
-        }
-        for type_name, body in bodies
-    ]
+    if end is not None:
+        _LEGACY_ENDS[end](rows)
+    return rows.rows(instance)
 
 
 # Exposed for tests that want the reserved names.
