@@ -22,25 +22,21 @@ class ContinueAsNew:
     input: str
 
 
-class NotATask(Exception):
+@dataclass(frozen=True, slots=True)
+class NotATask:
     """The code yielded something the runtime cannot run; `error` is what the code fails with.
 
     `error` is never raised itself, so the failure recorded for the code is
     its `Type: message` line alone, as duroxide's driver records it.
     """
 
-    def __init__(self, error: Exception) -> None:
-        super().__init__(error)
-        self.error = error
+    error: Exception
 
 
-def build_task(descriptor: Any, where: str) -> Task | ContinueAsNew:
-    """The task for a descriptor the code yielded at `where`.
-
-    Raises NotATask for anything that is not a descriptor or of an unknown type.
-    """
+def build_task(descriptor: Any, where: str) -> Task | ContinueAsNew | NotATask:
+    """What the code yielded at `where`: a task, the end (continue-as-new), or no task."""
     if not isinstance(descriptor, dict) or not isinstance(descriptor.get("type"), str):
-        raise NotATask(
+        return NotATask(
             TypeError(
                 f"orchestration yielded {descriptor!r}, not a task from the context (at {where})"
             )
@@ -50,7 +46,7 @@ def build_task(descriptor: Any, where: str) -> Task | ContinueAsNew:
         return ContinueAsNew(str(descriptor["input"]))
     build = _BUILDERS.get(kind)
     if build is None:
-        raise NotATask(ValueError(f"unknown task type {kind!r} (at {where})"))
+        return NotATask(ValueError(f"unknown task type {kind!r} (at {where})"))
     return build(descriptor, where)
 
 

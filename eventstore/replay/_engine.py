@@ -222,10 +222,9 @@ class Engine:
 
     def _build(self, descriptor: Any, where: str) -> Task | None:
         """A task for a yielded descriptor; None when it ends the code."""
-        try:
-            built = build_task(descriptor, where)
-        except NotATask as bad:
-            self._fail(bad.error)
+        built = build_task(descriptor, where)
+        if isinstance(built, NotATask):
+            self._fail(built.error)
             return None
         if isinstance(built, ContinueAsNew):
             self.output = built.input
