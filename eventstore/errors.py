@@ -39,6 +39,7 @@ __all__ = [
     "DecodeError",
     "EventOrderError",
     "EventStoreError",
+    "HistoryRuleError",
     "IdentityMismatchError",
     "InvalidEventError",
     "InvalidHistoryError",
@@ -116,7 +117,13 @@ class ValidationError(EventStoreError, ValueError):
     call's arguments cannot name anything a store holds)."""
 
 
-class EventOrderError(ValidationError):
+class HistoryRuleError(ValidationError):
+    """The events break a history rule (eventstore.store.rules): an id gap, a
+    second or missing OrchestrationStarted, an event after the terminal one,
+    a completion naming no matching earlier event. verify reports the same."""
+
+
+class EventOrderError(HistoryRuleError):
     """Event ids are not increasing, or not after the last stored id."""
 
 
@@ -124,7 +131,7 @@ class IdentityMismatchError(ValidationError):
     """An event names another instance or execution than the append call."""
 
 
-class MissingStartError(ValidationError):
+class MissingStartError(HistoryRuleError):
     """A new execution does not start with OrchestrationStarted."""
 
 

@@ -29,6 +29,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 import eventstore
@@ -552,9 +553,10 @@ def legacy_fixture_rows(name: str) -> list[dict[str, Any]]:
 def test_runtime_reads_legacy_histories_appended_as_v1(
     tmp_path: Path, fixture: str, generations: set[str]
 ) -> None:
-    """Legacy rows (tests/fixtures/legacy) decoded by eventstore and appended as
-    V1 into a database duroxide created: duroxide reads every execution with
-    the events eventstore stored, except those holding a legacy SystemCall."""
+    """Legacy rows (tests/fixtures/legacy) decoded by eventstore and stored as
+    V1 (imported whole, as legacy data arrives) into a database duroxide
+    created: duroxide reads every execution with the events eventstore
+    stored, except those holding a legacy SystemCall."""
     path = tmp_path / "runtime.db"
     read_with_duroxide(path)  # duroxide creates the database
     rows = legacy_fixture_rows(fixture)
@@ -563,10 +565,12 @@ def test_runtime_reads_legacy_histories_appended_as_v1(
     for row in rows:
         key = (row["instance_id"], row["execution_id"])
         grouped[key].append(decode(row["event_data"], instance_id=key[0], execution_id=key[1]))
-    stored: dict[Key, list[ev.Event]] = {}
     with eventstore.open(str(path)) as store:
-        for key, events in grouped.items():
-            stored[key] = store.append(*key, events, expected_last_event_id=0).events
+        # Legacy data arrives whole, id gaps included (where system-call
+        # pairs became one SystemCall), so it is imported, not appended
+        # (append refuses a gap); filled as append would fill it.
+        store.import_rows(_as_v1_rows(store, grouped))
+        stored = {key: store.read(*key) for key in grouped}
     reading = read_with_duroxide(path, sorted(stored))
     with_system_calls = {k for k, events in stored.items() if _has_system_call(events)}
     assert with_system_calls, "the fixture is expected to hold legacy SystemCall events"
@@ -583,6 +587,30 @@ def test_runtime_reads_legacy_histories_appended_as_v1(
     # only as history rows are readable but not listed.
     assert reading.instances == []
     assert all(x == [] for x in reading.executions.values())
+
+
+def _as_v1_rows(store: eventstore.HistoryStore, grouped: dict[Key, list[ev.Event]]) -> list[Any]:
+    """Decoded legacy events as V1 rows, identity, timestamp and version filled."""
+    rows: list[Any] = []
+    for (instance_id, execution_id), events in grouped.items():
+        for event in events:
+            filled = msgspec.structs.replace(
+                event,
+                instance_id=instance_id,
+                execution_id=execution_id,
+                timestamp_ms=event.timestamp_ms or 1_700_000_000_000,
+                duroxide_version=event.duroxide_version or store.writer_version,
+            )
+            rows.append(
+                {
+                    "instance_id": instance_id,
+                    "execution_id": execution_id,
+                    "event_id": event.event_id,
+                    "event_type": event.event_type,
+                    "event_data": store.codec.encode(filled).decode(),
+                }
+            )
+    return rows
 
 
 def _has_system_call(events: list[ev.Event]) -> bool:

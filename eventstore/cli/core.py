@@ -256,6 +256,11 @@ def print_verify(report: VerifyReport) -> None:
     out.print(f"verified {plural(report.rows, 'row')} in {executions} ({gens})")
     for problem in report.problems:
         out.print(f"[red]{problem}[/red]")
+    for gap in report.legacy_gaps:
+        out.print(f"tolerated legacy {gap}")
+    if report.legacy_gaps:
+        tolerated = plural(len(report.legacy_gaps), "id gap")
+        out.print(f"{tolerated} in legacy data tolerated (not problems)")
     out.print(
         "[green]OK[/green]"
         if report.ok
@@ -284,6 +289,11 @@ def verify_store(target: str, as_json: bool) -> None:
                     "problems": [
                         {"kind": p.kind, "where": str(p.location), "message": p.message}
                         for p in report.problems
+                    ],
+                    "legacy_gaps": len(report.legacy_gaps),
+                    "tolerated": [
+                        {"kind": "legacy-gap", "where": str(p.location), "message": p.message}
+                        for p in report.legacy_gaps
                     ],
                 }
             )

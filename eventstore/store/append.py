@@ -11,11 +11,13 @@ import msgspec
 
 from .. import events as ev
 from .._words import a
+from ..codec import UNRECORDED_TYPE, RowDecodeError, check_row
 from ..errors import (
     ConcurrencyError,
     DecodeError,
     EventOrderError,
     EventStoreError,
+    HistoryRuleError,
     IdentityMismatchError,
     InvalidEventError,
     Location,
@@ -29,6 +31,7 @@ from .protocol import (
     StoredRow,
 )
 from .results import AppendResult
+from .rules import ExecutionRules
 
 if TYPE_CHECKING:
     from .history import HistoryStore
@@ -133,6 +136,8 @@ class _Appender:
                 f"invalid event: {exc}",
                 location=Location(instance_id=instance_id, execution_id=execution_id),
             ) from None
+        if not all_known:
+            self._check_unknown(instance_id, execution_id, filled)
         return filled, NewEvents(
             instance_id,
             execution_id,
@@ -140,6 +145,31 @@ class _Appender:
             list(map(_EVENT_TYPE, filled)),
             encoded,
         )
+
+    def _check_unknown(self, instance_id: str, execution_id: int, filled: list[Event]) -> None:
+        """An UnknownEvent is stored as its raw JSON: that must pass the row
+        check every reader applies (its type, id and identity agree with the
+        event's), or the stored row would make read and read_all raise."""
+        for event in filled:
+            if type(event) is not UnknownEvent:
+                continue
+            try:
+                check_row(
+                    self.store.codec,
+                    instance_id,
+                    execution_id,
+                    event.event_id,
+                    event.event_type,
+                    event.raw,
+                )
+            except RowDecodeError as exc:
+                raise InvalidEventError(
+                    f"the raw JSON of this {event.event_type} event would not read back as"
+                    f" it: {exc.message}",
+                    location=Location(
+                        instance_id=instance_id, execution_id=execution_id, event_id=event.event_id
+                    ),
+                ) from None
 
     @staticmethod
     def _order_error(
@@ -190,6 +220,7 @@ class _Appender:
             )
             if refused_or_retried is not None:
                 return refused_or_retried
+            self._check_rules(writer, last, instance_id, execution_id, filled)
             writer.insert(new)
         observer = store.observer
         if observer is not None:
@@ -201,6 +232,39 @@ class _Appender:
         if not store._catalog_recorded:  # once per store: no per-event cost
             store._record_catalog()
         return AppendResult(filled, filled[-1].event_id, True)
+
+    def _check_rules(
+        self, writer: Writer, last: int, instance_id: str, execution_id: int, filled: list[Event]
+    ) -> None:
+        """The history rules (`rules.ExecutionRules`, the ones verify applies),
+        from what is stored: the last event and, per referenced event outside
+        the batch, its row; each one indexed lookup in this transaction."""
+
+        def stored_type(event_id: int) -> str | None:
+            rows = writer.rows_between(instance_id, execution_id, event_id, event_id)
+            if not rows:
+                return None
+            if rows[0].event_type != UNRECORDED_TYPE:
+                return rows[0].event_type
+            try:  # duroxide's PostgreSQL rows do not record the type
+                return self.store._decode(rows[0], instance_id, execution_id).event_type
+            except DecodeError:
+                return None
+
+        rules = ExecutionRules(last_event_id=last, started=last > 0, lookup=stored_type)
+        if last and stored_type(last) in ev.TERMINAL_TYPES:
+            rules.terminal = last
+        for event in filled:
+            problems = rules.check(event)
+            if problems:
+                problem = problems[0]
+                error = EventOrderError if problem.kind == "gap" else HistoryRuleError
+                raise error(
+                    f"{problem.message}; nothing was written",
+                    location=Location(
+                        instance_id=instance_id, execution_id=execution_id, event_id=event.event_id
+                    ),
+                )
 
     def _check_against_stored(
         self,

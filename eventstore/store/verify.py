@@ -6,14 +6,19 @@ a time, and keep state only for the execution being read.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Final
 
-from .. import events as ev
-from .._words import a
+from ..codec import Generation
 from ..errors import DecodeError, Location, RowMismatchError
 from .history import HistoryStore
+from .protocol import RawRow
+from .rules import ExecutionRules
+
+LEGACY_GENERATIONS: Final = frozenset({Generation.V0, Generation.V0A, Generation.V0B})
 
 __all__ = ["Problem", "StoreStats", "VerifyReport", "stats", "verify"]
 
@@ -21,7 +26,7 @@ __all__ = ["Problem", "StoreStats", "VerifyReport", "stats", "verify"]
 @dataclass(frozen=True, slots=True)
 class Problem:
     kind: str
-    """undecodable | mismatch | ordering | orphan-completion"""
+    """undecodable | mismatch | ordering | gap | orphan-completion (see rules.py)"""
     location: Location
     message: str
 
@@ -35,6 +40,8 @@ class VerifyReport:
     executions: int = 0
     problems: list[Problem] = field(default_factory=list)
     generations: Counter[str] = field(default_factory=Counter)
+    legacy_gaps: list[Problem] = field(default_factory=list)
+    """Id gaps in executions holding legacy data: tolerated, not problems."""
 
     @property
     def ok(self) -> bool:
@@ -56,64 +63,8 @@ class StoreStats:
         return self.with_timestamp / decoded if decoded else 0.0
 
 
-class _ExecutionChecker:
-    """Per-execution rules: start first, nothing after the end, completions paired."""
-
-    def __init__(self, instance_id: str, execution_id: int, report: VerifyReport) -> None:
-        self.instance_id = instance_id
-        self.execution_id = execution_id
-        self.report = report
-        self.types_by_id: dict[int, str] = {}
-        self.terminal: int | None = None
-        self.seen_any = False
-
-    def where(self, event_id: int, position: int) -> Location:
-        return Location(self.instance_id, self.execution_id, event_id, position)
-
-    def add(self, event: ev.Event, position: int) -> None:
-        problems = self.report.problems
-        event_type = event.event_type
-        event_id = event.event_id
-        if not self.seen_any and event_type != "OrchestrationStarted":
-            problems.append(
-                Problem(
-                    "ordering",
-                    self.where(event_id, position),
-                    f"execution starts with {event_type}, not OrchestrationStarted",
-                )
-            )
-        self.seen_any = True
-        if self.terminal is not None:
-            problems.append(
-                Problem(
-                    "ordering",
-                    self.where(event_id, position),
-                    f"{event_type} after the terminal event {self.terminal}",
-                )
-            )
-        if event_type in ev.TERMINAL_TYPES:
-            self.terminal = event_id
-        sources = ev.COMPLETION_SOURCES.get(event_type)
-        if sources is not None:
-            source = event.source_event_id
-            source_type = self.types_by_id.get(source) if source is not None else None
-            if source_type not in sources:
-                found = a(source_type) if source_type else "nothing"
-                problems.append(
-                    Problem(
-                        "orphan-completion",
-                        self.where(event_id, position),
-                        f"{event_type} names source event {source}, which is {found} "
-                        f"(expected {' or '.join(sorted(sources))})",
-                    )
-                )
-        self.types_by_id[event_id] = event_type
-
-
 def _has_duplicate_keys(data: bytes | str) -> bool:
     """Strict check that the fast decoder does not make (it keeps the last key)."""
-    import json
-
     found = False
 
     def pairs(items: list[tuple[str, object]]) -> dict[str, object]:
@@ -130,41 +81,111 @@ def _has_duplicate_keys(data: bytes | str) -> bool:
     return found
 
 
+def rewritten_from_legacy(store: HistoryStore) -> set[tuple[str, int]]:
+    """The executions holding rows a migration rewrote from a legacy
+    generation, as the migration log records them (a run's change sets name
+    each row's `from` generation); rolled-back runs count too."""
+    evolution = store.backend
+    found: set[tuple[str, int]] = set()
+    legacy = {str(g) for g in LEGACY_GENERATIONS}
+    for run in evolution.migration_runs():
+        for entry in evolution.migration_log(run.run_id):
+            key = (entry.instance_id, entry.execution_id)
+            if key not in found and _changes_from(entry.changes) & legacy:
+                found.add(key)
+    return found
+
+
+def _changes_from(changes: str) -> set[str]:
+    """The generations a migration log entry's change set rewrote rows from."""
+    try:
+        parsed = json.loads(changes)
+        return {str(c.get("from")) for c in parsed.get("changes", ()) if isinstance(c, dict)}
+    except (ValueError, AttributeError, TypeError):
+        return set()
+
+
+class _Verifier:
+    """verify's state: the report, and the execution being read (its rules,
+    its problems held back until its end, whether it holds legacy rows)."""
+
+    def __init__(self, store: HistoryStore) -> None:
+        self.store = store
+        self.report = VerifyReport()
+        self.key: tuple[str, int] | None = None
+        self.rules = ExecutionRules()
+        self.pending: list[Problem] = []
+        self.legacy = False
+        self._rewritten: set[tuple[str, int]] | None = None
+
+    def row(self, row: RawRow) -> None:
+        report = self.report
+        report.rows += 1
+        key = (row.instance_id, row.execution_id)
+        if key != self.key:
+            self.end_execution()
+            self.key, self.rules, self.legacy = key, ExecutionRules(), False
+            report.executions += 1
+        where = Location(row.instance_id, row.execution_id, row.event_id, row.position)
+        try:
+            decoded = self.store.decode_raw(row)
+        except DecodeError as exc:
+            kind = "mismatch" if isinstance(exc, RowMismatchError) else "undecodable"
+            self.skip(row, Problem(kind, where, exc.message))
+            return
+        report.generations[decoded.generation] += 1
+        if _has_duplicate_keys(row.event_data):
+            self.skip(row, Problem("undecodable", where, "duplicate keys in event JSON"))
+            return
+        self.legacy = self.legacy or decoded.generation in LEGACY_GENERATIONS
+        for broken in self.rules.check(decoded.event):  # as append does
+            self.pending.append(Problem(broken.kind, where, broken.message))
+
+    def skip(self, row: RawRow, problem: Problem) -> None:
+        """A corrupt row: reported once, as itself; the rules go on past its id."""
+        self.pending.append(problem)
+        if isinstance(row.event_id, int):
+            self.rules.skip(row.event_id)
+
+    def end_execution(self) -> None:
+        """Gaps are problems, except in an execution holding legacy data
+        (legacy rows, or rows a migration rewrote from legacy): there they
+        are tolerated, counted in `legacy_gaps`, as the wire format says."""
+        pending, self.pending = self.pending, []
+        if not pending:
+            return
+        tolerate = any(p.kind == "gap" for p in pending) and (
+            self.legacy or self.key in self.rewritten()
+        )
+        for problem in pending:
+            if tolerate and problem.kind == "gap":
+                self.report.legacy_gaps.append(problem)
+            else:
+                self.report.problems.append(problem)
+
+    def rewritten(self) -> set[tuple[str, int]]:
+        """The executions a migration rewrote from legacy rows (its log), read
+        once, and only when a gap needs it."""
+        if self._rewritten is None:
+            self._rewritten = rewritten_from_legacy(self.store)
+        return self._rewritten
+
+
 def verify(
     store: HistoryStore,
     *,
     batch: int = 2000,
     progress: Callable[[int], None] | None = None,
 ) -> VerifyReport:
-    """Decode every row and check each execution's order and pairing."""
-    report = VerifyReport()
-    checker: _ExecutionChecker | None = None
+    """Decode every row and check each execution against the history rules."""
+    verifier = _Verifier(store)
     for page in store.scan(batch):
         for row in page:
-            report.rows += 1
+            verifier.row(row)
             if progress is not None:
                 progress(1)
-            key = (row.instance_id, row.execution_id)
-            if checker is None or (checker.instance_id, checker.execution_id) != key:
-                checker = _ExecutionChecker(row.instance_id, row.execution_id, report)
-                report.executions += 1
-            where = Location(row.instance_id, row.execution_id, row.event_id, row.position)
-            try:
-                decoded = store.decode_raw(row)
-            except RowMismatchError as exc:
-                report.problems.append(Problem("mismatch", where, exc.message))
-                continue
-            except DecodeError as exc:
-                report.problems.append(Problem("undecodable", where, exc.message))
-                continue
-            report.generations[decoded.generation] += 1
-            if _has_duplicate_keys(row.event_data):
-                report.problems.append(
-                    Problem("undecodable", where, "duplicate keys in event JSON")
-                )
-                continue
-            checker.add(decoded.event, row.position)
-    return report
+    verifier.end_execution()
+    return verifier.report
 
 
 def stats(

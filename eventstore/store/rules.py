@@ -1,0 +1,157 @@
+"""The history rules, once: what append refuses is what verify reports.
+
+Within one execution:
+
+* event ids are contiguous from 1 (1, 2, 3 ...), as duroxide numbers them;
+  the one exception is duroxide's own: the OrchestrationFailed it records
+  for a poisoned message carries event id 99999, outside the sequence
+  (gaps in stored legacy data are tolerated by verify, never made by append:
+  see `eventstore.store.verify`);
+* exactly one OrchestrationStarted, and it comes first;
+* nothing follows a terminal event (completed, failed, continued as new);
+* every completion, failure, timer firing and cancellation names by
+  `source_event_id` an earlier event of the matching kind
+  (`events.COMPLETION_SOURCES`).
+
+`ExecutionRules` holds the little state these need and judges one event at a
+time. verify feeds it every stored event of an execution; append starts it
+from what is stored (the last event, and whether the execution started) and
+asks the transaction for the type of a referenced event it has not seen, one
+indexed lookup per id, so no append reads the whole history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Final
+
+from .. import events as ev
+from .._words import a
+
+__all__ = ["POISON_EVENT_ID", "ExecutionRules", "RuleViolation"]
+
+POISON_EVENT_ID: Final = 99999
+"""The event id duroxide gives the OrchestrationFailed of a poisoned message."""
+
+
+_SKIPPED: Final = "(corrupt row)"
+"""The type `ExecutionRules.skip` records for a row it could not judge."""
+
+
+class RuleViolation:
+    """One broken rule: its kind (as verify names it) and what happened."""
+
+    __slots__ = ("event_id", "kind", "message")
+
+    def __init__(self, kind: str, event_id: int, message: str) -> None:
+        self.kind = kind
+        """ordering | gap | orphan-completion"""
+        self.event_id = event_id
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"RuleViolation({self.kind!r}, {self.event_id}, {self.message!r})"
+
+
+def is_poison_failure(event: ev.Event) -> bool:
+    return event.event_id == POISON_EVENT_ID and event.event_type == "OrchestrationFailed"
+
+
+class ExecutionRules:
+    """The rules for one execution, judged one event at a time, in id order."""
+
+    __slots__ = ("last_event_id", "lookup", "started", "terminal", "types_by_id")
+
+    def __init__(
+        self,
+        *,
+        last_event_id: int = 0,
+        started: bool = False,
+        terminal: int | None = None,
+        lookup: Callable[[int], str | None] | None = None,
+    ) -> None:
+        self.last_event_id = last_event_id
+        """The id of the last event seen (stored, or judged before)."""
+        self.started = started
+        """Whether an OrchestrationStarted was seen."""
+        self.terminal = terminal
+        """The id of the terminal event, once one was seen."""
+        self.types_by_id: dict[int, str] = {}
+        self.lookup = lookup
+        """Type of an event judged before this object existed (append: a stored row)."""
+
+    def _source_type(self, source: int | None) -> str | None:
+        if source is None:
+            return None
+        found = self.types_by_id.get(source)
+        if found is None and self.lookup is not None and 0 < source <= self.last_event_id:
+            found = self.lookup(source)
+        return found
+
+    def skip(self, event_id: int) -> None:
+        """A stored row that could not be judged (verify reports it as corrupt):
+        the next id follows it, and an event naming it as its source is not
+        reported a second time."""
+        self.types_by_id[event_id] = _SKIPPED
+        self.last_event_id = max(self.last_event_id, event_id)
+
+    def check(self, event: ev.Event) -> list[RuleViolation]:
+        """The rules `event` breaks, coming after everything seen so far; then
+        it counts as seen."""
+        event_type = event.event_type
+        event_id = event.event_id
+        problems: list[RuleViolation] = []
+        if event_type == "OrchestrationStarted":
+            if self.started or self.last_event_id:
+                problems.append(
+                    RuleViolation(
+                        "ordering",
+                        event_id,
+                        "a second OrchestrationStarted"
+                        if self.started
+                        else f"OrchestrationStarted after event {self.last_event_id}",
+                    )
+                )
+            self.started = True
+        elif not self.started and self.last_event_id == 0:
+            problems.append(
+                RuleViolation(
+                    "ordering",
+                    event_id,
+                    f"execution starts with {event_type}, not OrchestrationStarted",
+                )
+            )
+        if self.terminal is not None:
+            problems.append(
+                RuleViolation(
+                    "ordering", event_id, f"{event_type} after the terminal event {self.terminal}"
+                )
+            )
+        expected = self.last_event_id + 1
+        if event_id != expected and not is_poison_failure(event):
+            problems.append(
+                RuleViolation(
+                    "gap",
+                    event_id,
+                    f"event id {event_id} where {expected} comes next (ids run 1, 2, 3 ...)",
+                )
+            )
+        sources = ev.COMPLETION_SOURCES.get(event_type)
+        if sources is not None:
+            source = event.source_event_id
+            source_type = self._source_type(source)
+            if source_type not in sources and source_type != _SKIPPED:
+                found = a(source_type) if source_type else "nothing"
+                problems.append(
+                    RuleViolation(
+                        "orphan-completion",
+                        event_id,
+                        f"{event_type} names source event {source}, which is {found} "
+                        f"(expected {' or '.join(sorted(sources))})",
+                    )
+                )
+        if event_type in ev.TERMINAL_TYPES and self.terminal is None:
+            self.terminal = event_id
+        self.types_by_id[event_id] = event_type
+        self.last_event_id = max(self.last_event_id, event_id)
+        return problems
