@@ -5,9 +5,10 @@
     |   +-- RowMismatchError              a row's columns disagree with its event
     |   +-- RowDecodeError                (codec, internal) a row of a batch, by index
     +-- ValidationError (ValueError)      an append (or a call's arguments) broke the contract
-    |   +-- EventOrderError               ids not increasing / not after the stored last id
+    |   +-- HistoryRuleError              a history rule broken (store/rules.py; verify reports it)
+    |   |   +-- EventOrderError           ids not increasing, not after the stored last, a gap
+    |   |   +-- MissingStartError         a new execution not starting with OrchestrationStarted
     |   +-- IdentityMismatchError         an event of another instance or execution
-    |   +-- MissingStartError             a new execution not starting with OrchestrationStarted
     |   +-- InvalidEventError             fields of the wrong type, out of range, too large
     +-- ConcurrencyError                  another writer got there first
     +-- ConflictError                     imported or copied rows clash with stored ones

@@ -234,7 +234,12 @@ class _Appender:
         return AppendResult(filled, filled[-1].event_id, True)
 
     def _check_rules(
-        self, writer: Writer, last: int, instance_id: str, execution_id: int, filled: list[Event]
+        self,
+        writer: HistoryWriter,
+        last: int,
+        instance_id: str,
+        execution_id: int,
+        filled: list[Event],
     ) -> None:
         """The history rules (`rules.ExecutionRules`, the ones verify applies),
         from what is stored: the last event and, per referenced event outside

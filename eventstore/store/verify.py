@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from ..codec import Generation
-from ..errors import DecodeError, Location, RowMismatchError
+from ..errors import DecodeError, Location, RowMismatchError, StoreError
 from .history import HistoryStore
 from .protocol import RawRow
 from .rules import ExecutionRules
@@ -85,7 +85,10 @@ def rewritten_from_legacy(store: HistoryStore) -> set[tuple[str, int]]:
     """The executions holding rows a migration rewrote from a legacy
     generation, as the migration log records them (a run's change sets name
     each row's `from` generation); rolled-back runs count too."""
-    evolution = store.backend
+    try:
+        evolution = store.evolution
+    except StoreError:  # a backend that keeps no evolution records migrated nothing
+        return set()
     found: set[tuple[str, int]] = set()
     legacy = {str(g) for g in LEGACY_GENERATIONS}
     for run in evolution.migration_runs():
