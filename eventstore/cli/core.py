@@ -128,6 +128,12 @@ def list_instances(target: str, as_json: bool) -> None:
     """List instances: orchestration, status, executions, events."""
     with open_store(target, readonly=True) as store:
         summaries = list(store.summaries())
+        unlisted = store.count() - sum(s.events for s in summaries)
+    if unlisted > 0:  # rows whose execution id is no integer (hand-written): no execution
+        err.print(
+            f"warning: {plural(unlisted, 'row')} with an execution id that is not an integer,"
+            " not listed (verify names them)"
+        )
     # A hand-written instance id that is not UTF-8 comes back as bytes: the
     # rest are listed, and that one is named (verify names its rows).
     undecoded: list[object] = [

@@ -221,7 +221,9 @@ class HistoryBackend(Protocol):
         """The feed position of one row (to name it in an error)."""
         ...
 
-    def latest_execution(self, instance_id: str) -> int | None: ...
+    def latest_execution(self, instance_id: str) -> int | None:
+        """The highest integer execution id (a row holding anything else is no execution)."""
+        ...
 
     def last_event_id(self, instance_id: str, execution_id: int) -> int:
         """The execution's last stored event id (0 when it has none)."""
@@ -232,7 +234,9 @@ class HistoryBackend(Protocol):
     def instances(self) -> list[str]: ...
 
     def overview(self) -> list[tuple[str, int, int, int]]:
-        """(instance_id, executions, latest execution, events) per instance."""
+        """(instance_id, executions, latest execution, events) per instance, over
+        rows with an integer execution id (a backend whose column is not typed
+        leaves the others out: verify and read_all name them)."""
         ...
 
     def edge_rows(

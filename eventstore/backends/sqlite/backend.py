@@ -273,10 +273,15 @@ class SQLiteBackend:
         return int(rows[0][0]) if rows else None
 
     def latest_execution(self, instance_id: str) -> int | None:
+        # Integer ids only (a hand-written 'x' sorts above every integer in
+        # SQLite): such a row hides no execution, verify and read_all name it.
+        # `< ''` keeps the index range (numbers sort before text).
         row = self._all(
-            "SELECT MAX(execution_id) FROM history WHERE instance_id = ?", (instance_id,)
+            "SELECT execution_id FROM history WHERE instance_id = ? AND execution_id < ''"
+            " AND typeof(execution_id) = 'integer' ORDER BY execution_id DESC LIMIT 1",
+            (instance_id,),
         )
-        value = row[0][0]
+        value = row[0][0] if row else None
         return int(value) if isinstance(value, int) else None
 
     def last_event_id(self, instance_id: str, execution_id: int) -> int:
@@ -291,7 +296,7 @@ class SQLiteBackend:
             int(r[0])
             for r in self._all(
                 "SELECT DISTINCT execution_id FROM history WHERE instance_id = ?"
-                " ORDER BY execution_id",
+                " AND typeof(execution_id) = 'integer' ORDER BY execution_id",
                 (instance_id,),
             )
         ]
@@ -309,7 +314,8 @@ class SQLiteBackend:
             (r[0], int(r[1]), int(r[2]), int(r[3]))
             for r in self._all(
                 "SELECT instance_id, COUNT(DISTINCT execution_id), MAX(execution_id), COUNT(*)"
-                " FROM history GROUP BY instance_id ORDER BY instance_id",
+                " FROM history WHERE typeof(execution_id) = 'integer'"
+                " GROUP BY instance_id ORDER BY instance_id",
                 tolerant=True,
             )
         ]
