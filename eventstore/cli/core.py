@@ -21,7 +21,7 @@ from .._words import plural
 from ..codec import encode
 from ..opening import open as open_target
 from ..store import HistoryStore
-from ..store.verify import VerifyReport, stats, verify
+from ..store.verify import StoreStats, VerifyReport, stats, verify
 from .app import main
 
 # Off a terminal (a pipe, a log file) lines are never wrapped: one message
@@ -221,28 +221,19 @@ def show(target: str, instance: str, execution: int | None, as_json: bool) -> No
 @TARGET
 @click.option("--json", "as_json", is_flag=True, help="The figures as one JSON object.")
 def show_stats(target: str, as_json: bool) -> None:
-    """Rows per event type and generation, and timestamp coverage."""
+    """Rows per event type and generation, and timestamp coverage.
+
+    Rows that do not decode are counted under `undecodable` and named on
+    stderr by position (the first 1,000; `verify` names them all).
+    """
     with (
         open_store(target, readonly=True) as store,
         progress_bar("stats", store.count()) as advance,
     ):
         result = stats(store, progress=advance)
+    _name_undecodable(result)
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "rows": result.rows,
-                    "undecodable": result.undecodable,
-                    "with_timestamp": result.with_timestamp,
-                    "timestamp_coverage": result.timestamp_coverage,
-                    "by_type": dict(result.by_type),
-                    "by_generation": dict(result.by_generation),
-                    "by_type_and_generation": {
-                        f"{t}/{g}": n for (t, g), n in sorted(result.by_type_and_generation.items())
-                    },
-                }
-            )
-        )
+        click.echo(json.dumps(_stats_json(result)))
         return
     generations = sorted(result.by_generation) + (["undecodable"] if result.undecodable else [])
     table = Table("event type", *generations, "total")
@@ -253,7 +244,36 @@ def show_stats(target: str, as_json: bool) -> None:
     out.print(
         f"{result.rows} rows; {result.with_timestamp} with a timestamp "
         f"({result.timestamp_coverage:.1%} of decodable rows)"
+        + (f"; {result.undecodable} undecodable" if result.undecodable else "")
     )
+
+
+def _name_undecodable(result: StoreStats) -> None:
+    for problem in result.undecodable_rows:
+        click.echo(f"{problem}", err=True)
+    more = result.undecodable - len(result.undecodable_rows)
+    if more:
+        click.echo(
+            f"... and {plural(more, 'more undecodable row')} (see `eventstore verify`)", err=True
+        )
+
+
+def _stats_json(result: StoreStats) -> dict[str, Any]:
+    return {
+        "rows": result.rows,
+        "undecodable": result.undecodable,
+        "undecodable_rows": [
+            {"position": p.location.position, "location": str(p.location), "reason": p.message}
+            for p in result.undecodable_rows
+        ],
+        "with_timestamp": result.with_timestamp,
+        "timestamp_coverage": result.timestamp_coverage,
+        "by_type": dict(result.by_type),
+        "by_generation": dict(result.by_generation),
+        "by_type_and_generation": {
+            f"{t}/{g}": n for (t, g), n in sorted(result.by_type_and_generation.items())
+        },
+    }
 
 
 def print_verify(report: VerifyReport) -> None:

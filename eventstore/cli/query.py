@@ -111,10 +111,17 @@ def _connect(target: str) -> tuple[sqlite3.Connection, _Guard]:
         connection.execute("PRAGMA query_only = ON")
     except sqlite3.Error as exc:
         raise click.ClickException(f"cannot open {path}: {exc}") from None
+    # A hand-written TEXT value that is not UTF-8 is shown with its bad bytes
+    # escaped (\xff) instead of failing the whole query.
+    connection.text_factory = _text
     register_functions(connection)
     guard = _Guard()
     connection.set_authorizer(guard)
     return connection, guard
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", "backslashreplace")
 
 
 def _run(connection: sqlite3.Connection, guard: _Guard, sql: str) -> sqlite3.Cursor:

@@ -66,6 +66,14 @@ def reconcile_row(
     return "the row's columns disagree with its event: " + "; ".join(differences)
 
 
+def _bytes_problem(column: str, value: bytes) -> str:
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"{column} column is not UTF-8 text (its bytes: {value!r})"
+    return f"{column} column holds a BLOB {value!r}, not text"
+
+
 def column_problem(instance_id: object, execution_id: object, event_id: object) -> str | None:
     """Why a row's key columns are not a key eventstore could have written, or None.
 
@@ -73,6 +81,8 @@ def column_problem(instance_id: object, execution_id: object, event_id: object) 
     must be reported as a bad row, not filled into a legacy event as if it
     were an execution.
     """
+    if isinstance(instance_id, bytes):
+        return _bytes_problem("instance_id", bytes(instance_id))
     if not isinstance(instance_id, str):
         return f"instance_id column holds {type(instance_id).__name__} {instance_id!r}, not text"
     for name, value in (("execution_id", execution_id), ("event_id", event_id)):

@@ -101,7 +101,7 @@ class FeedExporter:
         self.metrics = self._factory(self.registry)
         self.page = page
         self.position = 0
-        self._last_key: tuple[str, int, int] | None = None
+        self._last_key: tuple[str | bytes, int, int] | None = None
         self.lock = threading.Lock()
         """Held while a page is applied and while the exposition is rendered, so a
         scrape never sees half a page."""

@@ -184,7 +184,7 @@ class HistoryStore:
     def __repr__(self) -> str:
         return f"<HistoryStore {self.backend.description}>"
 
-    def key_at(self, position: int) -> tuple[str, int, int] | None:
+    def key_at(self, position: int) -> tuple[str | bytes, int, int] | None:
         """(instance, execution, event id) of the row at a feed position, or None."""
         return self.backend.key_at(position)
 

@@ -247,7 +247,9 @@ class HistoryBackend(Protocol):
 
     def feed(self, after: int, limit: int) -> list[FeedRow]: ...
 
-    def key_at(self, position: int) -> tuple[str, int, int] | None: ...
+    def key_at(self, position: int) -> tuple[str | bytes, int, int] | None:
+        """The key at a feed position; an instance id that is not UTF-8 text as bytes."""
+        ...
 
     def scan(self, batch: int) -> Iterator[list[RawRow]]:
         """Every row, ordered by instance, execution and event id, in batches."""

@@ -20,7 +20,10 @@ from .rules import ExecutionRules
 
 LEGACY_GENERATIONS: Final = frozenset({Generation.V0, Generation.V0A, Generation.V0B})
 
-__all__ = ["Problem", "StoreStats", "VerifyReport", "stats", "verify"]
+__all__ = ["UNDECODABLE_KEPT", "Problem", "StoreStats", "VerifyReport", "stats", "verify"]
+
+UNDECODABLE_KEPT: Final = 1000
+"""How many undecodable rows `stats` names (memory stays bounded; it counts them all)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +59,8 @@ class StoreStats:
     by_type_and_generation: Counter[tuple[str, str]] = field(default_factory=Counter)
     with_timestamp: int = 0
     undecodable: int = 0
+    undecodable_rows: list[Problem] = field(default_factory=list)
+    """Where the first `UNDECODABLE_KEPT` undecodable rows are, and why (the count has all)."""
 
     @property
     def timestamp_coverage(self) -> float:
@@ -206,9 +211,12 @@ def stats(
                 progress(1)
             try:
                 decoded = store.decode_raw(row)
-            except DecodeError:
+            except DecodeError as exc:
                 event_type = str(row.event_type)
                 result.undecodable += 1
+                if len(result.undecodable_rows) < UNDECODABLE_KEPT:
+                    where = exc.location or Location(position=row.position)
+                    result.undecodable_rows.append(Problem("undecodable", where, exc.message))
                 result.by_type[event_type] += 1
                 result.by_type_and_generation[(event_type, "undecodable")] += 1
                 continue

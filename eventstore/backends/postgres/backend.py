@@ -328,7 +328,7 @@ class PostgresBackend:
         """Rows after `after`, in commit order (gap-free: see the comment in `writing`)."""
         return self._all(self._q.feed, (after, limit))
 
-    def key_at(self, position: int) -> tuple[str, int, int] | None:
+    def key_at(self, position: int) -> tuple[str | bytes, int, int] | None:
         rows = self._all(self._q.key_at, (position,))
         return (str(rows[0][0]), int(rows[0][1]), int(rows[0][2])) if rows else None
 
