@@ -45,6 +45,7 @@ __all__ = [
     "InvalidEventError",
     "InvalidHistoryError",
     "Location",
+    "MigrationLockedError",
     "MissingStartError",
     "NondeterminismError",
     "PositionsRenumberedError",
@@ -170,6 +171,10 @@ class StoreNotFoundError(StoreError):
 
 class StoreBusyError(StoreError):
     """The database stayed locked by another writer longer than the busy timeout."""
+
+
+class MigrationLockedError(StoreBusyError):
+    """Another migration, backfill or rollback holds the store's run lock."""
 
 
 class ReadOnlyError(StoreError):

@@ -18,6 +18,7 @@ import sys
 import textwrap
 import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -67,6 +68,8 @@ def wait_for(what: str, probe: Callable[[], T | None], deadline: float = DEADLIN
         try:
             found = probe()
         except OSError as exc:  # not listening yet, connection refused ...
+            if isinstance(exc, urllib.error.HTTPError):
+                exc.close()  # it holds the response's socket
             last_error = exc
             found = None
         if found is not None:

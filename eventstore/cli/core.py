@@ -280,6 +280,8 @@ def print_verify(report: VerifyReport) -> None:
     gens = ", ".join(f"{g}: {n}" for g, n in sorted(report.generations.items()))
     executions = plural(report.executions, "execution")
     out.print(f"verified {plural(report.rows, 'row')} in {executions} ({gens})")
+    if report.integrity is not None:
+        out.print(f"integrity: {report.integrity.summary()}", markup=False)
     for problem in report.problems:
         out.print(f"[red]{problem}[/red]")
     for gap in report.legacy_gaps:
@@ -312,6 +314,7 @@ def verify_store(target: str, as_json: bool) -> None:
                     "executions": report.executions,
                     "by_generation": dict(report.generations),
                     "ok": report.ok,
+                    "integrity": report.integrity.as_dict() if report.integrity else None,
                     "problems": [
                         {"kind": p.kind, "where": str(p.location), "message": p.message}
                         for p in report.problems

@@ -18,7 +18,7 @@ from typing import Any
 import click
 from prometheus_client import CollectorRegistry
 
-from ..metrics import DEFAULT_MAX_LABEL_VALUES, StoreMetrics
+from ..metrics import DEFAULT_MAX_LABEL_VALUES, DEFAULT_MAX_SERIES, StoreMetrics
 from ..metrics.exporter import (
     DEFAULT_BIND,
     DEFAULT_PORT,
@@ -63,13 +63,23 @@ MAX_LABEL_VALUES = click.option(
     show_default=True,
     help="Distinct values kept per data-derived label; more are folded into 'other'.",
 )
+MAX_SERIES = click.option(
+    "--max-series",
+    type=click.IntRange(min=2),
+    default=DEFAULT_MAX_SERIES,
+    show_default=True,
+    help="Series (label combinations) kept per metric; more are folded into one"
+    " series labelled 'other'.",
+)
 
 
-def _exporter(store: Any, max_label_values: int) -> FeedExporter:
+def _exporter(store: Any, max_label_values: int, max_series: int) -> FeedExporter:
     return FeedExporter(
         store,
         CollectorRegistry(auto_describe=True),
-        metrics_factory=lambda r: StoreMetrics(r, max_label_values=max_label_values),
+        metrics_factory=lambda r: StoreMetrics(
+            r, max_label_values=max_label_values, max_series=max_series
+        ),
     )
 
 
@@ -104,8 +114,9 @@ def metrics() -> None:
     help="How often to read new events from the store (1s, 500ms, 2m).",
 )
 @MAX_LABEL_VALUES
+@MAX_SERIES
 def serve_command(
-    target: str, bind: str, port: int, interval: float, max_label_values: int
+    target: str, bind: str, port: int, interval: float, max_label_values: int, max_series: int
 ) -> None:
     """Tail TARGET's history and serve /metrics until SIGTERM or Ctrl-C."""
     _log_to_stderr()
@@ -126,7 +137,7 @@ def serve_command(
 
     try:
         with open_store(target, readonly=True) as store:
-            exporter = _exporter(store, max_label_values)
+            exporter = _exporter(store, max_label_values, max_series)
             try:
                 serve(
                     exporter,
@@ -152,10 +163,11 @@ def serve_command(
 @metrics.command(name="dump")
 @TARGET
 @MAX_LABEL_VALUES
-def dump_command(target: str, max_label_values: int) -> None:
+@MAX_SERIES
+def dump_command(target: str, max_label_values: int, max_series: int) -> None:
     """Print the metrics of TARGET's whole history once (Prometheus text format)."""
     _log_to_stderr()
     with open_store(target, readonly=True) as store:
-        exporter = _exporter(store, max_label_values)
+        exporter = _exporter(store, max_label_values, max_series)
         exporter.poll()
         sys.stdout.write(exporter.exposition().decode())

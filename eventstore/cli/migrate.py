@@ -13,6 +13,7 @@ import click
 from .._words import plural
 from ..evolution.migrate import (
     DEFAULT_BATCH_SIZE,
+    NOTHING_TO_DO,
     MigrationReport,
     Strategy,
     backfill_timestamps,
@@ -42,12 +43,18 @@ LOG = click.option(
 def _print_report(report: MigrationReport) -> None:
     if report.dry_run:
         out.print(
-            f"dry run ({report.strategy}): {report.changed} of {report.scanned} rows would be"
-            f" rewritten to {report.target}; nothing was written"
+            f"dry run ({report.strategy}): {plural(report.scanned, 'row')} examined,"
+            f" {report.changed} to rewrite to {report.target}"
+            f" ({report.current} already current); nothing was written"
         )
     elif report.status == "already-requested":
         out.print(f"already done by run {report.run_id}; nothing to do (use --force to run again)")
         return
+    elif report.status == NOTHING_TO_DO:
+        out.print(
+            f"nothing to do ({report.strategy}): {plural(report.scanned, 'row')} examined,"
+            f" none to rewrite; nothing was written"
+        )
     else:
         resumed = " (resumed)" if report.resumed else ""
         out.print(f"run {report.run_id}{resumed}: {report.strategy}, {report.status}")

@@ -29,27 +29,28 @@ event_data). `backfill_timestamps` is a migration run of its own kind: it
 fills `timestamp_ms` of V1 events that have none from the row's `created_at`
 (second precision), and is rolled back the same way.
 
-This module talks to the store and backend API only; the SQL is in the backends.
+This module talks to the store and its evolution facade only; the SQL is in the backends.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import IO, Literal
 
 from .. import events as ev
 from ..codec import Generation
-from ..errors import DecodeError, EventStoreError, SchemaEvolutionError
+from ..errors import EventStoreError, SchemaEvolutionError
 from ..store import HistoryStore
-from ..store.protocol import MigrationRun, RawRow
+from ..store.protocol import RawRow
 from .backfill import BACKFILL_NOTE, backfill_timestamps
 from .catalogs import CURRENT
+from .lock import run_lock
 from .rollback import list_runs, rollback
 from .runs import (
     BACKFILL,
     DEFAULT_BATCH_SIZE,
     MIGRATE,
+    NOTHING_TO_DO,
     Change,
     MigrationReport,
     RollbackReport,
@@ -57,11 +58,8 @@ from .runs import (
     check_batch_size,
     decoded,
     dry_run_scan,
-    emit,
     execute_run,
-    new_run_id,
-    now,
-    pages,
+    first_rewrite,
     unfinished,
 )
 
@@ -70,6 +68,7 @@ __all__ = [
     "BACKFILL_NOTE",
     "DEFAULT_BATCH_SIZE",
     "MIGRATE",
+    "NOTHING_TO_DO",
     "MigrationReport",
     "RollbackReport",
     "Strategy",
@@ -113,20 +112,28 @@ def _to_v1(store: HistoryStore) -> Transform:
     return transform
 
 
-def _has_breaking_rows(store: HistoryStore, batch_size: int) -> bool:
-    """True when some row needs a breaking migration to read as V1 (a legacy row)."""
-    for page in pages(store, batch_size):
-        for row in page:
-            try:
-                found = store.decode_raw(row)  # the rows _to_v1 would rewrite
-            except DecodeError:
-                continue
-            if found.generation != Generation.V1 and type(found.event) not in (
-                ev.SystemCall,
-                ev.UnknownEvent,
-            ):
-                return True
-    return False
+def _lazy(store: HistoryStore) -> Transform:
+    """What a lazy migration does to a row: nothing; the row is only counted."""
+
+    def transform(row: RawRow, report: MigrationReport) -> Change | None:
+        found = decoded(store, row, report)
+        if found is None:
+            return None
+        if found.generation == Generation.V1:
+            report.current += 1
+        else:
+            report.keep("legacy row, upcast on read (lazy)", row)
+        return None
+
+    return transform
+
+
+def _check_options(to: str, strategy: str, batch_size: int) -> None:
+    if to != CURRENT:
+        raise SchemaEvolutionError(f"rows can only be migrated to {CURRENT}, not {to!r}")
+    if strategy not in ("auto", "lazy", "eager"):
+        raise EventStoreError(f"strategy must be auto, lazy or eager, not {strategy!r}")
+    check_batch_size(batch_size)
 
 
 def migrate(
@@ -146,19 +153,17 @@ def migrate(
     differ additively and are read as they are) and eager when legacy rows
     do. `progress(n)` is told about every batch of n rows, `on_batch(k)`
     after the k-th batch has committed. A run left unfinished is resumed.
+    Nothing is written when there is nothing to rewrite (the report's status
+    is then "nothing-to-do" and it has no run id). A run holds the store's
+    run lock (MigrationLockedError when another run holds it); a dry run
+    writes nothing and takes no lock.
     """
-    if to != CURRENT:
-        raise SchemaEvolutionError(f"rows can only be migrated to {CURRENT}, not {to!r}")
-    if strategy not in ("auto", "lazy", "eager"):
-        raise EventStoreError(f"strategy must be auto, lazy or eager, not {strategy!r}")
-    check_batch_size(batch_size)
-    resolved = strategy
-    if strategy == "auto":
-        pending = None if dry_run else unfinished(store, MIGRATE)
-        if pending is not None or _has_breaking_rows(store, batch_size):
-            resolved = "eager"
-        else:
-            resolved = "lazy"
+    _check_options(to, strategy, batch_size)
+    pending = None if dry_run else unfinished(store, MIGRATE)
+    work, examined = pending is not None, 0
+    if pending is None and strategy != "lazy":
+        work, examined = first_rewrite(store, _to_v1(store), batch_size)
+    resolved: Strategy = "eager" if work or strategy == "eager" else "lazy"
     report = MigrationReport(None, MIGRATE, resolved, to, dry_run)
     if strategy == "auto":
         report.note = f"auto chose {resolved}"
@@ -166,30 +171,19 @@ def migrate(
         report.note = (report.note + "; " if report.note else "") + (
             "rows stay as written and are upcast on read"
         )
-        if dry_run:
-            report.status = "dry-run"
-            return report
-        report.run_id = new_run_id(MIGRATE)
-        stamp = now()
-        with store.evolution.writing() as writer:
-            writer.ensure_evolution_tables()
-            writer.save_migration_run(
-                MigrationRun(
-                    report.run_id,
-                    MIGRATE,
-                    "lazy",
-                    to,
-                    "completed",
-                    stamp,
-                    stamp,
-                    0,
-                    None,
-                    json.dumps(report.details()),
-                )
-            )
-        emit(log, {"run_id": report.run_id, "strategy": "lazy", "note": report.note})
+        if dry_run or strategy == "lazy":
+            # Count what a lazy migration looks at; it rewrites nothing.
+            dry_run_scan(store, report, _lazy(store), batch_size, None, progress)
+            report.batches = 0
+        else:
+            report.scanned = examined
+        report.status = "dry-run" if dry_run else NOTHING_TO_DO
         return report
-    transform = _to_v1(store)
     if dry_run:
-        return dry_run_scan(store, report, transform, batch_size, log, progress)
-    return execute_run(store, report, transform, batch_size, log, progress, on_batch)
+        return dry_run_scan(store, report, _to_v1(store), batch_size, log, progress)
+    if not work:
+        report.scanned, report.status = examined, NOTHING_TO_DO
+        return report
+    with run_lock(store, "migrate"):
+        # Read again under the lock: another run may have ended (or died) since.
+        return execute_run(store, report, _to_v1(store), batch_size, log, progress, on_batch)

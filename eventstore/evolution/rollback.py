@@ -7,6 +7,7 @@ from collections.abc import Callable
 from ..errors import EventStoreError
 from ..store import HistoryStore
 from ..store.protocol import MigrationRun
+from .lock import run_lock
 from .recording import schema_metadata, set_schema_metadata
 from .runs import BACKFILL, DEFAULT_BATCH_SIZE, START, RollbackReport, check_batch_size, now
 
@@ -33,17 +34,35 @@ def rollback(
     and so is a rollback interrupted midway: each batch is one transaction
     that writes archived bytes back by key, so running it again from the
     start restores what is left and rewrites the rest identically.
-    `on_batch(n)` is called after the n-th committed batch.
+    `on_batch(n)` is called after the n-th committed batch. Holds the
+    store's run lock, so a run that is still going cannot be rolled back
+    under it (MigrationLockedError names it).
     """
     check_batch_size(batch_size)
+    if _find(store, run_id).status == "rolled_back":
+        return RollbackReport(run_id, already=True)
+    with run_lock(store, f"rollback of run {run_id}"):
+        return _rollback(store, run_id, batch_size, progress, on_batch)
+
+
+def _find(store: HistoryStore, run_id: str) -> MigrationRun:
     runs = store.evolution.migration_runs()
-    found = [r for r in runs if r.run_id == run_id]
-    if not found:
-        known = ", ".join(r.run_id for r in runs[-5:]) or "none"
-        raise EventStoreError(
-            f"no migration run {run_id!r} in {store.description} (latest: {known})"
-        )
-    run = found[0]
+    for run in runs:
+        if run.run_id == run_id:
+            return run
+    known = ", ".join(r.run_id for r in runs[-5:]) or "none"
+    raise EventStoreError(f"no migration run {run_id!r} in {store.description} (latest: {known})")
+
+
+def _rollback(
+    store: HistoryStore,
+    run_id: str,
+    batch_size: int,
+    progress: Callable[[int], None] | None,
+    on_batch: Callable[[int], None] | None,
+) -> RollbackReport:
+    run = _find(store, run_id)  # again, under the lock
+    runs = store.evolution.migration_runs()
     report = RollbackReport(run_id)
     if run.status == "rolled_back":
         report.already = True

@@ -28,12 +28,14 @@ from typing import IO, Any, Final
 from ..codec import Decoded
 from ..errors import DecodeError, EventStoreError, RowMismatchError
 from ..store import HistoryStore
+from ..store.evolution import EvolutionTransaction
 from ..store.protocol import ArchivedRow, MigrationLogRow, MigrationRun, RawRow, RowKey
 
 __all__ = [
     "BACKFILL",
     "DEFAULT_BATCH_SIZE",
     "MIGRATE",
+    "NOTHING_TO_DO",
     "START",
     "MigrationReport",
     "RollbackReport",
@@ -43,6 +45,7 @@ __all__ = [
     "dry_run_scan",
     "emit",
     "execute_run",
+    "first_rewrite",
     "new_run_id",
     "now",
     "pages",
@@ -50,6 +53,8 @@ __all__ = [
 ]
 
 DEFAULT_BATCH_SIZE: Final = 500
+NOTHING_TO_DO: Final = "nothing-to-do"
+"""The status of a run that found nothing to rewrite (and wrote nothing)."""
 START: Final[RowKey] = ("", -1, -1)
 _SAMPLE: Final = 20
 """How many locations of each kind of skipped row a report keeps (the log has all)."""
@@ -182,6 +187,22 @@ def pages(store: HistoryStore, batch_size: int) -> Iterator[list[RawRow]]:
     return store.scan(batch_size)
 
 
+def first_rewrite(store: HistoryStore, transform: Transform, batch_size: int) -> tuple[bool, int]:
+    """(whether `transform` would rewrite some row, rows examined); stops at the first.
+
+    Read only: it lets a run that would find nothing to do return without
+    taking the run lock or writing anything (the count is then the whole store).
+    """
+    probe = MigrationReport(None, "probe", "eager", "", True)
+    examined = 0
+    for page in pages(store, batch_size):
+        for row in page:
+            examined += 1
+            if transform(row, probe) is not None:
+                return True, examined
+    return False, examined
+
+
 def dry_run_scan(
     store: HistoryStore,
     report: MigrationReport,
@@ -215,6 +236,111 @@ def dry_run_scan(
     return report
 
 
+class _Engine:
+    """One run's state: its id, cursor and record, and the batches it commits.
+
+    A new run writes nothing until its first batch that rewrites a row: that
+    batch's transaction creates the evolution tables and the run's record
+    with it. So a run with nothing to do leaves the store exactly as it was
+    (no tables, no run), and a run killed before its first rewrite left
+    nothing to resume.
+    """
+
+    def __init__(
+        self,
+        store: HistoryStore,
+        report: MigrationReport,
+        transform: Transform,
+        log: IO[str] | None,
+    ) -> None:
+        self.store, self.report, self.transform, self.log = store, report, transform, log
+        existing = unfinished(store, report.kind)
+        self.recorded = existing is not None
+        if existing is not None:
+            report.run_id, report.resumed = existing.run_id, True
+            report.strategy = existing.strategy
+            self.started_at = existing.started_at
+            self.cursor = _cursor(existing)
+            _restore_report(report, existing)
+        else:
+            report.run_id = new_run_id(report.kind)
+            self.started_at = now()
+            self.cursor = START
+        self.run_id: str = report.run_id
+
+    def record(self, status: str, finished: str | None) -> MigrationRun:
+        report, cursor = self.report, self.cursor
+        return MigrationRun(
+            self.run_id,
+            report.kind,
+            report.strategy,
+            report.target,
+            status,
+            self.started_at,
+            finished,
+            report.changed,
+            json.dumps(list(cursor)) if cursor != START else None,
+            json.dumps(report.details()),
+        )
+
+    def start_record(self, batch_size: int) -> dict[str, Any]:
+        report = self.report
+        return {
+            "run_id": self.run_id,
+            "kind": report.kind,
+            "strategy": report.strategy,
+            "target": report.target,
+            "resumed": report.resumed,
+            "batch_size": batch_size,
+            **({"note": report.note} if report.note else {}),
+        }
+
+    def batch(
+        self, writer: EvolutionTransaction, rows: list[RawRow]
+    ) -> dict[tuple[str, int], list[Any]]:
+        """Rewrite one batch inside the writer's transaction; the changes by execution."""
+        report = self.report
+        originals: list[ArchivedRow] = []
+        rewrites: list[ArchivedRow] = []
+        grouped: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        for row in rows:
+            report.scanned += 1
+            change = self.transform(row, report)
+            if change is None:
+                continue
+            key = (row.instance_id, row.execution_id, row.event_id)
+            originals.append(ArchivedRow(*key, row.event_type, row_text(row.event_data)))
+            rewrites.append(ArchivedRow(*key, change[0], change[1]))
+            grouped.setdefault((row.instance_id, row.execution_id), []).append(change[2])
+        if rewrites and not self.recorded:
+            writer.ensure_evolution_tables()
+            self.recorded = True
+        if rewrites:
+            writer.archive_rows(self.run_id, originals)
+            writer.update_rows_by_key(rewrites)
+            writer.log_migration(
+                [
+                    MigrationLogRow(
+                        self.run_id,
+                        instance_id,
+                        execution_id,
+                        int(changes[0]["event_id"]),
+                        report.strategy,
+                        "migrated",
+                        json.dumps({"rows": len(changes), "changes": changes}),
+                    )
+                    for (instance_id, execution_id), changes in grouped.items()
+                ]
+            )
+        report.changed += len(rewrites)
+        report.batches += 1
+        tail = rows[-1]
+        self.cursor = (tail.instance_id, tail.execution_id, tail.event_id)
+        if self.recorded:
+            writer.save_migration_run(self.record("running", None))
+        return grouped
+
+
 def execute_run(
     store: HistoryStore,
     report: MigrationReport,
@@ -224,94 +350,23 @@ def execute_run(
     progress: Callable[[int], None] | None,
     on_batch: Callable[[int], None] | None,
 ) -> MigrationReport:
-    evolution = store.evolution
-    existing = unfinished(store, report.kind)
-    if existing is not None:
-        run_id = existing.run_id
-        report.run_id, report.resumed = run_id, True
-        report.strategy = existing.strategy
-        started_at = existing.started_at
-        cursor = _cursor(existing)
-        _restore_report(report, existing)
-    else:
-        run_id = new_run_id(report.kind)
-        report.run_id = run_id
-        started_at = now()
-        cursor = START
-
-    def record(status: str, finished: str | None) -> MigrationRun:
-        return MigrationRun(
-            run_id,
-            report.kind,
-            report.strategy,
-            report.target,
-            status,
-            started_at,
-            finished,
-            report.changed,
-            json.dumps(list(cursor)) if cursor != START else None,
-            json.dumps(report.details()),
-        )
-
-    with evolution.writing() as writer:
-        writer.ensure_evolution_tables()
-        writer.save_migration_run(record("running", None))
-    emit(
-        log,
-        {
-            "run_id": run_id,
-            "kind": report.kind,
-            "strategy": report.strategy,
-            "target": report.target,
-            "resumed": report.resumed,
-            "batch_size": batch_size,
-            **({"note": report.note} if report.note else {}),
-        },
-    )
+    """Run (or resume) a run to its end; the caller holds the run lock."""
+    engine = _Engine(store, report, transform, log)
+    announced = False
     while True:
-        with evolution.writing() as writer:
-            rows = writer.rows_after(cursor, batch_size)
+        with store.evolution.writing() as writer:
+            rows = writer.rows_after(engine.cursor, batch_size)
             if not rows:
                 break
-            originals: list[ArchivedRow] = []
-            rewrites: list[ArchivedRow] = []
-            grouped: dict[tuple[str, int], list[dict[str, Any]]] = {}
-            for row in rows:
-                report.scanned += 1
-                change = transform(row, report)
-                if change is None:
-                    continue
-                key = (row.instance_id, row.execution_id, row.event_id)
-                originals.append(ArchivedRow(*key, row.event_type, row_text(row.event_data)))
-                rewrites.append(ArchivedRow(*key, change[0], change[1]))
-                grouped.setdefault((row.instance_id, row.execution_id), []).append(change[2])
-            if rewrites:
-                writer.archive_rows(run_id, originals)
-                writer.update_rows_by_key(rewrites)
-                writer.log_migration(
-                    [
-                        MigrationLogRow(
-                            run_id,
-                            instance_id,
-                            execution_id,
-                            int(changes[0]["event_id"]),
-                            report.strategy,
-                            "migrated",
-                            json.dumps({"rows": len(changes), "changes": changes}),
-                        )
-                        for (instance_id, execution_id), changes in grouped.items()
-                    ]
-                )
-            report.changed += len(rewrites)
-            report.batches += 1
-            tail = rows[-1]
-            cursor = (tail.instance_id, tail.execution_id, tail.event_id)
-            writer.save_migration_run(record("running", None))
+            grouped = engine.batch(writer, rows)
+        if engine.recorded and not announced:
+            emit(log, engine.start_record(batch_size))
+            announced = True
         for (instance_id, execution_id), changes in grouped.items():
             emit(
                 log,
                 {
-                    "run_id": run_id,
+                    "run_id": engine.run_id,
                     "instance_id": instance_id,
                     "execution_id": execution_id,
                     "changes": changes,
@@ -321,10 +376,14 @@ def execute_run(
             progress(len(rows))
         if on_batch is not None:
             on_batch(report.batches)
-    with evolution.writing() as writer:
-        writer.save_migration_run(record("completed", now()))
+    if not engine.recorded:
+        report.run_id = None
+        report.status = NOTHING_TO_DO
+        return report
+    with store.evolution.writing() as writer:
+        writer.save_migration_run(engine.record("completed", now()))
     report.status = "completed"
-    emit(log, {"run_id": run_id, "status": "completed", **report.details()})
+    emit(log, {"run_id": engine.run_id, "status": "completed", **report.details()})
     return report
 
 

@@ -11,7 +11,7 @@ operations can be called. The SQL stays in the backends, the decisions in
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 from .protocol import (
     ArchivedRow,
@@ -80,6 +80,10 @@ class StoreEvolution:
         """One write transaction (all or nothing) over the evolution tables and history rows."""
         with self._backend.evolving() as writer:
             yield EvolutionTransaction(writer)
+
+    def run_lock(self, what: str) -> AbstractContextManager[None]:
+        """The store's run lock, held while the block runs (see eventstore.evolution.lock)."""
+        return self._backend.migration_lock(what)
 
     def schema_versions(self) -> list[SchemaVersionRow]:
         """Recorded catalogs, oldest first (none before the first was recorded)."""

@@ -31,6 +31,7 @@ __all__ = [
     "FeedRow",
     "ArchivedRow",
     "InsertRow",
+    "IntegrityResult",
     "MigrationLogRow",
     "MigrationRun",
     "NewEvents",
@@ -160,6 +161,22 @@ class ArchivedRow(NamedTuple):
     event_data: str
 
 
+class IntegrityResult(NamedTuple):
+    """What the database's own integrity check found (`HistoryBackend.integrity_check`)."""
+
+    tool: str
+    """What ran: `PRAGMA integrity_check`, `amcheck bt_index_check`, ..."""
+    ran: bool
+    """False when the check is not available here (`note` says why)."""
+    problems: list[str]
+    """The check's own messages; empty when it found nothing."""
+    table_rows: int
+    """Rows of the history table counted from the table itself (no index)."""
+    index_rows: dict[str, int]
+    """Rows of the history table counted through its indexes."""
+    note: str = ""
+
+
 class MigrationLogRow(NamedTuple):
     """What one batch of a run changed in one execution (`eventstore_migration_log`)."""
 
@@ -257,6 +274,11 @@ class HistoryBackend(Protocol):
 
     def count(self) -> int: ...
 
+    def integrity_check(self) -> IntegrityResult:
+        """Run the database's own consistency check and count the history
+        table's rows from the table and through its indexes (read only)."""
+        ...
+
 
 @runtime_checkable
 class EvolutionWriter(Protocol):
@@ -318,6 +340,12 @@ class EvolutionBackend(Protocol):
         ...
 
     def migration_log(self, run_id: str) -> list[MigrationLogRow]: ...
+
+    def migration_lock(self, what: str) -> AbstractContextManager[None]:
+        """Hold the store's run lock while the block runs (one migration,
+        backfill or rollback at a time); MigrationLockedError at once when
+        another holder has it. A holder that dies, however, must release it."""
+        ...
 
     def archived_rows(self, run_id: str, after: RowKey, limit: int) -> list[ArchivedRow]:
         """A run's archived originals after a key, in key order."""

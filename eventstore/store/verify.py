@@ -15,6 +15,7 @@ from typing import Final
 from ..codec import Generation
 from ..errors import DecodeError, Location, RowMismatchError, StoreError
 from .history import HistoryStore
+from .integrity import IntegrityReport, check_integrity
 from .protocol import RawRow
 from .rules import ExecutionRules
 
@@ -34,7 +35,8 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.kind}: {self.location}: {self.message}"
+        where = str(self.location)
+        return f"{self.kind}: {where}: {self.message}" if where else f"{self.kind}: {self.message}"
 
 
 @dataclass(slots=True)
@@ -45,6 +47,8 @@ class VerifyReport:
     generations: Counter[str] = field(default_factory=Counter)
     legacy_gaps: list[Problem] = field(default_factory=list)
     """Id gaps in executions holding legacy data: tolerated, not problems."""
+    integrity: IntegrityReport | None = None
+    """The database's own check and the row counts (None when not asked for)."""
 
     @property
     def ok(self) -> bool:
@@ -184,8 +188,11 @@ def verify(
     *,
     batch: int = 2000,
     progress: Callable[[int], None] | None = None,
+    integrity: bool = True,
 ) -> VerifyReport:
-    """Decode every row and check each execution against the history rules."""
+    """Decode every row and check each execution against the history rules; then
+    (unless `integrity=False`) run the database's own integrity check and
+    compare row counts (eventstore.store.integrity)."""
     verifier = _Verifier(store)
     for page in store.scan(batch):
         for row in page:
@@ -193,7 +200,13 @@ def verify(
             if progress is not None:
                 progress(1)
     verifier.end_execution()
-    return verifier.report
+    report = verifier.report
+    if integrity:
+        report.integrity = check_integrity(store, report.rows)
+        report.problems.extend(
+            Problem("integrity", Location(), text) for text in report.integrity.problems
+        )
+    return report
 
 
 def stats(

@@ -64,9 +64,10 @@ from .translate import DRIVER_ERRORS, translate
 __all__ = ["PostgresWriter", "lock_key", "write_unit"]
 
 
-def lock_key(schema: str) -> int:
-    """A stable signed 64-bit advisory-lock key for one table."""
-    digest = hashlib.blake2b(f"eventstore:{schema}.{TABLE}".encode(), digest_size=8).digest()
+def lock_key(schema: str, purpose: str = "") -> int:
+    """A stable signed 64-bit advisory-lock key for one table (and purpose)."""
+    name = f"eventstore:{schema}.{TABLE}" + (f":{purpose}" if purpose else "")
+    digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 
 

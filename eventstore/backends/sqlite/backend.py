@@ -38,6 +38,7 @@ from ...store.protocol import (
     ArchivedRow,
     ExecutionRow,
     FeedRow,
+    IntegrityResult,
     MigrationLogRow,
     MigrationRun,
     PackedExecution,
@@ -47,6 +48,8 @@ from ...store.protocol import (
     StoredRow,
 )
 from . import tables
+from .integrity import sqlite_integrity
+from .run_lock import file_run_lock, memory_run_lock
 from .tables import HISTORY_DDL
 from .translate import BINDING_ERRORS, translate, unmatchable
 from .undecoded import AFTER_KEY, fetch_tolerant, key_args
@@ -134,6 +137,8 @@ class SQLiteBackend:
         self.description = "sqlite :memory:" if self.memory else f"sqlite {path}"
         self._lock = threading.RLock()
         self._depth = 0  # nesting of transaction() / writing()
+        self._path = path
+        self._run_lock = threading.Lock()  # the run lock of a :memory: database
         if not self.memory and not os.path.exists(path) and readonly:
             raise StoreNotFoundError(f"no database at {path}")
         try:
@@ -182,6 +187,18 @@ class SQLiteBackend:
         return self._con
 
     # -- writes --------------------------------------------------------------
+
+    def migration_lock(self, what: str) -> contextlib.AbstractContextManager[None]:
+        """The store's run lock (one migration, backfill or rollback at a time).
+
+        Raises MigrationLockedError at once when another holds it; see
+        run_lock.py for why a killed holder cannot leave it stuck.
+        """
+        if self.readonly:
+            raise ReadOnlyError(f"{self.description} was opened read-only")
+        if self.memory:
+            return memory_run_lock(self._run_lock, self.description, what)
+        return file_run_lock(self._path, what)
 
     def evolving(self) -> SQLiteWrite:
         """Evolution writes: the same transaction and write lock as `writing`."""
@@ -378,6 +395,13 @@ class SQLiteBackend:
 
     def count(self) -> int:
         return int(self._all("SELECT COUNT(*) FROM history")[0][0])
+
+    def integrity_check(self) -> IntegrityResult:
+        with self._lock:
+            try:
+                return sqlite_integrity(self._con)
+            except sqlite3.Error as exc:
+                raise translate(exc, "the integrity check failed") from None
 
     # -- schema evolution ------------------------------------------------------
 
