@@ -15,6 +15,7 @@
     +-- StoreError                        the database failed or refused an operation
     |   +-- StoreNotFoundError            no store at the target (and may not create one)
     |   +-- StoreBusyError                locked by another writer beyond the timeout
+    |   |   +-- MigrationLockedError      another migration, backfill or rollback is running
     |   +-- ReadOnlyError                 a write on a store opened read-only
     |   +-- PositionsRenumberedError      a feed position names another event now
     +-- TargetError (ValueError)          a target or option eventstore cannot open with
