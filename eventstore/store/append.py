@@ -57,15 +57,31 @@ class _Appender:
         """Check, fill and encode a batch: everything an append does outside the
         database. Per event this is a handful of comparisons and at most one
         `replace`; encoding and the read-back check run over the whole batch."""
-        store = self.store
         check_identity(instance_id, execution_id)  # import applies the same rules
         if expected_last_event_id is not None and (
             type(expected_last_event_id) is not int or expected_last_event_id < 0
         ):
             raise InvalidEventError("expected_last_event_id must be a non-negative integer")
+        filled, event_ids, all_known = self._fill(instance_id, execution_id, events)
+        encoded = self._encode(instance_id, execution_id, filled, all_known)
+        if not all_known:
+            self._check_unknown(instance_id, execution_id, filled)
+        return filled, NewEvents(
+            instance_id,
+            execution_id,
+            event_ids,
+            list(map(_EVENT_TYPE, filled)),
+            encoded,
+        )
+
+    def _fill(
+        self, instance_id: str, execution_id: int, events: Sequence[Event]
+    ) -> tuple[list[Event], list[int], bool]:
+        """Each event in order, with the identity, timestamp and writer version
+        the store fills in; and whether every event is of a known type."""
         previous = 0
-        now = store.clock()
-        version = store.writer_version
+        now = self.store.clock()
+        version = self.store.writer_version
         filled: list[Event] = []
         event_ids: list[int] = []
         push = filled.append
@@ -76,22 +92,15 @@ class _Appender:
         for event in events:
             event_type = type(event)
             if event_type not in known:
-                if not isinstance(event, EventBase):
-                    raise InvalidEventError(
-                        f"item #{len(filled)} of the batch is {a(event_type.__name__)},"
-                        " not an event",
-                        location=Location(instance_id=instance_id, execution_id=execution_id),
-                    )
+                self._refuse_non_event(instance_id, execution_id, len(filled), event)
                 all_known = False  # UnknownEvent, or a subclass: checked one by one
             event_id = event.event_id
             if type(event_id) is not int or event_id <= previous:
                 raise self._order_error(instance_id, execution_id, len(filled), event_id, previous)
             previous = event_id
-            event_instance = event.instance_id
-            event_execution = event.execution_id
             # Ordered for the common cases: identity left to the store (filled
             # here), or given and right.
-            if event_instance == instance_id and event_execution == execution_id:
+            if event.instance_id == instance_id and event.execution_id == execution_id:
                 if event_type is not UnknownEvent and (
                     event.timestamp_ms == 0 or event.duroxide_version == ""
                 ):
@@ -100,16 +109,8 @@ class _Appender:
                         timestamp_ms=event.timestamp_ms or now,
                         duroxide_version=event.duroxide_version or version,
                     )
-            elif (event_instance != "" and event_instance != instance_id) or (
-                event_execution != 0 and event_execution != execution_id
-            ):
-                raise self._identity_error(instance_id, execution_id, event)
-            elif event_type is UnknownEvent:
-                raise InvalidEventError(
-                    f"event {event_id} of unknown type must carry its instance and execution",
-                    location=Location(instance_id=instance_id, execution_id=execution_id),
-                )
             else:
+                self._refuse_foreign(instance_id, execution_id, event)
                 event = replace(
                     event,
                     instance_id=instance_id,
@@ -119,7 +120,34 @@ class _Appender:
                 )
             push(event)
             push_id(event_id)
-        codec = store.codec
+        return filled, event_ids, all_known
+
+    @staticmethod
+    def _refuse_non_event(instance_id: str, execution_id: int, index: int, item: object) -> None:
+        if not isinstance(item, EventBase):
+            raise InvalidEventError(
+                f"item #{index} of the batch is {a(type(item).__name__)}, not an event",
+                location=Location(instance_id=instance_id, execution_id=execution_id),
+            )
+
+    def _refuse_foreign(self, instance_id: str, execution_id: int, event: Event) -> None:
+        """An event whose identity is not this execution's, in full: it may leave
+        it for the store to fill, but not name another, and an UnknownEvent
+        (stored as its raw JSON, which the store cannot fill) must carry it."""
+        if (event.instance_id != "" and event.instance_id != instance_id) or (
+            event.execution_id != 0 and event.execution_id != execution_id
+        ):
+            raise self._identity_error(instance_id, execution_id, event)
+        if type(event) is UnknownEvent:
+            raise InvalidEventError(
+                f"event {event.event_id} of unknown type must carry its instance and execution",
+                location=Location(instance_id=instance_id, execution_id=execution_id),
+            )
+
+    def _encode(
+        self, instance_id: str, execution_id: int, filled: list[Event], all_known: bool
+    ) -> list[bytes]:
+        codec = self.store.codec
         try:
             encoded = codec.encode_many(filled, all_known=all_known)
             codec.validate_encoded(filled, encoded, all_known=all_known)
@@ -136,15 +164,7 @@ class _Appender:
                 f"invalid event: {exc}",
                 location=Location(instance_id=instance_id, execution_id=execution_id),
             ) from None
-        if not all_known:
-            self._check_unknown(instance_id, execution_id, filled)
-        return filled, NewEvents(
-            instance_id,
-            execution_id,
-            event_ids,
-            list(map(_EVENT_TYPE, filled)),
-            encoded,
-        )
+        return encoded
 
     def _check_unknown(self, instance_id: str, execution_id: int, filled: list[Event]) -> None:
         """An UnknownEvent is stored as its raw JSON: that must pass the row
