@@ -30,6 +30,7 @@ from ..errors import DecodeError, EventStoreError, RowMismatchError
 from ..store import HistoryStore
 from ..store.evolution import EvolutionTransaction
 from ..store.protocol import ArchivedRow, MigrationLogRow, MigrationRun, RawRow, RowKey
+from .keys import cursor_json, cursor_key, row_place
 
 __all__ = [
     "BACKFILL",
@@ -90,7 +91,7 @@ class MigrationReport:
         self.kept[reason] += 1
         where = self.samples.setdefault(reason, [])
         if len(where) < _SAMPLE:
-            where.append(f"{row.instance_id} execution {row.execution_id} event {row.event_id}")
+            where.append(row_place(row))
 
     def details(self) -> dict[str, Any]:
         return {
@@ -145,8 +146,7 @@ def decoded(store: HistoryStore, row: RawRow, report: MigrationReport) -> Decode
 def _cursor(run: MigrationRun) -> RowKey:
     if not run.cursor:
         return START
-    instance_id, execution_id, event_id = json.loads(run.cursor)
-    return (str(instance_id), int(execution_id), int(event_id))
+    return cursor_key(run.cursor)
 
 
 def unfinished(store: HistoryStore, kind: str) -> MigrationRun | None:
@@ -279,7 +279,7 @@ class _Engine:
             self.started_at,
             finished,
             report.changed,
-            json.dumps(list(cursor)) if cursor != START else None,
+            cursor_json(cursor) if cursor != START else None,
             json.dumps(report.details()),
         )
 

@@ -44,6 +44,7 @@ __all__ = [
     "HistoryBackend",
     "HistoryWriter",
     "RowKey",
+    "UndecodedText",
     "Destroyable",
     "Subscribable",
 ]
@@ -190,7 +191,17 @@ class MigrationLogRow(NamedTuple):
     """JSON change set."""
 
 
-RowKey = tuple[str, int, int]
+class UndecodedText(bytes):
+    """A TEXT value whose bytes are not UTF-8 (a hand-written SQLite row), as its bytes.
+
+    Whole-store reads return it in place of a str, so the row can be reported
+    by position; a plain `bytes` value is a BLOB.
+    """
+
+    __slots__ = ()
+
+
+RowKey = tuple[str | bytes, int, int]
 """(instance_id, execution_id, event_id): duroxide's key, stable on every backend."""
 
 

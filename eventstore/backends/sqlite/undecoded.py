@@ -11,6 +11,8 @@ from __future__ import annotations
 import sqlite3
 from typing import Any, Final
 
+from ...store.protocol import UndecodedText
+
 __all__ = ["AFTER_KEY", "RAW_AFTER", "UndecodedText", "fetch_tolerant", "key_args"]
 
 # Keyset pagination after a key whose instance_id may be UndecodedText: bound
@@ -25,12 +27,6 @@ RAW_AFTER: Final = (
     "SELECT rowid, instance_id, execution_id, event_id, event_type, event_data,"
     " created_at FROM history" + AFTER_KEY
 )
-
-
-class UndecodedText(bytes):
-    """A TEXT value whose bytes are not UTF-8 (a hand-written row), as its bytes."""
-
-    __slots__ = ()
 
 
 def _text_or_bytes(data: bytes) -> str | bytes:
