@@ -411,7 +411,7 @@ def test_rows_whose_columns_disagree_are_kept_and_reported(tmp_path: Path) -> No
         report = migrate(store)
         assert report.kept["columns disagree with the event"] == 1
         assert report.samples["columns disagree with the event"] == [
-            "failing-7-0 execution 1 event 2"
+            "failing-7-0 execution 1 event 2 position 2"
         ]
         (row,) = [
             r

@@ -43,7 +43,7 @@ def _by_generation(runner: CliRunner, target: Path) -> dict[str, dict[str, int]]
     for command in (["verify"], ["stats"], ["schema", "check"]):
         result = runner.invoke(main, [*command, str(target), "--json"])
         assert result.exception is None or isinstance(result.exception, SystemExit), result.output
-        found[" ".join(command)] = json.loads(result.output)["by_generation"]
+        found[" ".join(command)] = json.loads(result.stdout)["by_generation"]
     return found
 
 
