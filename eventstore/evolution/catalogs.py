@@ -15,6 +15,7 @@ generation in `eventstore/evolution/schemas/` (regenerate with
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import json
@@ -196,82 +197,85 @@ CHAIN: Final[dict[str, tuple[str, ...]]] = {
 _U64_SCHEMA: Final = {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}
 
 
+_STRING: Final = {"type": "string"}
+_UNKNOWN_VARIANT: Final = {
+    "type": "object",
+    "minProperties": 1,
+    "maxProperties": 1,
+    "description": "a variant this version does not know, kept verbatim",
+}
+# The bodies of ErrorDetails' variants, as stored (see the wire format).
+_ERROR_DETAILS_BODIES: Final[dict[str, Any]] = {
+    "Application": {
+        "type": "object",
+        "properties": {
+            "kind": {
+                "anyOf": [
+                    _STRING,
+                    {
+                        "type": "object",
+                        "properties": {
+                            "Cancelled": {
+                                "type": "object",
+                                "properties": {"reason": _STRING},
+                                "required": ["reason"],
+                            }
+                        },
+                        "required": ["Cancelled"],
+                    },
+                    _UNKNOWN_VARIANT,
+                ],
+                "description": '"ActivityFailed", "OrchestrationFailed", "Panicked",'
+                " or {Cancelled: {reason}}",
+            },
+            "message": _STRING,
+            "retryable": {"type": "boolean"},
+        },
+        "required": ["kind", "message", "retryable"],
+    },
+    "Infrastructure": {
+        "type": "object",
+        "properties": {
+            "operation": _STRING,
+            "message": _STRING,
+            "retryable": {"type": "boolean"},
+        },
+        "required": ["operation", "message", "retryable"],
+    },
+    "Configuration": {
+        "type": "object",
+        "properties": {
+            "kind": {"anyOf": [_STRING, _UNKNOWN_VARIANT]},
+            "resource": _STRING,
+            "message": {"anyOf": [_STRING, {"type": "null"}], "default": None},
+        },
+        "required": ["kind", "resource"],
+    },
+    "Poison": {
+        "type": "object",
+        "properties": {
+            "attempt_count": _U64_SCHEMA,
+            "max_attempts": _U64_SCHEMA,
+            "message_type": {
+                "type": "object",
+                "minProperties": 1,
+                "maxProperties": 1,
+                "x-externally-tagged": True,
+                "properties": {
+                    "Orchestration": {"type": "object"},
+                    "Activity": {"type": "object"},
+                    "FailedDeserialization": {"type": "object"},
+                },
+            },
+            "message": _STRING,
+        },
+        "required": ["attempt_count", "max_attempts", "message_type", "message"],
+    },
+}
+
+
 def _error_details_schema(variants: Sequence[str]) -> dict[str, Any]:
     """ErrorDetails, externally tagged by hand (msgspec cannot express it)."""
-    string = {"type": "string"}
-    unknown = {
-        "type": "object",
-        "minProperties": 1,
-        "maxProperties": 1,
-        "description": "a variant this version does not know, kept verbatim",
-    }
-    bodies: dict[str, Any] = {
-        "Application": {
-            "type": "object",
-            "properties": {
-                "kind": {
-                    "anyOf": [
-                        string,
-                        {
-                            "type": "object",
-                            "properties": {
-                                "Cancelled": {
-                                    "type": "object",
-                                    "properties": {"reason": string},
-                                    "required": ["reason"],
-                                }
-                            },
-                            "required": ["Cancelled"],
-                        },
-                        unknown,
-                    ],
-                    "description": '"ActivityFailed", "OrchestrationFailed", "Panicked",'
-                    " or {Cancelled: {reason}}",
-                },
-                "message": string,
-                "retryable": {"type": "boolean"},
-            },
-            "required": ["kind", "message", "retryable"],
-        },
-        "Infrastructure": {
-            "type": "object",
-            "properties": {
-                "operation": string,
-                "message": string,
-                "retryable": {"type": "boolean"},
-            },
-            "required": ["operation", "message", "retryable"],
-        },
-        "Configuration": {
-            "type": "object",
-            "properties": {
-                "kind": {"anyOf": [string, unknown]},
-                "resource": string,
-                "message": {"anyOf": [string, {"type": "null"}], "default": None},
-            },
-            "required": ["kind", "resource"],
-        },
-        "Poison": {
-            "type": "object",
-            "properties": {
-                "attempt_count": _U64_SCHEMA,
-                "max_attempts": _U64_SCHEMA,
-                "message_type": {
-                    "type": "object",
-                    "minProperties": 1,
-                    "maxProperties": 1,
-                    "x-externally-tagged": True,
-                    "properties": {
-                        "Orchestration": {"type": "object"},
-                        "Activity": {"type": "object"},
-                        "FailedDeserialization": {"type": "object"},
-                    },
-                },
-                "message": string,
-            },
-            "required": ["attempt_count", "max_attempts", "message_type", "message"],
-        },
-    }
     return {
         "title": "ErrorDetails",
         "description": "Externally tagged: an object with exactly one key naming the variant.",
@@ -279,7 +283,7 @@ def _error_details_schema(variants: Sequence[str]) -> dict[str, Any]:
         "minProperties": 1,
         "maxProperties": 1,
         "x-externally-tagged": True,
-        "properties": {name: bodies[name] for name in variants},
+        "properties": {name: copy.deepcopy(_ERROR_DETAILS_BODIES[name]) for name in variants},
     }
 
 
