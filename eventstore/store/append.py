@@ -234,13 +234,13 @@ class _Appender:
         with store.backend.writing() as writer:
             # The last id is read under the write lock the transaction holds,
             # so the checks below and the insert see the same history.
-            last = writer.last_event_id(instance_id, execution_id)
+            last, last_type = writer.last_event(instance_id, execution_id)
             refused_or_retried = self._check_against_stored(
                 writer, last, instance_id, execution_id, batch, filled, expected_last_event_id
             )
             if refused_or_retried is not None:
                 return refused_or_retried
-            self._check_rules(writer, last, instance_id, execution_id, filled)
+            self._check_rules(writer, last, last_type, instance_id, execution_id, filled)
             writer.insert(new)
         observer = store.observer
         if observer is not None:
@@ -257,6 +257,7 @@ class _Appender:
         self,
         writer: HistoryWriter,
         last: int,
+        last_type: str,
         instance_id: str,
         execution_id: int,
         filled: list[Event],
@@ -277,7 +278,9 @@ class _Appender:
                 return None
 
         rules = ExecutionRules(last_event_id=last, started=last > 0, lookup=stored_type)
-        if last and stored_type(last) in ev.TERMINAL_TYPES:
+        if last_type == UNRECORDED_TYPE:  # the column does not say: the event does
+            last_type = stored_type(last) or ""
+        if last_type in ev.TERMINAL_TYPES:
             rules.terminal = last
         for event in filled:
             problems = rules.check(event)

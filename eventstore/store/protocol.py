@@ -209,7 +209,11 @@ RowKey = tuple[str | bytes, int, int]
 class HistoryWriter(Protocol):
     """History operations inside one write transaction (or savepoint)."""
 
-    def last_event_id(self, instance_id: str, execution_id: int) -> int: ...
+    def last_event(self, instance_id: str, execution_id: int) -> tuple[int, str]:
+        """(event_id, event_type) of the execution's last row, (0, "") when it
+        has none: the append's concurrency check and the history rules'
+        terminal check need both, so one indexed lookup gives both."""
+        ...
 
     def rows_between(
         self, instance_id: str, execution_id: int, first: int, last: int

@@ -102,6 +102,13 @@ class Queries:
                 " WHERE instance_id = %s AND execution_id = %s"
             ).format(table)
         )
+        self.last_event = text(
+            sql.SQL(
+                "SELECT event_id, event_type FROM {}"
+                " WHERE instance_id = %s AND execution_id = %s"
+                " ORDER BY event_id DESC LIMIT 1"
+            ).format(table)
+        )
         self.rows_between = text(
             stored
             + sql.SQL(

@@ -129,13 +129,13 @@ class PostgresWriter:
             self._open()
         self._cur.executemany(query, rows)
 
-    def last_event_id(self, instance_id: str, execution_id: int) -> int:
+    def last_event(self, instance_id: str, execution_id: int) -> tuple[int, str]:
         args = (instance_id, execution_id)
         if self.opened:
-            row = self._cur.execute(self._q.last_event_id, args).fetchone()
+            row = self._cur.execute(self._q.last_event, args).fetchone()
         else:
-            row = self._open(b"; " + self._q.last_event_id, args).fetchone()
-        return int(row[0]) if row else 0
+            row = self._open(b"; " + self._q.last_event, args).fetchone()
+        return (int(row[0]), str(row[1])) if row else (0, "")
 
     def rows_between(
         self, instance_id: str, execution_id: int, first: int, last: int

@@ -34,6 +34,10 @@ __all__ = ["LAST_EVENT_ID", "SQLiteWrite", "SQLiteWriter"]
 LAST_EVENT_ID: Final = (
     "SELECT MAX(event_id) FROM history WHERE instance_id = ? AND execution_id = ?"
 )
+_LAST_EVENT: Final = (
+    "SELECT event_id, event_type FROM history WHERE instance_id = ? AND execution_id = ?"
+    " ORDER BY event_id DESC LIMIT 1"
+)
 _INSERT_ROWS: Final = 300
 """Rows per INSERT statement: 2 + 3 * 300 parameters stay under the 999 that
 SQLite builds before 3.32 allow."""
@@ -79,9 +83,9 @@ class SQLiteWriter:
         # write lock): Connection.execute would allocate one per statement.
         self._cursor = con.cursor()
 
-    def last_event_id(self, instance_id: str, execution_id: int) -> int:
-        row = self._cursor.execute(LAST_EVENT_ID, (instance_id, execution_id)).fetchone()
-        return row[0] or 0
+    def last_event(self, instance_id: str, execution_id: int) -> tuple[int, str]:
+        row = self._cursor.execute(_LAST_EVENT, (instance_id, execution_id)).fetchone()
+        return (row[0], row[1]) if row is not None else (0, "")
 
     def rows_between(
         self, instance_id: str, execution_id: int, first: int, last: int
