@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import uuid
 from pathlib import Path
 
 import psycopg
@@ -18,6 +19,7 @@ from click.testing import CliRunner
 import eventstore
 from eventstore import events as ev
 from eventstore.cli import main
+from eventstore.store.protocol import IntegrityCheckable
 from eventstore.store.verify import verify
 from tests.conftest import StoreFactory
 
@@ -111,7 +113,8 @@ def test_postgres_runs_amcheck_only_when_installed(store_factory: StoreFactory) 
     store.append("i", 1, [ev.OrchestrationStarted(event_id=1, name="N", version="1", input="")])
     first = verify(store)
     assert first.ok and first.integrity is not None
-    assert not first.integrity.ran and "amcheck is not installed" in first.integrity.note
+    assert not first.integrity.ran
+    assert first.integrity.note.startswith("amcheck not available: the extension is not installed")
     with psycopg.connect(_url(store), autocommit=True) as con:
         try:
             con.execute("CREATE EXTENSION IF NOT EXISTS amcheck")
@@ -121,6 +124,63 @@ def test_postgres_runs_amcheck_only_when_installed(store_factory: StoreFactory) 
     assert second.ok, second.problems
     assert second.integrity is not None and second.integrity.ran
     assert second.integrity.table_rows == 1
+
+
+@pytest.mark.parametrize("backend_name", ["postgres"], indirect=True)
+def test_postgres_amcheck_a_role_may_not_run_is_a_note(store_factory: StoreFactory) -> None:
+    store = store_factory()
+    store.append("i", 1, [ev.OrchestrationStarted(event_id=1, name="N", version="1", input="")])
+    url = _url(store)
+    role = f"verifier_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(url, autocommit=True) as con:
+        try:
+            con.execute("CREATE EXTENSION IF NOT EXISTS amcheck")
+        except psycopg.Error as exc:
+            pytest.skip(f"amcheck is not available: {exc}")
+        con.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'pw'")
+        con.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
+        con.execute(f"REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA public FROM PUBLIC, {role}")
+    try:
+        limited = url.replace(url.split("://", 1)[1].split("@", 1)[0], f"{role}:pw")
+        with eventstore.open(limited, readonly=True) as as_role:
+            report = verify(as_role)
+        assert report.ok, report.problems
+        assert report.integrity is not None and not report.integrity.ran
+        assert report.integrity.note.startswith("amcheck not available to this role")
+        result = CliRunner().invoke(main, ["verify", limited, "--json"])
+        assert result.exit_code == 0, result.output
+        assert "amcheck not available" in json.loads(result.output)["integrity"]["note"]
+    finally:
+        with psycopg.connect(url, autocommit=True) as con:
+            con.execute(f"DROP OWNED BY {role}")
+            con.execute(f"DROP ROLE {role}")
+
+
+def test_a_backend_without_a_checker_still_compares_counts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "plain.db"
+    _store(path)
+    with eventstore.open(str(path), readonly=True) as store:
+        # None in a class blocks a protocol member: the backend is no IntegrityCheckable.
+        plain = type("Plain", (type(store.backend),), {"__slots__": (), "integrity_check": None})
+        monkeypatch.setattr(store.backend, "__class__", plain)
+        assert not isinstance(store.backend, IntegrityCheckable)
+        report = verify(store)
+    assert report.ok, report.problems
+    assert report.integrity is not None and not report.integrity.ran
+    assert "no integrity check" in report.integrity.note
+    assert report.integrity.table_rows == ROWS == report.integrity.scanned_rows
+
+
+def test_the_text_report_says_what_ran(tmp_path: Path) -> None:
+    path = tmp_path / "clean.db"
+    _store(path)
+    result = CliRunner().invoke(main, ["verify", str(path)])
+    assert result.exit_code == 0, result.output
+    assert (
+        f"integrity: PRAGMA integrity_check: ok; {ROWS} rows in the table ({ROWS} via {INDEX})"
+    ) in result.output
 
 
 def _url(store: eventstore.HistoryStore) -> str:

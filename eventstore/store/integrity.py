@@ -2,11 +2,13 @@
 
 The decoding half of `verify` sees only the rows the store's scan reaches,
 and the scan walks the primary-key index: a damaged index hides rows from it
-without a single undecodable row. So verify also asks the backend to run the
-database's own checker (SQLite `PRAGMA integrity_check`, PostgreSQL amcheck)
-and to count the history table from the table itself and through its
-indexes, and reports every disagreement: a check message, a count that
-differs from the table's, the scan's count that differs from either.
+without a single undecodable row. So verify also asks the backend (when it
+is `IntegrityCheckable`) to run the database's own checker (SQLite `PRAGMA
+integrity_check`, PostgreSQL amcheck) and to count the history table from
+the table itself and through its indexes, and reports every disagreement: a
+check message, a count that differs from the table's, the scan's count that
+differs from either. A backend without a checker still has its scan
+compared with its `count()`.
 """
 
 from __future__ import annotations
@@ -14,13 +16,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from .._words import plural
 from ..errors import EventStoreError
-from .protocol import IntegrityResult
+from .protocol import IntegrityCheckable, IntegrityResult
 
 if TYPE_CHECKING:
     from .history import HistoryStore
 
 __all__ = ["IntegrityReport", "check_integrity"]
+
+_NO_CHECKER = "not available: this backend has no integrity check (IntegrityCheckable)"
 
 
 @dataclass(slots=True)
@@ -36,7 +41,7 @@ class IntegrityReport:
 
     def summary(self) -> str:
         counts = ", ".join(f"{n} via {name}" for name, n in self.index_rows.items())
-        rows = f"{self.table_rows} rows in the table" if self.table_rows is not None else ""
+        rows = "" if self.table_rows is None else f"{plural(self.table_rows, 'row')} in the table"
         outcome = "not run" if not self.ran else "FAILED" if self.problems else "ok"
         parts = [
             f"{self.tool}: {outcome}",
@@ -60,8 +65,12 @@ class IntegrityReport:
 def check_integrity(store: HistoryStore, scanned_rows: int) -> IntegrityReport:
     """Run the backend's check; compare its counts with the rows verify's scan read."""
     report = IntegrityReport(scanned_rows=scanned_rows)
+    backend = store.backend
     try:
-        result: IntegrityResult = store.backend.integrity_check()
+        if isinstance(backend, IntegrityCheckable):
+            result = backend.integrity_check()
+        else:  # a backend without a checker: the counts can still disagree
+            result = IntegrityResult("integrity check", False, [], backend.count(), {}, _NO_CHECKER)
     except EventStoreError as exc:
         # A check that cannot even run on this file is itself a finding.
         report.tool, report.problems = "integrity check", [f"the check could not run: {exc}"]
@@ -72,10 +81,11 @@ def check_integrity(store: HistoryStore, scanned_rows: int) -> IntegrityReport:
     for name, count in result.index_rows.items():
         if count != result.table_rows:
             report.problems.append(
-                f"{count} rows counted via {name} but {result.table_rows} in the table"
+                f"{plural(count, 'row')} counted via {name} but {result.table_rows} in the table"
             )
     if scanned_rows != result.table_rows:
         report.problems.append(
-            f"verify's scan read {scanned_rows} rows but the table holds {result.table_rows}"
+            f"verify's scan read {plural(scanned_rows, 'row')}"
+            f" but the table holds {result.table_rows}"
         )
     return report

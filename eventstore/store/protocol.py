@@ -11,6 +11,9 @@ all `runtime_checkable`):
       evolving() -> EvolutionWriter
     Subscribable      wait_for_events: be woken by new commits (PostgreSQL)
     Destroyable       destroy: drop everything the store keeps (throwaway stores)
+    IntegrityCheckable
+                      integrity_check: the database's own check, and the
+                      history table counted two ways (what verify runs)
 
 Backends speak rows, never events: the append contract and every rule live
 once, in `eventstore.store`, and decoding in `eventstore.codec`. SQL and
@@ -46,6 +49,7 @@ __all__ = [
     "RowKey",
     "UndecodedText",
     "Destroyable",
+    "IntegrityCheckable",
     "Subscribable",
 ]
 
@@ -163,7 +167,7 @@ class ArchivedRow(NamedTuple):
 
 
 class IntegrityResult(NamedTuple):
-    """What the database's own integrity check found (`HistoryBackend.integrity_check`)."""
+    """What the database's own integrity check found (`IntegrityCheckable.integrity_check`)."""
 
     tool: str
     """What ran: `PRAGMA integrity_check`, `amcheck bt_index_check`, ..."""
@@ -289,11 +293,6 @@ class HistoryBackend(Protocol):
 
     def count(self) -> int: ...
 
-    def integrity_check(self) -> IntegrityResult:
-        """Run the database's own consistency check and count the history
-        table's rows from the table and through its indexes (read only)."""
-        ...
-
 
 @runtime_checkable
 class EvolutionWriter(Protocol):
@@ -373,6 +372,18 @@ class Subscribable(Protocol):
 
     def wait_for_events(self, after: int, timeout: float) -> bool:
         """True as soon as the feed has an event after `after`; False after `timeout` s."""
+        ...
+
+
+@runtime_checkable
+class IntegrityCheckable(Protocol):
+    """A backend that can run its database's own consistency check (verify)."""
+
+    def integrity_check(self) -> IntegrityResult:
+        """Run the database's own check and count the history table's rows
+        from the table and through its indexes; read only, so it works on a
+        read-only store. A check the database lacks is `ran=False` with a
+        `note`, never an error."""
         ...
 
 

@@ -7,6 +7,11 @@ then counts 19,999 of 20,000 rows and finds nothing wrong with them). So
 table), and the table's rows are counted from the table itself
 (`NOT INDEXED`) and through every index (`INDEXED BY`): any disagreement is
 damage.
+
+`integrity_check` rather than `quick_check`: quick_check does not hold each
+index against its table, and that is exactly the damage the scan cannot see
+("row missing from index"). On a store of 1M rows (300 MiB) integrity_check
+took 1.6 s and quick_check 0.7 s, against 30-45 s for verify's decoding.
 """
 
 from __future__ import annotations
