@@ -67,9 +67,11 @@ def test_eager_migrate_rewrites_the_good_rows_and_names_the_bad(
         assert "2 undecodable" in text and "position 10" in text and "position 6" in text
         assert "b'f\\xff1'" in text and "W\\xffrk" not in text and "Traceback" not in text
     assert _raw(hostile_legacy) == before
-    # A rerun has nothing left to rewrite, ends, and writes nothing.
+    # A rerun has nothing left to rewrite, ends, and writes nothing, and still
+    # says which rows it cannot rewrite and why.
     code, out, err = _run(*args)
     assert code == 0 and "none to rewrite" in out, err
+    assert "2 undecodable" in out and "position 6" in out and "position 10" in out
     assert _raw(hostile_legacy) == before
 
 

@@ -31,6 +31,7 @@ from .runs import (
     dry_run_scan,
     execute_run,
     first_rewrite,
+    kept_from,
     now,
     unfinished,
 )
@@ -150,9 +151,11 @@ def backfill_timestamps(
         return dry_run_scan(store, report, transform, batch_size, log, progress)
     done = None if force else _already_done(store)
     if done is None and unfinished(store, BACKFILL) is None:
-        work, examined = first_rewrite(store, transform, batch_size)
+        probe = MigrationReport(None, "probe", "eager", "", True)
+        work, examined = first_rewrite(store, transform, batch_size, probe)
         if not work:
             report.scanned, report.status = examined, NOTHING_TO_DO
+            kept_from(report, probe)
             return report
     with run_lock(store, "backfill-timestamps"):
         done = None if force else _already_done(store)  # again, under the lock

@@ -60,6 +60,7 @@ from .runs import (
     dry_run_scan,
     execute_run,
     first_rewrite,
+    kept_from,
     unfinished,
 )
 
@@ -161,8 +162,9 @@ def migrate(
     _check_options(to, strategy, batch_size)
     pending = None if dry_run else unfinished(store, MIGRATE)
     work, examined = pending is not None, 0
+    probe = MigrationReport(None, "probe", "eager", "", True)
     if pending is None and strategy != "lazy":
-        work, examined = first_rewrite(store, _to_v1(store), batch_size)
+        work, examined = first_rewrite(store, _to_v1(store), batch_size, probe)
     resolved: Strategy = "eager" if work or strategy == "eager" else "lazy"
     report = MigrationReport(None, MIGRATE, resolved, to, dry_run)
     if strategy == "auto":
@@ -183,6 +185,7 @@ def migrate(
         return dry_run_scan(store, report, _to_v1(store), batch_size, log, progress)
     if not work:
         report.scanned, report.status = examined, NOTHING_TO_DO
+        kept_from(report, probe)
         return report
     with run_lock(store, "migrate"):
         # Read again under the lock: another run may have ended (or died) since.

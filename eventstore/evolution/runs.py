@@ -47,6 +47,7 @@ __all__ = [
     "emit",
     "execute_run",
     "first_rewrite",
+    "kept_from",
     "new_run_id",
     "now",
     "pages",
@@ -187,13 +188,16 @@ def pages(store: HistoryStore, batch_size: int) -> Iterator[list[RawRow]]:
     return store.scan(batch_size)
 
 
-def first_rewrite(store: HistoryStore, transform: Transform, batch_size: int) -> tuple[bool, int]:
+def first_rewrite(
+    store: HistoryStore, transform: Transform, batch_size: int, probe: MigrationReport
+) -> tuple[bool, int]:
     """(whether `transform` would rewrite some row, rows examined); stops at the first.
 
     Read only: it lets a run that would find nothing to do return without
-    taking the run lock or writing anything (the count is then the whole store).
+    taking the run lock or writing anything (the count is then the whole store,
+    and `probe` holds what the scan kept as written and why, so that a rerun
+    still names the rows it cannot rewrite).
     """
-    probe = MigrationReport(None, "probe", "eager", "", True)
     examined = 0
     for page in pages(store, batch_size):
         for row in page:
@@ -201,6 +205,11 @@ def first_rewrite(store: HistoryStore, transform: Transform, batch_size: int) ->
             if transform(row, probe) is not None:
                 return True, examined
     return False, examined
+
+
+def kept_from(report: MigrationReport, probe: MigrationReport) -> None:
+    """What a probe kept as written, for the report of a run that did nothing."""
+    report.kept, report.samples = probe.kept, probe.samples
 
 
 def dry_run_scan(
