@@ -31,7 +31,7 @@ from .protocol import (
     StoredRow,
 )
 from .results import AppendResult
-from .rules import ExecutionRules
+from .rules import ExecutionRules, batch_clears, source_ids
 
 if TYPE_CHECKING:
     from .history import HistoryStore
@@ -240,7 +240,14 @@ class _Appender:
             )
             if refused_or_retried is not None:
                 return refused_or_retried
-            self._check_rules(writer, last, last_type, instance_id, execution_id, filled)
+            if last_type == UNRECORDED_TYPE or not batch_clears(
+                new.event_ids,
+                new.event_types,
+                source_ids(filled, new.event_types),
+                last,
+                {last: last_type} if last else {},
+            ):
+                self._check_rules(writer, last, last_type, instance_id, execution_id, filled)
             writer.insert(new)
         observer = store.observer
         if observer is not None:
