@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -113,7 +114,9 @@ def test_exporter_reports_a_live_runtime_as_orchestrations_complete(tmp_path: Pa
                 while True:
                     try:
                         figures = _scrape(url)
-                    except OSError:
+                    except OSError as exc:  # not listening yet, ...
+                        if isinstance(exc, urllib.error.HTTPError):
+                            exc.close()  # it holds the response's socket
                         figures = {}
                     if all(figures.get(k) == v for k, v in expected.items()):
                         break

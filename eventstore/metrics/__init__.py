@@ -22,7 +22,8 @@ See proposals/metrics.md for the design.
 
 The modules: `store_metrics` (StoreMetrics), `definitions` (the families it
 keeps), `durations` (names, buckets, label values), `families` (the plain
-value families and their series cap), `limits` (the caps), `exporter`.
+value families and their series cap), `limits` (the caps), `exporter`
+(the feed and the serving loop), `server` (its HTTP server).
 """
 
 from __future__ import annotations

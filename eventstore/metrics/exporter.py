@@ -8,8 +8,9 @@ size. A row that does not decode is counted, logged with its location, and
 skipped; the exporter keeps going.
 
 `serve` runs the loop behind `eventstore metrics serve`: an HTTP server
-answering `/metrics` (loopback by default), a poll every interval (or sooner
-when the store can wait), and a clean stop on SIGTERM / SIGINT.
+answering `/metrics` (loopback by default; `eventstore.metrics.server`), a
+poll every interval (or sooner when the store can wait), and a clean stop on
+SIGTERM / SIGINT.
 Backend-neutral: where `store.can_wait_for_events` (PostgreSQL's LISTEN/NOTIFY),
 the loop uses `store.wait_for_events` to wake as soon as rows after its
 position commit; elsewhere it polls at the interval.
@@ -20,21 +21,25 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Final
+from typing import Final
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
 from ..codec import Generation
 from ..errors import DecodeError, EventStoreError
 from ..store import HistoryStore
 from ..store.protocol import RawRow
+from .server import (
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_WAITING,
+    MetricsServer,
+)
 from .store_metrics import StoreMetrics
 
 __all__ = ["DEFAULT_BIND", "DEFAULT_PORT", "FeedExporter", "MetricsServer", "PollResult", "serve"]
@@ -42,16 +47,6 @@ __all__ = ["DEFAULT_BIND", "DEFAULT_PORT", "FeedExporter", "MetricsServer", "Pol
 DEFAULT_BIND: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 9464
 DEFAULT_PAGE: Final = 5000
-DEFAULT_IDLE_TIMEOUT: Final = 10.0
-"""Seconds a connection may stay silent before the server closes it."""
-DEFAULT_MAX_CONNECTIONS: Final = 16
-"""Connections served at once; more are answered 503."""
-_BUSY: Final = (
-    b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
-    b"Retry-After: 1\r\nContent-Length: 34\r\nConnection: close\r\n\r\n"
-    b"too many connections, retry later\n"
-)
-
 log = logging.getLogger("eventstore.metrics.exporter")
 
 Waiter = Callable[[int, float], object]
@@ -210,121 +205,6 @@ class FeedExporter:
             return generate_latest(self.registry)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: MetricsServer
-
-    def setup(self) -> None:
-        # A client that sends nothing (or reads nothing) for that long times
-        # out, and the connection closes with its thread.
-        self.request.settimeout(self.server.idle_timeout)
-        super().setup()
-
-    def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0]
-        if path == "/metrics":
-            try:
-                body = self.server.exporter.exposition()
-            except Exception:  # pragma: no cover - a bug, reported to the scraper
-                log.exception("rendering the exposition failed")
-                self.send_error(500)
-                return
-            self._send(200, CONTENT_TYPE_LATEST, body)
-        elif path == "/":
-            self._send(
-                200,
-                "text/plain; charset=utf-8",
-                b"eventstore metrics exporter: see /metrics\n",
-            )
-        else:
-            self._send(404, "text/plain; charset=utf-8", b"not found\n")
-
-    def _send(self, status: int, content_type: str, body: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        log.debug("%s " + format, self.address_string(), *args)
-
-
-class MetricsServer(ThreadingHTTPServer):
-    """An HTTP server answering `/metrics` from a FeedExporter.
-
-    A thread per connection, but bounded: at most `max_connections` are
-    served at once, and a connection beyond that is answered 503 at once
-    and closed, so a flood of clients cannot grow the thread count. A
-    connection that sends nothing for `idle_timeout` seconds is closed (the
-    handler's socket timeout), so idle clients do not hold those slots.
-    """
-
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128  # the listen backlog: excess clients get their 503 quickly
-
-    def __init__(
-        self,
-        exporter: FeedExporter,
-        bind: str,
-        port: int,
-        *,
-        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
-        max_connections: int = DEFAULT_MAX_CONNECTIONS,
-    ) -> None:
-        if not idle_timeout > 0:
-            raise ValueError(f"idle_timeout must be positive, not {idle_timeout!r}")
-        if type(max_connections) is not int or max_connections < 1:
-            raise ValueError(f"max_connections must be a positive integer, not {max_connections!r}")
-        self.exporter = exporter
-        self.idle_timeout = float(idle_timeout)
-        self.max_connections = max_connections
-        self._slots = threading.BoundedSemaphore(max_connections)
-        if ":" in bind:
-            self.address_family = socket.AF_INET6
-        super().__init__((bind, port), _Handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._slots.acquire(blocking=False):
-            self._refuse(request)
-            return
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self._slots.release()  # no thread started: it cannot release the slot
-            raise
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            self.finish_request(request, client_address)
-        except Exception:
-            self.handle_error(request, client_address)
-        finally:
-            # The slot is free before the connection closes: a client that
-            # has seen its connection end can count on its slot being free.
-            self._slots.release()
-            self.shutdown_request(request)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that went away or stalled mid-response is not the
-        # operator's problem: no traceback on stderr (socketserver's default).
-        log.debug("connection from %s failed", client_address, exc_info=True)
-
-    def _refuse(self, request: socket.socket) -> None:
-        """503 without a thread; never blocks the accept loop on a slow client."""
-        with contextlib.suppress(OSError):
-            request.setblocking(False)
-            request.send(_BUSY)
-        self.shutdown_request(request)
-
-    @property
-    def url(self) -> str:
-        host, port = self.server_address[:2]
-        text = host.decode() if isinstance(host, bytes) else str(host)
-        shown = f"[{text}]" if ":" in text else text
-        return f"http://{shown}:{port}/metrics"
-
-
 def backend_waiter(store: HistoryStore) -> Waiter | None:
     """The store's wait for new rows, where it can wait without polling (PostgreSQL)."""
     return store.wait_for_events if store.can_wait_for_events else None
@@ -341,6 +221,7 @@ def serve(
     wait: Waiter | None = None,
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    max_waiting: int = DEFAULT_MAX_WAITING,
 ) -> None:
     """Catch up, then serve `/metrics` and poll until `stop` is set.
 
@@ -353,7 +234,12 @@ def serve(
     if stop.is_set():
         return
     server = MetricsServer(
-        exporter, bind, port, idle_timeout=idle_timeout, max_connections=max_connections
+        exporter,
+        bind,
+        port,
+        idle_timeout=idle_timeout,
+        max_connections=max_connections,
+        max_waiting=max_waiting,
     )
     thread = threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True)
     thread.start()
