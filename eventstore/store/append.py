@@ -98,9 +98,11 @@ class _Appender:
             if type(event_id) is not int or event_id <= previous:
                 raise self._order_error(instance_id, execution_id, len(filled), event_id, previous)
             previous = event_id
+            event_instance = event.instance_id
+            event_execution = event.execution_id
             # Ordered for the common cases: identity left to the store (filled
             # here), or given and right.
-            if event.instance_id == instance_id and event.execution_id == execution_id:
+            if event_instance == instance_id and event_execution == execution_id:
                 if event_type is not UnknownEvent and (
                     event.timestamp_ms == 0 or event.duroxide_version == ""
                 ):
@@ -110,7 +112,12 @@ class _Appender:
                         duroxide_version=event.duroxide_version or version,
                     )
             else:
-                self._refuse_foreign(instance_id, execution_id, event)
+                if (
+                    (event_instance != "" and event_instance != instance_id)
+                    or (event_execution != 0 and event_execution != execution_id)
+                    or event_type is UnknownEvent
+                ):
+                    self._refuse_foreign(instance_id, execution_id, event)
                 event = replace(
                     event,
                     instance_id=instance_id,
