@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eventstore import events as ev
-from eventstore.store.rules import ExecutionRules, batch_clears, source_ids
+from eventstore.store.rules import ExecutionRules, batch_clears
 
 TYPES = [
     "OrchestrationStarted",
@@ -66,15 +66,18 @@ def _walk_refuses(last: int, stored: dict[int, str], events: list[ev.Event]) -> 
     return any(rules.check(event) for event in events)
 
 
+def _clears(last: int, last_type: str, events: list[ev.Event]) -> bool:
+    types = [e.event_type for e in events]
+    return batch_clears([e.event_id for e in events], types, events, last, last_type)
+
+
 @settings(max_examples=3000, deadline=None)
 @given(situations())
 def test_the_shortcut_never_clears_what_the_rules_refuse(
     situation: tuple[int, dict[int, str], list[ev.Event]],
 ) -> None:
     last, stored, events = situation
-    types = [e.event_type for e in events]
-    known = {last: stored[last]} if last else {}
-    if batch_clears([e.event_id for e in events], types, source_ids(events, types), last, known):
+    if _clears(last, stored.get(last, ""), events):
         assert not _walk_refuses(last, stored, events)
 
 
@@ -83,14 +86,26 @@ def test_the_shortcut_clears_the_common_batches() -> None:
         _event("OrchestrationStarted", 1, None),
         _event("ActivityScheduled", 2, None),
         _event("TimerCreated", 3, None),
+        _event("TimerFired", 4, 3),
     ]
-    types = [e.event_type for e in first]
-    assert batch_clears([1, 2, 3], types, source_ids(first, types), 0, {})
-    later = [_event("ActivityCompleted", 4, 2), _event("OrchestrationCompleted", 5, None)]
-    types = [e.event_type for e in later]
+    assert _clears(0, "", first)
+    # A completion of the stored last event, and one of an event in the batch.
+    later = [
+        _event("ActivityCompleted", 5, 4),
+        _event("ActivityScheduled", 6, None),
+        _event("ActivityFailed", 7, 6),
+        _event("OrchestrationCompleted", 8, None),
+    ]
+    assert _clears(4, "ActivityScheduled", later)
+
+
+def test_the_shortcut_sends_the_rest_to_the_walk() -> None:
+    completion = [_event("ActivityCompleted", 4, 2), _event("OrchestrationCompleted", 5, None)]
     # The source (2) is stored but not the last event: the walk looks it up.
-    assert not batch_clears([4, 5], types, source_ids(later, types), 3, {3: "TimerCreated"})
-    assert batch_clears(
-        [4, 5], types, source_ids(later, types), 3, {3: "ActivityScheduled", 2: "ActivityScheduled"}
-    )
-    assert not batch_clears([4, 5], types, None, 3, {3: "OrchestrationCompleted"})
+    assert not _clears(3, "ActivityScheduled", completion)
+    assert not _clears(3, "OrchestrationCompleted", [_event("ActivityScheduled", 4, None)])
+    assert not _clears(3, "TimerCreated", [_event("ActivityCompleted", 4, 3)])
+    assert not _clears(3, "ActivityScheduled", [_event("ActivityCompleted", 4, None)])
+    assert not _clears(3, "ActivityScheduled", [_event("ActivityCompleted", 4, 4)])
+    assert not _clears(0, "", [_event("ActivityScheduled", 1, None)])
+    assert not _clears(3, "ActivityScheduled", [_event("ActivityScheduled", 5, None)])

@@ -31,7 +31,7 @@ from .protocol import (
     StoredRow,
 )
 from .results import AppendResult
-from .rules import ExecutionRules, batch_clears, source_ids
+from .rules import ExecutionRules, batch_clears
 
 if TYPE_CHECKING:
     from .history import HistoryStore
@@ -248,11 +248,7 @@ class _Appender:
             if refused_or_retried is not None:
                 return refused_or_retried
             if last_type == UNRECORDED_TYPE or not batch_clears(
-                new.event_ids,
-                new.event_types,
-                source_ids(filled, new.event_types),
-                last,
-                {last: last_type} if last else {},
+                new.event_ids, new.event_types, filled, last, last_type
             ):
                 self._check_rules(writer, last, last_type, instance_id, execution_id, filled)
             writer.insert(new)
