@@ -49,8 +49,8 @@ def _insert_sql(rows: int) -> str:
     # steps once: about a fifth cheaper per row than executemany at 100 rows.
     # Parameters go column by column (ids, then types, then data), so the
     # batch's parallel lists are bound by concatenation, without building
-    # rows. The codec hands over UTF-8 bytes; CAST stores them as TEXT, as
-    # duroxide reads them, without a decode to str in Python.
+    # rows. Data is bound as str (see _as_text); CAST keeps any bytes that
+    # are bound as they are TEXT, as duroxide reads them.
     values = ",".join(
         f"(?1,?2,?{n},?{n + rows},CAST(?{n + 2 * rows} AS TEXT))" for n in range(3, rows + 3)
     )
@@ -58,6 +58,19 @@ def _insert_sql(rows: int) -> str:
         "INSERT INTO history (instance_id, execution_id, event_id, event_type, event_data)"
         f" VALUES {values}"
     )
+
+
+def _as_text(encoded: list[bytes]) -> list[str] | list[bytes]:
+    # sqlite3 binds str (and int, float, bytearray) directly, but looks up an
+    # adapter for every bytes parameter, raising and clearing two
+    # AttributeErrors each time: per event, more than the decode to str
+    # costs (about 4% of a ten-event append, counted with callgrind). Bytes
+    # that are not UTF-8 (an UnknownEvent's raw JSON) are bound as they are,
+    # and the CAST in the statement stores them as TEXT as before.
+    try:
+        return list(map(bytes.decode, encoded))
+    except UnicodeDecodeError:
+        return encoded
 
 
 # An execution in one row: SQLite concatenates in C what the driver would
@@ -101,7 +114,8 @@ class SQLiteWriter:
         ]
 
     def insert(self, batch: NewEvents) -> None:
-        instance_id, execution_id, ids, types, data = batch
+        instance_id, execution_id, ids, types, encoded = batch
+        data = _as_text(encoded)
         count = len(ids)
         if count <= _INSERT_ROWS:
             self._cursor.execute(
