@@ -19,6 +19,7 @@ WORKLOADS = [
     "bench_codec",
     "bench_append",
     "bench_read",
+    "bench_real",
     "bench_duroxide",
     "bench_whole_store",
     "bench_metrics",

@@ -33,7 +33,8 @@ def _store(tmp_path: Path, rows: list[tuple[int, str, str | bytes]]) -> HistoryS
         " VALUES (?, 1, ?, ?, CAST(? AS TEXT))"
     )
     # Another instance's rows first, so that positions differ from event ids.
-    con.executemany(insert, [("other", n, "ActivityScheduled", _good(n)) for n in (1, 2, 3)])
+    other = [_good(n).replace('"instance_id":"i"', '"instance_id":"other"') for n in (1, 2, 3)]
+    con.executemany(insert, [("other", n + 1, "ActivityScheduled", d) for n, d in enumerate(other)])
     con.executemany(insert, [("i", *row) for row in rows])
     con.close()
     return eventstore.open(str(path), codec=eventstore.Codec(max_event_bytes=1_000_000))
@@ -142,3 +143,98 @@ def test_a_bad_row_is_named_as_row_by_row_names_it(
         assert str(caught.value) == str(row_by_row.value)
         if label == "type column disagrees":
             assert isinstance(caught.value, RowMismatchError)
+
+
+# -- the global feed: a page in one piece, or row by row -----------------------
+
+
+def _feed_row_by_row(store: HistoryStore) -> list[tuple[int, str, int, ev.Event]]:
+    """read_all with the packed route switched off."""
+    backend = store.backend
+    backend.feed_packed = lambda *_: None  # type: ignore[method-assign]
+    try:
+        return [(r.position, r.instance_id, r.execution_id, r.event) for r in store.read_all()]
+    finally:
+        del backend.feed_packed
+
+
+def _feed(store: HistoryStore, **kwargs: int) -> list[tuple[int, str, int, ev.Event]]:
+    return [(r.position, r.instance_id, r.execution_id, r.event) for r in store.read_all(**kwargs)]
+
+
+GOOD_STORES = [
+    pytest.param([(1, "OrchestrationStarted", START_V1)] + [(n, "ActivityScheduled", _good(n)) for n in range(2, 6)], id="V1"),  # noqa: E501
+    pytest.param([(1, "OrchestrationStarted", START_V0), (2, "ActivityScheduled", _good(2))], id="mixed generations"),  # noqa: E501
+    pytest.param([(1, "OrchestrationStarted", START_V1), (2, "ActivityScheduled", json.dumps(json.loads(_good(2)), indent=2))], id="pretty JSON with newlines"),  # noqa: E501
+    pytest.param([(1, "OrchestrationStarted", START_V1.replace('"instance_id":"i",', ""))], id="identity left out"),  # noqa: E501
+    pytest.param([(1, "OrchestrationStarted", START_V1), (2, "Event", _good(2))], id="type not recorded"),  # noqa: E501
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("rows", GOOD_STORES)
+def test_the_feed_reads_as_row_by_row(tmp_path: Path, rows: list[tuple[int, str, str]]) -> None:
+    with _store(tmp_path, rows) as store:
+        expected = _feed_row_by_row(store)
+        assert len(expected) == 3 + len(rows)
+        assert _feed(store) == expected
+        # Resumed from every position, and cut at every limit.
+        for n, (position, *_) in enumerate(expected):
+            assert _feed(store, after=position) == expected[n + 1 :]
+            assert _feed(store, limit=n) == expected[:n]
+
+
+def test_plain_v1_pages_take_the_packed_route(tmp_path: Path) -> None:
+    rows = [(1, "OrchestrationStarted", START_V1)] + [
+        (n, "ActivityScheduled", _good(n)) for n in (2, 3)
+    ]
+    with _store(tmp_path, rows) as store:
+        backend = store.backend
+        backend.feed = None  # type: ignore[assignment]  # any row-by-row read fails
+        try:
+            assert [r.event.event_id for r in store.read_all()] == [1, 2, 3, 1, 2, 3]
+        finally:
+            del backend.feed
+
+
+HOSTILE_KEYS = [
+    ("instance id a BLOB", "UPDATE history SET instance_id = CAST(instance_id AS BLOB) WHERE event_id = 2 AND instance_id = 'i'"),  # noqa: E501
+    ("execution id text", "UPDATE history SET execution_id = '1' WHERE event_id = 2 AND instance_id = 'i'"),  # noqa: E501
+    ("event id real", "UPDATE history SET event_id = 2.5 WHERE event_id = 2 AND instance_id = 'i'"),
+    ("type column a BLOB", "UPDATE history SET event_type = CAST(event_type AS BLOB) WHERE event_id = 2 AND instance_id = 'i'"),  # noqa: E501
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("label", "sql"), HOSTILE_KEYS, ids=[h[0] for h in HOSTILE_KEYS])
+def test_a_hostile_key_column_is_named_as_row_by_row_names_it(
+    tmp_path: Path, label: str, sql: str
+) -> None:
+    rows = [(1, "OrchestrationStarted", START_V1)] + [
+        (n, "ActivityScheduled", _good(n)) for n in (2, 3)
+    ]
+    store = _store(tmp_path, rows)
+    store.close()
+    con = sqlite3.connect(tmp_path / "routes.db")
+    with con:
+        con.execute("PRAGMA writable_schema = 0")
+        # A table without column types keeps what it is given, as any table may.
+        con.executescript(
+            "CREATE TABLE untyped AS SELECT * FROM history; DROP TABLE history;"
+            " CREATE TABLE history (position INTEGER PRIMARY KEY, instance_id, execution_id,"
+            " event_id, event_type, event_data, created_at,"
+            " UNIQUE (instance_id, execution_id, event_id));"
+            " INSERT INTO history SELECT * FROM untyped; DROP TABLE untyped;"
+        )
+        con.execute(sql)
+    con.close()
+    with eventstore.open(str(tmp_path / "routes.db"), readonly=True) as store:
+        packed: list[object] = []
+        with pytest.raises(DecodeError) as caught:
+            for record in store.read_all():
+                packed.append(record)
+        row_by_row: list[object] = []
+        store.backend.feed_packed = lambda *_: None  # type: ignore[method-assign]
+        with pytest.raises(DecodeError) as expected:
+            for record in store.read_all():
+                row_by_row.append(record)
+        assert packed == row_by_row and len(packed) == 4  # the good rows before it
+        assert str(caught.value) == str(expected.value)

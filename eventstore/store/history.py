@@ -50,6 +50,8 @@ from .results import (
     row_location,
 )
 
+_FEED_PAGE: Final = 1000
+"""Rows per read of the global feed."""
 _SEMVER: Final = re.compile(r"^\d+\.\d+\.\d+([-+][0-9A-Za-z.+-]*)?$")
 
 
@@ -385,11 +387,43 @@ class HistoryStore:
                     "re-read the feed from the start",
                 )
             after = after.position
+        remaining = limit
+        while remaining is None or remaining > 0:
+            size = _FEED_PAGE if remaining is None else min(_FEED_PAGE, remaining)
+            records = self._packed_feed_page(after, size)
+            if records is None:  # row by row: a bad row raises after the good ones before it
+                records = []
+                for record in self._feed_rows(after, size):
+                    records.append(record)
+                    yield record
+            else:
+                yield from records
+            if len(records) < size:
+                return
+            after = records[-1].position
+            if remaining is not None:
+                remaining -= len(records)
+
+    def _packed_feed_page(self, after: int, size: int) -> list[FeedRecord] | None:
+        """Up to `size` records after `after` in one piece, where the backend
+        packs the page and every row is plain V1 (`Codec.decode_feed`); None
+        when the page must go row by row through the one row check."""
+        packed = self.backend.feed_packed(after, size)
+        if packed is None:
+            return None
+        positions, instance_ids, execution_ids, event_ids, types, data = packed
+        events = self.codec.decode_feed(instance_ids, execution_ids, event_ids, types, data)
+        if events is None:
+            return None
+        return list(map(FeedRecord, positions, instance_ids, execution_ids, events))
+
+    def _feed_rows(self, after: int, size: int) -> Iterator[FeedRecord]:
         decode = self._decode
-        for rows in self._feed_pages(after, limit, 1000):
-            for position, instance_id, execution_id, event_id, event_type, data, _ in rows:
-                event = decode((event_id, event_type, data, position), instance_id, execution_id)
-                yield FeedRecord(position, instance_id, execution_id, event)
+        for position, instance_id, execution_id, event_id, event_type, data, _ in self.backend.feed(
+            after, size
+        ):
+            event = decode((event_id, event_type, data, position), instance_id, execution_id)
+            yield FeedRecord(position, instance_id, execution_id, event)
 
     def scan(self, batch: int = 2000) -> Iterator[list[RawRow]]:
         """Every stored row, by instance, execution and event id, in pages."""

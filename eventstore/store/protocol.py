@@ -39,6 +39,7 @@ __all__ = [
     "MigrationRun",
     "NewEvents",
     "PackedExecution",
+    "PackedFeed",
     "RawRow",
     "SchemaVersionRow",
     "StoredRow",
@@ -90,6 +91,19 @@ class PackedExecution(NamedTuple):
     event_types: list[str]
     event_data: bytes
     """Every row's event_data, joined by b"\\n", in event-id order."""
+
+
+class PackedFeed(NamedTuple):
+    """A page of the global feed in one piece (see `PackedExecution`): the
+    rows' columns as parallel lists, in feed order, and their event_data
+    joined by b"\n"."""
+
+    positions: list[int]
+    instance_ids: list[str]
+    execution_ids: list[int]
+    event_ids: list[int]
+    event_types: list[str]
+    event_data: bytes
 
 
 class InsertRow(NamedTuple):
@@ -282,6 +296,11 @@ class HistoryBackend(Protocol):
         ...
 
     def feed(self, after: int, limit: int) -> list[FeedRow]: ...
+
+    def feed_packed(self, after: int, limit: int) -> PackedFeed | None:
+        """The same page as `feed` in one piece, or None when this backend
+        cannot pack it exactly (the store then reads `feed`)."""
+        ...
 
     def key_at(self, position: int) -> tuple[str | bytes, int, int] | None:
         """The key at a feed position; an instance id that is not UTF-8 text as bytes."""

@@ -31,6 +31,7 @@ from ...store.protocol import (
     MigrationLogRow,
     MigrationRun,
     PackedExecution,
+    PackedFeed,
     RawRow,
     RowKey,
     SchemaVersionRow,
@@ -338,6 +339,9 @@ class PostgresBackend:
     def feed(self, after: int, limit: int) -> list[FeedRow]:
         """Rows after `after`, in commit order (gap-free: see the comment in `writing`)."""
         return self._all(self._q.feed, (after, limit))
+
+    def feed_packed(self, after: int, limit: int) -> PackedFeed | None:
+        return None  # rows arrive in one round trip already; see feed
 
     def key_at(self, position: int) -> tuple[str | bytes, int, int] | None:
         rows = self._all(self._q.key_at, (position,))

@@ -42,6 +42,7 @@ from ...store.protocol import (
     MigrationLogRow,
     MigrationRun,
     PackedExecution,
+    PackedFeed,
     RawRow,
     RowKey,
     SchemaVersionRow,
@@ -49,6 +50,7 @@ from ...store.protocol import (
 )
 from . import tables
 from .integrity import sqlite_integrity
+from .packed import packed_feed
 from .run_lock import file_run_lock, memory_run_lock
 from .tables import HISTORY_DDL
 from .translate import BINDING_ERRORS, translate, unmatchable
@@ -359,6 +361,10 @@ class SQLiteBackend:
             (after, limit),
             tolerant=True,
         )
+
+    def feed_packed(self, after: int, limit: int) -> PackedFeed | None:
+        with self._lock:
+            return packed_feed(self._con, after, limit)
 
     def key_at(self, position: int) -> tuple[str | bytes, int, int] | None:
         rows = self._all(
