@@ -149,7 +149,7 @@ def run(directory: Path, sizes: list[int], rounds: int) -> list[Result]:
                 typed, serialized = peers
                 results += [
                     Result(f"append SQLite, batch {batch}", total, mine,
-                           "eventsourcing 9 mapper + recorder", rates[typed], target=8.0,
+                           "eventsourcing 9 mapper + recorder", rates[typed],
                            rounds=rounds),
                     Result(f"append SQLite, batch {batch}", total, mine,
                            "eventsourcing 9 recorder, pre-serialized", rates[serialized],

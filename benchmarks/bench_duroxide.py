@@ -97,7 +97,7 @@ def run(directory: Path, sizes: list[int], rounds: int) -> list[Result]:
         theirs = float(child.stdout.strip())
         results.append(
             Result("read executions, duroxide's database", size, mine,
-                   "duroxide Client.read_execution_history", theirs, target=1.8, rounds=rounds)
+                   "duroxide Client.read_execution_history", theirs, target=2.5, rounds=rounds)
         )  # fmt: skip
         path.unlink()
     return results
