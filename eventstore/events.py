@@ -12,6 +12,11 @@ Field conventions (see proposals/event-schema-evolution.md):
 * Fields that duroxide leaves out of its JSON when absent default to
   `msgspec.UNSET` and are omitted when encoded; fields duroxide writes as
   `null` default to `None` and are written as `null`.
+* Phase-2 metadata (`runtime_version` on every event, worker, trace,
+  correlation, tags and retry fields on some; see
+  proposals/event-schema-evolution.md) is all `UNSET` by default, so an event
+  that does not set it encodes byte for byte as before. Unknown fields of a
+  known type are ignored on decode (a newer writer's metadata).
 """
 
 from __future__ import annotations
@@ -54,6 +59,8 @@ __all__ = [
     "CustomStatusUpdated",
     "ErrorDetails",
     "Event",
+    "PHASE2_FIELDS",
+    "RetryPolicy",
     "EventBase",
     "ExternalEvent",
     "ExternalEventPersistent",
@@ -113,6 +120,9 @@ class EventBase(Struct, frozen=True, gc=False, tag_field="type"):
     execution_id: U64 = 0
     timestamp_ms: U64 = 0
     duroxide_version: str = ""
+    runtime_version: str | UnsetType = UNSET
+    """Phase 2: the embedding runtime's own version (duroxide_version names
+    the wire format's); omitted when unset."""
 
     event_type: ClassVar[str] = ""
     """The wire type name (the `type` tag and the `event_type` column)."""
@@ -131,6 +141,15 @@ class _Known(EventBase, kw_only=True, frozen=True):
     """Marker base of the event types this version knows (tagged by class name)."""
 
 
+class RetryPolicy(Struct, frozen=True, gc=False, kw_only=True):
+    """Phase 2: how an activity is retried (on ActivityScheduled.retry_policy)."""
+
+    max_attempts: U64
+    initial_backoff_ms: U64 | UnsetType = UNSET
+    max_backoff_ms: U64 | UnsetType = UNSET
+    backoff_multiplier: float | UnsetType = UNSET
+
+
 class OrchestrationStarted(_Known, tag=True, kw_only=True, frozen=True):
     name: str
     version: str
@@ -140,6 +159,12 @@ class OrchestrationStarted(_Known, tag=True, kw_only=True, frozen=True):
     parent_execution_id: U64 | UnsetType = UNSET
     carry_forward_events: tuple[tuple[str, str], ...] | UnsetType = UNSET
     initial_custom_status: str | UnsetType | None = UNSET
+    worker_id: str | UnsetType = UNSET
+    trace_id: str | UnsetType = UNSET
+    correlation_id: str | UnsetType = UNSET
+    tags: dict[str, str] | UnsetType = UNSET
+    """Phase 2: a string map (not hashable: an event carrying tags cannot be a
+    set member or dict key)."""
 
 
 class OrchestrationCompleted(_Known, tag=True, kw_only=True, frozen=True):
@@ -169,6 +194,10 @@ class ActivityScheduled(_Known, tag=True, kw_only=True, frozen=True):
     input: str
     session_id: str | UnsetType = UNSET
     tag: str | UnsetType = UNSET
+    retry_count: U64 | UnsetType = UNSET
+    timeout_ms: U64 | UnsetType = UNSET
+    retry_policy: RetryPolicy | UnsetType = UNSET
+    scheduled_by_worker_id: str | UnsetType = UNSET
 
     @property
     def is_system_call(self) -> bool:
@@ -177,10 +206,12 @@ class ActivityScheduled(_Known, tag=True, kw_only=True, frozen=True):
 
 class ActivityCompleted(_Known, tag=True, kw_only=True, frozen=True):
     result: str
+    completed_by_worker_id: str | UnsetType = UNSET
 
 
 class ActivityFailed(_Known, tag=True, kw_only=True, frozen=True):
     details: ErrorDetails
+    completed_by_worker_id: str | UnsetType = UNSET
 
 
 class ActivityCancelRequested(_Known, tag=True, kw_only=True, frozen=True):
@@ -189,6 +220,7 @@ class ActivityCancelRequested(_Known, tag=True, kw_only=True, frozen=True):
 
 class TimerCreated(_Known, tag=True, kw_only=True, frozen=True):
     fire_at_ms: U64
+    scheduled_by_worker_id: str | UnsetType = UNSET
 
 
 class TimerFired(_Known, tag=True, kw_only=True, frozen=True):
@@ -229,6 +261,7 @@ class SubOrchestrationScheduled(_Known, tag=True, kw_only=True, frozen=True):
     name: str
     instance: str
     input: str
+    scheduled_by_worker_id: str | UnsetType = UNSET
 
 
 class SubOrchestrationCompleted(_Known, tag=True, kw_only=True, frozen=True):
@@ -327,6 +360,26 @@ EVENT_TYPES: Final[dict[str, type[EventBase]]] = {
     cls.event_type: cls for cls in KnownEvent.__args__
 }
 """Wire type name -> class, for every known type."""
+
+PHASE2_FIELDS: Final[frozenset[tuple[str, str]]] = frozenset(
+    {(name, "runtime_version") for name in EVENT_TYPES}
+    | {
+        ("OrchestrationStarted", "worker_id"),
+        ("OrchestrationStarted", "trace_id"),
+        ("OrchestrationStarted", "correlation_id"),
+        ("OrchestrationStarted", "tags"),
+        ("ActivityScheduled", "retry_count"),
+        ("ActivityScheduled", "timeout_ms"),
+        ("ActivityScheduled", "retry_policy"),
+        ("ActivityScheduled", "scheduled_by_worker_id"),
+        ("SubOrchestrationScheduled", "scheduled_by_worker_id"),
+        ("TimerCreated", "scheduled_by_worker_id"),
+        ("ActivityCompleted", "completed_by_worker_id"),
+        ("ActivityFailed", "completed_by_worker_id"),
+    }
+)
+"""(event type, field) of the phase-2 metadata: optional, omitted when unset,
+absent from every catalog before `V1` (see eventstore.evolution.catalogs)."""
 
 TERMINAL_TYPES: Final = frozenset(
     {"OrchestrationCompleted", "OrchestrationFailed", "OrchestrationContinuedAsNew"}

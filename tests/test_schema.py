@@ -130,7 +130,7 @@ def test_v0b_to_v1_is_breaking_shape_and_systemcall() -> None:
         ("V1-tag", "V1-carry-forward", {"OrchestrationStarted.carry_forward_events"}),
         (
             "V1-carry-forward",
-            "V1",
+            "V1-core",
             {
                 "OrchestrationStarted.initial_custom_status",
                 "ExternalSubscribedPersistent",
@@ -151,6 +151,17 @@ def test_v1_variants_are_additive(old: str, new: str, expected: set[str]) -> Non
     assert all(c.severity == "additive" for c in result.changes)
     # Read the other way (a reader that lost them), the same changes break.
     assert diff(generate(new), generate(old)).classification == "breaking"
+
+
+def test_phase2_metadata_is_additive_field_by_field() -> None:
+    """Every phase-2 field is one `optional field added` change from V1-core to V1,
+    and nothing else changes (the retry policy's own type is new, not changed)."""
+    result = diff(generate("V1-core"), generate("V1"))
+    assert result.classification == "additive"
+    assert {(c.path, c.kind) for c in result.changes} == {
+        (f"{t}.{f}", "optional field added") for t, f in ev.PHASE2_FIELDS if t != "SystemCall"
+    }
+    assert not result.breaking
 
 
 def test_new_event_types_break_full_compatibility_but_not_backward() -> None:

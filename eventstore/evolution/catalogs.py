@@ -6,11 +6,14 @@ generation in `eventstore/evolution/schemas/` (regenerate with
 `scripts/generate_schemas.py`):
 
 * `V0a`, `V0b`: the legacy externally tagged shape (`{"Type": {...}}`);
-* `V1-base`, `V1-session`, `V1-tag`, `V1-carry-forward`, `V1`: the current
-  flat shape before and after duroxide added `ActivityScheduled.session_id`,
-  `ActivityScheduled.tag`, `OrchestrationStarted.carry_forward_events` and the
-  newer event types (persistent external events, custom status, key-value).
-  `V1` is what this code reads and writes.
+* `V1-base`, `V1-session`, `V1-tag`, `V1-carry-forward`, `V1-core`, `V1`:
+  the current flat shape before and after duroxide added
+  `ActivityScheduled.session_id`, `ActivityScheduled.tag`,
+  `OrchestrationStarted.carry_forward_events` and the newer event types
+  (persistent external events, custom status, key-value); `V1-core` is what
+  duroxide 0.1.32 writes, and `V1` adds the phase-2 metadata
+  (`events.PHASE2_FIELDS`, all optional). `V1` is what this code reads and
+  writes.
 """
 
 from __future__ import annotations
@@ -101,6 +104,9 @@ class _Spec:
     without_types: frozenset[str] = frozenset()
 
 
+# Every catalog before `V1` lacks the phase-2 metadata.
+_P2: Final = ev.PHASE2_FIELDS
+
 _V1SPECS: Final = (
     _Spec(
         "V1-base",
@@ -113,7 +119,8 @@ _V1SPECS: Final = (
                 ("OrchestrationStarted", "carry_forward_events"),
                 ("OrchestrationStarted", "initial_custom_status"),
             }
-        ),
+        )
+        | _P2,
         without_types=_NEWER_TYPES,
     ),
     _Spec(
@@ -126,7 +133,8 @@ _V1SPECS: Final = (
                 ("OrchestrationStarted", "carry_forward_events"),
                 ("OrchestrationStarted", "initial_custom_status"),
             }
-        ),
+        )
+        | _P2,
         without_types=_NEWER_TYPES,
     ),
     _Spec(
@@ -138,20 +146,28 @@ _V1SPECS: Final = (
                 ("OrchestrationStarted", "carry_forward_events"),
                 ("OrchestrationStarted", "initial_custom_status"),
             }
-        ),
+        )
+        | _P2,
         without_types=_NEWER_TYPES,
     ),
     _Spec(
         "V1-carry-forward",
         "V1",
         "V1 with session_id, tag and OrchestrationStarted.carry_forward_events",
-        without_fields=frozenset({("OrchestrationStarted", "initial_custom_status")}),
+        without_fields=frozenset({("OrchestrationStarted", "initial_custom_status")}) | _P2,
         without_types=_NEWER_TYPES,
+    ),
+    _Spec(
+        "V1-core",
+        "V1",
+        "V1 as duroxide 0.1.32 writes it: every event type, no phase-2 metadata",
+        without_fields=_P2,
     ),
     _Spec(
         CURRENT,
         "V1",
-        "V1 as this code reads and writes it (duroxide 0.1.32 and later): every event type",
+        "V1 as this code reads and writes it: duroxide 0.1.32's events and the optional"
+        " phase-2 metadata (runtime, worker, trace, correlation, tags, retries)",
     ),
 )
 
@@ -187,6 +203,7 @@ CHAIN: Final[dict[str, tuple[str, ...]]] = {
     "V1-session": ("V1-session", CURRENT),
     "V1-tag": ("V1-tag", CURRENT),
     "V1-carry-forward": ("V1-carry-forward", CURRENT),
+    "V1-core": ("V1-core", CURRENT),
     CURRENT: (CURRENT,),
 }
 
