@@ -20,6 +20,7 @@
     |   +-- PositionsRenumberedError      a feed position names another event now
     +-- TargetError (ValueError)          a target or option eventstore cannot open with
     +-- SchemaEvolutionError              a breaking change no migration covers
+    |   +-- WriteGenerationError          a writer's generation is not the one the store records
     +-- InvalidHistoryError (ValueError)  a history that cannot be replayed at all
     +-- NondeterminismError               replayed code departs from its history
         +-- ReplayMismatchError           ... at this event, with what and where
@@ -60,6 +61,7 @@ __all__ = [
     "StoreNotFoundError",
     "TargetError",
     "ValidationError",
+    "WriteGenerationError",
 ]
 
 
@@ -192,6 +194,19 @@ class TargetError(EventStoreError, ValueError):
 
 class SchemaEvolutionError(EventStoreError):
     """A breaking schema change that no registered migration covers."""
+
+
+class WriteGenerationError(SchemaEvolutionError):
+    """A writer configured for one write generation, on a store that records another.
+
+    `configured` is the writer's, `recorded` the store's (see
+    `eventstore.open(write_generation=...)` and `eventstore cutover`).
+    """
+
+    def __init__(self, message: str, *, configured: str, recorded: str) -> None:
+        super().__init__(message)
+        self.configured = configured
+        self.recorded = recorded
 
 
 class NondeterminismError(EventStoreError):

@@ -13,13 +13,21 @@ from typing import Any, Final
 
 from .backends import open_backend
 from .codec import Codec
-from .errors import TargetError
+from .errors import EventStoreError, TargetError
 from .store.history import HistoryStore
 from .store.results import DEFAULT_WRITER_VERSION, StoreObserver, _now_ms
+from .store.window import configure_write_generation
 
 __all__ = ["open"]
 
-_STORE_OPTIONS: Final = ("readonly", "codec", "clock", "writer_version", "observer")
+_STORE_OPTIONS: Final = (
+    "readonly",
+    "codec",
+    "clock",
+    "writer_version",
+    "observer",
+    "write_generation",
+)
 
 
 def _record_catalog(store: HistoryStore) -> object:
@@ -37,6 +45,7 @@ def open(  # noqa: A001 - the natural name, as sqlite3.connect / shelve.open
     clock: Callable[[], int] = _now_ms,
     writer_version: str = DEFAULT_WRITER_VERSION,
     observer: StoreObserver | None = None,
+    write_generation: str | None = None,
     **backend_options: Any,
 ) -> HistoryStore:
     """Open (creating the history table if absent) a store.
@@ -48,6 +57,13 @@ def open(  # noqa: A001 - the natural name, as sqlite3.connect / shelve.open
     `pool_max_size`, `lock_timeout_ms` and `connect_timeout` (see
     proposals/postgres-backend.md). An unknown or ill-typed option is a
     TargetError naming it and listing the valid ones.
+
+    `write_generation` ("V1" or "V0b"; None adopts what the store records,
+    V1 when nothing is) is the generation appends write. "V0b" on a store
+    that records none opens a dual-write window: history rows in the legacy
+    shape, their V1 forms in a shadow table (SQLite only; see
+    proposals/schema-evolution-runbook.md). A value the store does not record
+    is a WriteGenerationError naming both.
     """
     if codec is not None and not isinstance(codec, Codec):
         raise TargetError(f"option codec must be an eventstore Codec, not {codec!r}")
@@ -55,7 +71,7 @@ def open(  # noqa: A001 - the natural name, as sqlite3.connect / shelve.open
         raise TargetError(f"option clock must be callable (ms since the epoch), not {clock!r}")
     backend = open_backend(target, readonly=readonly, options=backend_options, also=_STORE_OPTIONS)
     try:
-        return HistoryStore(
+        store = HistoryStore(
             backend,
             codec=codec,
             clock=clock,
@@ -66,3 +82,9 @@ def open(  # noqa: A001 - the natural name, as sqlite3.connect / shelve.open
     except ValueError as exc:
         backend.close()
         raise TargetError(f"option writer_version: {exc}") from None
+    try:
+        configure_write_generation(store, write_generation)
+    except EventStoreError:
+        backend.close()
+        raise
+    return store

@@ -73,7 +73,9 @@ def strategy_for(info: mi.Type) -> st.SearchStrategy[Any]:
     if isinstance(info, mi.TupleType):
         return st.tuples(*(strategy_for(t) for t in info.item_types))
     if isinstance(info, mi.DictType):  # phase-2 tags: a string map
-        return st.dictionaries(strategy_for(info.key_type), strategy_for(info.value_type), max_size=3)
+        return st.dictionaries(
+            strategy_for(info.key_type), strategy_for(info.value_type), max_size=3
+        )
     if isinstance(info, mi.FloatType):
         return st.floats(allow_nan=False, allow_infinity=False)
     if isinstance(info, mi.StructType):  # phase-2 retry_policy

@@ -17,6 +17,7 @@ from ..codec import Generation
 from ..store import HistoryStore
 from ..store.protocol import MigrationRun, RawRow
 from .catalogs import CURRENT
+from .cutover import refuse_during_window
 from .lock import run_lock
 from .recording import record_catalog, schema_metadata, set_schema_metadata
 from .runs import (
@@ -157,6 +158,7 @@ def backfill_timestamps(
             report.scanned, report.status = examined, NOTHING_TO_DO
             kept_from(report, probe)
             return report
+    refuse_during_window(store, "backfill-timestamps")
     with run_lock(store, "backfill-timestamps"):
         done = None if force else _already_done(store)  # again, under the lock
         if done is not None:

@@ -44,6 +44,7 @@ from ..store import HistoryStore
 from ..store.protocol import RawRow
 from .backfill import BACKFILL_NOTE, backfill_timestamps
 from .catalogs import CURRENT
+from .cutover import refuse_during_window
 from .lock import run_lock
 from .rollback import list_runs, rollback
 from .runs import (
@@ -187,6 +188,7 @@ def migrate(
         report.scanned, report.status = examined, NOTHING_TO_DO
         kept_from(report, probe)
         return report
+    refuse_during_window(store, "migrate")
     with run_lock(store, "migrate"):
         # Read again under the lock: another run may have ended (or died) since.
         return execute_run(store, report, _to_v1(store), batch_size, log, progress, on_batch)

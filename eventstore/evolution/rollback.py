@@ -9,13 +9,21 @@ from ..store import HistoryStore
 from ..store.protocol import MigrationRun
 from .lock import run_lock
 from .recording import schema_metadata, set_schema_metadata
-from .runs import BACKFILL, DEFAULT_BATCH_SIZE, START, RollbackReport, check_batch_size, now
+from .runs import (
+    BACKFILL,
+    CUTOVER,
+    DEFAULT_BATCH_SIZE,
+    START,
+    RollbackReport,
+    check_batch_size,
+    now,
+)
 
 __all__ = ["list_runs", "rollback"]
 
 
 def list_runs(store: HistoryStore) -> list[MigrationRun]:
-    """Every migration and backfill run, oldest first."""
+    """Every migration, backfill and cutover run, oldest first."""
     return store.evolution.migration_runs()
 
 
@@ -96,6 +104,11 @@ def _rollback(
             on_batch(batches)
     with evolution.writing() as writer:
         writer.save_migration_run(run._replace(status="rolled_back", finished_at=now()))
+        if run.kind == CUTOVER:
+            # The legacy generation returns with the last restored row, in the
+            # same transaction as the run's end: the store never records V0b
+            # while window rows are still V1, nor V1 once they are all legacy.
+            writer.set_write_generation(run.strategy, now())
     if run.kind == BACKFILL:
         metadata = schema_metadata(store)
         entry = metadata.get("backfill", {}).get("timestamp_ms")

@@ -34,6 +34,7 @@ from .keys import cursor_json, cursor_key, row_place
 
 __all__ = [
     "BACKFILL",
+    "CUTOVER",
     "DEFAULT_BATCH_SIZE",
     "MIGRATE",
     "NOTHING_TO_DO",
@@ -63,6 +64,7 @@ _SAMPLE: Final = 20
 
 MIGRATE: Final = "migrate"
 BACKFILL: Final = "backfill-timestamps"
+CUTOVER: Final = "cutover"
 
 
 @dataclass(slots=True)
@@ -120,7 +122,7 @@ def now() -> str:
 
 def new_run_id(kind: str) -> str:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    prefix = "mig" if kind == MIGRATE else "bf"
+    prefix = {MIGRATE: "mig", CUTOVER: "cut"}.get(kind, "bf")
     return f"{prefix}-{stamp}-{uuid.uuid4().hex[:8]}"
 
 
@@ -358,8 +360,12 @@ def execute_run(
     log: IO[str] | None,
     progress: Callable[[int], None] | None,
     on_batch: Callable[[int], None] | None,
+    before_batch: Callable[[EvolutionTransaction, list[RawRow]], None] | None = None,
 ) -> MigrationReport:
-    """Run (or resume) a run to its end; the caller holds the run lock."""
+    """Run (or resume) a run to its end; the caller holds the run lock.
+
+    `before_batch(writer, rows)` runs in each batch's transaction before the
+    transform sees its rows (the cutover reads the batch's shadow rows there)."""
     engine = _Engine(store, report, transform, log)
     announced = False
     while True:
@@ -367,6 +373,8 @@ def execute_run(
             rows = writer.rows_after(engine.cursor, batch_size)
             if not rows:
                 break
+            if before_batch is not None:
+                before_batch(writer, rows)
             grouped = engine.batch(writer, rows)
         if engine.recorded and not announced:
             emit(log, engine.start_record(batch_size))

@@ -251,7 +251,11 @@ class _Appender:
                 new.event_ids, new.event_types, filled, last, last_type
             ):
                 self._check_rules(writer, last, last_type, instance_id, execution_id, filled)
-            writer.insert(new)
+            dual_write = store._dual_write
+            if dual_write is None:
+                writer.insert(new)
+            else:  # a legacy write generation: legacy rows and their V1 shadows (store/window.py)
+                dual_write.write(writer, new)
         observer = store.observer
         if observer is not None:
             seconds = time.perf_counter() - started
@@ -375,6 +379,7 @@ class _Appender:
         """
         if len(stored) != len(batch):
             return False
+        dual_write = self.store._dual_write
         for event, row in zip(batch, stored, strict=True):
             if row.event_id != event.event_id:
                 return False
@@ -384,6 +389,8 @@ class _Appender:
                 return False
             if type(kept) is not type(event):
                 return False
+            if dual_write is not None and type(event) is not UnknownEvent:
+                event = dual_write.legacy_view(event, instance_id, execution_id)
             if type(event) is UnknownEvent:
                 if event.raw != kept.raw:  # type: ignore[union-attr]
                     return False

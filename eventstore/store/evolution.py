@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from typing import cast
 
+from ..errors import StoreError
 from .protocol import (
     ArchivedRow,
     EvolutionBackend,
@@ -22,6 +24,9 @@ from .protocol import (
     RawRow,
     RowKey,
     SchemaVersionRow,
+    WindowBackend,
+    WindowCounts,
+    WindowWriter,
 )
 
 __all__ = ["EvolutionTransaction", "StoreEvolution"]
@@ -66,6 +71,19 @@ class EvolutionTransaction:
         """Insert or replace per-execution migration log records."""
         self._writer.log_migration(entries)
 
+    # The dual-write window (only on a store whose `StoreEvolution.has_window`).
+
+    def recorded_generation(self) -> str | None:
+        """The write generation, read under this transaction's write lock."""
+        return cast(WindowWriter, self._writer).recorded_generation()
+
+    def set_write_generation(self, generation: str, at: str) -> None:
+        cast(WindowWriter, self._writer).set_write_generation(generation, at)
+
+    def shadow_rows(self, first: RowKey, last: RowKey) -> dict[RowKey, tuple[str, str]]:
+        """(event_type, event_data) of the shadow rows with keys first..last."""
+        return cast(WindowWriter, self._writer).shadow_rows(first, last)
+
 
 class StoreEvolution:
     """A store's schema-evolution records, for `eventstore.evolution`."""
@@ -100,3 +118,24 @@ class StoreEvolution:
     def archived_rows(self, run_id: str, after: RowKey, limit: int) -> list[ArchivedRow]:
         """A run's archived originals after a key, in key order."""
         return self._backend.archived_rows(run_id, after, limit)
+
+    @property
+    def has_window(self) -> bool:
+        """Whether this store can keep a dual-write window (its backend's capability)."""
+        return isinstance(self._backend, WindowBackend)
+
+    def write_generation(self) -> str | None:
+        """The recorded write generation; None when none was recorded (V1)."""
+        if not isinstance(self._backend, WindowBackend):
+            return None
+        return self._backend.write_generation()
+
+    def window_counts(self) -> WindowCounts | None:
+        """The dual-write window's counts; None when the store cannot keep one."""
+        if not isinstance(self._backend, WindowBackend):
+            return None
+        return self._backend.window_counts()
+
+    def require_window(self, what: str) -> None:
+        if not self.has_window:
+            raise StoreError(f"{what}: this store keeps no dual-write window (SQLite stores do)")

@@ -49,6 +49,7 @@ from .results import (
     _now_ms,
     row_location,
 )
+from .window import DualWrite
 
 _FEED_PAGE: Final = 1000
 """Rows per read of the global feed."""
@@ -113,6 +114,10 @@ class HistoryStore:
         """Told (with an eventstore.evolution.schema.SchemaEvolution) when this store first
         records the catalog it writes with; see `on_schema_evolution`."""
         self._catalog_recorded = False
+        self.write_generation = "V1"
+        """The generation this store writes: V1, or V0b while a dual-write
+        window is open (`eventstore.store.window`; decided at open)."""
+        self._dual_write: DualWrite | None = None
 
     def on_schema_evolution(self, listener: Callable[[Any], None]) -> None:
         """Subscribe to schema evolution: on the first append that records a new

@@ -9,6 +9,9 @@ all `runtime_checkable`):
     EvolutionBackend  our eventstore_* tables: catalogs, migration runs and
                       log, the archive (what eventstore.evolution needs)
       evolving() -> EvolutionWriter
+    WindowBackend     the dual-write window: the recorded write generation
+                      and the shadow table (SQLite)
+      writing() -> WindowWriter (the same writer, with the window's operations)
     Subscribable      wait_for_events: be woken by new commits (PostgreSQL)
     Destroyable       destroy: drop everything the store keeps (throwaway stores)
     IntegrityCheckable
@@ -49,6 +52,9 @@ __all__ = [
     "HistoryWriter",
     "RowKey",
     "UndecodedText",
+    "WindowBackend",
+    "WindowCounts",
+    "WindowWriter",
     "Destroyable",
     "IntegrityCheckable",
     "Subscribable",
@@ -223,6 +229,19 @@ RowKey = tuple[str | bytes, int, int]
 """(instance_id, execution_id, event_id): duroxide's key, stable on every backend."""
 
 
+class WindowCounts(NamedTuple):
+    """The dual-write window as `schema check` reports it."""
+
+    generation: str | None
+    """The recorded write generation; None when none was ever recorded (V1)."""
+    shadowed: int
+    """History rows that have a shadow (V1) form."""
+    pending: int
+    """... of which the history row still differs from it (not cut over yet)."""
+    total: int
+    """History rows."""
+
+
 @runtime_checkable
 class HistoryWriter(Protocol):
     """History operations inside one write transaction (or savepoint)."""
@@ -383,6 +402,45 @@ class EvolutionBackend(Protocol):
     def archived_rows(self, run_id: str, after: RowKey, limit: int) -> list[ArchivedRow]:
         """A run's archived originals after a key, in key order."""
         ...
+
+
+@runtime_checkable
+class WindowWriter(Protocol):
+    """The dual-write window's operations inside one write transaction.
+
+    A `WindowBackend`'s `writing()` and `evolving()` writers have them.
+    """
+
+    def recorded_generation(self) -> str | None:
+        """The store's write generation (None: never recorded, V1), under the write lock."""
+        ...
+
+    def set_write_generation(self, generation: str, at: str) -> None:
+        """Record the write generation, creating the window's tables if absent."""
+        ...
+
+    def insert_shadow(self, batch: NewEvents) -> None:
+        """Keep the V1 form of a batch whose history rows are written legacy."""
+        ...
+
+    def shadow_rows(self, first: RowKey, last: RowKey) -> dict[RowKey, tuple[str, str]]:
+        """(event_type, event_data) of the shadow rows with keys first..last."""
+        ...
+
+
+@runtime_checkable
+class WindowBackend(Protocol):
+    """A backend that keeps a dual-write window (write generation, shadow rows).
+
+    Reads answer "nothing recorded" while its tables do not exist; only
+    `WindowWriter.set_write_generation` creates them.
+    """
+
+    def write_generation(self) -> str | None:
+        """The recorded write generation; None when none was recorded."""
+        ...
+
+    def window_counts(self) -> WindowCounts: ...
 
 
 @runtime_checkable

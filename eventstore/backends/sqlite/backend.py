@@ -47,8 +47,9 @@ from ...store.protocol import (
     RowKey,
     SchemaVersionRow,
     StoredRow,
+    WindowCounts,
 )
-from . import tables
+from . import tables, window
 from .integrity import sqlite_integrity
 from .packed import packed_feed
 from .run_lock import file_run_lock, memory_run_lock
@@ -177,7 +178,7 @@ class SQLiteBackend:
             raise ReadOnlyError(f"{self.description} was opened read-only")
         try:
             with self._lock:
-                for name in ("history", *tables.EVOLUTION_TABLES):
+                for name in ("history", *tables.EVOLUTION_TABLES, *window.WINDOW_TABLES):
                     self._con.execute(f'DROP TABLE IF EXISTS "{name}"')
         except sqlite3.Error as exc:
             raise translate(exc, f"cannot destroy {self.description}") from None
@@ -448,6 +449,16 @@ class SQLiteBackend:
                 (run_id,),
             )
         ]
+
+    # -- the dual-write window (window.py) -------------------------------------
+
+    def write_generation(self) -> str | None:
+        with self._lock:
+            return window.recorded_generation(self._con)
+
+    def window_counts(self) -> WindowCounts:
+        with self._lock:
+            return window.window_counts(self._con)
 
     def archived_rows(self, run_id: str, after: RowKey, limit: int) -> list[ArchivedRow]:
         return [

@@ -25,7 +25,7 @@ from ...store.protocol import (
     SchemaVersionRow,
     StoredRow,
 )
-from . import tables
+from . import tables, window
 from .translate import BINDING_ERRORS, translate
 from .undecoded import RAW_AFTER, fetch_tolerant, key_args
 
@@ -195,6 +195,20 @@ class SQLiteWriter:
             " first_event_id, strategy, status, changes) VALUES (?, ?, ?, ?, ?, ?, ?)",
             entries,
         )
+
+    # -- the dual-write window (window.py) -------------------------------------
+
+    def recorded_generation(self) -> str | None:
+        return window.recorded_generation(self._con)
+
+    def set_write_generation(self, generation: str, at: str) -> None:
+        window.set_write_generation(self._con, generation, at)
+
+    def insert_shadow(self, batch: NewEvents) -> None:
+        window.insert_shadow(self._con, batch)
+
+    def shadow_rows(self, first: RowKey, last: RowKey) -> dict[RowKey, tuple[str, str]]:
+        return window.shadow_rows(self._con, first, last)
 
 
 class WriteState(Protocol):
