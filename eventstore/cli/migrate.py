@@ -214,10 +214,16 @@ def migrations_command(target: str, as_json: bool) -> None:
 @click.option("--run", "run_id", required=True, help="The run to undo (see `migrations`).")
 @BATCH
 def rollback_command(target: str, run_id: str, batch_size: int) -> None:
-    """Restore the rows a migration or backfill run rewrote, exactly as they were."""
+    """Restore the rows a migration, backfill or cutover run rewrote, exactly as they were.
+
+    Rolling back a cutover also restores the legacy write generation it left.
+    """
     with open_store(target, readonly=False) as store, progress_bar("rollback", None) as advance:
         report = rollback(store, run_id, batch_size=batch_size, progress=advance)
+        generation = store.evolution.write_generation()
     if report.already:
         out.print(f"run {run_id} was already rolled back")
     else:
         out.print(f"rolled back run {run_id}: restored {report.restored} rows")
+    if generation is not None and generation != "V1":
+        out.print(f"write generation: {generation} (the dual-write window is open again)")

@@ -34,7 +34,7 @@ def schema_diff(old: str, new: str, mode: str) -> None:
 
     OLD and NEW are catalog files (as `schema export` writes them) or the id of
     a shipped catalog (V0a, V0b, V1-base, V1-session, V1-tag, V1-carry-forward,
-    V1). Prints the classification, then one line per change with its reason;
+    V1-core, V1). Prints the classification, then one line per change with its reason;
     exits 1 when the change is breaking.
     """
     for source in (old, new):
@@ -60,7 +60,8 @@ def schema_check(target: str, as_json: bool) -> None:
 
     Each breaking change on the way from a stored generation to the current
     one is listed with the registered migrations that cover it; exits 1 when
-    one has none.
+    one has none. A store that opened a dual-write window also shows its
+    write generation and how many rows have a shadow (V1) form.
     """
     with open_store(target, readonly=True) as store:
         with progress_bar("schema check", store.count()) as advance:
@@ -76,6 +77,7 @@ def schema_check(target: str, as_json: bool) -> None:
                         "by_generation": dict(report.generations),
                         "undecodable": report.undecodable,
                         "recorded": report.recorded,
+                        "window": report.window._asdict() if report.window else None,
                         "hops": [
                             {
                                 "source": hop.source,

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 from ..codec import Generation
 from ..codec.upcasting import ANY_TYPE, Upcaster, UpcasterRegistry
 from ..errors import DecodeError, SchemaEvolutionError
-from .catalogs import CHAIN, CURRENT, SPECS, generate, shipped_catalog
+from ..store.protocol import WindowCounts
+from .catalogs import CHAIN, CURRENT, SPECS, catalog_hash, generate, shipped_catalog
 from .diff import Change, Diff, diff
 
 if TYPE_CHECKING:
@@ -59,6 +60,9 @@ class CheckReport:
     """Catalog ids the store has recorded being written with."""
     hops: list[HopReport] = field(default_factory=list)
     undecodable: int = 0
+    window: WindowCounts | None = None
+    """The dual-write window (write generation, rows with a shadow form); None
+    when the store cannot keep one."""
 
     @property
     def ok(self) -> bool:
@@ -83,6 +87,7 @@ class CheckReport:
             out.append(f"written with catalogs: {', '.join(self.recorded)}")
         if self.undecodable:
             out.append(f"{self.undecodable} rows could not be decoded (see `eventstore verify`)")
+        out += window_lines(self.window)
         for hop in self.hops:
             out.append(f"{hop.source} -> {hop.target}: {hop.diff.classification}")
             additive = sum(1 for c in hop.diff.changes if c.severity != "breaking")
@@ -97,6 +102,18 @@ class CheckReport:
                     how = "NOT COVERED: no registered migration"
                 out.append(f"  {item.change}: {how}" + (f" [{item.note}]" if item.note else ""))
         return out
+
+
+def window_lines(window: WindowCounts | None) -> list[str]:
+    """The dual-write window in `schema check`'s words (nothing when none was ever opened)."""
+    if window is None or window.generation is None:
+        return []
+    state = "dual-write window open" if window.generation != CURRENT else "cut over"
+    return [
+        f"write generation: {window.generation} ({state})",
+        f"  {window.shadowed} rows with a shadow form ({window.pending} not cut over yet),"
+        f" {window.total - window.shadowed} without",
+    ]
 
 
 def describe_step(step: Upcaster) -> str:
@@ -150,13 +167,8 @@ def check(
             report.generations[found.generation] += 1
         if progress is not None:
             progress(len(page))
-    catalogs: dict[str, dict[str, Any]] = {}
-    for recorded in store.evolution.schema_versions():
-        report.recorded.append(recorded.version_id)
-        try:
-            catalogs[recorded.version_id] = json.loads(recorded.catalog)
-        except ValueError:
-            continue
+    report.window = store.evolution.window_counts()
+    catalogs = _recorded_catalogs(store, report)
     # A legacy row without a failure field (V0) reads as V0b: it takes the
     # V0b -> V1 hop.
     sources = [g for g in ("V0a", "V0b") if report.generations.get(g)]
@@ -180,6 +192,24 @@ def check(
         )
         report.hops.append(HopReport(source, target, result, coverage))
     return report
+
+
+def _recorded_catalogs(store: HistoryStore, report: CheckReport) -> dict[str, dict[str, Any]]:
+    """The catalogs the store recorded, by id; a `V1` recorded by an older
+    release (before the phase-2 metadata, say) is named by its first use, so
+    that its hop to the code's V1 is classified like any other."""
+    current_hash = catalog_hash(generate(CURRENT))
+    catalogs: dict[str, dict[str, Any]] = {}
+    for recorded in store.evolution.schema_versions():
+        version_id = recorded.version_id
+        if version_id == CURRENT and recorded.hash != current_hash:
+            version_id = f"{CURRENT} as recorded {recorded.first_used_at}"
+        report.recorded.append(version_id)
+        try:
+            catalogs[version_id] = json.loads(recorded.catalog)
+        except ValueError:
+            continue
+    return catalogs
 
 
 def _catalog_for(catalog_id: str) -> dict[str, Any]:
