@@ -7,6 +7,7 @@ any test hook in the product code.
 
     python -m tests.migrate_child migrate TARGET BATCH_SIZE KILL_AFTER LOG
     python -m tests.migrate_child rollback TARGET BATCH_SIZE KILL_AFTER RUN_ID
+    python -m tests.migrate_child cutover TARGET BATCH_SIZE KILL_AFTER LOG
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import signal
 import sys
 
 import eventstore
+from eventstore.evolution.cutover import cutover
 from eventstore.evolution.migrate import migrate, rollback
 
 
@@ -28,9 +30,10 @@ def main(argv: list[str]) -> int:
             os.kill(os.getpid(), signal.SIGKILL)
 
     with eventstore.open(target) as store:
-        if command == "migrate":
+        if command in ("migrate", "cutover"):
+            run = migrate if command == "migrate" else cutover
             with open(extra, "a", encoding="utf-8") as log:
-                migrate(store, batch_size=int(batch_size), log=log, on_batch=kill)
+                run(store, batch_size=int(batch_size), log=log, on_batch=kill)
         else:
             rollback(store, extra, batch_size=int(batch_size), on_batch=kill)
     print("the run finished before the kill landed", file=sys.stderr)
