@@ -29,6 +29,7 @@ from .errors import (
     StoreNotFoundError,
     TargetError,
     ValidationError,
+    WriteGenerationError,
 )
 from .events import Event, UnknownEvent
 from .opening import open
@@ -75,6 +76,7 @@ __all__ = [
     "UpcastContext",
     "UpcasterRegistry",
     "ValidationError",
+    "WriteGenerationError",
     "__version__",
     "decode",
     "detect_version",

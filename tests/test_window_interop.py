@@ -154,9 +154,7 @@ def test_runtime_resumes_history_carrying_metadata(waiting_database: Path, tmp_p
     assert resumed.output == {"first": "r", "recovered": True, "second": "go"}
     after = [r for r in history_rows(path) if r[0] == "resume-1"]
     # The runtime appended its new turns and left the rewritten ones alone.
-    assert [r[4] for r in after[: len(before)]] == [
-        _future_row(r[4], r[0], r[1]) for r in before
-    ]
+    assert [r[4] for r in after[: len(before)]] == [_future_row(r[4], r[0], r[1]) for r in before]
 
 
 # --------------------------------------------------------------------------
