@@ -164,6 +164,15 @@ class MetricDefinitions:
                 ["call", "outcome"],
             )
         )
+        self.worker_events = self._add(
+            CounterFamily(
+                "eventstore_worker_events",
+                "Events that name the worker that wrote them (phase-2 worker_id on "
+                "OrchestrationStarted, scheduled_by_worker_id, completed_by_worker_id), "
+                "by worker and event type.",
+                ["worker_id", "event_type"],
+            )
+        )
         self.label_overflow = self._add(
             capped=False,
             family=CounterFamily(

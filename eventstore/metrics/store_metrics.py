@@ -36,10 +36,13 @@ from .limits import DEFAULT_MAX_LABEL_VALUES, DEFAULT_MAX_SERIES, OTHER, UNKNOWN
 
 __all__ = ["StoreMetrics"]
 
-# What an open start remembers: kind, name, tag, timestamp_ms.
+# What an open start remembers: kind, name, tag, timestamp_ms, retry attempt.
 _ACTIVITY: Final = 0
 _SYSCALL: Final = 1
 _SUBORCHESTRATION: Final = 2
+
+
+_Start = tuple[int, str, str, int, str]
 
 
 class _Execution:
@@ -53,7 +56,7 @@ class _Execution:
         self.version = UNKNOWN
         self.start_ms = 0
         self.events = 0
-        self.open: dict[int, tuple[int, str, str, int]] = {}
+        self.open: dict[int, _Start] = {}
 
 
 class StoreMetrics(MetricDefinitions):
@@ -231,17 +234,30 @@ class StoreMetrics(MetricDefinitions):
             _STARTS_LABELS,
             (event.name, event.version, initiated_by),
         ).inc()
+        self._by_worker(event, "worker_id")
+
+    def _by_worker(self, event: Event, field: str) -> None:
+        """Phase 2: count an event that names the worker that wrote it (when it does)."""
+        worker = getattr(event, field)
+        if isinstance(worker, str):
+            self._child(self.worker_events, _WORKER_LABELS, (worker, event.event_type)).inc()
 
     def _on_activity_scheduled(
         self, key: tuple[str, int], execution: _Execution, event: Event
     ) -> None:
         assert isinstance(event, ev.ActivityScheduled)
         name = event.name
+        start: _Start
         if name.startswith(SYSTEM_CALL_PREFIX):
-            start = (_SYSCALL, name[len(SYSTEM_CALL_PREFIX) :], "", event.timestamp_ms)
+            call = name[len(SYSTEM_CALL_PREFIX) :]
+            start = (_SYSCALL, call, "", event.timestamp_ms, RETRY_ATTEMPT)
         else:
             tag = event.tag if isinstance(event.tag, str) else ""
-            start = (_ACTIVITY, name, tag, event.timestamp_ms)
+            # Phase 2: the attempt the writer recorded, where it did (else "0").
+            retry = event.retry_count
+            attempt = str(retry) if isinstance(retry, int) else RETRY_ATTEMPT
+            start = (_ACTIVITY, name, tag, event.timestamp_ms, attempt)
+            self._by_worker(event, "scheduled_by_worker_id")
         if execution.open.setdefault(event.event_id, start) is start:
             self._open_starts += 1
 
@@ -249,13 +265,12 @@ class StoreMetrics(MetricDefinitions):
         self, key: tuple[str, int], execution: _Execution, event: Event
     ) -> None:
         assert isinstance(event, ev.SubOrchestrationScheduled)
-        start = (_SUBORCHESTRATION, event.name, "", event.timestamp_ms)
+        start = (_SUBORCHESTRATION, event.name, "", event.timestamp_ms, RETRY_ATTEMPT)
+        self._by_worker(event, "scheduled_by_worker_id")
         if execution.open.setdefault(event.event_id, start) is start:
             self._open_starts += 1
 
-    def _take_start(
-        self, execution: _Execution, event: Event, kind: int
-    ) -> tuple[int, str, str, int] | None:
+    def _take_start(self, execution: _Execution, event: Event, kind: int) -> _Start | None:
         source = event.source_event_id
         start = execution.open.get(source) if source is not None else None
         if start is None or (start[0] != kind and not (kind == _ACTIVITY and start[0] == _SYSCALL)):
@@ -276,13 +291,14 @@ class StoreMetrics(MetricDefinitions):
                 (UNKNOWN, outcome, RETRY_ATTEMPT, ""),
             ).inc()
             return
-        kind, name, tag, start_ms = start
+        kind, name, tag, start_ms, retry = start
         if kind == _SYSCALL:
             self._child(self.system_calls, _SYSCALL_LABELS, (name, outcome)).inc()
             return
         self._child(
-            self.activity_executions, _ACTIVITY_EXEC_LABELS, (name, outcome, RETRY_ATTEMPT, tag)
+            self.activity_executions, _ACTIVITY_EXEC_LABELS, (name, outcome, retry, tag)
         ).inc()
+        self._by_worker(event, "completed_by_worker_id")
         seconds = self._duration(Metric.ACTIVITY, start_ms, event.timestamp_ms)
         if seconds is not None:
             self._child(self.activity_duration, _ACTIVITY_LABELS, (name, outcome, tag)).observe(
@@ -345,6 +361,8 @@ _DATA_LABELS: Final = frozenset(
         "child_orchestration",
         "call",
         "event_type",
+        "retry_attempt",
+        "worker_id",
     }
 )
 """Labels whose values come from stored data, and are therefore capped."""
@@ -358,6 +376,7 @@ _ACTIVITY_LABELS: Final = ("activity_name", "outcome", "tag")
 _SUBORCHESTRATION_LABELS: Final = ("parent_orchestration", "child_orchestration", "outcome")
 _SYSCALL_LABELS: Final = ("call", "outcome")
 _EVENT_TYPE_LABELS: Final = ("event_type",)
+_WORKER_LABELS: Final = ("worker_id", "event_type")
 
 _Handler = Callable[[StoreMetrics, tuple[str, int], _Execution, Event], None]
 
