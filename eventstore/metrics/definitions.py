@@ -44,6 +44,7 @@ class MetricDefinitions:
         self._define_orchestrations()
         self._define_activities()
         self._define_own()
+        self._define_metadata()
 
     def _add(self, family: _F, *, capped: bool = True) -> _F:
         # The two overflow counters are labelled by our own names (metric and
@@ -164,6 +165,17 @@ class MetricDefinitions:
                 ["call", "outcome"],
             )
         )
+        self.label_overflow = self._add(
+            capped=False,
+            family=CounterFamily(
+                "eventstore_label_overflow",
+                "Label values folded into 'other' because the label reached its cap.",
+                ["label"],
+            ),
+        )
+
+    def _define_metadata(self) -> None:
+        """From the phase-2 metadata, where events carry it."""
         self.worker_events = self._add(
             CounterFamily(
                 "eventstore_worker_events",
@@ -172,12 +184,4 @@ class MetricDefinitions:
                 "by worker and event type.",
                 ["worker_id", "event_type"],
             )
-        )
-        self.label_overflow = self._add(
-            capped=False,
-            family=CounterFamily(
-                "eventstore_label_overflow",
-                "Label values folded into 'other' because the label reached its cap.",
-                ["label"],
-            ),
         )
