@@ -61,7 +61,7 @@ def open(  # noqa: A001 - the natural name, as sqlite3.connect / shelve.open
     `write_generation` ("V1" or "V0b"; None adopts what the store records,
     V1 when nothing is) is the generation appends write. "V0b" on a store
     that records none opens a dual-write window: history rows in the legacy
-    shape, their V1 forms in a shadow table (SQLite only; see
+    shape, their V1 forms in a shadow table (see
     proposals/schema-evolution-runbook.md). A value the store does not record
     is a WriteGenerationError naming both.
     """

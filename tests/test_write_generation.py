@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -265,17 +264,6 @@ def test_appends_inside_a_transaction_dual_write_too(tmp_path: Path) -> None:
         with store.transaction() as tx:
             tx.append("i", 1, FULL)
         assert store.evolution.window_counts() == ("V0b", 3, 3, 3)
-
-
-@pytest.mark.postgres
-def test_postgres_refuses_a_legacy_write_generation(
-    postgres_target_factory: Callable[[], str],
-) -> None:
-    target = postgres_target_factory()
-    with pytest.raises(TargetError, match="keeps no dual-write window"):
-        eventstore.open(target, write_generation="V0b")
-    with eventstore.open(target, write_generation="V1") as store:
-        assert store.write_generation == "V1"
 
 
 # -- reading commands add nothing --------------------------------------------------

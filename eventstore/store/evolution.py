@@ -138,4 +138,4 @@ class StoreEvolution:
 
     def require_window(self, what: str) -> None:
         if not self.has_window:
-            raise StoreError(f"{what}: this store keeps no dual-write window (SQLite stores do)")
+            raise StoreError(f"{what}: this store keeps no dual-write window")

@@ -10,7 +10,7 @@ all `runtime_checkable`):
                       log, the archive (what eventstore.evolution needs)
       evolving() -> EvolutionWriter
     WindowBackend     the dual-write window: the recorded write generation
-                      and the shadow table (SQLite)
+                      and the shadow table (SQLite, PostgreSQL)
       writing() -> WindowWriter (the same writer, with the window's operations)
     Subscribable      wait_for_events: be woken by new commits (PostgreSQL)
     Destroyable       destroy: drop everything the store keeps (throwaway stores)

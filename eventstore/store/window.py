@@ -121,7 +121,7 @@ def configure_write_generation(store: HistoryStore, requested: str | None) -> No
         if requested is not None and requested != CURRENT_GENERATION:
             raise TargetError(
                 f"option write_generation={requested!r}: {store.description} keeps no"
-                " dual-write window (SQLite stores do)"
+                " dual-write window"
             )
         return
     recorded = backend.write_generation()

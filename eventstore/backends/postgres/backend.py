@@ -36,7 +36,9 @@ from ...store.protocol import (
     RowKey,
     SchemaVersionRow,
     StoredRow,
+    WindowCounts,
 )
+from . import window
 from .integrity import postgres_integrity
 from .queries import EVOLUTION_TABLES, HISTORY_DDL, TABLE, Queries
 from .target import describe, mask, parse_target
@@ -219,7 +221,7 @@ class PostgresBackend:
     def destroy(self) -> None:
         if self.readonly:
             raise ReadOnlyError(f"{self.description} was opened read-only")
-        tables = [TABLE, *EVOLUTION_TABLES]
+        tables = [TABLE, *EVOLUTION_TABLES, *window.WINDOW_TABLES]
         try:
             with self._connection() as con, con.transaction():
                 for name in tables:
@@ -439,6 +441,12 @@ class PostgresBackend:
             ArchivedRow(*r)
             for r in self._evolution_rows(self._q.evolution.archived, (run_id, *after, limit))
         ]
+
+    def write_generation(self) -> str | None:  # the dual-write window (window.py)
+        return window.recorded(self._all, self._q.window)
+
+    def window_counts(self) -> WindowCounts:
+        return window.counts(self._all, self._q.window)
 
     # -- subscriptions ---------------------------------------------------------
 

@@ -9,6 +9,8 @@ from typing import Final
 
 from psycopg import sql
 
+from .window import WindowQueries
+
 __all__ = [
     "CREATED_AT",
     "EVOLUTION_DDL",
@@ -92,6 +94,7 @@ class Queries:
         self._compose_writes(table, stored)
         self._compose_reads(table, rel, raw, stored)
         self.evolution = EvolutionQueries(schema, positioned)
+        self.window = WindowQueries(schema, TABLE)
 
     def _compose_writes(self, table: sql.Identifier, stored: sql.Composed) -> None:
         """The statements of a write unit (under the table's lock)."""

@@ -58,6 +58,7 @@ from ...store.protocol import (
     SchemaVersionRow,
     StoredRow,
 )
+from . import window
 from .queries import INSERT_ROWS, TABLE, Queries
 from .translate import DRIVER_ERRORS, translate
 
@@ -197,6 +198,36 @@ class PostgresWriter:
 
     def log_migration(self, entries: Sequence[MigrationLogRow]) -> None:
         self._executemany(self._q.evolution.log, entries)
+
+    # -- the dual-write window (window.py) ---------------------------------------
+
+    def _rows(self, query: bytes, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        return self._execute(query, args).fetchall()
+
+    def recorded_generation(self) -> str | None:
+        return window.recorded(self._rows, self._q.window)
+
+    def set_write_generation(self, generation: str, at: str) -> None:
+        for ddl in self._q.window.ddl:
+            self._execute(ddl)
+        self._execute(self._q.window.set_generation, (generation, at))
+
+    def insert_shadow(self, batch: NewEvents) -> None:
+        instance_id, execution_id, ids, types, data = batch
+        self._executemany(
+            self._q.window.insert_shadow,
+            [
+                (instance_id, execution_id, event_id, event_type, event_data.decode())
+                for event_id, event_type, event_data in zip(ids, types, data, strict=True)
+            ],
+        )
+
+    def shadow_rows(self, first: RowKey, last: RowKey) -> dict[RowKey, tuple[str, str]]:
+        q = self._q.window
+        if window.recorded(self._rows, q) is None:
+            return {}
+        rows = self._rows(q.shadow_rows, (*first, *last))
+        return {(r[0], int(r[1]), int(r[2])): (str(r[3]), str(r[4])) for r in rows}
 
 
 @contextlib.contextmanager
