@@ -397,3 +397,18 @@ def test_cli_cutover_and_schema_check_report_the_window(tmp_path: Path) -> None:
     assert "nothing to do: no dual-write window is open" in again.output
     checked = runner.invoke(main, ["schema", "check", str(path)])
     assert "write generation: V1 (cut over)" in checked.output
+
+
+def test_the_timeline_shows_workers_and_retries_where_events_carry_them(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    with eventstore.open(str(path)) as store:
+        store.append("i", 1, FULL)
+        store.append("j", 1, [started()])
+    runner = CliRunner()
+    shown = runner.invoke(main, ["show", str(path), "i", "--json"])
+    summaries = [row["summary"] for row in json.loads(shown.output)]
+    assert summaries[0].endswith("; worker w-1, trace 4bf92f3577b34da6a3ce929d0e0e4736")
+    assert summaries[1].endswith("; worker w-1, retry 2")
+    assert summaries[2].endswith("; worker w-2")
+    plain = runner.invoke(main, ["show", str(path), "j", "--json"])
+    assert ";" not in json.loads(plain.output)[0]["summary"]

@@ -104,13 +104,32 @@ _SUMMARIES: Final[dict[type, Callable[[Any], str]]] = {
 }
 
 
+_METADATA_NOTES: Final = (
+    ("worker_id", "worker"),
+    ("scheduled_by_worker_id", "worker"),
+    ("completed_by_worker_id", "worker"),
+    ("retry_count", "retry"),
+    ("trace_id", "trace"),
+)
+"""Phase-2 metadata the timeline shows where an event carries it: (field, word)."""
+
+
+def _metadata_note(event: ev.Event) -> str:
+    notes = [
+        f"{word} {value}"
+        for field, word in _METADATA_NOTES
+        if (value := getattr(event, field, msgspec.UNSET)) is not msgspec.UNSET
+    ]
+    return f"; {', '.join(notes)}" if notes else ""
+
+
 def _summary(event: ev.Event) -> str:
     """A short description of what an event says, for the timeline."""
     describe = _SUMMARIES.get(type(event))
     if describe is not None:
-        return describe(event)
+        return describe(event) + _metadata_note(event)
     reason = getattr(event, "reason", None)
-    return str(reason) if reason is not None else ""
+    return (str(reason) if reason is not None else "") + _metadata_note(event)
 
 
 @main.command()
