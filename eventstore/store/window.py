@@ -26,8 +26,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final, cast
 
+import msgspec
+
 from ..codec.downcast import LEGACY_WRITE_GENERATIONS, to_v0b
-from ..errors import TargetError, WriteGenerationError
+from ..errors import DecodeError, TargetError, WriteGenerationError
 from ..events import Event
 from .protocol import HistoryWriter, NewEvents, WindowBackend, WindowWriter
 
@@ -77,11 +79,17 @@ class DualWrite:
         window.insert_shadow(new)
 
     def legacy_view(self, event: Event, instance_id: str, execution_id: int) -> Event:
-        """The event as its legacy row reads back (for the idempotent-retry check)."""
+        """The event as its legacy row reads back (for the idempotent-retry check).
+
+        An event that has no such view is returned as it is: it then differs
+        from the stored row, which is the right answer for a retry check."""
         codec = self.store.codec
-        return codec.decode(
-            to_v0b(codec.encode(event)), instance_id=instance_id, execution_id=execution_id
-        )
+        try:
+            return codec.decode(
+                to_v0b(codec.encode(event)), instance_id=instance_id, execution_id=execution_id
+            )
+        except (DecodeError, TypeError, ValueError, msgspec.EncodeError, msgspec.DecodeError):
+            return event
 
 
 def _mismatch(description: str, configured: str, recorded: str) -> WriteGenerationError:
