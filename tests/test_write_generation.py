@@ -412,3 +412,22 @@ def test_the_timeline_shows_workers_and_retries_where_events_carry_them(tmp_path
     assert summaries[2].endswith("; worker w-2")
     plain = runner.invoke(main, ["show", str(path), "j", "--json"])
     assert ";" not in json.loads(plain.output)[0]["summary"]
+
+
+def test_an_unknown_recorded_generation_refuses_every_writer(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    with eventstore.open(str(path), write_generation="V0b") as store:
+        store.append("i", 1, [started()])
+    con = sqlite3.connect(path)
+    with con:
+        con.execute("UPDATE eventstore_write_generation SET generation = 'V7'")
+    con.close()
+    named = r"'V7' \(table eventstore_write_generation\)"
+    for requested in (None, "V1", "V0b"):
+        with pytest.raises(WriteGenerationError, match=named):
+            eventstore.open(str(path), write_generation=requested)
+    with eventstore.open(str(path), readonly=True) as store:  # reads still work
+        assert [e.event_id for e in store.read("i")] == [1]
+    result = CliRunner().invoke(main, ["cutover", str(path)])
+    assert result.exit_code == 1 and "V7" in result.output
+    assert "Traceback" not in result.output

@@ -133,6 +133,14 @@ def configure_write_generation(store: HistoryStore, requested: str | None) -> No
             )
         return
     recorded = backend.write_generation()
+    if recorded is not None and recorded not in WRITE_GENERATIONS and not store.readonly:
+        raise WriteGenerationError(
+            f"{store.description} records write generation {recorded!r} (table"
+            " eventstore_write_generation), which this version does not know: no writer is"
+            f" safe; known generations: {', '.join(sorted(WRITE_GENERATIONS))}",
+            configured=requested or CURRENT_GENERATION,
+            recorded=recorded,
+        )
     if store.readonly:
         store.write_generation = recorded or CURRENT_GENERATION
         return
