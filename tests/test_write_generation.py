@@ -431,3 +431,24 @@ def test_an_unknown_recorded_generation_refuses_every_writer(tmp_path: Path) -> 
     result = CliRunner().invoke(main, ["cutover", str(path)])
     assert result.exit_code == 1 and "V7" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_failed_shadow_insert_leaves_no_history_row(tmp_path: Path) -> None:
+    """The legacy row and its shadow commit together or not at all: a shadow key
+    already taken (a hand-made row) fails the append, and its history row is
+    rolled back with it; the error is eventstore's, not the driver's."""
+    path = tmp_path / "s.db"
+    with eventstore.open(str(path), write_generation="V0b") as store:
+        store.append("a", 1, [started()])
+    con = sqlite3.connect(path)
+    with con:
+        con.execute(
+            "INSERT INTO eventstore_shadow VALUES ('b', 1, 1, 'OrchestrationStarted', '{}')"
+        )
+    con.close()
+    before = history(path)
+    with eventstore.open(str(path)) as store:
+        with pytest.raises(eventstore.ConflictError, match="eventstore_shadow"):
+            store.append("b", 1, [started()])
+        assert store.read("b") == []
+    assert history(path) == before
