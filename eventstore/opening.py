@@ -52,8 +52,10 @@ def open(  # noqa: A001 - the natural name, as sqlite3.connect / shelve.open
 
     `target` is a file path, `sqlite:///relative/path`, `sqlite:////absolute/path`,
     `:memory:`, or a `postgresql://` URL (the `postgres` extra). Backend options:
-    SQLite takes `busy_timeout_ms` (5000) and `synchronous` ("normal", see
-    eventstore.backends.sqlite); PostgreSQL takes `schema` ("public"), `pool_min_size`,
+    SQLite takes `busy_timeout_ms` (5000), `synchronous` ("normal", see
+    eventstore.backends.sqlite), `group_commit` (False: True commits the appends
+    of concurrent threads together, see proposals/asyncio.md) and `group_size`
+    (128 appends per commit at most); PostgreSQL takes `schema` ("public"), `pool_min_size`,
     `pool_max_size`, `lock_timeout_ms` and `connect_timeout` (see
     proposals/postgres-backend.md). An unknown or ill-typed option is a
     TargetError naming it and listing the valid ones.

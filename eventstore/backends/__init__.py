@@ -55,6 +55,8 @@ SQLITE_OPTIONS: Final[Mapping[str, Option]] = {
         f"one of {', '.join(_SYNCHRONOUS)}",
         lambda value: isinstance(value, str) and value.lower() in _SYNCHRONOUS,
     ),
+    "group_commit": Option("True or False", lambda value: type(value) is bool),
+    "group_size": Option("a positive integer (appends per commit)", _int_at_least(1)),
 }
 POSTGRES_OPTIONS: Final[Mapping[str, Option]] = {
     "schema": Option("a plain identifier (str) or None", lambda v: v is None or isinstance(v, str)),

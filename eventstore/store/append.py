@@ -267,6 +267,34 @@ class _Appender:
             store._record_catalog()
         return AppendResult(filled, filled[-1].event_id, True)
 
+    def write_prepared(
+        self,
+        writer: HistoryWriter,
+        new: NewEvents,
+        batch: list[Event],
+        filled: list[Event],
+        expected_last_event_id: int | None,
+    ) -> AppendResult:
+        """The body of `append`'s transaction, on a writer a group commit holds.
+
+        The same calls in the same order as the `with` block of `append`
+        (kept there inline, so a plain append pays no extra call): change
+        both together. Observer and catalog are the caller's, after commit.
+        """
+        instance_id, execution_id = new.instance_id, new.execution_id
+        last, last_type = writer.last_event(instance_id, execution_id)
+        refused_or_retried = self._check_against_stored(
+            writer, last, instance_id, execution_id, batch, filled, expected_last_event_id
+        )
+        if refused_or_retried is not None:
+            return refused_or_retried
+        if last_type == UNRECORDED_TYPE or not batch_clears(
+            new.event_ids, new.event_types, filled, last, last_type
+        ):
+            self._check_rules(writer, last, last_type, instance_id, execution_id, filled)
+        writer.insert(new)
+        return AppendResult(filled, filled[-1].event_id, True)
+
     def _check_rules(
         self,
         writer: HistoryWriter,

@@ -28,11 +28,13 @@ from ..events import Event
 from . import transfer
 from .append import _Appender
 from .evolution import StoreEvolution
+from .grouping import GroupedAppender
 from .protocol import (
     Destroyable,
     EvolutionBackend,
     ExecutionRow,
     FeedRow,
+    GroupCommitting,
     HistoryBackend,
     RawRow,
     Subscribable,
@@ -109,7 +111,11 @@ class HistoryStore:
         """Milliseconds since the epoch; stamps events appended without a timestamp."""
         self.writer_version = writer_version
         self.observer = observer
-        self._appender = _Appender(self)
+        self._appender = (
+            GroupedAppender(self, backend)
+            if isinstance(backend, GroupCommitting) and backend.group_commit
+            else _Appender(self)
+        )
         self.schema_listeners: list[Callable[[Any], None]] = []
         """Told (with an eventstore.evolution.schema.SchemaEvolution) when this store first
         records the catalog it writes with; see `on_schema_evolution`."""

@@ -17,6 +17,8 @@ all `runtime_checkable`):
     IntegrityCheckable
                       integrity_check: the database's own check, and the
                       history table counted two ways (what verify runs)
+    GroupCommitting   commit_group: many appends in one transaction, each in
+                      its own savepoint (group commit, eventstore.aio)
 
 Backends speak rows, never events: the append contract and every rule live
 once, in `eventstore.store`, and decoding in `eventstore.codec`. SQL and
@@ -28,7 +30,7 @@ through HistoryStore and its `evolution` facade.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
@@ -58,6 +60,8 @@ __all__ = [
     "Destroyable",
     "IntegrityCheckable",
     "Subscribable",
+    "GroupCommitting",
+    "GroupUnit",
 ]
 
 FeedRow = tuple[int, str, int, int, str, "str | bytes", "str | None"]
@@ -471,4 +475,37 @@ class Destroyable(Protocol):
     def destroy(self) -> None:
         """Drop the history table and our tables (PostgreSQL: and the schema, if
         nothing else is in it, never `public`), then close."""
+        ...
+
+
+GroupUnit = Callable[[HistoryWriter], Any]
+"""One append of a group: its checks and insert against the group's writer."""
+
+
+@runtime_checkable
+class GroupCommitting(Protocol):
+    """A backend that commits many appends in one transaction (group commit).
+
+    `group_commit` says whether it was opened to (SQLite's `group_commit=True`);
+    the store's drivers (threads: store/grouping.py, asyncio: store/async_group.py)
+    decide which appends form a group, the backend only runs one.
+    """
+
+    group_commit: bool
+    group_size: int
+    """At most this many appends go into one commit."""
+
+    def in_transaction(self) -> bool:
+        """True when the calling thread has a `transaction()` open (its appends
+        join that transaction instead of a group)."""
+        ...
+
+    def commit_group(self, units: Sequence[GroupUnit]) -> list[Any]:
+        """Run each unit in its own savepoint of one write transaction, then commit.
+
+        Returns, per unit and in order, what it returned or the exception it
+        raised (its savepoint rolled back, the others unaffected). Returns
+        only after the commit: when the commit itself fails it raises, and
+        nothing of the group is stored.
+        """
         ...

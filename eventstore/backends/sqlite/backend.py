@@ -19,6 +19,11 @@ Durability and concurrency choices, all enforced here:
   an INTEGER PRIMARY KEY column (`position`), so VACUUM keeps it; on tables
   duroxide created it is the implicit rowid, which VACUUM may renumber
   (`stable_positions` says which).
+* `group_commit=True` (a file): appends of concurrent callers commit together,
+  each in its own savepoint (group.py), on the one write connection; reads
+  then go to a second, read-only connection, so they never wait for a group
+  or the write lock (WAL lets them read the last commit meanwhile). On
+  `:memory:` there is only one connection, so reads share it.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -38,6 +43,7 @@ from ...store.protocol import (
     ArchivedRow,
     ExecutionRow,
     FeedRow,
+    GroupUnit,
     IntegrityResult,
     MigrationLogRow,
     MigrationRun,
@@ -50,6 +56,7 @@ from ...store.protocol import (
     WindowCounts,
 )
 from . import tables, window
+from .group import commit_group
 from .integrity import sqlite_integrity
 from .packed import packed_feed
 from .run_lock import file_run_lock, memory_run_lock
@@ -132,6 +139,8 @@ class SQLiteBackend:
         readonly: bool = False,
         busy_timeout_ms: int = 5000,
         synchronous: str = "normal",
+        group_commit: bool = False,
+        group_size: int = 128,
     ) -> None:
         if synchronous.lower() not in _SYNCHRONOUS:
             raise ValueError(f"synchronous must be one of {sorted(_SYNCHRONOUS)}")
@@ -140,6 +149,7 @@ class SQLiteBackend:
         self.description = "sqlite :memory:" if self.memory else f"sqlite {path}"
         self._lock = threading.RLock()
         self._depth = 0  # nesting of transaction() / writing()
+        self._transaction_thread: int | None = None  # who has transaction() open
         self._path = path
         self._run_lock = threading.Lock()  # the run lock of a :memory: database
         if not self.memory and not os.path.exists(path) and readonly:
@@ -166,12 +176,33 @@ class SQLiteBackend:
         self._con = con
         self._writer = SQLiteWriter(con)
         self.stable_positions = table.stable_positions
+        self.group_commit = group_commit and not readonly
+        self.group_size = group_size
+        # Reads use `_reader` under `_read_lock`: the write connection and its
+        # lock, unless group commit gives them their own (see the docstring).
+        self._reader = con
+        self._read_lock: Any = self._lock
+        if self.group_commit and not self.memory:
+            self._reader = self._open_reader(path, busy_timeout_ms)
+            self._read_lock = threading.RLock()
+
+    @staticmethod
+    def _open_reader(path: str, busy_timeout_ms: int) -> sqlite3.Connection:
+        try:
+            reader = _connect(path, readonly=True)
+            reader.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        except sqlite3.DatabaseError as exc:
+            raise translate(exc, f"cannot open {path} for reading") from None
+        return reader
 
     # -- lifecycle -----------------------------------------------------------
 
     def close(self) -> None:
         with self._lock:
             self._con.close()
+        if self._reader is not self._con:
+            with self._read_lock:
+                self._reader.close()
 
     def destroy(self) -> None:
         if self.readonly:
@@ -217,6 +248,15 @@ class SQLiteBackend:
             raise ReadOnlyError(f"{self.description} was opened read-only")
         return SQLiteWrite(self)
 
+    def in_transaction(self) -> bool:
+        return self._transaction_thread == threading.get_ident()
+
+    def commit_group(self, units: Sequence[GroupUnit]) -> list[Any]:
+        """Many appends in one commit, each in its own savepoint (group.py)."""
+        if self.readonly:
+            raise ReadOnlyError(f"{self.description} was opened read-only")
+        return commit_group(self, units)
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """An outer transaction whose connection the embedding runtime may use."""
@@ -230,14 +270,17 @@ class SQLiteBackend:
             except sqlite3.Error as exc:
                 raise translate(exc, "cannot begin a transaction") from None
             self._depth = 1
+            self._transaction_thread = threading.get_ident()
             try:
                 yield self._con
             except BaseException:
                 self._depth = 0
+                self._transaction_thread = None
                 with contextlib.suppress(sqlite3.Error):
                     self._con.execute("ROLLBACK")
                 raise
             self._depth = 0
+            self._transaction_thread = None
             try:
                 self._con.execute("COMMIT")
             except sqlite3.Error as exc:
@@ -250,12 +293,14 @@ class SQLiteBackend:
     def _all(self, sql: str, args: tuple[object, ...] = (), *, tolerant: bool = False) -> list[Any]:
         """Every row of a read; `tolerant` for whole-store reads (see `undecoded`)."""
 
+        con = self._reader
+
         def fetch(values: tuple[object, ...]) -> list[Any]:
             if tolerant:
-                return fetch_tolerant(self._con, sql, values)
-            return self._con.execute(sql, values).fetchall()
+                return fetch_tolerant(con, sql, values)
+            return con.execute(sql, values).fetchall()
 
-        with self._lock:
+        with self._read_lock:
             try:
                 try:
                     return fetch(args)
