@@ -18,6 +18,7 @@ from .common import HERE, Result, as_dict, machine, workdir
 WORKLOADS = [
     "bench_codec",
     "bench_append",
+    "bench_aio",
     "bench_read",
     "bench_real",
     "bench_duroxide",

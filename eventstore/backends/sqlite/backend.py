@@ -183,17 +183,11 @@ class SQLiteBackend:
         self._reader = con
         self._read_lock: Any = self._lock
         if self.group_commit and not self.memory:
-            self._reader = self._open_reader(path, busy_timeout_ms)
+            try:
+                self._reader = _connect(path, readonly=True)
+            except sqlite3.DatabaseError as exc:
+                raise translate(exc, f"cannot open {path} for reading") from None
             self._read_lock = threading.RLock()
-
-    @staticmethod
-    def _open_reader(path: str, busy_timeout_ms: int) -> sqlite3.Connection:
-        try:
-            reader = _connect(path, readonly=True)
-            reader.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-        except sqlite3.DatabaseError as exc:
-            raise translate(exc, f"cannot open {path} for reading") from None
-        return reader
 
     # -- lifecycle -----------------------------------------------------------
 

@@ -1,0 +1,205 @@
+"""AsyncHistoryStore: HistoryStore's API as coroutines, appends in group commits.
+
+It wraps a HistoryStore and adds no rules of its own: an append is checked,
+filled and encoded by the store's `_Appender.prepare` in the calling task,
+then checked against the stored rows and inserted by `write_prepared` inside
+a group's transaction (store/async_group.py); reads are the store's reads.
+On SQLite those are short indexed reads on a connection of their own (WAL):
+they run on the loop, since a hop to a thread would cost more than the read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextvars import ContextVar
+from typing import Any
+
+from ..errors import StoreError
+from ..events import Event
+from .async_group import AsyncGroup
+from .grouping import GroupedAppender
+from .history import HistoryStore, Transaction
+from .protocol import GroupCommitting
+from .results import AppendResult, FeedRecord
+
+__all__ = ["AsyncFeed", "AsyncHistoryStore", "AsyncTransaction"]
+
+_IN_TRANSACTION: ContextVar[AsyncHistoryStore | None] = ContextVar(
+    "eventstore_async_transaction", default=None
+)
+"""The store whose transaction() the current task has open: its appends join it."""
+
+_FEED_TURN = 1000
+"""read_all gives the loop a turn after this many records."""
+
+
+class AsyncTransaction:
+    """An open transaction: appends and the runtime's own SQL, as one."""
+
+    def __init__(self, tx: Transaction) -> None:
+        self._tx = tx
+        self.connection = tx.connection
+        """The backend's connection (sqlite3.Connection): the runtime's own SQL."""
+
+    async def append(
+        self,
+        instance_id: str,
+        execution_id: int,
+        events: Iterable[Event],
+        *,
+        expected_last_event_id: int | None = None,
+    ) -> AppendResult:
+        return self._tx.append(
+            instance_id, execution_id, events, expected_last_event_id=expected_last_event_id
+        )
+
+
+class AsyncFeed:
+    """`read_all` as an async iterator (the global feed, in commit order)."""
+
+    def __init__(self, records: Iterator[FeedRecord]) -> None:
+        self._records = records
+        self._count = 0
+
+    def __aiter__(self) -> AsyncFeed:
+        return self
+
+    async def __anext__(self) -> FeedRecord:
+        self._count += 1
+        if self._count % _FEED_TURN == 0:
+            await asyncio.sleep(0)  # a long feed does not hold the loop
+        try:
+            return next(self._records)
+        except StopIteration:
+            raise StopAsyncIteration from None
+
+
+class AsyncHistoryStore:
+    """Orchestration histories for asyncio: `await eventstore.aio.open(target)`.
+
+    The same contract and errors as HistoryStore. Appends of concurrent tasks
+    commit together; each `await append(...)` returns only once the commit
+    holding it is done, and a refused append (ConcurrencyError, a
+    ValidationError) fails alone.
+    """
+
+    def __init__(self, store: HistoryStore) -> None:
+        self.sync = store
+        """The underlying HistoryStore, for what has no coroutine here (import,
+        export, verify, evolution): it blocks the loop while it runs."""
+        backend = store.backend
+        grouped = isinstance(backend, GroupCommitting) and backend.group_commit
+        appender = store._appender
+        if grouped and not isinstance(appender, GroupedAppender):
+            raise StoreError(f"{store.description}: the store does not append in groups")
+        self._group = AsyncGroup(backend) if grouped else None  # type: ignore[arg-type]
+        self._appender = appender if isinstance(appender, GroupedAppender) else None
+
+    @property
+    def description(self) -> str:
+        return self.sync.description
+
+    @property
+    def readonly(self) -> bool:
+        return self.sync.readonly
+
+    @property
+    def stable_positions(self) -> bool:
+        return self.sync.stable_positions
+
+    def __repr__(self) -> str:
+        return f"<AsyncHistoryStore {self.sync.description}>"
+
+    async def __aenter__(self) -> AsyncHistoryStore:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close, after the group committing now (if any)."""
+        if self._group is None:
+            self.sync.close()
+            return
+        async with self._group.lock:
+            self.sync.close()
+
+    # -- writing -------------------------------------------------------------
+
+    async def append(
+        self,
+        instance_id: str,
+        execution_id: int,
+        events: Iterable[Event],
+        *,
+        expected_last_event_id: int | None = None,
+    ) -> AppendResult:
+        """HistoryStore.append, committed with the appends of other tasks."""
+        group, appender = self._group, self._appender
+        if group is None or appender is None or _IN_TRANSACTION.get() is self:
+            # read-only (refused as ever), or inside this task's transaction(): joins it
+            return self.sync.append(
+                instance_id, execution_id, events, expected_last_event_id=expected_last_event_id
+            )
+        started = time.perf_counter()
+        unit = appender.unit(instance_id, execution_id, events, expected_last_event_id)
+        result = appender.committed(await group.run(unit), started)
+        if result.written and not self.sync._catalog_recorded:
+            async with group.lock:  # a write of its own: not inside a task's transaction
+                self.sync._record_catalog()
+        return result
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncTransaction]:
+        """A transaction in which appends and the runtime's own SQL commit as one.
+
+        Groups wait while it is open; the observer hears of its appends after
+        its commit. Inside it, `store.append` joins it too.
+        """
+        if _IN_TRANSACTION.get() is self:
+            raise StoreError("transaction() cannot be nested")
+        lock = self._group.lock if self._group is not None else None
+        async with lock if lock is not None else contextlib.nullcontext():
+            with self.sync.transaction() as tx:
+                token = _IN_TRANSACTION.set(self)
+                try:
+                    yield AsyncTransaction(tx)
+                finally:
+                    try:
+                        _IN_TRANSACTION.reset(token)
+                    except ValueError:  # left in another task than it was entered in
+                        _IN_TRANSACTION.set(None)
+
+    # -- reading -------------------------------------------------------------
+
+    async def read(self, instance_id: str, execution_id: int | None = None) -> list[Event]:
+        """The events of one execution (the latest by default), in event-id order."""
+        return self.sync.read(instance_id, execution_id)
+
+    async def last_event_id(self, instance_id: str, execution_id: int | None = None) -> int:
+        """The last stored event id of an execution (the latest by default); 0 if none."""
+        return self.sync.last_event_id(instance_id, execution_id)
+
+    async def executions(self, instance_id: str) -> list[int]:
+        return self.sync.executions(instance_id)
+
+    async def instances(self) -> list[str]:
+        return self.sync.instances()
+
+    async def count(self) -> int:
+        return self.sync.count()
+
+    def read_all(self, after: int | FeedRecord = 0, limit: int | None = None) -> AsyncFeed:
+        """The global feed, in commit order: `async for record in store.read_all(...)`."""
+        return AsyncFeed(self.sync.read_all(after, limit))
+
+
+def _show_as_aio(*classes: type[Any]) -> None:
+    for cls in classes:
+        cls.__module__ = "eventstore.aio"
+
+
+_show_as_aio(AsyncHistoryStore, AsyncTransaction, AsyncFeed)
