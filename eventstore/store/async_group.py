@@ -52,6 +52,8 @@ class AsyncGroup:
         self._leading = False
         self._leaders: set[asyncio.Task[None]] = set()
         self.lock = asyncio.Lock()
+        self.commits = 0
+        """Groups committed (or tried) so far."""
 
     async def run(self, unit: GroupUnit) -> Any:
         """Queue `unit`; return (or raise) its outcome once its group has committed."""
@@ -86,6 +88,7 @@ class AsyncGroup:
         group = [(unit, future) for unit, future in taken if not future.done()]  # not cancelled
         if not group:
             return
+        self.commits += 1
         try:
             results = self._committer.commit_group([unit for unit, _ in group])
         except Exception as exc:  # the commit failed: nothing of the group is stored

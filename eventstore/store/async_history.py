@@ -27,10 +27,18 @@ from .results import AppendResult, FeedRecord
 
 __all__ = ["AsyncFeed", "AsyncHistoryStore", "AsyncTransaction"]
 
-_IN_TRANSACTION: ContextVar[AsyncHistoryStore | None] = ContextVar(
+_IN_TRANSACTION: ContextVar[tuple[AsyncHistoryStore, object] | None] = ContextVar(
     "eventstore_async_transaction", default=None
 )
-"""The store whose transaction() the current task has open: its appends join it."""
+"""(store, task) when that task has the store's transaction() open: its appends
+join it. The task is named because tasks it starts inherit the variable, and
+their appends must wait for the transaction like any other task's."""
+
+
+def _opened_here(store: AsyncHistoryStore) -> bool:
+    found = _IN_TRANSACTION.get()
+    return found is not None and found[0] is store and found[1] is asyncio.current_task()
+
 
 _FEED_TURN = 1000
 """read_all gives the loop a turn after this many records."""
@@ -139,7 +147,7 @@ class AsyncHistoryStore:
     ) -> AppendResult:
         """HistoryStore.append, committed with the appends of other tasks."""
         group, appender = self._group, self._appender
-        if group is None or appender is None or _IN_TRANSACTION.get() is self:
+        if group is None or appender is None or _opened_here(self):
             # read-only (refused as ever), or inside this task's transaction(): joins it
             return self.sync.append(
                 instance_id, execution_id, events, expected_last_event_id=expected_last_event_id
@@ -159,12 +167,12 @@ class AsyncHistoryStore:
         Groups wait while it is open; the observer hears of its appends after
         its commit. Inside it, `store.append` joins it too.
         """
-        if _IN_TRANSACTION.get() is self:
+        if _opened_here(self):
             raise StoreError("transaction() cannot be nested")
         lock = self._group.lock if self._group is not None else None
         async with lock if lock is not None else contextlib.nullcontext():
             with self.sync.transaction() as tx:
-                token = _IN_TRANSACTION.set(self)
+                token = _IN_TRANSACTION.set((self, asyncio.current_task()))
                 try:
                     yield AsyncTransaction(tx)
                 finally:

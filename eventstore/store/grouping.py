@@ -60,6 +60,8 @@ class ThreadGroup:
         self._ready = threading.Condition(threading.Lock())
         self._queue: list[_Pending] = []
         self._committing = False
+        self.commits = 0
+        """Groups committed (or tried) so far."""
 
     def run(self, unit: GroupUnit) -> Any:
         pending = _Pending(unit)
@@ -78,6 +80,7 @@ class ThreadGroup:
         size = self._committer.group_size
         group, self._queue[:size] = self._queue[:size], []
         self._committing = True
+        self.commits += 1
         self._ready.release()
         try:
             try:
