@@ -26,3 +26,19 @@ def test_the_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
             "ActivityScheduled",
             "ActivityCompleted",
         ]
+
+
+def test_the_asyncio_example_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = README.read_text(encoding="utf-8")
+    found = re.search(r"## asyncio, and group commit\n\n```python\n(.*?)```", text, re.S)
+    assert found, "README.md lost its asyncio example"
+    monkeypatch.chdir(tmp_path)
+    exec(compile(found.group(1), "README.md", "exec"), {})
+    import eventstore
+
+    with eventstore.open("histories.db") as store:
+        assert store.count() == 65
+        assert [e.event_id for e in store.read("order-7")] == [1, 2]
+    assert capsys.readouterr().out.startswith("1 [")
