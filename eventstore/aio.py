@@ -17,9 +17,10 @@ from .codec import Codec
 from .errors import TargetError
 from .opening import open as open_sync
 from .store.async_history import AsyncFeed, AsyncHistoryStore, AsyncTransaction
+from .store.async_route import AsyncPagedFeed
 from .store.results import DEFAULT_WRITER_VERSION, StoreObserver, _now_ms
 
-__all__ = ["AsyncFeed", "AsyncHistoryStore", "AsyncTransaction", "open"]
+__all__ = ["AsyncFeed", "AsyncHistoryStore", "AsyncPagedFeed", "AsyncTransaction", "open"]
 
 
 async def open(  # noqa: A001 - eventstore.open's counterpart
@@ -36,12 +37,14 @@ async def open(  # noqa: A001 - eventstore.open's counterpart
 
     The target and options are eventstore.open's; on SQLite appends always
     commit in groups (`group_size`, 128 by default, bounds one), so
-    `group_commit` is not an option here.
+    `group_commit` is not an option here. On PostgreSQL (the `postgres`
+    extra) every call is awaited on psycopg's AsyncConnectionPool, beside the
+    sync pool of `store.sync`.
     """
     if "group_commit" in backend_options:
         raise TargetError("eventstore.aio always commits appends in groups: leave out group_commit")
-    if isinstance(target, str) and is_postgres(target):
-        raise TargetError("eventstore.aio does not open PostgreSQL stores yet: use eventstore.open")
+    if not (isinstance(target, str) and is_postgres(target)):
+        backend_options["group_commit"] = True
     store = open_sync(
         target,
         readonly=readonly,
@@ -49,7 +52,6 @@ async def open(  # noqa: A001 - eventstore.open's counterpart
         clock=clock,
         writer_version=writer_version,
         observer=observer,
-        group_commit=True,
         **backend_options,
     )
-    return AsyncHistoryStore(store)
+    return await AsyncHistoryStore.opened(store)

@@ -23,7 +23,9 @@
     |   +-- WriteGenerationError          a writer's generation is not the one the store records
     +-- InvalidHistoryError (ValueError)  a history that cannot be replayed at all
     +-- NondeterminismError               replayed code departs from its history
-        +-- ReplayMismatchError           ... at this event, with what and where
+    |   +-- ReplayMismatchError           ... at this event, with what and where
+    +-- RowsNeeded                        (store, internal) an awaited append's check
+                                          needs stored rows first: never leaves the store
 
 Driver errors (sqlite3, psycopg) and the interpreter errors their bindings
 raise (OverflowError for an id beyond 64 bits, UnicodeEncodeError) are
@@ -55,6 +57,7 @@ __all__ = [
     "ReplayMismatchError",
     "RowDecodeError",
     "RowMismatchError",
+    "RowsNeeded",
     "SchemaEvolutionError",
     "StoreBusyError",
     "StoreError",
@@ -115,6 +118,16 @@ class RowDecodeError(DecodeError):
         self.mismatch = mismatch
         """True when the row decoded but its columns disagree with the event."""
         super().__init__(message)
+
+
+class RowsNeeded(EventStoreError):
+    """Internal to eventstore.store.async_route: an awaited append's checks ran
+    against the rows fetched so far and need rows `first..last` as well (the
+    route fetches them and runs the checks again; it never leaves the store)."""
+
+    def __init__(self, first: int, last: int) -> None:
+        self.span = (first, last)
+        super().__init__(f"rows {first}..{last} are needed")
 
 
 class ValidationError(EventStoreError, ValueError):

@@ -199,8 +199,6 @@ async def test_a_closed_store_refuses_work(path: Path) -> None:
 async def test_open_refuses_what_it_cannot_do(path: Path) -> None:
     with pytest.raises(TargetError, match="group_commit"):
         await eventstore.aio.open(str(path), group_commit=True)
-    with pytest.raises(TargetError, match="PostgreSQL"):
-        await eventstore.aio.open("postgresql://127.0.0.1:1/none")
     with pytest.raises(TargetError, match=r"valid: .*group_commit, group_size"):
         await eventstore.aio.open(str(path), bogus=1)
 
@@ -293,3 +291,26 @@ async def test_an_append_failing_halfway_leaves_nothing_and_its_group_commits(pa
         assert isinstance(outcomes[1], eventstore.ConflictError), outcomes[1]
         assert _stored(path, "halfway") == 0
         assert _stored(path, "before") == _stored(path, "after") == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.asyncio
+async def test_postgres_tasks_append_on_the_async_pool(postgres_target_factory: Any) -> None:
+    import psycopg
+
+    async with await eventstore.aio.open(postgres_target_factory()) as store:
+        outcomes = await asyncio.gather(
+            *(store.append(f"i{n}", 1, [started(), scheduled(2)]) for n in range(20)),
+            store.append("i0", 1, [scheduled(3)], expected_last_event_id=0),
+            return_exceptions=True,
+        )
+        assert all(o.written for o in outcomes[:20])  # type: ignore[union-attr]
+        assert isinstance(outcomes[20], (ConcurrencyError, eventstore.EventOrderError))
+        async with store.transaction() as tx:
+            assert isinstance(tx.connection, psycopg.AsyncConnection)
+            await tx.connection.execute("CREATE TEMP TABLE runtime_work (n int)")
+            await tx.append("i0", 1, [completed(3, 2)], expected_last_event_id=2)
+            await store.append("i0", 1, [scheduled(4)])  # this task's: joins it
+        assert [e.event_id for e in await store.read("i0")] == [1, 2, 3, 4]
+        assert await store.count() == 42
+        assert [r.event.event_id async for r in store.read_all(limit=3)] == [1, 2, 1]

@@ -8,6 +8,7 @@ group_commit=True runs it as it is.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -57,3 +58,12 @@ class TestGroupCommitSQLiteFile(HistoryStoreConformance):
 
     def reopen_store(self, store: HistoryStore, **options: Any) -> HistoryStore:
         return eventstore.open(self.__dict__["targets"][id(store)], group_commit=True, **options)
+
+
+@pytest.mark.postgres
+class TestAsyncPostgreSQL(_AsyncByTarget):
+    """eventstore.aio on PostgreSQL: psycopg's AsyncConnectionPool, the same contract."""
+
+    def new_target(self) -> str:
+        factory: Callable[[], str] = self.request.getfixturevalue("postgres_target_factory")
+        return factory()

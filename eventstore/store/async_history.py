@@ -13,44 +13,51 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextvars import ContextVar
 from typing import Any
 
 from ..errors import StoreError
 from ..events import Event
 from .async_group import AsyncGroup
+from .async_route import AsyncPagedFeed, AsyncRoute
 from .grouping import GroupedAppender
-from .history import HistoryStore, Transaction
-from .protocol import GroupCommitting
+from .history import HistoryStore
+from .protocol import GroupCommitting, HasAsyncTwin
 from .results import AppendResult, FeedRecord
 
 __all__ = ["AsyncFeed", "AsyncHistoryStore", "AsyncTransaction"]
 
-_IN_TRANSACTION: ContextVar[tuple[AsyncHistoryStore, object] | None] = ContextVar(
+_IN_TRANSACTION: ContextVar[tuple[AsyncHistoryStore, object, AsyncTransaction] | None] = ContextVar(
     "eventstore_async_transaction", default=None
 )
-"""(store, task) when that task has the store's transaction() open: its appends
-join it. The task is named because tasks it starts inherit the variable, and
-their appends must wait for the transaction like any other task's."""
+"""(store, task, transaction) while that task has the store's transaction() open:
+its appends join it. The task is named because tasks it starts inherit the
+variable, and their appends must wait for the transaction like any other's."""
 
 
-def _opened_here(store: AsyncHistoryStore) -> bool:
+def _open_here(store: AsyncHistoryStore) -> AsyncTransaction | None:
     found = _IN_TRANSACTION.get()
-    return found is not None and found[0] is store and found[1] is asyncio.current_task()
+    if found is not None and found[0] is store and found[1] is asyncio.current_task():
+        return found[2]
+    return None
 
 
 _FEED_TURN = 1000
 """read_all gives the loop a turn after this many records."""
 
+_Append = Callable[[str, int, Iterable[Event], "int | None"], Awaitable[AppendResult]]
+
 
 class AsyncTransaction:
     """An open transaction: appends and the runtime's own SQL, as one."""
 
-    def __init__(self, tx: Transaction) -> None:
-        self._tx = tx
-        self.connection = tx.connection
-        """The backend's connection (sqlite3.Connection): the runtime's own SQL."""
+    def __init__(self, connection: Any, append: _Append) -> None:
+        self.connection = connection
+        """The backend's connection (sqlite3.Connection, psycopg.AsyncConnection)."""
+        self._append = append
+        self.appended: list[tuple[list[Event], float]] = []
+        """What this transaction appended, reported to the observer on commit."""
 
     async def append(
         self,
@@ -60,9 +67,7 @@ class AsyncTransaction:
         *,
         expected_last_event_id: int | None = None,
     ) -> AppendResult:
-        return self._tx.append(
-            instance_id, execution_id, events, expected_last_event_id=expected_last_event_id
-        )
+        return await self._append(instance_id, execution_id, events, expected_last_event_id)
 
 
 class AsyncFeed:
@@ -88,16 +93,18 @@ class AsyncFeed:
 class AsyncHistoryStore:
     """Orchestration histories for asyncio: `await eventstore.aio.open(target)`.
 
-    The same contract and errors as HistoryStore. Appends of concurrent tasks
-    commit together; each `await append(...)` returns only once the commit
-    holding it is done, and a refused append (ConcurrencyError, a
-    ValidationError) fails alone.
+    The same contract and errors as HistoryStore. On SQLite, appends of
+    concurrent tasks commit together; each `await append(...)` returns only
+    once the commit holding it is done, and a refused append
+    (ConcurrencyError, a ValidationError) fails alone. On PostgreSQL every
+    call is awaited on psycopg's AsyncConnectionPool.
     """
 
-    def __init__(self, store: HistoryStore) -> None:
+    def __init__(self, store: HistoryStore, route: AsyncRoute | None = None) -> None:
         self.sync = store
         """The underlying HistoryStore, for what has no coroutine here (import,
         export, verify, evolution): it blocks the loop while it runs."""
+        self._route = route
         backend = store.backend
         grouped = isinstance(backend, GroupCommitting) and backend.group_commit
         appender = store._appender
@@ -105,6 +112,20 @@ class AsyncHistoryStore:
             raise StoreError(f"{store.description}: the store does not append in groups")
         self._group = AsyncGroup(backend) if grouped else None  # type: ignore[arg-type]
         self._appender = appender if isinstance(appender, GroupedAppender) else None
+
+    @classmethod
+    async def opened(cls, store: HistoryStore) -> AsyncHistoryStore:
+        """The async store over `store`, with its backend's asyncio twin opened if it has one."""
+        backend = store.backend
+        if not isinstance(backend, HasAsyncTwin):
+            return cls(store)
+        twin = backend.asynchronous()
+        try:
+            await twin.open()
+        except BaseException:
+            store.close()
+            raise
+        return cls(store, AsyncRoute(store, twin))
 
     @property
     def description(self) -> str:
@@ -129,10 +150,13 @@ class AsyncHistoryStore:
 
     async def close(self) -> None:
         """Close, after the group committing now (if any)."""
-        if self._group is None:
-            self.sync.close()
+        if self._route is not None:
+            try:
+                await self._route.backend.close()
+            finally:
+                self.sync.close()
             return
-        async with self._group.lock:
+        async with self._group.lock if self._group is not None else contextlib.nullcontext():
             self.sync.close()
 
     # -- writing -------------------------------------------------------------
@@ -145,10 +169,18 @@ class AsyncHistoryStore:
         *,
         expected_last_event_id: int | None = None,
     ) -> AppendResult:
-        """HistoryStore.append, committed with the appends of other tasks."""
+        """HistoryStore.append; on SQLite committed with the appends of other tasks."""
+        tx = _open_here(self)
+        if tx is not None:  # inside this task's transaction(): joins it
+            return await tx.append(
+                instance_id, execution_id, events, expected_last_event_id=expected_last_event_id
+            )
+        if self._route is not None:
+            return await self._route.append(
+                instance_id, execution_id, events, expected_last_event_id
+            )
         group, appender = self._group, self._appender
-        if group is None or appender is None or _opened_here(self):
-            # read-only (refused as ever), or inside this task's transaction(): joins it
+        if group is None or appender is None:  # read-only: refused as ever
             return self.sync.append(
                 instance_id, execution_id, events, expected_last_event_id=expected_last_event_id
             )
@@ -164,44 +196,92 @@ class AsyncHistoryStore:
     async def transaction(self) -> AsyncIterator[AsyncTransaction]:
         """A transaction in which appends and the runtime's own SQL commit as one.
 
-        Groups wait while it is open; the observer hears of its appends after
-        its commit. Inside it, `store.append` joins it too.
+        On SQLite groups wait while it is open. The observer hears of its
+        appends after its commit. Inside it, this task's `store.append` joins it.
         """
-        if _opened_here(self):
+        if _open_here(self) is not None:
             raise StoreError("transaction() cannot be nested")
+        if self._route is not None:
+            async with self._pg_transaction() as tx:
+                yield tx
+            return
         lock = self._group.lock if self._group is not None else None
         async with lock if lock is not None else contextlib.nullcontext():
-            with self.sync.transaction() as tx:
-                token = _IN_TRANSACTION.set((self, asyncio.current_task()))
-                try:
-                    yield AsyncTransaction(tx)
-                finally:
-                    try:
-                        _IN_TRANSACTION.reset(token)
-                    except ValueError:  # left in another task than it was entered in
-                        _IN_TRANSACTION.set(None)
+            with self.sync.transaction() as sync_tx:
+
+                async def append(*args: Any) -> AppendResult:
+                    return sync_tx.append(*args[:3], expected_last_event_id=args[3])
+
+                async with self._joined(AsyncTransaction(sync_tx.connection, append)) as tx:
+                    yield tx
+
+    @contextlib.asynccontextmanager
+    async def _pg_transaction(self) -> AsyncIterator[AsyncTransaction]:
+        route = self._route
+        assert route is not None
+        async with route.backend.transaction() as connection:
+
+            async def append(
+                instance_id: str, execution_id: int, events: Iterable[Event], expected: int | None
+            ) -> AppendResult:
+                return await route.append(
+                    instance_id, execution_id, events, expected, connection, tx.appended
+                )
+
+            tx = AsyncTransaction(connection, append)
+            async with self._joined(tx):
+                yield tx
+        observer = self.sync.observer
+        if observer is not None:
+            for events, seconds in tx.appended:
+                observer.appended(events, seconds)
+
+    @contextlib.asynccontextmanager
+    async def _joined(self, tx: AsyncTransaction) -> AsyncIterator[AsyncTransaction]:
+        token = _IN_TRANSACTION.set((self, asyncio.current_task(), tx))
+        try:
+            yield tx
+        finally:
+            try:
+                _IN_TRANSACTION.reset(token)
+            except ValueError:  # left in another task than it was entered in
+                _IN_TRANSACTION.set(None)
 
     # -- reading -------------------------------------------------------------
 
     async def read(self, instance_id: str, execution_id: int | None = None) -> list[Event]:
         """The events of one execution (the latest by default), in event-id order."""
+        if self._route is not None:
+            return await self._route.read(instance_id, execution_id)
         return self.sync.read(instance_id, execution_id)
 
     async def last_event_id(self, instance_id: str, execution_id: int | None = None) -> int:
         """The last stored event id of an execution (the latest by default); 0 if none."""
+        if self._route is not None:
+            return await self._route.last_event_id(instance_id, execution_id)
         return self.sync.last_event_id(instance_id, execution_id)
 
     async def executions(self, instance_id: str) -> list[int]:
+        if self._route is not None:
+            return await self._route.backend.executions(instance_id)
         return self.sync.executions(instance_id)
 
     async def instances(self) -> list[str]:
+        if self._route is not None:
+            return await self._route.backend.instances()
         return self.sync.instances()
 
     async def count(self) -> int:
+        if self._route is not None:
+            return await self._route.backend.count()
         return self.sync.count()
 
-    def read_all(self, after: int | FeedRecord = 0, limit: int | None = None) -> AsyncFeed:
+    def read_all(
+        self, after: int | FeedRecord = 0, limit: int | None = None
+    ) -> AsyncFeed | AsyncPagedFeed:
         """The global feed, in commit order: `async for record in store.read_all(...)`."""
+        if self._route is not None:
+            return AsyncPagedFeed(self._route, after, limit)
         return AsyncFeed(self.sync.read_all(after, limit))
 
 
@@ -210,4 +290,4 @@ def _show_as_aio(*classes: type[Any]) -> None:
         cls.__module__ = "eventstore.aio"
 
 
-_show_as_aio(AsyncHistoryStore, AsyncTransaction, AsyncFeed)
+_show_as_aio(AsyncHistoryStore, AsyncTransaction, AsyncFeed, AsyncPagedFeed)

@@ -39,6 +39,7 @@ from ...store.protocol import (
     WindowCounts,
 )
 from . import window
+from .aio import AsyncPostgresBackend
 from .integrity import postgres_integrity
 from .queries import EVOLUTION_TABLES, HISTORY_DDL, TABLE, Queries
 from .target import describe, mask, parse_target
@@ -240,6 +241,10 @@ class PostgresBackend:
             raise translate(exc, f"cannot destroy {self.description}") from None
         finally:
             self.close()
+
+    def asynchronous(self) -> AsyncPostgresBackend:
+        """The same table through psycopg's AsyncConnectionPool (eventstore.aio)."""
+        return AsyncPostgresBackend(self)
 
     # -- writes ----------------------------------------------------------------
 

@@ -1,0 +1,242 @@
+"""The PostgreSQL backend for eventstore.aio: psycopg's AsyncConnectionPool.
+
+The twin of PostgresBackend on the same table (`PostgresBackend.asynchronous`):
+the same statements (`Queries`), the same session settings, the same write
+lock taken the same way, so everything `writer.py` argues about the feed and
+the concurrency check holds for async writers too, and the two kinds of
+writer serialise on one lock. Driver errors are translated here, as there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from psycopg import sql
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from ...errors import ReadOnlyError, StoreBusyError, StoreError
+from ...store.protocol import ExecutionRow, FeedRow, NewEvents, StoredRow
+from .queries import INSERT_ROWS, Queries
+from .target import mask
+from .translate import DRIVER_ERRORS, translate
+
+if TYPE_CHECKING:
+    from .backend import PostgresBackend
+
+__all__ = ["AsyncPostgresBackend", "AsyncPostgresWriter"]
+
+
+class AsyncPostgresWriter:
+    """PostgresWriter's append statements, awaited; the opening (BEGIN, the
+    table's lock) travels with the first statement, as there."""
+
+    __slots__ = ("_con", "_cur", "_lock_args", "_opening", "_q", "opened")
+
+    def __init__(
+        self,
+        con: psycopg.AsyncConnection[Any],
+        cur: psycopg.AsyncCursor[Any],
+        queries: Queries,
+        lock_args: tuple[int, str],
+        *,
+        begin: bool,
+    ) -> None:
+        self._con = con
+        self._cur = cur
+        self._q = queries
+        self._lock_args = lock_args
+        self._opening = (b"BEGIN; " if begin else b"") + queries.lock
+        self.opened = False
+
+    async def _open(self, then: bytes = b"", args: Sequence[object] = ()) -> Any:
+        self.opened = True
+        cur = psycopg.AsyncClientCursor(self._con)
+        await cur.execute(self._opening + then, (*self._lock_args, *args))
+        while cur.nextset():  # to the result of the last statement
+            pass
+        return cur
+
+    async def _execute(self, query: bytes, args: Sequence[object] = ()) -> Any:
+        if not self.opened:
+            await self._open()
+        return await self._cur.execute(query, args)
+
+    async def last_event(self, instance_id: str, execution_id: int) -> tuple[int, str]:
+        args = (instance_id, execution_id)
+        if self.opened:
+            row = await (await self._cur.execute(self._q.last_event, args)).fetchone()
+        else:
+            row = await (await self._open(b"; " + self._q.last_event, args)).fetchone()
+        return (int(row[0]), str(row[1])) if row else (0, "")
+
+    async def rows_between(
+        self, instance_id: str, execution_id: int, first: int, last: int
+    ) -> list[StoredRow]:
+        cur = await self._execute(self._q.rows_between, (instance_id, execution_id, first, last))
+        return [StoredRow(*r) for r in await cur.fetchall()]
+
+    async def insert(self, batch: NewEvents) -> None:
+        instance_id, execution_id, ids, types, data = batch
+        for start in range(0, len(ids), INSERT_ROWS):
+            params: list[object] = []
+            for event_id, event_type, event_data in zip(
+                ids[start : start + INSERT_ROWS],
+                types[start : start + INSERT_ROWS],
+                data[start : start + INSERT_ROWS],
+                strict=True,
+            ):
+                params += (instance_id, execution_id, event_id, event_type, event_data.decode())
+            await self._execute(self._q.insert_rows(len(params) // 5), params)
+
+
+class AsyncPostgresBackend:
+    """History rows of a PostgresBackend's table, through an AsyncConnectionPool."""
+
+    def __init__(self, twin: PostgresBackend) -> None:
+        self.readonly = twin.readonly
+        self.description = twin.description
+        self._q = twin._q
+        self._lock_args = (twin._lock_key, twin._channel)
+        self._lock_timeout_ms = twin._lock_timeout_ms
+        self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
+            twin._conninfo,
+            min_size=twin._pool.min_size,
+            max_size=twin._pool.max_size,
+            kwargs={"autocommit": True},
+            configure=self._configure,
+            timeout=twin._connect_timeout,
+            open=False,
+            name="eventstore-aio",
+        )
+        self._closed = False
+
+    async def _configure(self, con: psycopg.AsyncConnection[Any]) -> None:
+        """The sessions PostgresBackend._configure sets up: UTC, lock timeout, read-only."""
+        await con.execute("SET TIME ZONE 'UTC'")
+        await con.execute(
+            sql.SQL("SET lock_timeout = {}").format(sql.Literal(f"{self._lock_timeout_ms}ms"))
+        )
+        if self.readonly:
+            await con.execute("SET default_transaction_read_only = on")
+
+    async def open(self) -> None:
+        try:
+            await self._pool.open(wait=True)
+        except (psycopg.Error, PoolTimeout) as exc:
+            await self._pool.close()
+            raise translate(exc, f"cannot open {self.description}") from None
+
+    async def close(self) -> None:
+        self._closed = True
+        await self._pool.close()
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        if self._closed:
+            raise StoreError(f"{self.description} is closed")
+        try:
+            pooled = self._pool.connection()
+            con = await pooled.__aenter__()
+        except PoolTimeout as exc:
+            raise StoreBusyError(
+                f"{self.description}: no connection available ({mask(str(exc))})"
+            ) from None
+        except psycopg.Error as exc:
+            raise translate(exc, f"cannot connect to {self.description}") from None
+        try:
+            yield con
+        except BaseException as exc:
+            await pooled.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        else:
+            await pooled.__aexit__(None, None, None)
+
+    # -- writes ----------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def writing(self, pinned: Any = None) -> AsyncIterator[AsyncPostgresWriter]:
+        """A transaction of its own, or a savepoint on `pinned` (see writer.write_unit)."""
+        if self.readonly:
+            raise ReadOnlyError(f"{self.description} was opened read-only")
+        try:
+            if pinned is not None:
+                async with pinned.transaction(), pinned.cursor() as cur:
+                    yield AsyncPostgresWriter(pinned, cur, self._q, self._lock_args, begin=False)
+                return
+            async with self._connection() as con, con.cursor() as cur:
+                writer = AsyncPostgresWriter(con, cur, self._q, self._lock_args, begin=True)
+                try:
+                    yield writer
+                except BaseException:
+                    if writer.opened:
+                        with contextlib.suppress(psycopg.Error):
+                            await con.execute(b"ROLLBACK")
+                    raise
+                if writer.opened:
+                    await con.execute(b"COMMIT")
+        except DRIVER_ERRORS as exc:
+            raise translate(exc, "write failed") from None
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        if self.readonly:
+            raise ReadOnlyError(f"{self.description} was opened read-only")
+        async with self._connection() as con:
+            outer = con.transaction()
+            try:
+                await outer.__aenter__()
+            except psycopg.Error as exc:
+                raise translate(exc, "cannot begin a transaction") from None
+            try:
+                yield con
+            except BaseException as exc:  # the runtime's own errors pass through
+                with contextlib.suppress(psycopg.Error):
+                    await outer.__aexit__(type(exc), exc, exc.__traceback__)
+                raise
+            try:
+                await outer.__aexit__(None, None, None)
+            except psycopg.Error as exc:
+                raise translate(exc, "cannot commit") from None
+
+    # -- reads -----------------------------------------------------------------
+
+    async def _all(self, query: bytes, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        async with self._connection() as con:
+            try:
+                return await (await con.execute(query, args)).fetchall()
+            except DRIVER_ERRORS as exc:
+                raise translate(exc, "read failed") from None
+
+    async def execution_rows(self, instance_id: str, execution_id: int) -> list[ExecutionRow]:
+        return await self._all(self._q.execution_rows, (instance_id, execution_id))
+
+    async def position_of(self, instance_id: str, execution_id: int, event_id: int) -> int | None:
+        rows = await self._all(self._q.position_of, (instance_id, execution_id, event_id))
+        return int(rows[0][0]) if rows else None
+
+    async def latest_execution(self, instance_id: str) -> int | None:
+        value = (await self._all(self._q.latest_execution, (instance_id,)))[0][0]
+        return int(value) if value is not None else None
+
+    async def last_event_id(self, instance_id: str, execution_id: int) -> int:
+        value = (await self._all(self._q.last_event_id, (instance_id, execution_id)))[0][0]
+        return int(value) if value is not None else 0
+
+    async def executions(self, instance_id: str) -> list[int]:
+        return [int(r[0]) for r in await self._all(self._q.executions, (instance_id,))]
+
+    async def instances(self) -> list[str]:
+        return [str(r[0]) for r in await self._all(self._q.instances)]
+
+    async def feed(self, after: int, limit: int) -> list[FeedRow]:
+        return await self._all(self._q.feed, (after, limit))
+
+    async def key_at(self, position: int) -> tuple[str | bytes, int, int] | None:
+        rows = await self._all(self._q.key_at, (position,))
+        return (str(rows[0][0]), int(rows[0][1]), int(rows[0][2])) if rows else None
+
+    async def count(self) -> int:
+        return int((await self._all(self._q.count))[0][0])

@@ -1,0 +1,177 @@
+"""AsyncHistoryStore over a backend that is awaited itself (PostgreSQL's async pool).
+
+The append contract is not repeated here: `_Appender.prepare` checks, fills
+and encodes, and `_Appender.write_prepared` runs the checks against stored
+rows against a `_Replay` writer. That writer answers from what has been
+fetched so far and, for a row it lacks, raises `RowsNeeded` (eventstore.errors); the route
+awaits those rows on the real writer (inside the same transaction, under
+the same lock) and runs `write_prepared` again. Its only write, the insert,
+comes last and is only recorded, so a run that stops for rows has written
+nothing, and the route awaits the insert once the run went through.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from ..codec import RowDecodeError
+from ..errors import PositionsRenumberedError, RowsNeeded
+from ..events import Event
+from .protocol import AsyncHistoryBackend, FeedRow, InsertRow, NewEvents, StoredRow
+from .results import AppendResult, FeedRecord
+
+if TYPE_CHECKING:
+    from .history import HistoryStore
+
+__all__ = ["AsyncPagedFeed", "AsyncRoute"]
+
+_PAGE = 1000
+
+
+class _Replay:
+    """A HistoryWriter that answers from fetched rows and records the insert."""
+
+    def __init__(self, last: tuple[int, str], fetched: dict[tuple[int, int], list[StoredRow]]):
+        self._last = last
+        self._fetched = fetched
+        self.inserted: NewEvents | None = None
+
+    def last_event(self, instance_id: str, execution_id: int) -> tuple[int, str]:
+        return self._last
+
+    def rows_between(
+        self, instance_id: str, execution_id: int, first: int, last: int
+    ) -> list[StoredRow]:
+        found = self._fetched.get((first, last))
+        if found is None:
+            raise RowsNeeded(first, last)
+        return found
+
+    def insert(self, batch: NewEvents) -> None:
+        self.inserted = batch
+
+    def insert_or_compare(self, row: InsertRow) -> str | None:
+        raise NotImplementedError("import runs on the sync store")
+
+
+class AsyncRoute:
+    """Appends and reads of an AsyncHistoryStore, awaited on `backend`."""
+
+    def __init__(self, store: HistoryStore, backend: AsyncHistoryBackend) -> None:
+        self.store = store
+        self.backend = backend
+
+    async def append(
+        self,
+        instance_id: str,
+        execution_id: int,
+        events: Iterable[Event],
+        expected_last_event_id: int | None,
+        pinned: Any = None,
+        committed_later: list[tuple[list[Event], float]] | None = None,
+    ) -> AppendResult:
+        store = self.store
+        appender = store._appender
+        started = time.perf_counter()
+        batch = list(events)
+        filled, new = appender.prepare(instance_id, execution_id, batch, expected_last_event_id)
+        async with self.backend.writing(pinned) as writer:
+            # Read under the write lock the unit takes with its first statement.
+            last = await writer.last_event(instance_id, execution_id)
+            fetched: dict[tuple[int, int], list[StoredRow]] = {}
+            while True:
+                replay = _Replay(last, fetched)
+                try:
+                    result = appender.write_prepared(
+                        replay, new, batch, filled, expected_last_event_id
+                    )
+                    break
+                except RowsNeeded as need:
+                    first, end = need.span
+                    fetched[need.span] = await writer.rows_between(
+                        instance_id, execution_id, first, end
+                    )
+            if replay.inserted is not None:
+                await writer.insert(replay.inserted)
+        if result.written:
+            seconds = time.perf_counter() - started
+            if committed_later is not None:  # inside transaction(): told after its commit
+                committed_later.append((filled, seconds))
+            elif store.observer is not None:
+                store.observer.appended(filled, seconds)
+            if not store._catalog_recorded:
+                store._record_catalog()
+        return result
+
+    async def read(self, instance_id: str, execution_id: int | None) -> list[Event]:
+        """HistoryStore.read's steps, awaited; the codec's decode and row check."""
+        backend = self.backend
+        if execution_id is None:
+            execution_id = await backend.latest_execution(instance_id)
+            if execution_id is None:
+                return []
+        rows = await backend.execution_rows(instance_id, execution_id)
+        try:
+            return self.store.codec.decode_rows(rows, instance_id, execution_id)
+        except RowDecodeError as exc:
+            event_id = rows[exc.index][0]
+            position = await backend.position_of(instance_id, execution_id, event_id)
+            raise self.store._row_error(
+                exc.message, instance_id, execution_id, event_id, position, mismatch=exc.mismatch
+            ) from None
+
+    async def last_event_id(self, instance_id: str, execution_id: int | None) -> int:
+        if execution_id is None:
+            execution_id = await self.backend.latest_execution(instance_id)
+            if execution_id is None:
+                return 0
+        return await self.backend.last_event_id(instance_id, execution_id)
+
+
+class AsyncPagedFeed:
+    """The global feed over an awaited backend, page by page (HistoryStore.read_all's rules)."""
+
+    def __init__(self, route: AsyncRoute, after: int | FeedRecord, limit: int | None) -> None:
+        self._route = route
+        self._after = after
+        self._remaining = limit
+        self._page: list[FeedRow] = []
+        self._done = False
+
+    def __aiter__(self) -> AsyncPagedFeed:
+        return self
+
+    async def __anext__(self) -> FeedRecord:
+        while not self._page:
+            if self._done:
+                raise StopAsyncIteration
+            await self._fetch()
+        # Decoded one by one, as HistoryStore.read_all does: a bad row raises
+        # where it stands in the feed, after the rows before it.
+        position, instance_id, execution_id, event_id, event_type, data, _ = self._page.pop()
+        event = self._route.store._decode(
+            (event_id, event_type, data, position), instance_id, execution_id
+        )
+        return FeedRecord(position, instance_id, execution_id, event)
+
+    async def _fetch(self) -> None:
+        after = self._after
+        if isinstance(after, FeedRecord):
+            key = await self._route.backend.key_at(after.position)
+            if key != (after.instance_id, after.execution_id, after.event.event_id):
+                raise PositionsRenumberedError(
+                    f"position {after.position} no longer holds event {after.event.event_id} "
+                    f"of {after.instance_id!r} execution {after.execution_id}; "
+                    "re-read the feed from the start",
+                )
+            after = self._after = after.position
+        size = _PAGE if self._remaining is None else min(_PAGE, self._remaining)
+        rows = await self._route.backend.feed(after, size) if size > 0 else []
+        if rows:
+            self._after = rows[-1][0]
+        if self._remaining is not None:
+            self._remaining -= len(rows)
+        self._done = len(rows) < size or size == 0
+        self._page = rows[::-1]  # popped from the end
