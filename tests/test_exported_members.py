@@ -49,3 +49,19 @@ def test_a_traceback_names_the_exception_as_eventstore_x() -> None:
     except eventstore.ConcurrencyError as exc:
         line = traceback.format_exception_only(type(exc), exc)[-1]
     assert line.startswith("eventstore.ConcurrencyError: expected 3")
+
+
+def test_the_asyncio_module_lists_exactly_its_public_names() -> None:
+    import eventstore.aio
+
+    public = {
+        name
+        for name, value in vars(eventstore.aio).items()
+        if not name.startswith("_")
+        and callable(value)
+        and getattr(value, "__module__", None) == "eventstore.aio"
+    }
+    assert public == set(eventstore.aio.__all__)
+    for name in eventstore.aio.__all__:
+        value = getattr(eventstore.aio, name)
+        assert value.__module__ == "eventstore.aio", name

@@ -24,12 +24,16 @@ from .protocol import GroupCommitting, GroupUnit
 __all__ = ["AsyncGroup"]
 
 
+_LONE_TURN = 16
+"""Lone appends committed in a row before one gives the loop a turn."""
+
+
 def _others_ready() -> bool:
     """Whether another callback is ready to run on this loop (a task that may join a group).
 
     When none is, a turn of the loop would only add its cost to a lone
     append (a tenth of a ten-event append). asyncio's loops keep the ready
-    callbacks in `_ready`; a loop without it (uvloop) always gets the turn.
+    callbacks in `_ready`; on a loop without it (uvloop) every append queues.
     """
     ready = getattr(asyncio.get_running_loop(), "_ready", None)
     return ready is None or len(ready) > 0
@@ -54,9 +58,20 @@ class AsyncGroup:
         self.lock = asyncio.Lock()
         self.commits = 0
         """Groups committed (or tried) so far."""
+        self._lone = 0  # lone appends committed since the loop last had a turn here
 
     async def run(self, unit: GroupUnit) -> Any:
         """Queue `unit`; return (or raise) its outcome once its group has committed."""
+        if not self._queue and not self._leading and not self.lock.locked():
+            # A lone append: no group forming, no other callback ready to form
+            # one. It commits at once, without a future or a turn of the loop;
+            # but every _LONE_TURN-th gives the loop its turn all the same, so
+            # a task appending in a tight loop cannot starve the loop's I/O.
+            if self._lone < _LONE_TURN and not _others_ready():
+                self._lone += 1
+                self.commits += 1
+                return outcome(self._committer.commit_group([unit])[0])
+            self._lone = 0
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.append((unit, future))
         if not self._leading:
@@ -75,8 +90,7 @@ class AsyncGroup:
         return outcome(await future)
 
     async def _lead(self) -> None:
-        if _others_ready():
-            await asyncio.sleep(0)  # one turn of the loop: the tasks ready now join the group
+        await asyncio.sleep(0)  # one turn of the loop: the tasks ready now join the group
         async with self.lock:
             while self._queue:
                 self._commit_next()

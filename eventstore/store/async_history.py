@@ -2,10 +2,13 @@
 
 It wraps a HistoryStore and adds no rules of its own: an append is checked,
 filled and encoded by the store's `_Appender.prepare` in the calling task,
-then checked against the stored rows and inserted by `write_prepared` inside
-a group's transaction (store/async_group.py); reads are the store's reads.
-On SQLite those are short indexed reads on a connection of their own (WAL):
-they run on the loop, since a hop to a thread would cost more than the read.
+then checked against the stored rows and inserted by `write_prepared`.
+
+On SQLite that runs inside a group's transaction (store/async_group.py), and
+reads are the store's reads: short indexed reads on a connection of their
+own (WAL), run on the loop, since a hop to a thread would cost more than the
+read. On a backend with an asyncio twin (PostgreSQL) every call is awaited
+through `AsyncRoute` (store/async_route.py).
 """
 
 from __future__ import annotations
