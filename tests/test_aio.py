@@ -314,3 +314,19 @@ async def test_postgres_tasks_append_on_the_async_pool(postgres_target_factory: 
         assert [e.event_id for e in await store.read("i0")] == [1, 2, 3, 4]
         assert await store.count() == 42
         assert [r.event.event_id async for r in store.read_all(limit=3)] == [1, 2, 1]
+
+
+@pytest.mark.asyncio
+async def test_a_task_appending_in_a_loop_lets_the_loop_run(path: Path) -> None:
+    """Lone appends commit without a turn of the loop, but not forever: a timer
+    due now fires while one task appends 40 times in a row."""
+    fired = asyncio.Event()
+    asyncio.get_running_loop().call_later(0, fired.set)
+    async with await eventstore.aio.open(str(path)) as store:
+        await store.append("i", 1, [started()])
+        for n in range(2, 42):
+            await store.append("i", 1, [scheduled(n)], expected_last_event_id=n - 1)
+            if n == 2:
+                assert not fired.is_set()  # the first lone appends did not yield
+        assert fired.is_set()
+        assert store._group is not None and store._group.commits == 41
