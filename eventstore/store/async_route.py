@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 from ..codec import RowDecodeError
 from ..errors import PositionsRenumberedError, RowsNeeded
 from ..events import Event
-from .protocol import AsyncHistoryBackend, FeedRow, InsertRow, NewEvents, StoredRow
+from .async_protocol import AsyncHistoryBackend
+from .protocol import FeedRow, InsertRow, NewEvents, StoredRow
 from .results import AppendResult, FeedRecord
 
 if TYPE_CHECKING:

@@ -19,9 +19,8 @@ all `runtime_checkable`):
                       history table counted two ways (what verify runs)
     GroupCommitting   commit_group: many appends in one transaction, each in
                       its own savepoint (group commit, eventstore.aio)
-    HasAsyncTwin      asynchronous(): the AsyncHistoryBackend of the same store
-      AsyncHistoryBackend  the reads and writes eventstore.aio awaits
-        writing() -> AsyncHistoryWriter
+    HasAsyncTwin      asynchronous(): the same store for asyncio
+                      (AsyncHistoryBackend, in store/async_protocol.py)
 
 Backends speak rows, never events: the append contract and every rule live
 once, in `eventstore.store`, and decoding in `eventstore.codec`. SQL and
@@ -34,8 +33,11 @@ through HistoryStore and its `evolution` facade.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractAsyncContextManager, AbstractContextManager
-from typing import Any, NamedTuple, Protocol, runtime_checkable
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from .async_protocol import AsyncHistoryBackend
 
 __all__ = [
     "ExecutionRow",
@@ -65,8 +67,6 @@ __all__ = [
     "Subscribable",
     "GroupCommitting",
     "GroupUnit",
-    "AsyncHistoryBackend",
-    "AsyncHistoryWriter",
     "HasAsyncTwin",
 ]
 
@@ -515,58 +515,6 @@ class GroupCommitting(Protocol):
         nothing of the group is stored.
         """
         ...
-
-
-@runtime_checkable
-class AsyncHistoryWriter(Protocol):
-    """HistoryWriter's append statements, awaited (one transaction or savepoint)."""
-
-    async def last_event(self, instance_id: str, execution_id: int) -> tuple[int, str]: ...
-
-    async def rows_between(
-        self, instance_id: str, execution_id: int, first: int, last: int
-    ) -> list[StoredRow]: ...
-
-    async def insert(self, batch: NewEvents) -> None: ...
-
-
-@runtime_checkable
-class AsyncHistoryBackend(Protocol):
-    """What eventstore.aio awaits of a backend with a driver of its own for asyncio
-    (PostgreSQL: psycopg's AsyncConnectionPool). The rules stay in the store."""
-
-    async def open(self) -> None: ...
-
-    async def close(self) -> None: ...
-
-    def writing(self, pinned: Any = None) -> AbstractAsyncContextManager[AsyncHistoryWriter]:
-        """A write unit: a transaction of its own, or a savepoint on `pinned`
-        (the connection of an open `transaction()`)."""
-        ...
-
-    def transaction(self) -> AbstractAsyncContextManager[Any]:
-        """An outer transaction; yields its connection (the runtime's own SQL)."""
-        ...
-
-    async def execution_rows(self, instance_id: str, execution_id: int) -> list[ExecutionRow]: ...
-
-    async def position_of(
-        self, instance_id: str, execution_id: int, event_id: int
-    ) -> int | None: ...
-
-    async def latest_execution(self, instance_id: str) -> int | None: ...
-
-    async def last_event_id(self, instance_id: str, execution_id: int) -> int: ...
-
-    async def executions(self, instance_id: str) -> list[int]: ...
-
-    async def instances(self) -> list[str]: ...
-
-    async def feed(self, after: int, limit: int) -> list[FeedRow]: ...
-
-    async def key_at(self, position: int) -> tuple[str | bytes, int, int] | None: ...
-
-    async def count(self) -> int: ...
 
 
 @runtime_checkable
