@@ -330,3 +330,33 @@ async def test_a_task_appending_in_a_loop_lets_the_loop_run(path: Path) -> None:
                 assert not fired.is_set()  # the first lone appends did not yield
         assert fired.is_set()
         assert store._group is not None and store._group.commits == 41
+
+
+# -- with a legacy write generation (the dual-write window) ----------------------
+
+
+@pytest.mark.asyncio
+async def test_grouped_appends_dual_write_in_a_legacy_window(path: Path) -> None:
+    """A group commit writes what a plain append writes: legacy rows, and each
+    event's V1 form in the shadow table, in the group's transaction."""
+    eventstore.open(str(path), write_generation="V0b").close()
+    async with await eventstore.aio.open(str(path)) as store:
+        await asyncio.gather(
+            *(store.append(f"i{n}", 1, [started(), scheduled(2)]) for n in range(8))
+        )
+    con = sqlite3.connect(path)
+    legacy = con.execute("SELECT count(*) FROM history WHERE event_data LIKE '{\"Orch%'").fetchone()
+    shadows = con.execute("SELECT count(*) FROM eventstore_shadow").fetchone()
+    con.close()
+    assert legacy == (8,) and shadows == (16,)
+
+
+@pytest.mark.postgres
+@pytest.mark.asyncio
+async def test_postgres_async_refuses_a_legacy_write_generation(
+    postgres_target_factory: Any,
+) -> None:
+    target = postgres_target_factory()
+    eventstore.open(target, write_generation="V0b").close()
+    with pytest.raises(eventstore.WriteGenerationError, match="writes V1 only"):
+        await eventstore.aio.open(target)

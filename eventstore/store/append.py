@@ -239,23 +239,9 @@ class _Appender:
         batch = list(events)
         filled, new = self.prepare(instance_id, execution_id, batch, expected_last_event_id)
         with store.backend.writing() as writer:
-            # The last id is read under the write lock the transaction holds,
-            # so the checks below and the insert see the same history.
-            last, last_type = writer.last_event(instance_id, execution_id)
-            refused_or_retried = self._check_against_stored(
-                writer, last, instance_id, execution_id, batch, filled, expected_last_event_id
-            )
-            if refused_or_retried is not None:
-                return refused_or_retried
-            if last_type == UNRECORDED_TYPE or not batch_clears(
-                new.event_ids, new.event_types, filled, last, last_type
-            ):
-                self._check_rules(writer, last, last_type, instance_id, execution_id, filled)
-            dual_write = store._dual_write
-            if dual_write is None:
-                writer.insert(new)
-            else:  # a legacy write generation: legacy rows and their V1 shadows (store/window.py)
-                dual_write.write(writer, new)
+            result = self.write_prepared(writer, new, batch, filled, expected_last_event_id)
+        if not result.written:
+            return result  # an identical retry: nothing was written
         observer = store.observer
         if observer is not None:
             seconds = time.perf_counter() - started
@@ -265,7 +251,7 @@ class _Appender:
                 committed_later.append((filled, seconds))
         if not store._catalog_recorded:  # once per store: no per-event cost
             store._record_catalog()
-        return AppendResult(filled, filled[-1].event_id, True)
+        return result
 
     def write_prepared(
         self,
@@ -275,11 +261,12 @@ class _Appender:
         filled: list[Event],
         expected_last_event_id: int | None,
     ) -> AppendResult:
-        """The body of `append`'s transaction, on a writer a group commit holds.
+        """The body of every append's transaction: `append`'s own, a group
+        commit's (on the writer the group holds) and the async route's.
 
-        The same calls in the same order as the `with` block of `append`
-        (kept there inline, so a plain append pays no extra call): change
-        both together. Observer and catalog are the caller's, after commit.
+        The last id is read under the write lock the transaction holds, so
+        the checks and the insert see the same history. Observer and catalog
+        are the caller's, after the commit.
         """
         instance_id, execution_id = new.instance_id, new.execution_id
         last, last_type = writer.last_event(instance_id, execution_id)
@@ -292,7 +279,11 @@ class _Appender:
             new.event_ids, new.event_types, filled, last, last_type
         ):
             self._check_rules(writer, last, last_type, instance_id, execution_id, filled)
-        writer.insert(new)
+        dual_write = self.store._dual_write
+        if dual_write is None:
+            writer.insert(new)
+        else:  # a legacy write generation: legacy rows and their V1 shadows (store/window.py)
+            dual_write.write(writer, new)
         return AppendResult(filled, filled[-1].event_id, True)
 
     def _check_rules(

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..codec import RowDecodeError
-from ..errors import PositionsRenumberedError, RowsNeeded
+from ..errors import PositionsRenumberedError, RowsNeeded, WriteGenerationError
 from ..events import Event
 from .async_protocol import AsyncHistoryBackend
 from .protocol import FeedRow, InsertRow, NewEvents, StoredRow
@@ -61,6 +61,17 @@ class AsyncRoute:
     """Appends and reads of an AsyncHistoryStore, awaited on `backend`."""
 
     def __init__(self, store: HistoryStore, backend: AsyncHistoryBackend) -> None:
+        dual_write = store._dual_write
+        if dual_write is not None:
+            # The dual write's shadow insert and its re-read of the recorded
+            # generation run on a sync writer; the replay here has neither.
+            raise WriteGenerationError(
+                f"{store.description}: the write generation is {dual_write.generation},"
+                " and eventstore.aio on PostgreSQL writes V1 only; append through"
+                " eventstore.open() until the cutover",
+                configured="V1",
+                recorded=dual_write.generation,
+            )
         self.store = store
         self.backend = backend
 
