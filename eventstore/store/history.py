@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Final
 
 from .. import events as ev
@@ -20,12 +20,11 @@ from ..errors import (
     DecodeError,
     EventStoreError,
     Location,
-    PositionsRenumberedError,
     RowMismatchError,
     StoreError,
 )
 from ..events import Event
-from . import transfer
+from . import feed, transfer
 from .append import _Appender
 from .evolution import StoreEvolution
 from .grouping import GroupedAppender
@@ -33,7 +32,6 @@ from .protocol import (
     Destroyable,
     EvolutionBackend,
     ExecutionRow,
-    FeedRow,
     GroupCommitting,
     HistoryBackend,
     RawRow,
@@ -53,8 +51,6 @@ from .results import (
 )
 from .window import DualWrite
 
-_FEED_PAGE: Final = 1000
-"""Rows per read of the global feed."""
 _SEMVER: Final = re.compile(r"^\d+\.\d+\.\d+([-+][0-9A-Za-z.+-]*)?$")
 
 
@@ -357,25 +353,12 @@ class HistoryStore:
     def count(self) -> int:
         return self.backend.count()
 
-    def _feed_pages(self, after: int, limit: int | None, page: int) -> Iterator[Sequence[FeedRow]]:
-        remaining = limit
-        while remaining is None or remaining > 0:
-            size = page if remaining is None else min(page, remaining)
-            rows = self.backend.feed(after, size)
-            if rows:
-                yield rows
-            if len(rows) < size:
-                return
-            after = rows[-1][0]
-            if remaining is not None:
-                remaining -= len(rows)
-
     def read_all_raw(
         self, after: int = 0, limit: int | None = None, *, page: int = 1000
     ) -> Iterator[RawRow]:
         """The global feed as stored rows, in commit order (nothing decoded)."""
         make = RawRow._make
-        for rows in self._feed_pages(after, limit, page):
+        for rows in feed.pages(self, after, limit, page):
             yield from map(make, rows)
 
     def read_all(
@@ -389,52 +372,7 @@ class HistoryStore:
         raises PositionsRenumberedError instead of silently skipping or
         repeating events.
         """
-        if isinstance(after, FeedRecord):
-            key = self.backend.key_at(after.position)
-            if key != (after.instance_id, after.execution_id, after.event.event_id):
-                raise PositionsRenumberedError(
-                    f"position {after.position} no longer holds event {after.event.event_id} "
-                    f"of {after.instance_id!r} execution {after.execution_id}; "
-                    "re-read the feed from the start",
-                )
-            after = after.position
-        remaining = limit
-        while remaining is None or remaining > 0:
-            size = _FEED_PAGE if remaining is None else min(_FEED_PAGE, remaining)
-            records = self._packed_feed_page(after, size)
-            if records is None:  # row by row: a bad row raises after the good ones before it
-                records = []
-                for record in self._feed_rows(after, size):
-                    records.append(record)
-                    yield record
-            else:
-                yield from records
-            if len(records) < size:
-                return
-            after = records[-1].position
-            if remaining is not None:
-                remaining -= len(records)
-
-    def _packed_feed_page(self, after: int, size: int) -> list[FeedRecord] | None:
-        """Up to `size` records after `after` in one piece, where the backend
-        packs the page and every row is plain V1 (`Codec.decode_feed`); None
-        when the page must go row by row through the one row check."""
-        packed = self.backend.feed_packed(after, size)
-        if packed is None:
-            return None
-        positions, instance_ids, execution_ids, event_ids, types, data = packed
-        events = self.codec.decode_feed(instance_ids, execution_ids, event_ids, types, data)
-        if events is None:
-            return None
-        return list(map(FeedRecord, positions, instance_ids, execution_ids, events))
-
-    def _feed_rows(self, after: int, size: int) -> Iterator[FeedRecord]:
-        decode = self._decode
-        for position, instance_id, execution_id, event_id, event_type, data, _ in self.backend.feed(
-            after, size
-        ):
-            event = decode((event_id, event_type, data, position), instance_id, execution_id)
-            yield FeedRecord(position, instance_id, execution_id, event)
+        return feed.read_all(self, after, limit)
 
     def scan(self, batch: int = 2000) -> Iterator[list[RawRow]]:
         """Every stored row, by instance, execution and event id, in pages."""

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConflictError, DecodeError, EventStoreError, Location, ValidationError
+from . import feed
 from .results import ImportReport, row_location
 from .transfer_rows import checked_insert, exported_row, location_with
 
@@ -76,7 +77,7 @@ def import_rows(
 def export_located(store: HistoryStore) -> Iterator[tuple[Location, dict[str, Any]]]:
     """Every row as export writes it, with its position and key, in commit order."""
     for position, instance_id, execution_id, event_id, event_type, data, created_at in (
-        row for rows in store._feed_pages(0, None, 1000) for row in rows
+        row for rows in feed.pages(store, 0, None, 1000) for row in rows
     ):
         # An instance id that is not text is named by the position alone.
         named = instance_id if isinstance(instance_id, str) else None

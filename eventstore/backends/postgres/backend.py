@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -16,7 +15,6 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ...errors import (
-    MigrationLockedError,
     ReadOnlyError,
     StoreBusyError,
     StoreError,
@@ -42,6 +40,7 @@ from . import window
 from .aio import AsyncPostgresBackend
 from .integrity import postgres_integrity
 from .queries import EVOLUTION_TABLES, HISTORY_DDL, TABLE, Queries
+from .run_lock import run_lock
 from .target import describe, mask, parse_target
 from .translate import DRIVER_ERRORS, translate
 from .writer import PostgresWriter, lock_key, write_unit
@@ -377,51 +376,12 @@ class PostgresBackend:
             except psycopg.Error as exc:
                 raise translate(exc, "the integrity check failed") from None
 
-    @contextlib.contextmanager
-    def migration_lock(self, what: str) -> Iterator[None]:
-        """The table's run lock (one migration, backfill or rollback at a time).
-
-        A *session-level* advisory lock (`pg_try_advisory_lock`) held on a
-        connection of its own, outside the pool, for the whole run. It is
-        released when that session ends: by the unlock below, or by the
-        server when the holder dies (a SIGKILLed process's socket closes, its
-        backend exits and drops its locks), so a killed run never leaves the
-        table locked. Its key differs from the write lock's, so appends and
-        the run's own batches are not blocked by it. The holder names itself
-        in `application_name`, which a refused caller reads to say who holds it.
-        """
+    def migration_lock(self, what: str) -> contextlib.AbstractContextManager[None]:
+        """The table's run lock (one migration, backfill or rollback at a time);
+        see `run_lock.run_lock`."""
         if self.readonly:
             raise ReadOnlyError(f"{self.description} was opened read-only")
-        key = self._run_lock_key
-        con = self._connect()
-        try:
-            try:
-                got = con.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
-                if not (got and got[0]):
-                    raise MigrationLockedError(
-                        f"{self.description} is locked for a run: {self._run_lock_holder(con)}"
-                    )
-                con.execute(
-                    "SELECT set_config('application_name', %s, false)",
-                    (f"{what} (pid {os.getpid()})"[:63],),
-                )
-            except psycopg.Error as exc:
-                raise translate(exc, "cannot take the run lock") from None
-            yield
-        finally:
-            con.close()  # ends the session, and with it the lock
-
-    def _run_lock_holder(self, con: psycopg.Connection[Any]) -> str:
-        # A bigint advisory key shows in pg_locks as classid (high 32 bits)
-        # and objid (low 32 bits), objsubid 1.
-        key = self._run_lock_key & 0xFFFFFFFFFFFFFFFF
-        row = con.execute(
-            "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
-            " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
-            " AND l.classid = %s AND l.objid = %s LIMIT 1",
-            (key >> 32, key & 0xFFFFFFFF),
-        ).fetchone()
-        return str(row[0]) if row and row[0] else "another session"
+        return run_lock(self._connect(), self._run_lock_key, self.description, what)
 
     # -- schema evolution ------------------------------------------------------
 

@@ -33,7 +33,6 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any, Final
 
 import msgspec
@@ -56,6 +55,7 @@ from ...store.protocol import (
     WindowCounts,
 )
 from . import tables, window
+from .connect import connect
 from .group import commit_group
 from .integrity import sqlite_integrity
 from .packed import packed_feed
@@ -85,50 +85,6 @@ _PACKED: Final = (
 )
 
 
-def _connect(path: str, *, readonly: bool) -> sqlite3.Connection:
-    """A connection to `path`; read-only ones through a file: URI.
-
-    The URI is built from the path with every special character quoted
-    (`Path.as_uri`): a plain path is that path, `%41` and `?` included.
-    A read-only open works where nothing can be written (a read-only
-    directory, file system or medium): when SQLite cannot create the WAL
-    index beside the file, the file is opened `immutable`, which is exact as
-    long as no write-ahead log holds commits it would not see.
-    """
-    if path == ":memory:" or not readonly:
-        return sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    uri = Path(path).absolute().as_uri()
-    con = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
-    try:
-        con.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        return con
-    except sqlite3.OperationalError:
-        con.close()
-        if not _cannot_write_beside(path):
-            raise
-    wal = Path(f"{path}-wal")
-    if wal.exists() and wal.stat().st_size > 0:
-        raise StoreError(
-            f"cannot open {path} read-only: its write-ahead log {wal.name} holds commits, and"
-            " the shared-memory index SQLite needs to read them cannot be created here"
-            " (open it once where it is writable, or copy it elsewhere)"
-        )
-    return sqlite3.connect(
-        f"{uri}?mode=ro&immutable=1", uri=True, isolation_level=None, check_same_thread=False
-    )
-
-
-def _cannot_write_beside(path: str) -> bool:
-    """True when SQLite could not create the -shm file next to `path`."""
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.access(directory, os.W_OK):
-        return True
-    try:
-        return bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
-    except OSError:
-        return True
-
-
 class SQLiteBackend:
     """History rows in a SQLite file (or in memory)."""
 
@@ -155,7 +111,7 @@ class SQLiteBackend:
         if not self.memory and not os.path.exists(path) and readonly:
             raise StoreNotFoundError(f"no database at {path}")
         try:
-            con = _connect(path, readonly=readonly)
+            con = connect(path, readonly=readonly)
             con.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             if not readonly and not self.memory:
                 con.execute("PRAGMA journal_mode = WAL")
@@ -184,7 +140,7 @@ class SQLiteBackend:
         self._read_lock: Any = self._lock
         if self.group_commit and not self.memory:
             try:
-                self._reader = _connect(path, readonly=True)
+                self._reader = connect(path, readonly=True)
             except sqlite3.DatabaseError as exc:
                 raise translate(exc, f"cannot open {path} for reading") from None
             self._read_lock = threading.RLock()
@@ -403,8 +359,8 @@ class SQLiteBackend:
         )
 
     def feed_packed(self, after: int, limit: int) -> PackedFeed | None:
-        with self._lock:
-            return packed_feed(self._con, after, limit)
+        with self._read_lock:
+            return packed_feed(self._reader, after, limit)
 
     def key_at(self, position: int) -> tuple[str | bytes, int, int] | None:
         rows = self._all(

@@ -1,0 +1,100 @@
+"""The global feed: every event in commit order, read in pages.
+
+Where the backend can pack a page (SQLite, `backend.feed_packed`) and every
+row in it is plain V1, the page is decoded in one piece (`Codec.decode_feed`:
+one decode, the columns checked in C); any other page goes row by row
+through the one row check, so a bad row is named as always and the rows
+before it are delivered first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Final
+
+from ..errors import PositionsRenumberedError
+from .protocol import FeedRow
+from .results import FeedRecord
+
+if TYPE_CHECKING:
+    from .history import HistoryStore
+
+__all__ = ["pages", "read_all"]
+
+PAGE: Final = 1000
+"""Rows per read of the global feed."""
+
+
+def pages(
+    store: HistoryStore, after: int, limit: int | None, page: int
+) -> Iterator[Sequence[FeedRow]]:
+    """The feed's stored rows after `after`, page by page (nothing decoded)."""
+    remaining = limit
+    while remaining is None or remaining > 0:
+        size = page if remaining is None else min(page, remaining)
+        rows = store.backend.feed(after, size)
+        if rows:
+            yield rows
+        if len(rows) < size:
+            return
+        after = rows[-1][0]
+        if remaining is not None:
+            remaining -= len(rows)
+
+
+def read_all(
+    store: HistoryStore, after: int | FeedRecord, limit: int | None
+) -> Iterator[FeedRecord]:
+    """`HistoryStore.read_all` (a generator: nothing is read, or checked,
+    before the first record is asked for)."""
+    if isinstance(after, FeedRecord):
+        key = store.backend.key_at(after.position)
+        if key != (after.instance_id, after.execution_id, after.event.event_id):
+            raise PositionsRenumberedError(
+                f"position {after.position} no longer holds event {after.event.event_id} "
+                f"of {after.instance_id!r} execution {after.execution_id}; "
+                "re-read the feed from the start",
+            )
+        after = after.position
+    yield from _records(store, after, limit)
+
+
+def _records(store: HistoryStore, after: int, limit: int | None) -> Iterator[FeedRecord]:
+    remaining = limit
+    while remaining is None or remaining > 0:
+        size = PAGE if remaining is None else min(PAGE, remaining)
+        records = _packed_page(store, after, size)
+        if records is None:  # row by row: a bad row raises after the good ones before it
+            records = []
+            for record in _rows(store, after, size):
+                records.append(record)
+                yield record
+        else:
+            yield from records
+        if len(records) < size:
+            return
+        after = records[-1].position
+        if remaining is not None:
+            remaining -= len(records)
+
+
+def _packed_page(store: HistoryStore, after: int, size: int) -> list[FeedRecord] | None:
+    """Up to `size` records after `after` in one piece; None when the page
+    must go row by row."""
+    packed = store.backend.feed_packed(after, size)
+    if packed is None:
+        return None
+    positions, instance_ids, execution_ids, event_ids, types, data = packed
+    events = store.codec.decode_feed(instance_ids, execution_ids, event_ids, types, data)
+    if events is None:
+        return None
+    return list(map(FeedRecord, positions, instance_ids, execution_ids, events))
+
+
+def _rows(store: HistoryStore, after: int, size: int) -> Iterator[FeedRecord]:
+    decode = store._decode
+    for position, instance_id, execution_id, event_id, event_type, data, _ in store.backend.feed(
+        after, size
+    ):
+        event = decode((event_id, event_type, data, position), instance_id, execution_id)
+        yield FeedRecord(position, instance_id, execution_id, event)

@@ -1,0 +1,209 @@
+"""The rows backends and the store exchange: plain tuples, one type per shape.
+
+Re-exported by `eventstore.store.protocol`, where the protocols that speak
+them are.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+__all__ = [
+    "ExecutionRow",
+    "FeedRow",
+    "ArchivedRow",
+    "InsertRow",
+    "IntegrityResult",
+    "MigrationLogRow",
+    "MigrationRun",
+    "NewEvents",
+    "PackedExecution",
+    "PackedFeed",
+    "RawRow",
+    "SchemaVersionRow",
+    "StoredRow",
+    "RowKey",
+    "UndecodedText",
+    "WindowCounts",
+]
+
+FeedRow = tuple[int, str, int, int, str, "str | bytes", "str | None"]
+"""A feed row as backends return it: a plain tuple in RawRow's field order
+(the store wraps it only where a caller wants RawRow)."""
+
+ExecutionRow = tuple[int, str, "str | bytes"]
+"""(event_id, event_type, event_data) of one execution's row, as reads fetch it."""
+
+
+class NewEvents(NamedTuple):
+    """One appended batch of an execution, column by column.
+
+    Parallel lists rather than a tuple per row: this is the append hot path,
+    and SQLite binds them into multi-row INSERTs without building rows.
+    created_at comes from the database clock.
+    """
+
+    instance_id: str
+    execution_id: int
+    event_ids: list[int]
+    event_types: list[str]
+    event_data: list[bytes]
+    """UTF-8 JSON, as the codec encoded it."""
+
+
+class PackedExecution(NamedTuple):
+    """An execution's rows in one piece, as a backend can fetch them in one go.
+
+    The database joins the rows (in event-id order) so the driver builds a
+    few objects per execution rather than several per row; the codec decodes
+    `event_data` line by line, and checks that it splits into one line per
+    row (else the store reads the rows one by one).
+    """
+
+    event_ids: list[int]
+    event_types: list[str]
+    event_data: bytes
+    """Every row's event_data, joined by b"\\n", in event-id order."""
+
+
+class PackedFeed(NamedTuple):
+    """A page of the global feed in one piece (see `PackedExecution`): the
+    rows' columns as parallel lists, in feed order, and their event_data
+    joined by b"\n"."""
+
+    positions: list[int]
+    instance_ids: list[str]
+    execution_ids: list[int]
+    event_ids: list[int]
+    event_types: list[str]
+    event_data: bytes
+
+
+class InsertRow(NamedTuple):
+    """A whole row to import verbatim; created_at None means the database clock."""
+
+    instance_id: str
+    execution_id: int
+    event_id: int
+    event_type: str
+    event_data: str
+    created_at: str | None = None
+
+
+class StoredRow(NamedTuple):
+    """One row of an execution, as read for decoding."""
+
+    event_id: int
+    event_type: str
+    event_data: str | bytes
+    position: int
+
+
+class RawRow(NamedTuple):
+    """A whole history row, with its feed position."""
+
+    position: int
+    instance_id: str
+    execution_id: int
+    event_id: int
+    event_type: str
+    event_data: str | bytes
+    created_at: str | None
+
+
+class SchemaVersionRow(NamedTuple):
+    """A schema catalog the store has been written with (`eventstore_schema_versions`)."""
+
+    version_id: str
+    hash: str
+    first_used_at: str
+    catalog: str
+    """The catalog itself (JSON), so later checks can compare against it."""
+    metadata: str
+    """Evolution metadata (JSON): classification, changes, requested backfills."""
+
+
+class MigrationRun(NamedTuple):
+    """One migration run (`eventstore_migration_runs`)."""
+
+    run_id: str
+    kind: str
+    """"migrate" or "backfill-timestamps"."""
+    strategy: str
+    target: str
+    status: str
+    """running | completed | rolling_back | rolled_back"""
+    started_at: str
+    finished_at: str | None
+    rows: int
+    """Rows rewritten (and archived) so far."""
+    cursor: str | None
+    """JSON [instance_id, execution_id, event_id] of the last row handled: where to resume."""
+    details: str
+    """JSON: counts and notes of the run."""
+
+
+class ArchivedRow(NamedTuple):
+    """A row's key with an event_type and event_data (archived original or rewrite)."""
+
+    instance_id: str
+    execution_id: int
+    event_id: int
+    event_type: str
+    event_data: str
+
+
+class IntegrityResult(NamedTuple):
+    """What the database's own integrity check found (`IntegrityCheckable.integrity_check`)."""
+
+    tool: str
+    """What ran: `PRAGMA integrity_check`, `amcheck bt_index_check`, ..."""
+    ran: bool
+    """False when the check is not available here (`note` says why)."""
+    problems: list[str]
+    """The check's own messages; empty when it found nothing."""
+    table_rows: int
+    """Rows of the history table counted from the table itself (no index)."""
+    index_rows: dict[str, int]
+    """Rows of the history table counted through its indexes."""
+    note: str = ""
+
+
+class MigrationLogRow(NamedTuple):
+    """What one batch of a run changed in one execution (`eventstore_migration_log`)."""
+
+    run_id: str
+    instance_id: str
+    execution_id: int
+    first_event_id: int
+    strategy: str
+    status: str
+    changes: str
+    """JSON change set."""
+
+
+class UndecodedText(bytes):
+    """A TEXT value whose bytes are not UTF-8 (a hand-written SQLite row), as its bytes.
+
+    Whole-store reads return it in place of a str, so the row can be reported
+    by position; a plain `bytes` value is a BLOB.
+    """
+
+    __slots__ = ()
+
+
+RowKey = tuple[str | bytes, int, int]
+"""(instance_id, execution_id, event_id): duroxide's key, stable on every backend."""
+
+
+class WindowCounts(NamedTuple):
+    """The dual-write window as `schema check` reports it."""
+
+    generation: str | None
+    """The recorded write generation; None when none was ever recorded (V1)."""
+    shadowed: int
+    """History rows that have a shadow (V1) form."""
+    pending: int
+    """... of which the history row still differs from it (not cut over yet)."""
+    total: int
+    """History rows."""
