@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,9 @@ class ConcurrentAppends(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.loop = asyncio.new_event_loop()
-        self.path = str(self.directory / f"model-{id(self)}.db")
+        # A fresh file per example: id(self) may be reused once an example's
+        # machine is freed, and a reused file would hold its events.
+        self.path = str(self.directory / f"model-{uuid.uuid4().hex}.db")
         self.store = self.loop.run_until_complete(
             eventstore.aio.open(self.path, clock=fixed_clock, group_size=self.group_size)
         )
