@@ -2,8 +2,8 @@
 
 For each store size (10k, 100k and 1M stored events; --quick stops at 100k):
 
-* catch-up: a fresh FeedExporter reads the whole feed once (target: at least
-  200k events/s over 1M events);
+* catch-up: a fresh FeedExporter reads the whole feed once (target, issue
+  20: at least 300k events/s over 1M events);
 * per scrape: NEW events are appended, then one poll plus one rendering of
   the exposition (what a scrape after an interval costs). Median of ROUNDS.
   It must stay flat as the store grows: the ratio to the smallest store is
@@ -164,10 +164,14 @@ def run(directory: Path, sizes: list[int], rounds: int) -> list[Result]:
     """For `python -m benchmarks.run`: catch-up rate and per-scrape cost by store size."""
     results = [measure(directory, size) for size in sizes]
     base = results[0]
+    # The floor is over the largest store: a 10k catch-up carries the fixed
+    # cost of a first poll (about a fifth of its time), so its rate is
+    # information only.
+    largest = max(r["size"] for r in results)
     out = [
         Result("metrics full catch-up", int(r["size"]), r["catch_up_rate"],
-               "target rate", 200_000.0, target=1.0, rounds=1,
-               note=f"{r['catch_up_cpu_rate']:,.0f} events per CPU second")
+               "target rate", 300_000.0, target=1.0 if r["size"] == largest else None,
+               rounds=1, note=f"{r['catch_up_cpu_rate']:,.0f} events per CPU second")
         for r in results
     ]  # fmt: skip
     out += [
@@ -205,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['scrape_cpu_ms'] / base_cpu:>6.2f}"
         )
     largest = results[-1]
-    target = 200_000
+    target = 300_000
     wall = "meets" if largest["catch_up_rate"] >= target else "misses"
     cpu = "meets" if largest["catch_up_cpu_rate"] >= target else "misses"
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())

@@ -182,7 +182,11 @@ def test_closing_the_server_cuts_off_a_stalled_client(store_factory: StoreFactor
     exporter = exporter_of(store_factory)
     base = threading.active_count()
     server = MetricsServer(exporter, "127.0.0.1", 0, idle_timeout=600)
-    with running(server), connect(server) as stalled, connect(server) as idle:
+    # `idle` connects first: the accept loop takes connections in order, so
+    # once `stalled` has a handler, `idle` is in the waiting room. Connected
+    # second it could still be in the listen backlog at shutdown, and closing
+    # the listening socket resets it (ConnectionResetError, not a close).
+    with running(server), connect(server) as idle, connect(server) as stalled:
         stalled.sendall(b"GET /metr")
         wait_until("a busy handler", lambda: threading.active_count() == base + 3)
         server.shutdown()

@@ -1,11 +1,14 @@
 """The metrics exporter: tails a store's global feed into `StoreMetrics`.
 
-`FeedExporter.poll` reads the rows added since the last position
-(`read_all_raw(after=position)`), decodes each with the store's codec and
-feeds it to the metrics. After the first catch-up the work per poll is
-proportional to the rows added since the previous one, never to the store's
-size. A row that does not decode is counted, logged with its location, and
-skipped; the exporter keeps going.
+`FeedExporter.poll` reads the rows added since the last position, a page
+at a time, decodes them with the store's codec and feeds them to the
+metrics: a page of plain V1 rows as the store packs it, decoded in one call
+(`store.plain_feed_page`), any other page row by row through the store's
+row check (`read_all_raw` and `decode_raw`), which also names the rows that
+do not decode.
+After the first catch-up the work per poll is proportional to the rows
+added since the previous one, never to the store's size. A row that does not
+decode is counted, logged with its location, and skipped; the exporter keeps going.
 
 `serve` runs the loop behind `eventstore metrics serve`: an HTTP server
 answering `/metrics` (loopback by default; `eventstore.metrics.server`), a
@@ -64,11 +67,13 @@ class PollResult:
 
 @contextlib.contextmanager
 def _no_gc() -> Iterator[None]:
-    """Pause the cyclic collector while a page is applied.
+    """Pause the cyclic collector while the feed is read and applied.
 
     A page allocates tens of thousands of short-lived, acyclic objects (rows,
     events); the collector's generation-0 passes over them cost ~7% of a
     catch-up and find nothing. Reference counting still frees everything.
+    Paused around the fetch as well (the rows are tuples the collector
+    tracks): 2% fewer instructions per event than pausing per page.
     """
     enabled = gc.isenabled()
     gc.disable()
@@ -80,7 +85,7 @@ def _no_gc() -> Iterator[None]:
 
 
 class FeedExporter:
-    """Tails `store.read_all_raw` into a `StoreMetrics`, remembering the position.
+    """Tails the store's feed into a `StoreMetrics`, remembering the position.
 
     `metrics_factory` builds the metrics (on the exporter's registry); it is
     called again, after the old metrics are unregistered, if the store's
@@ -158,20 +163,52 @@ class FeedExporter:
         with self.lock:
             if self._renumbered():
                 self._restart()
-        while stop is None or not stop.is_set():
-            rows = list(self.store.read_all_raw(self.position, self.page, page=self.page))
-            if not rows:
-                break
-            with self.lock, _no_gc():
-                undecodable += self._apply(rows)
-            rows_read += len(rows)
-            if len(rows) < self.page:
-                break
+        with _no_gc():
+            while stop is None or not stop.is_set():
+                count, bad = self._next_page()
+                rows_read += count
+                undecodable += bad
+                if count < self.page:
+                    break
         self._poll_seconds.observe(time.perf_counter() - started)
         return PollResult(rows_read, undecodable, self.position)
 
-    def _apply(self, rows: list[RawRow]) -> int:
-        """Decode and track one page of RawRows; returns how many did not decode."""
+    def _next_page(self) -> tuple[int, int]:
+        """Read and apply the page after the position: (rows read, rows not decoded).
+
+        The store's packed page where it has one (SQLite, every row plain V1:
+        one decode for the page); else the rows, row by row through the one
+        row check, which also names the rows that do not decode.
+        """
+        plain = self.store.plain_feed_page(self.position, self.page)
+        if plain is not None:
+            positions, instance_ids, execution_ids, events = plain
+            if positions:
+                with self.lock:
+                    self.metrics.track_page(instance_ids, execution_ids, events)
+                    self.metrics.decoded(Generation.V1, len(events))
+                    key = (instance_ids[-1], execution_ids[-1], events[-1].event_id)
+                    self._advance(positions[-1], key, len(positions))
+            return len(positions), 0
+        rows = list(self.store.read_all_raw(self.position, self.page, page=self.page))
+        if not rows:
+            return 0, 0
+        with self.lock:
+            bad = self._apply_rows(rows)
+            last = rows[-1]
+            self._advance(
+                last.position, (last.instance_id, last.execution_id, last.event_id), len(rows)
+            )
+        return len(rows), bad
+
+    def _advance(self, position: int, key: tuple[str | bytes, int, int], rows: int) -> None:
+        self.position = position
+        self._last_key = key
+        self._rows.inc(rows)
+        self._position_gauge.set(position)
+
+    def _apply_rows(self, rows: list[RawRow]) -> int:
+        """Row by row through the store's row check (legacy rows, bad rows)."""
         metrics = self.metrics
         decode = self.store.decode_raw
         counts = dict.fromkeys(Generation, 0)
@@ -190,11 +227,6 @@ class FeedExporter:
                 track(row.instance_id, row.execution_id, decoded.event)
             for generation, count in counts.items():
                 metrics.decoded(generation, count)
-        last = rows[-1]
-        self.position = last.position
-        self._last_key = (last.instance_id, last.execution_id, last.event_id)
-        self._rows.inc(len(rows))
-        self._position_gauge.set(self.position)
         return bad
 
     # -- exposition ------------------------------------------------------------

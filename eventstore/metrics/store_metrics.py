@@ -207,6 +207,27 @@ class StoreMetrics(MetricDefinitions):
         with self._lock:
             yield self._track
 
+    def track_page(
+        self, instance_ids: Sequence[str], execution_ids: Sequence[int], events: Sequence[Event]
+    ) -> None:
+        """Feed a page of events, each of the execution at the same index.
+
+        `_track` inlined: a catch-up applies every stored event here, and the
+        call per event was a tenth of its cost.
+        """
+        with self._lock:
+            executions = self._executions
+            handlers = _HANDLERS
+            keys = zip(instance_ids, execution_ids, strict=True)
+            for key, event in zip(keys, events, strict=True):
+                execution = executions.get(key)
+                if execution is None:
+                    execution = executions[key] = _Execution()
+                execution.events += 1
+                handler = handlers.get(type(event))
+                if handler is not None:
+                    handler(self, key, execution, event)
+
     def _track(self, instance_id: str, execution_id: int, event: Event) -> None:
         key = (instance_id, execution_id)
         execution = self._executions.get(key)
@@ -280,10 +301,13 @@ class StoreMetrics(MetricDefinitions):
         return start
 
     def _on_activity_ended(self, key: tuple[str, int], execution: _Execution, event: Event) -> None:
-        details = event.details if isinstance(event, ev.ActivityFailed) else None
-        outcome = activity_outcome(details)
-        start = self._take_start(execution, event, _ACTIVITY)
-        if start is None:
+        outcome = (
+            activity_outcome(event.details) if isinstance(event, ev.ActivityFailed) else "success"
+        )
+        # `_take_start`, inlined for the most frequent end.
+        source = event.source_event_id
+        start = execution.open.get(source) if source is not None else None
+        if start is None or start[0] == _SUBORCHESTRATION:
             self._unavailable_inc(Metric.ACTIVITY, Reason.MISSING_START)
             self._child(
                 self.activity_executions,
@@ -291,6 +315,8 @@ class StoreMetrics(MetricDefinitions):
                 (UNKNOWN, outcome, RETRY_ATTEMPT, ""),
             ).inc()
             return
+        del execution.open[source]  # type: ignore[arg-type]
+        self._open_starts -= 1
         kind, name, tag, start_ms, retry = start
         if kind == _SYSCALL:
             self._child(self.system_calls, _SYSCALL_LABELS, (name, outcome)).inc()
@@ -299,7 +325,11 @@ class StoreMetrics(MetricDefinitions):
             self.activity_executions, _ACTIVITY_EXEC_LABELS, (name, outcome, retry, tag)
         ).inc()
         self._by_worker(event, "completed_by_worker_id")
-        seconds = self._duration(Metric.ACTIVITY, start_ms, event.timestamp_ms)
+        end_ms = event.timestamp_ms
+        if start_ms > 0 and end_ms >= start_ms:  # else `_duration` says why not
+            seconds: float | None = (end_ms - start_ms) / 1000.0
+        else:
+            seconds = self._duration(Metric.ACTIVITY, start_ms, end_ms)
         if seconds is not None:
             self._child(self.activity_duration, _ACTIVITY_LABELS, (name, outcome, tag)).observe(
                 seconds
@@ -319,7 +349,11 @@ class StoreMetrics(MetricDefinitions):
         self._child(self.suborchestration_calls, _SUBORCHESTRATION_LABELS, labels).inc()
         if start is None:
             return
-        seconds = self._duration(Metric.SUBORCHESTRATION, start[3], event.timestamp_ms)
+        start_ms, end_ms = start[3], event.timestamp_ms
+        if start_ms > 0 and end_ms >= start_ms:  # else `_duration` says why not
+            seconds: float | None = (end_ms - start_ms) / 1000.0
+        else:
+            seconds = self._duration(Metric.SUBORCHESTRATION, start_ms, end_ms)
         if seconds is not None:
             self._child(self.suborchestration_duration, _SUBORCHESTRATION_LABELS, labels).observe(
                 seconds
@@ -338,7 +372,11 @@ class StoreMetrics(MetricDefinitions):
             (name, version, status, FINAL_TURN_COUNT),
         ).inc()
         if execution.started:
-            seconds = self._duration(Metric.ORCHESTRATION, execution.start_ms, event.timestamp_ms)
+            start_ms, end_ms = execution.start_ms, event.timestamp_ms
+            if start_ms > 0 and end_ms >= start_ms:  # else `_duration` says why not
+                seconds: float | None = (end_ms - start_ms) / 1000.0
+            else:
+                seconds = self._duration(Metric.ORCHESTRATION, start_ms, end_ms)
             if seconds is not None:
                 self._child(
                     self.orchestration_duration, _ORCHESTRATION_LABELS, (name, version, status)

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Final
 
 from ..errors import PositionsRenumberedError
 from .protocol import FeedRow
-from .results import FeedRecord
+from .results import FeedRecord, PlainFeedPage
 
 if TYPE_CHECKING:
     from .history import HistoryStore
 
-__all__ = ["pages", "read_all"]
+__all__ = ["pages", "plain_page", "read_all"]
 
 PAGE: Final = 1000
 """Rows per read of the global feed."""
@@ -63,7 +63,8 @@ def _records(store: HistoryStore, after: int, limit: int | None) -> Iterator[Fee
     remaining = limit
     while remaining is None or remaining > 0:
         size = PAGE if remaining is None else min(PAGE, remaining)
-        records = _packed_page(store, after, size)
+        page = plain_page(store, after, size)
+        records = None if page is None else list(map(FeedRecord, *page))
         if records is None:  # row by row: a bad row raises after the good ones before it
             records = []
             for record in _rows(store, after, size):
@@ -78,17 +79,17 @@ def _records(store: HistoryStore, after: int, limit: int | None) -> Iterator[Fee
             remaining -= len(records)
 
 
-def _packed_page(store: HistoryStore, after: int, size: int) -> list[FeedRecord] | None:
-    """Up to `size` records after `after` in one piece; None when the page
-    must go row by row."""
-    packed = store.backend.feed_packed(after, size)
+def plain_page(store: HistoryStore, after: int, limit: int) -> PlainFeedPage | None:
+    """`HistoryStore.plain_feed_page`: up to `limit` events after `after` in
+    one piece, or None when the page must go row by row."""
+    packed = store.backend.feed_packed(after, limit)
     if packed is None:
         return None
     positions, instance_ids, execution_ids, event_ids, types, data = packed
     events = store.codec.decode_feed(instance_ids, execution_ids, event_ids, types, data)
     if events is None:
         return None
-    return list(map(FeedRecord, positions, instance_ids, execution_ids, events))
+    return positions, instance_ids, execution_ids, events
 
 
 def _rows(store: HistoryStore, after: int, size: int) -> Iterator[FeedRecord]:

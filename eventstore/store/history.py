@@ -45,6 +45,7 @@ from .results import (
     FeedRecord,
     ImportReport,
     InstanceSummary,
+    PlainFeedPage,
     StoreObserver,
     _now_ms,
     row_location,
@@ -373,6 +374,12 @@ class HistoryStore:
         repeating events.
         """
         return feed.read_all(self, after, limit)
+
+    def plain_feed_page(self, after: int, limit: int) -> PlainFeedPage | None:
+        """Up to `limit` events after `after` in one piece, where the backend
+        packs the page and every row is plain V1 (`Codec.decode_feed`); None
+        when the page must go row by row through the one row check."""
+        return feed.plain_page(self, after, limit)
 
     def scan(self, batch: int = 2000) -> Iterator[list[RawRow]]:
         """Every stored row, by instance, execution and event id, in pages."""

@@ -30,6 +30,11 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+PlainFeedPage = tuple[list[int], list[str], list[int], list[Event]]
+"""A feed page of plain V1 rows (`HistoryStore.plain_feed_page`): positions,
+instance ids, execution ids and events, as parallel lists."""
+
+
 class FeedRecord(msgspec.Struct, frozen=True, gc=False):
     """One event of the global feed, with the position to resume after."""
 
