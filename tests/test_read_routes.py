@@ -108,8 +108,14 @@ def test_good_executions_read_as_row_by_row(
         assert {(e.instance_id, e.execution_id) for e in events} == {("i", 1)}
 
 
+# Shaped both ways: a legacy key first, then every V1 field. decode_lines
+# would read it as V1; the row check, sniffing the first key, reads it as
+# legacy and refuses it. Every route must say what the row check says.
+HYBRID = '{"ActivityScheduled":{"event_id":%d,"name":"W","input":"1"},' + GOOD[1:]
+
 BAD = [
     *CORRUPT,
+    ("legacy key before a V1 event", "ActivityScheduled", HYBRID.encode()),
     ("empty", "ActivityScheduled", b""),
     ("two events", "ActivityScheduled", (_good(7) + "\n" + _good(8)).encode()),
     ("newline only", "ActivityScheduled", b"\n"),
@@ -237,4 +243,22 @@ def test_a_hostile_key_column_is_named_as_row_by_row_names_it(
             for record in store.read_all():
                 row_by_row.append(record)
         assert packed == row_by_row and len(packed) == 4  # the good rows before it
+        assert str(caught.value) == str(expected.value)
+
+
+def test_a_row_shaped_both_ways_reads_in_the_feed_as_row_by_row(tmp_path: Path) -> None:
+    rows: list[tuple[int, str, str | bytes]] = [(1, "OrchestrationStarted", START_V1)]
+    rows += [
+        (2, "ActivityScheduled", HYBRID.replace("%d", "2")),
+        (3, "ActivityScheduled", _good(3)),
+    ]
+    with _store(tmp_path, rows) as store:
+        packed: list[object] = []
+        with pytest.raises(DecodeError) as caught:
+            packed.extend(store.read_all())
+        store.backend.feed_packed = lambda *_: None  # type: ignore[method-assign]
+        row_by_row: list[object] = []
+        with pytest.raises(DecodeError) as expected:
+            row_by_row.extend(store.read_all())
+        assert packed == row_by_row
         assert str(caught.value) == str(expected.value)

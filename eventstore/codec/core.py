@@ -21,7 +21,7 @@ from .decoders import (
     _LegacyPlan,
     _UnknownCommon,
 )
-from .generation import Generation, legacy_shaped
+from .generation import Generation, any_line_legacy_shaped, legacy_shaped
 from .legacy import _FAILURE_TYPES, LegacyFailure, _fill_context, _fill_identity, builtin_registry
 from .rows import _reconcile, reconcile_row
 from .upcasting import UpcastContext, UpcasterRegistry
@@ -164,7 +164,7 @@ class Codec:
         # One decode_lines for the whole execution when it may be all V1: no
         # row exceeds the size limit if the whole does not, and an execution
         # that starts with a legacy row goes to decode_rows at once.
-        if len(event_data) <= self.max_event_bytes and not legacy_shaped(event_data):
+        if len(event_data) <= self.max_event_bytes and not any_line_legacy_shaped(event_data):
             try:
                 events: list[KnownEvent] = _V1_DECODER.decode_lines(event_data)
             except _DECODE_ERRORS:
@@ -208,8 +208,8 @@ class Codec:
         """
         if not event_ids:
             return []
-        if len(event_data) > self.max_event_bytes:
-            return None  # a row may be too large: the row path says which
+        if len(event_data) > self.max_event_bytes or any_line_legacy_shaped(event_data):
+            return None  # a row too large, or one the row check reads as legacy
         try:
             events: list[KnownEvent] = _V1_DECODER.decode_lines(event_data)
         except _DECODE_ERRORS:

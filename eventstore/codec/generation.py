@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import re
+from typing import Final
 
 
 class Generation(enum.StrEnum):
@@ -21,3 +23,19 @@ def legacy_shaped(data: bytes | str) -> bool:
     the sniff misses (leading whitespace, say) it still reads right.
     """
     return data[2:3].isupper()
+
+
+# The sniff of every line but the first, in one pass: a newline, any two
+# bytes, an upper-case one (DOTALL: the bytes before it may be anything).
+_LEGACY_LINE: Final = re.compile(rb"\n..[A-Z]", re.DOTALL)
+
+
+def any_line_legacy_shaped(lines: bytes) -> bool:
+    """`legacy_shaped` of any line of newline-joined rows.
+
+    The batched read routes decode many rows with one `decode_lines`, which
+    would read a row shaped both ways (a legacy key first, then every V1
+    field) as V1, where the row check, sniffing it first, reads it as
+    legacy. Any such line sends the whole batch row by row.
+    """
+    return lines[2:3].isupper() or _LEGACY_LINE.search(lines) is not None
