@@ -26,4 +26,6 @@ def test_day_boundaries_are_utc() -> None:
 def test_key_is_the_utc_date(moment: dt.datetime) -> None:
     aware = moment.replace(tzinfo=dt.UTC)
     ms = int(aware.timestamp() * 1000)
-    assert derive_shard_key(ms) == dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).date().isoformat()
+    assert (
+        derive_shard_key(ms) == dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).date().isoformat()
+    )
