@@ -6,6 +6,9 @@ timestamp, written `YYYY-MM-DD`. An execution whose start carries no timestamp
 until `backfill-timestamps` gives it one and it is rebased. Every part of the
 store that needs a shard (the catalog, the manifest, retention, the PostgreSQL
 partitions) calls `derive_shard_key`; none derives it again.
+
+It lives in the store layer because appends record an execution's shard in
+their own transaction; `eventstore.lifecycle` re-exports it for its users.
 """
 
 from __future__ import annotations
