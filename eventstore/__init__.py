@@ -35,6 +35,7 @@ from .events import Event, UnknownEvent
 from .opening import open
 from .store import (
     AppendResult,
+    ExecutionRecord,
     FeedRecord,
     HistoryStore,
     InstanceSummary,
@@ -52,6 +53,7 @@ __all__ = [
     "Event",
     "EventOrderError",
     "EventStoreError",
+    "ExecutionRecord",
     "FeedRecord",
     "Generation",
     "HistoryRuleError",

@@ -65,3 +65,13 @@ def test_the_asyncio_module_lists_exactly_its_public_names() -> None:
     for name in eventstore.aio.__all__:
         value = getattr(eventstore.aio, name)
         assert value.__module__ == "eventstore.aio", name
+
+
+def test_the_execution_record_is_exported_and_frozen() -> None:
+    record = eventstore.ExecutionRecord(
+        "i", 1, "N", "1.0.0", "running", None, None, 1, 1, 9, "root"
+    )
+    assert "ExecutionRecord" in eventstore.__all__
+    with pytest.raises(AttributeError):
+        record.status = "completed"  # type: ignore[misc]
+    assert record.duration_ms is None

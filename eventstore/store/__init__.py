@@ -14,6 +14,7 @@ only move rows. The two hot routes are short on purpose:
   gives the costs.
 """
 
+from .catalog import ExecutionRecord
 from .history import HistoryStore, Transaction
 from .results import (
     DEFAULT_WRITER_VERSION,
@@ -29,6 +30,7 @@ from .results import (
 __all__ = [
     "DEFAULT_WRITER_VERSION",
     "AppendResult",
+    "ExecutionRecord",
     "ExecutionStatus",
     "FeedRecord",
     "HistoryStore",

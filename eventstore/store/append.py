@@ -5,7 +5,7 @@ from __future__ import annotations
 import operator
 import time
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, cast
 
 import msgspec
 
@@ -24,8 +24,10 @@ from ..errors import (
     MissingStartError,
 )
 from ..events import Event, EventBase, UnknownEvent
+from . import catalog
 from .identity import check_identity
 from .protocol import (
+    CatalogWriter,
     HistoryWriter,
     NewEvents,
     StoredRow,
@@ -265,8 +267,9 @@ class _Appender:
         commit's (on the writer the group holds) and the async route's.
 
         The last id is read under the write lock the transaction holds, so
-        the checks and the insert see the same history. Observer and catalog
-        are the caller's, after the commit.
+        the checks and the insert see the same history, and the execution
+        catalog's row moves in the same transaction. Observer and the schema
+        catalog are the caller's, after the commit.
         """
         instance_id, execution_id = new.instance_id, new.execution_id
         last, last_type = writer.last_event(instance_id, execution_id)
@@ -279,11 +282,18 @@ class _Appender:
             new.event_ids, new.event_types, filled, last, last_type
         ):
             self._check_rules(writer, last, last_type, instance_id, execution_id, filled)
-        dual_write = self.store._dual_write
+        store = self.store
+        dual_write = store._dual_write
         if dual_write is None:
             writer.insert(new)
         else:  # a legacy write generation: legacy rows and their V1 shadows (store/window.py)
-            dual_write.write(writer, new)
+            new = dual_write.write(writer, new)
+        if store._catalog_kept:
+            # The catalog row moves in this same transaction (or savepoint, in
+            # a group commit or inside transaction()): it commits with the
+            # rows or not at all, so a killed append never leaves the catalog
+            # disagreeing with the history. See store/catalog.py.
+            catalog.advance(store, cast(CatalogWriter, writer), new, filled, last)
         return AppendResult(filled, filled[-1].event_id, True)
 
     def _check_rules(

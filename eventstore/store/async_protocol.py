@@ -7,12 +7,21 @@ offers its twin through `protocol.HasAsyncTwin`. Rows are the same types.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol, runtime_checkable
 
-from .protocol import ExecutionRow, FeedRow, NewEvents, StoredRow
+from .protocol import (
+    CatalogDelta,
+    CatalogRow,
+    ExecutionRow,
+    ExecutionSummary,
+    FeedRow,
+    NewEvents,
+    StoredRow,
+)
 
-__all__ = ["AsyncHistoryBackend", "AsyncHistoryWriter"]
+__all__ = ["AsyncCatalogWriter", "AsyncHistoryBackend", "AsyncHistoryWriter"]
 
 
 @runtime_checkable
@@ -26,6 +35,21 @@ class AsyncHistoryWriter(Protocol):
     ) -> list[StoredRow]: ...
 
     async def insert(self, batch: NewEvents) -> None: ...
+
+
+@runtime_checkable
+class AsyncCatalogWriter(Protocol):
+    """CatalogWriter's append statements, awaited (the execution catalog)."""
+
+    async def catalog_advance(self, delta: CatalogDelta) -> bool: ...
+
+    async def catalog_put(self, rows: Sequence[CatalogRow]) -> None: ...
+
+    async def catalog_remove(self, keys: Sequence[tuple[str, int]]) -> None: ...
+
+    async def execution_summary(
+        self, instance_id: str, execution_id: int
+    ) -> ExecutionSummary | None: ...
 
 
 @runtime_checkable

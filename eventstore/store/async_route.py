@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ..codec import RowDecodeError
 from ..errors import PositionsRenumberedError, RowsNeeded, WriteGenerationError
 from ..events import Event
-from .async_protocol import AsyncHistoryBackend
-from .protocol import FeedRow, InsertRow, NewEvents, StoredRow
+from .async_protocol import AsyncCatalogWriter, AsyncHistoryBackend
+from .catalog import as_row, record_from_summary
+from .protocol import CatalogDelta, FeedRow, InsertRow, NewEvents, StoredRow
 from .results import AppendResult, FeedRecord
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ class _Replay:
         self._last = last
         self._fetched = fetched
         self.inserted: NewEvents | None = None
+        self.catalog: CatalogDelta | None = None
 
     def last_event(self, instance_id: str, execution_id: int) -> tuple[int, str]:
         return self._last
@@ -55,6 +57,10 @@ class _Replay:
 
     def insert_or_compare(self, row: InsertRow) -> str | None:
         raise NotImplementedError("import runs on the sync store")
+
+    def catalog_advance(self, delta: CatalogDelta) -> bool:
+        self.catalog = delta  # applied after the insert, awaited (AsyncRoute.append)
+        return True
 
 
 class AsyncRoute:
@@ -107,6 +113,10 @@ class AsyncRoute:
                     )
             if replay.inserted is not None:
                 await writer.insert(replay.inserted)
+            if replay.catalog is not None:  # the execution catalog, same transaction
+                await self._advance_catalog(
+                    cast(AsyncCatalogWriter, writer), replay.catalog, instance_id, execution_id
+                )
         if result.written:
             seconds = time.perf_counter() - started
             if committed_later is not None:  # inside transaction(): told after its commit
@@ -116,6 +126,19 @@ class AsyncRoute:
             if not store._catalog_recorded:
                 store._record_catalog()
         return result
+
+    async def _advance_catalog(
+        self, writer: AsyncCatalogWriter, delta: CatalogDelta, instance_id: str, execution_id: int
+    ) -> None:
+        """`catalog.advance`, awaited: move the row forward, or recompute it
+        from the history when rows were written without the catalog."""
+        if await writer.catalog_advance(delta):
+            return
+        summary = await writer.execution_summary(instance_id, execution_id)
+        if summary is None:
+            await writer.catalog_remove([(instance_id, execution_id)])
+        else:
+            await writer.catalog_put([as_row(record_from_summary(self.store, summary))])
 
     async def read(self, instance_id: str, execution_id: int | None) -> list[Event]:
         """HistoryStore.read's steps, awaited; the codec's decode and row check."""

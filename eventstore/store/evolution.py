@@ -10,9 +10,9 @@ operations can be called. The SQL stays in the backends, the decisions in
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from typing import cast
+from typing import Any, cast
 
 from ..errors import StoreError
 from .protocol import (
@@ -31,14 +31,18 @@ from .protocol import (
 
 __all__ = ["EvolutionTransaction", "StoreEvolution"]
 
+CatalogRefresh = Callable[[Any, Iterable[tuple[str | bytes, int]]], None]
+"""Recompute the execution catalog rows of these executions in the writer's transaction."""
+
 
 class EvolutionTransaction:
     """The evolution operations of one write transaction (see `StoreEvolution.writing`)."""
 
-    __slots__ = ("_writer",)
+    __slots__ = ("_refresh", "_writer")
 
-    def __init__(self, writer: EvolutionWriter) -> None:
+    def __init__(self, writer: EvolutionWriter, refresh: CatalogRefresh | None = None) -> None:
         self._writer = writer
+        self._refresh = refresh
 
     def ensure_evolution_tables(self) -> None:
         """Create the eventstore_* tables if absent (they exist once anything was recorded)."""
@@ -66,6 +70,8 @@ class EvolutionTransaction:
     def update_rows_by_key(self, changes: Sequence[ArchivedRow]) -> None:
         """Rewrite event_type and event_data of the history rows with these keys."""
         self._writer.update_rows_by_key(changes)
+        if self._refresh is not None:  # the execution catalog, in this transaction
+            self._refresh(self._writer, [(c.instance_id, c.execution_id) for c in changes])
 
     def log_migration(self, entries: Sequence[MigrationLogRow]) -> None:
         """Insert or replace per-execution migration log records."""
@@ -88,16 +94,18 @@ class EvolutionTransaction:
 class StoreEvolution:
     """A store's schema-evolution records, for `eventstore.evolution`."""
 
-    __slots__ = ("_backend",)
+    __slots__ = ("_backend", "_refresh")
 
-    def __init__(self, backend: EvolutionBackend) -> None:
+    def __init__(self, backend: EvolutionBackend, refresh: CatalogRefresh | None = None) -> None:
         self._backend = backend
+        self._refresh = refresh
 
     @contextmanager
     def writing(self) -> Iterator[EvolutionTransaction]:
-        """One write transaction (all or nothing) over the evolution tables and history rows."""
+        """One write transaction (all or nothing) over the evolution tables and history rows;
+        rows it rewrites have their execution catalog rows recomputed in it."""
         with self._backend.evolving() as writer:
-            yield EvolutionTransaction(writer)
+            yield EvolutionTransaction(writer, self._refresh)
 
     def run_lock(self, what: str) -> AbstractContextManager[None]:
         """The store's run lock, held while the block runs (see eventstore.evolution.lock)."""

@@ -26,6 +26,7 @@ from ..errors import (
 from ..events import Event
 from . import feed, transfer
 from .append import _Appender
+from .catalog_api import CatalogMethods
 from .evolution import StoreEvolution
 from .grouping import GroupedAppender
 from .protocol import (
@@ -78,7 +79,7 @@ class Transaction:
         )
 
 
-class HistoryStore:
+class HistoryStore(CatalogMethods):
     """Orchestration histories: append-only, optimistic, idempotent, any generation."""
 
     def __init__(
@@ -98,7 +99,12 @@ class HistoryStore:
         self.backend = backend
         """The backend: for the store's own modules only (everything else goes
         through the store's methods and `evolution`)."""
-        self._evolution = StoreEvolution(backend) if isinstance(backend, EvolutionBackend) else None
+        self._evolution = (
+            StoreEvolution(backend, self._refresh_catalog)
+            if isinstance(backend, EvolutionBackend)
+            else None
+        )
+        self._init_catalog()
         self._waiter = backend if isinstance(backend, Subscribable) else None
         self.catalog_recorder = catalog_recorder
         """Called (with the store) after the first append, to record the catalog the

@@ -21,6 +21,9 @@ all `runtime_checkable`):
                       its own savepoint (group commit, eventstore.aio)
     HasAsyncTwin      asynchronous(): the same store for asyncio
                       (AsyncHistoryBackend, in store/async_protocol.py)
+    ExecutionCatalog  the execution catalog: one row per execution, kept by
+                      appends in their own transaction (store/catalog.py)
+      writing() -> CatalogWriter (the same writer, with the catalog's operations)
 
 The rows they speak are plain tuples (`eventstore.store.row_types`, re-exported
 here). Backends speak rows, never events: the append contract and every rule live
@@ -39,7 +42,11 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from .row_types import (
     ArchivedRow,
+    CatalogDelta,
+    CatalogQuery,
+    CatalogRow,
     ExecutionRow,
+    ExecutionSummary,
     FeedRow,
     InsertRow,
     IntegrityResult,
@@ -60,7 +67,13 @@ if TYPE_CHECKING:
     from .async_protocol import AsyncHistoryBackend
 
 __all__ = [
+    "CatalogDelta",
+    "CatalogQuery",
+    "CatalogRow",
+    "CatalogWriter",
+    "ExecutionCatalog",
     "ExecutionRow",
+    "ExecutionSummary",
     "FeedRow",
     "ArchivedRow",
     "InsertRow",
@@ -361,3 +374,83 @@ class HasAsyncTwin(Protocol):
     """A backend with an asyncio twin on the same store (not yet opened)."""
 
     def asynchronous(self) -> AsyncHistoryBackend: ...
+
+
+@runtime_checkable
+class CatalogWriter(Protocol):
+    """The execution catalog's operations inside one write transaction.
+
+    An `ExecutionCatalog` backend's `writing()` writers have them; the append
+    route calls `catalog_advance` after its insert, in the same transaction,
+    so the catalog and the history commit together or not at all.
+    """
+
+    def ensure_catalog(self) -> None:
+        """Create the catalog's tables if absent (empty)."""
+        ...
+
+    def catalog_advance(self, delta: CatalogDelta) -> bool:
+        """Apply one append: insert the row of a new execution (replacing any
+        row left for that key), or move an existing one forward when it still
+        ends at `delta.previous_last_event_id`. False when it does not (rows
+        were written without the catalog): the store then recomputes it."""
+        ...
+
+    def catalog_put(self, rows: Sequence[CatalogRow]) -> None:
+        """Insert or replace whole rows."""
+        ...
+
+    def catalog_remove(self, keys: Sequence[tuple[str, int]]) -> None: ...
+
+    def catalog_clear(self) -> None:
+        """Delete every row and reset the feed position (a rebuild starts here)."""
+        ...
+
+    def set_catalog_position(self, position: int) -> None:
+        """Record the feed position the catalog has caught up to."""
+        ...
+
+    def execution_summary(self, instance_id: str, execution_id: int) -> ExecutionSummary | None:
+        """The execution as the history holds it, read in this transaction."""
+        ...
+
+
+@runtime_checkable
+class ExecutionCatalog(Protocol):
+    """A backend that can keep an execution catalog (SQLite, PostgreSQL).
+
+    `catalog_kept()` says whether this store keeps one (a table eventstore
+    created; never on a database duroxide created). Where it does not, the
+    store derives records from `execution_summaries`, which read the history.
+    """
+
+    can_keep_catalog: bool
+    """False on a database duroxide created: nothing adds a table to it."""
+
+    def catalog_kept(self) -> bool:
+        """True when the catalog's table exists (then appends keep it)."""
+        ...
+
+    def feed_end(self) -> int:
+        """The highest feed position (0 when the table is empty)."""
+        ...
+
+    def catalog_rows(self, query: CatalogQuery) -> list[CatalogRow]:
+        """Stored rows matching the filters, newest start first (no start
+        last), then by instance and execution."""
+        ...
+
+    def catalog_row(self, instance_id: str, execution_id: int) -> CatalogRow | None: ...
+
+    def catalog_page(self, after: tuple[str, int], limit: int) -> list[CatalogRow]:
+        """Stored rows after a key, in key order (verify, constant memory)."""
+        ...
+
+    def catalog_position(self) -> int:
+        """The feed position the catalog was caught up to (0: never)."""
+        ...
+
+    def execution_summaries(self, after: tuple[str, int], limit: int) -> list[ExecutionSummary]:
+        """Executions after a key, in key order, as the history holds them
+        (integer execution ids and text instance ids only: verify names the rest)."""
+        ...

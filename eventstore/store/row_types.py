@@ -9,7 +9,11 @@ from __future__ import annotations
 from typing import NamedTuple
 
 __all__ = [
+    "CatalogDelta",
+    "CatalogQuery",
+    "CatalogRow",
     "ExecutionRow",
+    "ExecutionSummary",
     "FeedRow",
     "ArchivedRow",
     "InsertRow",
@@ -207,3 +211,56 @@ class WindowCounts(NamedTuple):
     """... of which the history row still differs from it (not cut over yet)."""
     total: int
     """History rows."""
+
+
+# -- the execution catalog (store/catalog.py) ---------------------------------
+
+CatalogRow = tuple[
+    str, int, "str | None", "str | None", str, "int | None", "int | None", int, int, int, str
+]
+"""One catalog row in `ExecutionRecord`'s field order: instance_id, execution_id,
+name, version, status, started_ms, ended_ms, last_event_id, event_count,
+bytes, shard."""
+
+
+class CatalogDelta(NamedTuple):
+    """What one append adds to its execution's catalog row.
+
+    A new execution (`previous_last_event_id` 0) gets the whole row; an
+    existing one only moves forward, and only when its row still says it
+    ends at `previous_last_event_id` (else the store recomputes it).
+    """
+
+    row: CatalogRow
+    previous_last_event_id: int
+
+
+class CatalogQuery(NamedTuple):
+    """The filters of `HistoryStore.catalog_executions` (None: no filter)."""
+
+    status: tuple[str, ...] | None = None
+    name: str | None = None
+    since_ms: int | None = None
+    until_ms: int | None = None
+    shard: str | None = None
+    instance_like: str | None = None
+    limit: int | None = None
+    offset: int = 0
+    latest_only: bool = False
+
+
+class ExecutionSummary(NamedTuple):
+    """An execution as the history holds it: what the catalog is derived from.
+
+    The first and the last rows (event_id, event_type, event_data) are decoded
+    by the store (name, version, start; status, end); the counts come from
+    the database.
+    """
+
+    instance_id: str
+    execution_id: int
+    last_event_id: int
+    event_count: int
+    bytes: int
+    first: ExecutionRow
+    last: ExecutionRow

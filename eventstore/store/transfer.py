@@ -17,6 +17,10 @@ from .transfer_rows import checked_insert, exported_row, location_with
 if TYPE_CHECKING:
     from .history import HistoryStore
 
+_REFRESH_EVERY = 10_000
+"""Executions an import remembers before it refreshes their catalog rows
+(memory stays bounded on imports of any size)."""
+
 OnRow = Callable[[dict[str, Any], EventStoreError], None]
 
 
@@ -36,6 +40,7 @@ def import_located(
     error nothing is written.
     """
     report = ImportReport()
+    touched: set[tuple[str, int]] = set()
     with store.backend.writing() as writer:
         for where, row in rows:
             try:
@@ -57,12 +62,19 @@ def import_located(
                 raise type(exc)(exc.message, location=located) from None
             if existing is None:
                 report.inserted += 1
+                touched.add((insert.instance_id, insert.execution_id))
+                if len(touched) >= _REFRESH_EVERY:
+                    store._refresh_catalog(writer, touched)
+                    touched.clear()
             elif existing == insert.event_data:
                 report.skipped_identical += 1
             else:
                 raise ConflictError(
                     "a different event is already stored under this key", location=located
                 )
+        # The execution catalog's rows of what was inserted, in this same
+        # transaction (an execution refreshed twice is simply exact twice).
+        store._refresh_catalog(writer, touched)
     return report
 
 

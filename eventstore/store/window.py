@@ -56,14 +56,15 @@ class DualWrite:
         self.generation = generation
         self.description = store.description
 
-    def write(self, writer: HistoryWriter, new: NewEvents) -> None:
+    def write(self, writer: HistoryWriter, new: NewEvents) -> NewEvents:
         """Insert the batch's legacy rows and their V1 shadow forms, in `writer`'s transaction.
 
         Durability and ordering: both inserts run inside the one write
         transaction the append already holds (BEGIN IMMEDIATE on SQLite, the
         lock under which the last event id was read), so a batch's legacy rows
         and its shadow rows commit together or not at all; a crash between
-        them leaves neither. That is what lets `cutover` trust that every
+        them leaves neither. Returns the history rows as inserted (what the
+        execution catalog counts). That is what lets `cutover` trust that every
         history row with a shadow row was written from exactly that V1 event,
         and a row without one predates the window. The recorded generation is
         read again under the same lock: once a cutover has flipped it (its
@@ -75,8 +76,10 @@ class DualWrite:
         recorded = window.recorded_generation() or CURRENT_GENERATION
         if recorded != self.generation:
             raise _mismatch(self.description, self.generation, recorded)
-        writer.insert(new._replace(event_data=[to_v0b(data) for data in new.event_data]))
+        legacy = new._replace(event_data=[to_v0b(data) for data in new.event_data])
+        writer.insert(legacy)
         window.insert_shadow(new)
+        return legacy
 
     def legacy_view(self, event: Event, instance_id: str, execution_id: int) -> Event:
         """The event as its legacy row reads back (for the idempotent-retry check).

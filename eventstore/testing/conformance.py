@@ -58,6 +58,7 @@ from eventstore import events as ev
 from ..samples import legacy_rows
 from ..store import HistoryStore
 from ._model import CLOCK_MS, check_append_model, completed, fixed_clock, scheduled, started
+from .catalog_conformance import CatalogConformance
 
 __all__ = ["HOSTILE_INSTANCE_IDS", "HistoryStoreConformance", "StoreFactory"]
 
@@ -87,8 +88,10 @@ def rowcount(store: HistoryStore) -> int:
     return store.count()
 
 
-class HistoryStoreConformance:
-    """The contract every backend keeps. Subclass it (name the subclass Test...)."""
+class HistoryStoreConformance(CatalogConformance):
+    """The contract every backend keeps. Subclass it (name the subclass Test...).
+
+    The execution catalog's tests come from `CatalogConformance`."""
 
     request: pytest.FixtureRequest
     tmp_path: Path

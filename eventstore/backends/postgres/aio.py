@@ -18,7 +18,16 @@ from psycopg import sql
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ...errors import ReadOnlyError, StoreBusyError, StoreError
-from ...store.protocol import ExecutionRow, FeedRow, NewEvents, StoredRow
+from ...store.protocol import (
+    CatalogDelta,
+    CatalogRow,
+    ExecutionRow,
+    ExecutionSummary,
+    FeedRow,
+    NewEvents,
+    StoredRow,
+)
+from .catalog import summary_of
 from .queries import INSERT_ROWS, Queries
 from .target import mask
 from .translate import DRIVER_ERRORS, translate
@@ -90,6 +99,35 @@ class AsyncPostgresWriter:
             ):
                 params += (instance_id, execution_id, event_id, event_type, event_data.decode())
             await self._execute(self._q.insert_rows(len(params) // 5), params)
+
+    # -- the execution catalog (the sync writer's statements, awaited) ----------
+
+    async def catalog_advance(self, delta: CatalogDelta) -> bool:
+        row, previous = delta
+        if previous == 0:
+            await self._execute(self._q.catalog.put, row)
+            return True
+        instance_id, execution_id, _, _, status, _, ended, last, count, size, _ = row
+        cur = await self._execute(
+            self._q.catalog.advance,
+            (status, ended, last, count, size, instance_id, execution_id, previous),
+        )
+        return bool(cur.rowcount == 1)
+
+    async def catalog_put(self, rows: Sequence[CatalogRow]) -> None:
+        for row in rows:
+            await self._execute(self._q.catalog.put, row)
+
+    async def catalog_remove(self, keys: Sequence[tuple[str, int]]) -> None:
+        for key in keys:
+            await self._execute(self._q.catalog.remove, key)
+
+    async def execution_summary(
+        self, instance_id: str, execution_id: int
+    ) -> ExecutionSummary | None:
+        cur = await self._execute(self._q.catalog.summary, (instance_id, execution_id))
+        rows = await cur.fetchall()
+        return summary_of(rows[0]) if rows else None
 
 
 class AsyncPostgresBackend:

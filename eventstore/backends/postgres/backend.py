@@ -36,7 +36,7 @@ from ...store.protocol import (
     StoredRow,
     WindowCounts,
 )
-from . import window
+from . import catalog, window
 from .aio import AsyncPostgresBackend
 from .integrity import postgres_integrity
 from .queries import EVOLUTION_TABLES, HISTORY_DDL, TABLE, Queries
@@ -50,7 +50,7 @@ __all__ = ["PostgresBackend"]
 _CLOSE_CHECK_SECONDS: Final = 0.5
 
 
-class PostgresBackend:
+class PostgresBackend(catalog.CatalogReads):
     """History rows in a PostgreSQL table, through a connection pool.
 
     Options: `schema` (a plain identifier, default "public"; also accepted as
@@ -96,6 +96,9 @@ class PostgresBackend:
         self._closed = False
         positioned = self._prepare_table()
         self.stable_positions = positioned
+        # Only a table eventstore created keeps the catalog: a schema duroxide
+        # created never gets a table of ours.
+        self.can_keep_catalog = positioned
         self._q = Queries(self.schema, positioned)
         try:
             self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
@@ -161,6 +164,9 @@ class PostgresBackend:
                                 position_key=sql.Identifier(f"eventstore_{TABLE}_position_key"),
                             )
                         )
+                        # A new store keeps its execution catalog from the start.
+                        for ddl in catalog.CatalogQueries(self.schema, TABLE).ddl:
+                            con.execute(ddl)
                     columns = self._columns(con)
             except psycopg.Error as exc:
                 raise translate(exc, f"cannot open {self.description}") from None
@@ -221,7 +227,7 @@ class PostgresBackend:
     def destroy(self) -> None:
         if self.readonly:
             raise ReadOnlyError(f"{self.description} was opened read-only")
-        tables = [TABLE, *EVOLUTION_TABLES, *window.WINDOW_TABLES]
+        tables = [TABLE, *EVOLUTION_TABLES, *window.WINDOW_TABLES, *catalog.CATALOG_TABLES]
         try:
             with self._connection() as con, con.transaction():
                 for name in tables:

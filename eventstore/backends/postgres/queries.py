@@ -9,6 +9,7 @@ from typing import Final
 
 from psycopg import sql
 
+from .catalog import CatalogQueries
 from .window import WindowQueries
 
 __all__ = [
@@ -68,6 +69,9 @@ def _text(query: sql.Composable) -> bytes:
     return query.as_bytes(None)
 
 
+text_of = _text
+
+
 class Queries:
     """The statements of one table, composed once (identifiers quoted)."""
 
@@ -95,6 +99,14 @@ class Queries:
         self._compose_reads(table, rel, raw, stored)
         self.evolution = EvolutionQueries(schema, positioned)
         self.window = WindowQueries(schema, TABLE)
+        self.catalog = CatalogQueries(schema, TABLE)
+        self.feed_end = text_of(
+            sql.SQL(
+                "SELECT COALESCE(MAX(eventstore_position), 0) FROM {}"
+                if positioned
+                else "SELECT COUNT(*) FROM {}"
+            ).format(table)
+        )
 
     def _compose_writes(self, table: sql.Identifier, stored: sql.Composed) -> None:
         """The statements of a write unit (under the table's lock)."""

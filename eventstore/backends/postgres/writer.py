@@ -59,6 +59,7 @@ from ...store.protocol import (
     StoredRow,
 )
 from . import window
+from .catalog import CatalogWrites
 from .queries import INSERT_ROWS, TABLE, Queries
 from .translate import DRIVER_ERRORS, translate
 
@@ -72,7 +73,7 @@ def lock_key(schema: str, purpose: str = "") -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-class PostgresWriter:
+class PostgresWriter(CatalogWrites):
     """The statements of one write unit (see `PostgresBackend.writing`).
 
     The unit opens lazily, with its first statement: BEGIN (at top level; a

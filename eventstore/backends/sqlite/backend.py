@@ -54,7 +54,8 @@ from ...store.protocol import (
     StoredRow,
     WindowCounts,
 )
-from . import tables, window
+from . import catalog, tables, window
+from .catalog import CatalogReads
 from .connect import connect
 from .group import commit_group
 from .integrity import sqlite_integrity
@@ -85,7 +86,20 @@ _PACKED: Final = (
 )
 
 
-class SQLiteBackend:
+def _create_tables(con: sqlite3.Connection) -> None:
+    """The history table and the execution catalog, in one transaction: a new
+    store keeps its catalog from the start."""
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        con.execute(HISTORY_DDL)
+        catalog.ensure(con)
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
+class SQLiteBackend(CatalogReads):
     """History rows in a SQLite file (or in memory)."""
 
     def __init__(
@@ -121,7 +135,7 @@ class SQLiteBackend:
                 if readonly:
                     con.close()
                     raise StoreNotFoundError(f"{path} has no history table")
-                con.execute(HISTORY_DDL)
+                _create_tables(con)
                 table = tables.inspect(con)
         except sqlite3.DatabaseError as exc:
             raise translate(exc, f"cannot open {path}") from None
@@ -132,6 +146,9 @@ class SQLiteBackend:
         self._con = con
         self._writer = SQLiteWriter(con)
         self.stable_positions = table.stable_positions
+        # A table eventstore created (positions aliased by `position`) can
+        # keep the catalog; a file duroxide created never gets a table of ours.
+        self.can_keep_catalog = table.stable_positions
         self.group_commit = group_commit and not readonly
         self.group_size = group_size
         # Reads use `_reader` under `_read_lock`: the write connection and its
@@ -159,7 +176,12 @@ class SQLiteBackend:
             raise ReadOnlyError(f"{self.description} was opened read-only")
         try:
             with self._lock:
-                for name in ("history", *tables.EVOLUTION_TABLES, *window.WINDOW_TABLES):
+                for name in (
+                    "history",
+                    *tables.EVOLUTION_TABLES,
+                    *window.WINDOW_TABLES,
+                    *catalog.CATALOG_TABLES,
+                ):
                     self._con.execute(f'DROP TABLE IF EXISTS "{name}"')
         except sqlite3.Error as exc:
             raise translate(exc, f"cannot destroy {self.description}") from None

@@ -26,6 +26,7 @@ from ...store.protocol import (
     StoredRow,
 )
 from . import tables, window
+from .catalog import CatalogWrites
 from .translate import BINDING_ERRORS, translate
 from .undecoded import RAW_AFTER, fetch_tolerant, key_args
 
@@ -87,7 +88,7 @@ _IMPORT: Final = (
 )
 
 
-class SQLiteWriter:
+class SQLiteWriter(CatalogWrites):
     __slots__ = ("_con", "_cursor")
 
     def __init__(self, con: sqlite3.Connection) -> None:
