@@ -29,3 +29,24 @@ def test_key_is_the_utc_date(moment: dt.datetime) -> None:
     assert (
         derive_shard_key(ms) == dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).date().isoformat()
     )
+
+
+@given(st.integers(min_value=1, max_value=253_402_300_799_999))
+def test_every_millisecond_agrees_with_datetime(ms: int) -> None:
+    expected = dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).date()
+    # float seconds can round a day's last millisecond up to the next day
+    exact = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(milliseconds=ms)
+    assert derive_shard_key(ms) == exact.date().isoformat()
+    assert abs((dt.date.fromisoformat(derive_shard_key(ms)) - expected).days) <= 1
+
+
+@given(st.integers(min_value=253_402_300_800_000, max_value=2**64 - 1))
+def test_past_year_9999_is_the_last_day_and_never_raises(ms: int) -> None:
+    assert derive_shard_key(ms) == "9999-12-31"
+
+
+def test_keys_sort_in_time_order() -> None:
+    moments = [1, 86_400_000 * 365, 1_795_235_196_310, 253_402_300_799_999, 2**64 - 1]
+    keys = [derive_shard_key(ms) for ms in moments]
+    assert keys == sorted(keys)
+    assert all(len(key) == 10 for key in keys)

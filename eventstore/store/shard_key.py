@@ -13,23 +13,47 @@ their own transaction; `eventstore.lifecycle` re-exports it for its users.
 
 from __future__ import annotations
 
-import datetime as _dt
+import functools
 from typing import Final
 
 __all__ = ["ROOT_SHARD", "derive_shard_key"]
 
 ROOT_SHARD: Final = "root"
 
-_UTC: Final = _dt.UTC
+_DAY_MS: Final = 86_400_000
+_LAST_DAY: Final = 2_932_896
+"""Days from 1970-01-01 to 9999-12-31, the last day a ten-character key names."""
 
 
 def derive_shard_key(started_timestamp_ms: int | None) -> str:
     """`YYYY-MM-DD` (UTC) of an execution's start, or `'root'` without one.
 
     A timestamp of 0 or less, or none at all, means "no time recorded": the
-    legacy generations have none, and 1970-01-01 would be a lie.
+    legacy generations have none, and 1970-01-01 would be a lie. The format
+    allows any u64; a start past 9999-12-31 (a broken clock, a hostile row)
+    goes to that last day's shard, so that every key has ten characters and
+    keys sort in time order, which lifecycle jobs rely on. It never raises:
+    every append of a new execution calls it.
     """
     if not started_timestamp_ms or started_timestamp_ms <= 0:
         return ROOT_SHARD
-    moment = _dt.datetime.fromtimestamp(started_timestamp_ms / 1000, tz=_UTC)
-    return moment.strftime("%Y-%m-%d")
+    return _day_key(min(started_timestamp_ms // _DAY_MS, _LAST_DAY))
+
+
+@functools.lru_cache(maxsize=4096)
+def _day_key(days: int) -> str:
+    # Howard Hinnant's civil_from_days: the proleptic Gregorian date of a day
+    # count since 1970-01-01, in integers (datetime's own conversion costs a
+    # few microseconds per new execution; the cache makes a day's key once).
+    z = days + 719_468
+    era = z // 146_097
+    day_of_era = z - era * 146_097
+    year_of_era = (
+        day_of_era - day_of_era // 1460 + day_of_era // 36_524 - day_of_era // 146_096
+    ) // 365
+    day_of_year = day_of_era - (365 * year_of_era + year_of_era // 4 - year_of_era // 100)
+    shifted_month = (5 * day_of_year + 2) // 153
+    day = day_of_year - (153 * shifted_month + 2) // 5 + 1
+    month = shifted_month + 3 if shifted_month < 10 else shifted_month - 9
+    year = year_of_era + era * 400 + (1 if month <= 2 else 0)
+    return f"{year:04d}-{month:02d}-{day:02d}"

@@ -69,14 +69,17 @@ def _whole_batches(events: list[ev.Event]) -> bool:
     return all(counts[b] == sizes[b] for b in counts)
 
 
-def _reader(target: str, stop: Any, reads: Any, torn: Any) -> None:
+def _reader(target: str, ready: Any, stop: Any, reads: Any, torn: Any) -> None:
     with eventstore.open(target, readonly=True) as store:
-        while not stop.is_set():
+        ready.set()
+        while True:
             for n in range(INSTANCES):
                 events = store.read(f"shared-{n}", 1)
                 reads.value += 1
                 if not _whole_batches(events):
                     torn.value += 1
+            if stop.is_set():
+                return
 
 
 @pytest.fixture(params=["sqlite-file", "postgres"])
@@ -96,8 +99,12 @@ def test_writers_race_on_shared_instances_readers_never_see_a_partial_batch(targ
     stop = context.Event()
     reads = context.Value("i", 0)
     torn = context.Value("i", 0)
-    reader = context.Process(target=_reader, args=(target, stop, reads, torn))
+    ready = context.Event()
+    reader = context.Process(target=_reader, args=(target, ready, stop, reads, torn))
     reader.start()
+    # Writers start once the reader is reading: on a loaded machine a spawned
+    # reader can otherwise start after every writer has finished.
+    assert ready.wait(timeout=120)
     writers = [context.Process(target=_writer, args=(target, w)) for w in range(WRITERS)]
     for process in writers:
         process.start()
