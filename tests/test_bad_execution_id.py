@@ -71,7 +71,7 @@ def test_ls_lists_the_instance_and_warns_of_the_bad_row(db: Path) -> None:
     assert result.exit_code == 0, result.output
     assert result.exception is None
     assert '"instance_id": "i"' in result.stdout
-    assert '"executions": 1' in result.stdout
+    assert '"execution_id": 1' in result.stdout
     assert "1 row with an execution id that is not an integer" in result.stderr
     assert "verify names them" in result.stderr
 

@@ -39,11 +39,15 @@ def test_ls_lists_instances_with_name_status_counts(runner: CliRunner, duroxide_
     rows = [json.loads(line) for line in result.output.splitlines()]
     by_id = {r["instance_id"]: r for r in rows}
     assert len(rows) == 20
-    assert by_id["looper-7-0"]["executions"] == 4
-    assert by_id["looper-7-0"]["status"] == "Completed"
-    assert by_id["failing-7-0"]["status"] == "Failed"
-    assert by_id["hello-7-0"]["orchestration_name"] == "Hello"
-    assert sum(r["events"] for r in rows) == 154
+    assert by_id["looper-7-0"]["execution_id"] == 4
+    assert by_id["looper-7-0"]["status"] == "completed"
+    assert by_id["failing-7-0"]["status"] == "failed"
+    assert by_id["sleeper-7-0"]["status"] == "cancelled"
+    assert by_id["hello-7-0"]["name"] == "Hello"
+    every = runner.invoke(main, ["ls", str(duroxide_db), "--json", "--all-executions"])
+    executions = [json.loads(line) for line in every.output.splitlines()]
+    assert len(executions) == 26
+    assert sum(r["event_count"] for r in executions) == 154
     table = runner.invoke(main, ["ls", str(duroxide_db)])
     assert "looper-7-0" in table.output and "20 instances" in table.output
 

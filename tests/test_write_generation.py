@@ -279,6 +279,19 @@ def test_reading_commands_add_no_tables_to_a_duroxide_database(duroxide_db: Path
         result = runner.invoke(main, args)
         assert result.exit_code == 0, result.output
         assert "write generation" not in result.output
+    # ls reads duroxide's file through the execution catalog, derived from
+    # the history there: no catalog table is added, not even by the catalog's
+    # own commands.
+    for args in (
+        ["ls", str(duroxide_db)],
+        ["ls", "--json", "--all-executions", str(duroxide_db)],
+        ["ls", "--csv", "--status", "completed", "--since", "2026-11-21", str(duroxide_db)],
+        ["verify", str(duroxide_db)],
+        ["catalog", "rebuild", str(duroxide_db)],
+        ["catalog", "catch-up", str(duroxide_db)],
+    ):
+        result = runner.invoke(main, args)
+        assert result.exit_code == 0, (args, result.output)
     assert json.loads(runner.invoke(main, ["schema", "check", "--json", str(duroxide_db)]).output)[
         "window"
     ] == {"generation": None, "shadowed": 0, "pending": 0, "total": 154}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -140,43 +139,6 @@ def init(target: str) -> None:
         out.print(f"ready: {store.description} ({store.count()} events)")
 
 
-@main.command(name="ls")
-@TARGET
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per instance.")
-def list_instances(target: str, as_json: bool) -> None:
-    """List instances: orchestration, status, executions, events."""
-    with open_store(target, readonly=True) as store:
-        summaries = list(store.summaries())
-        unlisted = store.count() - sum(s.events for s in summaries)
-    if unlisted > 0:  # rows whose execution id is no integer (hand-written): no execution
-        err.print(
-            f"warning: {plural(unlisted, 'row')} with an execution id that is not an integer,"
-            " not listed (verify names them)"
-        )
-    # A hand-written instance id that is not UTF-8 comes back as bytes: the
-    # rest are listed, and that one is named (verify names its rows).
-    undecoded: list[object] = [
-        s.instance_id for s in summaries if not isinstance(s.instance_id, str)
-    ]
-    summaries = [s for s in summaries if isinstance(s.instance_id, str)]
-    if undecoded:
-        names = ", ".join(repr(bytes(i)) for i in undecoded if isinstance(i, bytes))
-        err.print(
-            f"warning: {plural(len(undecoded), 'instance id')} not UTF-8 text, not listed:"
-            f" {names} (verify names their rows)"
-        )
-    if as_json:
-        for summary in summaries:
-            click.echo(json.dumps(dataclasses.asdict(summary)))
-        return
-    table = Table("instance", "orchestration", "status", "executions", "events")
-    for s in summaries:
-        name = f"{s.orchestration_name} {s.orchestration_version}" if s.orchestration_name else ""
-        table.add_row(s.instance_id, name, s.status, str(s.executions), str(s.events))
-    out.print(table)
-    out.print(plural(len(summaries), "instance"))
-
-
 def _timeline(events: list[ev.Event]) -> list[dict[str, Any]]:
     start = next((e.timestamp_ms for e in events if e.has_timestamp), 0)
     return [
@@ -308,6 +270,16 @@ def print_verify(report: VerifyReport) -> None:
     if report.legacy_gaps:
         tolerated = plural(len(report.legacy_gaps), "id gap")
         out.print(f"{tolerated} in legacy data tolerated (not problems)")
+    if report.catalog_behind_count:
+        for behind in report.catalog_behind[:10]:
+            out.print(str(behind), markup=False)
+        behind_count = plural(report.catalog_behind_count, "execution")
+        out.print(
+            f"execution catalog behind the history for {behind_count} (another program wrote"
+            " or deleted rows): `eventstore catalog catch-up TARGET` takes in what was"
+            " written, `eventstore catalog rebuild TARGET` everything (not problems)",
+            markup=False,
+        )
     out.print(
         "[green]OK[/green]"
         if report.ok
@@ -339,6 +311,7 @@ def verify_store(target: str, as_json: bool) -> None:
                         for p in report.problems
                     ],
                     "legacy_gaps": len(report.legacy_gaps),
+                    "catalog_behind": report.catalog_behind_count,
                     "tolerated": [
                         {"kind": "legacy-gap", "where": str(p.location), "message": p.message}
                         for p in report.legacy_gaps

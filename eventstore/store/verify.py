@@ -30,7 +30,8 @@ UNDECODABLE_KEPT: Final = 1000
 @dataclass(frozen=True, slots=True)
 class Problem:
     kind: str
-    """undecodable | mismatch | ordering | gap | orphan-completion (see rules.py)"""
+    """undecodable | mismatch | ordering | gap | orphan-completion (see rules.py)
+    | integrity | catalog"""
     location: Location
     message: str
 
@@ -49,6 +50,11 @@ class VerifyReport:
     """Id gaps in executions holding legacy data: tolerated, not problems."""
     integrity: IntegrityReport | None = None
     """The database's own check and the row counts (None when not asked for)."""
+    catalog_behind: list[Problem] = field(default_factory=list)
+    """Executions the history moved past without the execution catalog (another
+    program wrote or deleted rows): not problems; `catalog catch-up` or
+    `catalog rebuild` brings it up to date. The first CATALOG_PROBLEMS_KEPT."""
+    catalog_behind_count: int = 0
 
     @property
     def ok(self) -> bool:
@@ -189,10 +195,12 @@ def verify(
     batch: int = 2000,
     progress: Callable[[int], None] | None = None,
     integrity: bool = True,
+    catalog: bool = True,
 ) -> VerifyReport:
     """Decode every row and check each execution against the history rules; then
     (unless `integrity=False`) run the database's own integrity check and
-    compare row counts (eventstore.store.integrity)."""
+    compare row counts (eventstore.store.integrity); then (unless
+    `catalog=False`) compare the execution catalog with the history."""
     verifier = _Verifier(store)
     for page in store.scan(batch):
         for row in page:
@@ -206,7 +214,49 @@ def verify(
         report.problems.extend(
             Problem("integrity", Location(), text) for text in report.integrity.problems
         )
+    if catalog:
+        check_catalog(store, report)
     return report
+
+
+CATALOG_PROBLEMS_KEPT: Final = 1000
+"""How many catalog mismatches verify names one by one (it counts them all)."""
+
+
+def check_catalog(store: HistoryStore, report: VerifyReport) -> None:
+    """Compare the execution catalog with the history (both streams in key order).
+
+    A catalog row that is wrong is a problem, named by instance and execution.
+    One the history merely moved past (rows another program appended or
+    deleted since the last catch-up, as duroxide does writing the same file)
+    is listed in `catalog_behind`, with how to bring it up to date.
+    """
+    wrong = behind = 0
+    for mismatch in store.catalog_mismatches():
+        where = Location(instance_id=mismatch.instance_id, execution_id=mismatch.execution_id)
+        if mismatch.behind:
+            behind += 1
+            if len(report.catalog_behind) < CATALOG_PROBLEMS_KEPT:
+                report.catalog_behind.append(Problem("catalog-behind", where, mismatch.message))
+            continue
+        wrong += 1
+        if wrong <= CATALOG_PROBLEMS_KEPT:
+            report.problems.append(Problem("catalog", where, mismatch.message))
+    if wrong:
+        report.problems.append(
+            Problem(
+                "catalog",
+                Location(),
+                f"catalog rows disagreeing with the history: {wrong}{_more(wrong)};"
+                " `eventstore catalog rebuild TARGET` derives the catalog again",
+            )
+        )
+    report.catalog_behind_count = behind
+
+
+def _more(count: int) -> str:
+    hidden = count - CATALOG_PROBLEMS_KEPT
+    return f" ({hidden} more not named)" if hidden > 0 else ""
 
 
 def stats(
