@@ -25,6 +25,7 @@ WORKLOADS = [
     "bench_whole_store",
     "bench_metrics",
     "bench_postgres",
+    "bench_catalog",
 ]
 
 

@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -44,10 +45,18 @@ def _moment(text: str, option: str) -> int:
     return int(moment.timestamp() * 1000)
 
 
+_TIME: Final = "{:04d}-{:02d}-{:02d} {:02d}:{:02d}:{:02d}"
+
+
 def _time(ms: int | None) -> str:
+    # time.gmtime and one format: a datetime and strftime per cell were a
+    # third of listing 42,000 instances.
     if ms is None:
         return ""
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+    try:
+        return _TIME.format(*time.gmtime(ms // 1000)[:6])
+    except (OverflowError, OSError, ValueError):  # past what the platform's clock holds
+        return str(ms)
 
 
 def _duration(ms: int | None) -> str:
@@ -76,18 +85,20 @@ def _cells(record: ExecutionRecord) -> tuple[str, ...]:
 
 
 def _table(records: Sequence[ExecutionRecord]) -> Iterator[str]:
-    """The records as a plain-text table (header, rule, one line per record)."""
+    """The records as a plain-text table (header, rule, one line per record).
+
+    One format string for every line: formatting 42,000 rows cell by cell
+    (ljust per cell, a generator per line) took three times as long."""
     rows = [_COLUMNS, *map(_cells, records)]
     widths = [max(map(len, column)) for column in zip(*rows, strict=True)]
     numeric = {1, 7}
-    for n, row in enumerate(rows):
-        line = "  ".join(
-            cell.rjust(width) if i in numeric and n else cell.ljust(width)
-            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
-        )
-        yield line.rstrip()
-        if n == 0:
-            yield "  ".join("-" * width for width in widths)
+    line = "  ".join(
+        f"{{:{'>' if i in numeric else '<'}{width}}}" for i, width in enumerate(widths)
+    ).format
+    yield "  ".join(f"{name:<{width}}" for name, width in zip(_COLUMNS, widths, strict=True))
+    yield "  ".join("-" * width for width in widths)
+    for row in rows[1:]:
+        yield line(*row).rstrip()
 
 
 def _as_dict(record: ExecutionRecord) -> dict[str, Any]:
@@ -96,8 +107,17 @@ def _as_dict(record: ExecutionRecord) -> dict[str, Any]:
     return data
 
 
-def _warn_unlisted(store: HistoryStore, listed_events: int) -> None:
-    """Rows no execution lists: hand-written keys (verify names each row)."""
+def _warn_unlisted(store: HistoryStore, listed: Sequence[ExecutionRecord], every: bool) -> None:
+    """Rows no execution lists: hand-written keys (verify names each row).
+
+    Cheap first: when the listed executions hold every row, nothing is missing.
+    """
+    stored = store.count()
+    events = sum(r.event_count for r in listed)
+    if events != stored and not every:  # earlier executions hold the rest?
+        events = sum(r.event_count for r in store.catalog_executions())
+    if events == stored:
+        return
     instances: list[object] = list(store.instances())  # bytes: an id that is not UTF-8
     undecoded = [i for i in instances if isinstance(i, bytes)]
     if undecoded:
@@ -107,7 +127,7 @@ def _warn_unlisted(store: HistoryStore, listed_events: int) -> None:
             f" {names} (verify names their rows)"
         )
         return
-    unlisted = store.count() - listed_events
+    unlisted = stored - events
     if unlisted > 0:
         err.print(
             f"warning: {plural(unlisted, 'row')} with an execution id that is not an integer,"
@@ -185,8 +205,7 @@ def list_instances(
             **filters, limit=limit, offset=offset, latest_only=not all_executions
         )
         if whole:  # everything listed: say what no execution holds
-            listed = records if all_executions else store.catalog_executions()
-            _warn_unlisted(store, sum(r.event_count for r in listed))
+            _warn_unlisted(store, records, all_executions)
     _emit(records, as_json, as_csv, "execution" if all_executions else "instance")
 
 

@@ -276,14 +276,14 @@ class CatalogReads:
 
     def catalog_rows(self, query: CatalogQuery) -> list[CatalogRow]:
         sql, args = query_sql(query)
-        return [tuple(r) for r in self._all(sql, tuple(args))]
+        return self._all(sql, tuple(args))  # sqlite3 rows are tuples already
 
     def catalog_row(self, instance_id: str, execution_id: int) -> CatalogRow | None:
         rows = self._all(ROW, (instance_id, execution_id))
         return tuple(rows[0]) if rows else None
 
     def catalog_page(self, after: tuple[str, int], limit: int) -> list[CatalogRow]:
-        return [tuple(r) for r in self._all(PAGE, (*after, limit))]
+        return self._all(PAGE, (*after, limit))
 
     def catalog_position(self) -> int:
         with self._read_lock:
