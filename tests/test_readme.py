@@ -42,3 +42,16 @@ def test_the_asyncio_example_runs(
         assert store.count() == 65
         assert [e.event_id for e in store.read("order-7")] == [1, 2]
     assert capsys.readouterr().out.startswith("1 [")
+
+
+def test_the_catalog_example_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = README.read_text(encoding="utf-8")
+    found = re.search(r"## The execution catalog and `ls`\n.*?```python\n(.*?)```", text, re.S)
+    assert found, "README.md lost its catalog example"
+    monkeypatch.chdir(tmp_path)
+    exec(compile(found.group(1), "README.md", "exec"), {})
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith("order-981 1 running ")
+    assert printed[1].startswith("ExecutionRecord(instance_id='order-981'")
