@@ -12,7 +12,9 @@ The runtime runs in a child process (tests/interop_orchestrations.py says why).
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -92,3 +94,45 @@ def test_a_database_duroxide_created_gets_its_catalog_derived(tmp_path: Path) ->
         assert derived[key].status in _STATUS[status], key
         assert derived[key].started_ms is not None and derived[key].shard != "root"
     assert {r.instance_id for r in latest} >= {"failing-d"}
+
+
+@pytest.mark.postgres
+def test_a_postgres_schema_duroxide_created_gets_its_catalog_derived(
+    postgres_target_factory: Callable[[], str],
+) -> None:
+    """duroxide's own PostgreSQL schema (no position column, no event types
+    recorded): the derived catalog matches the runtime's statuses and no
+    table is added."""
+    import psycopg
+    from click.testing import CliRunner
+
+    from eventstore.cli import main
+
+    url = postgres_target_factory()
+    outcomes, reading = in_runtime_process(orch.job_corpus, url, "p")
+    assert not reading.errors
+
+    def tables() -> list[str]:
+        with psycopg.connect(url) as con:
+            found = con.execute(
+                "SELECT table_schema, table_name FROM information_schema.tables"
+                " WHERE table_schema NOT IN ('pg_catalog', 'information_schema')"
+            ).fetchall()
+        return sorted(f"{s}.{t}" for s, t in found)
+
+    before = tables()
+    with eventstore.open(url) as store:
+        assert not store.keeps_catalog_table
+        latest = {r.instance_id: r for r in store.catalog_executions(latest_only=True)}
+        assert list(store.catalog_mismatches()) == []
+    listed = CliRunner().invoke(main, ["ls", "--json", url])
+    assert listed.exit_code == 0, listed.output
+    assert tables() == before
+    with psycopg.connect(url) as con:
+        stored = {str(r[0]) for r in con.execute("SELECT DISTINCT instance_id FROM history")}
+    assert latest.keys() == stored and outcomes.keys() <= stored
+    assert {json.loads(line)["instance_id"] for line in listed.stdout.splitlines()} == stored
+    for instance_id, outcome in outcomes.items():
+        assert latest[instance_id].status in _STATUS[outcome.status], instance_id
+        assert latest[instance_id].name is not None
+    assert latest["sleeper-p"].status == "cancelled"
