@@ -40,6 +40,7 @@ __all__ = [
     "ExecutionRecord",
     "advance",
     "as_row",
+    "catalog_text",
     "from_row",
     "record_from_summary",
     "refresh",
@@ -64,7 +65,7 @@ class ExecutionRecord(msgspec.Struct, frozen=True, gc=False):
     execution_id: int
     name: str | None
     """The orchestration's name (None when the first row is no readable
-    OrchestrationStarted: verify names that row)."""
+    OrchestrationStarted: verify names that row; a NUL in it reads U+FFFD)."""
     version: str | None
     status: str
     """One of STATUSES: running, completed, failed, continued_as_new, cancelled
@@ -101,6 +102,13 @@ def status_of(event: Event | None) -> str:
     return status
 
 
+def catalog_text(value: str) -> str:
+    """A name or version as the catalog keeps it: NUL as U+FFFD, because
+    PostgreSQL's text cannot hold NUL and both backends must agree (the
+    event itself keeps it, escaped in its JSON)."""
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
+
+
 def _time(timestamp_ms: int) -> int | None:
     return timestamp_ms if timestamp_ms > 0 else None
 
@@ -129,7 +137,7 @@ def advance(
     if last == 0:
         first = filled[0]
         if type(first) is ev.OrchestrationStarted:
-            name, version = first.name, first.version
+            name, version = catalog_text(first.name), catalog_text(first.version)
         started = _time(first.timestamp_ms)
         shard = derive_shard_key(started)
     row: CatalogRow = (
@@ -178,7 +186,7 @@ def record_from_summary(store: HistoryStore, summary: ExecutionSummary) -> Execu
     name = version = None
     started: int | None = None
     if isinstance(first, ev.OrchestrationStarted):
-        name, version = first.name, first.version
+        name, version = catalog_text(first.name), catalog_text(first.version)
         started = _time(first.timestamp_ms)
     ended = None
     if last is not None and last.event_type in ev.TERMINAL_TYPES:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import InvalidEventError
 from . import catalog_ops
-from .catalog import STATUSES, ExecutionRecord, refresh
+from .catalog import STATUSES, ExecutionRecord, catalog_text, refresh
 from .catalog_ops import CatalogMismatch
 from .protocol import CatalogQuery, CatalogWriter, ExecutionCatalog
 
@@ -33,9 +33,23 @@ def _statuses(status: str | Iterable[str] | None) -> tuple[str, ...] | None:
     return wanted
 
 
+_INT64_MAX = 2**63 - 1
+
+
 def _count(name: str, value: int | None, *, minimum: int) -> None:
-    if value is not None and (type(value) is not int or value < minimum):
-        raise ValueError(f"{name} must be an integer of at least {minimum}, not {value!r}")
+    if value is not None and (type(value) is not int or value < minimum or value > _INT64_MAX):
+        raise ValueError(f"{name} must be an integer from {minimum} to {_INT64_MAX}, not {value!r}")
+
+
+def _like(pattern: str | None) -> str | None:
+    """The pattern with a trailing lone backslash escaped: every backend then
+    reads it as a literal backslash (PostgreSQL would refuse the pattern)."""
+    if pattern is None:
+        return None
+    if not isinstance(pattern, str):
+        raise ValueError(f"instance_like must be a string, not {pattern!r}")
+    trailing = len(pattern) - len(pattern.rstrip("\\"))
+    return pattern + "\\" if trailing % 2 else pattern
 
 
 class CatalogMethods:
@@ -86,11 +100,11 @@ class CatalogMethods:
             _count(label, value, minimum=-(2**63))
         query = CatalogQuery(
             _statuses(status),
-            name,
+            catalog_text(name) if isinstance(name, str) else name,
             since_ms,
             until_ms,
             shard,
-            instance_like,
+            _like(instance_like),
             limit,
             offset,
             latest_only,

@@ -21,6 +21,7 @@ from ..error_details import ApplicationError, Cancelled
 from ..errors import ConcurrencyError, EventOrderError, HistoryRuleError
 from ..samples import legacy_rows
 from ..store import HistoryStore
+from ._hostile import HOSTILE
 from ._model import CLOCK_MS, completed, fixed_clock, scheduled, started
 
 __all__ = ["CatalogConformance"]
@@ -136,6 +137,30 @@ class CatalogConformance:
             store.catalog_executions(status="done")
         with pytest.raises(ValueError, match="limit"):
             store.catalog_executions(limit=-1)
+
+    def test_hostile_instance_ids_are_listed_and_matched_literally(
+        self, store: HistoryStore
+    ) -> None:
+        hostile = [*HOSTILE, "100%_done\\", "a_b", "axb", "[*?]"]
+        for n, instance_id in enumerate(hostile):
+            store.append(instance_id, 1, [started(timestamp_ms=CLOCK_MS + n)])
+        assert {r.instance_id for r in store.catalog_executions()} == set(hostile)
+        for instance_id in hostile:
+            literal = instance_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            found = store.catalog_executions(instance_like=literal)
+            assert [r.instance_id for r in found] == [instance_id], instance_id
+            assert store.catalog_record(instance_id, 1) is not None
+        assert len(store.catalog_executions(instance_like="a_b")) == 2  # `_` is any one
+        lone = store.catalog_executions(instance_like="100%\\")  # a lone \ is literal
+        assert [r.instance_id for r in lone] == ["100%_done\\"]
+        assert store.catalog_executions(since_ms=2**63 - 1) == []
+        nul = msgspec.structs.replace(started(), name="a\x00b", version="\x00")
+        store.append("nul-name", 1, [nul])  # the event keeps NUL; PostgreSQL text cannot
+        record = store.catalog_record("nul-name", 1)
+        assert record is not None and (record.name, record.version) == ("a\ufffdb", "\ufffd")
+        assert store.catalog_executions(name="a\x00b") == [record]
+        with pytest.raises(ValueError, match="since_ms"):
+            store.catalog_executions(since_ms=2**64)
 
     def test_refusals_and_retries_leave_the_catalog_as_it_was(self, store: HistoryStore) -> None:
         store.append("r", 1, [started(), scheduled(2)])

@@ -57,6 +57,7 @@ from eventstore import events as ev
 
 from ..samples import legacy_rows
 from ..store import HistoryStore
+from ._hostile import HOSTILE
 from ._model import CLOCK_MS, check_append_model, completed, fixed_clock, scheduled, started
 from .catalog_conformance import CatalogConformance
 
@@ -68,15 +69,7 @@ StoreFactory = Callable[..., HistoryStore]
 LEGACY_OPEN = "legacy-v0a-hello-7-0"
 """A legacy sample history whose terminal event (id 9) the legacy test leaves out."""
 
-HOSTILE_INSTANCE_IDS = [
-    "O'Brien",
-    "back\\slash",
-    "'; DROP TABLE history; --",
-    "percent %s and %(name)s and $1",
-    "semi;colon\nnew line\ttab",
-    "ünïcødé-注文-🧾",
-    "x" * 2000,
-]
+HOSTILE_INSTANCE_IDS = HOSTILE
 
 
 def legacy_sample() -> list[dict[str, Any]]:
