@@ -514,6 +514,9 @@ def test_recording_never_touches_the_history_table_schema(tmp_path: Path) -> Non
         "eventstore_migration_runs",
         "eventstore_archive",
         "eventstore_migration_log",
+        # the execution catalog, kept by appends (proposals/lifecycle.md)
+        "eventstore_executions",
+        "eventstore_catalog_state",
     }
 
 
