@@ -8,7 +8,7 @@ they never show a traceback.
 
 from __future__ import annotations
 
-from . import copy, core, cutover, metrics, migrate, query, replay, schema, transfer  # noqa: F401  (commands register themselves on `main`)
+from . import copy, core, cutover, metrics, migrate, query, replay, schema, transfer, ui  # noqa: F401  (commands register themselves on `main`)
 from .app import main
 
 __all__ = ["core", "main"]

@@ -1,0 +1,103 @@
+"""An execution's page as data: its status, chain links, timeline bars and events.
+
+Reads go through `HistoryStore` only (`read`, `executions`, `last_event_id`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from .. import events as ev
+from ..errors import EventStoreError
+from ..store import HistoryStore
+from .event_view import event_view
+from .timeline import build_bars
+
+__all__ = ["MAX_CHILD_READS", "execution_status", "execution_view"]
+
+MAX_CHILD_READS: Final = 200
+"""At most this many child histories are read to split a sub-orchestration's
+bar into wait and run; past it the bars stay whole (the page stays quick)."""
+
+
+def execution_status(events: list[ev.Event]) -> str:
+    """running, completed, failed, cancelled or continued_as_new, from the last event."""
+    last = events[-1] if events else None
+    if isinstance(last, ev.OrchestrationCompleted):
+        return "completed"
+    if isinstance(last, ev.OrchestrationContinuedAsNew):
+        return "continued_as_new"
+    if isinstance(last, ev.OrchestrationFailed):
+        kind = getattr(last.details, "kind", None)
+        return "cancelled" if isinstance(kind, ev.Cancelled) else "failed"
+    return "running"
+
+
+class _ChildStarts:
+    """A child instance -> its first execution's start time, read once each."""
+
+    def __init__(self, store: HistoryStore) -> None:
+        self.store = store
+        self.found: dict[str, int | None] = {}
+
+    def __call__(self, instance_id: str) -> int | None:
+        if instance_id in self.found:
+            return self.found[instance_id]
+        started = None
+        if len(self.found) < MAX_CHILD_READS:
+            try:
+                events = self.store.read(instance_id, 1)
+            except EventStoreError:
+                events = []
+            first = events[0] if events else None
+            if isinstance(first, ev.OrchestrationStarted) and first.has_timestamp:
+                started = first.timestamp_ms
+        self.found[instance_id] = started
+        return started
+
+
+def _neighbours(executions: list[int], execution_id: int) -> tuple[int | None, int | None]:
+    earlier = [e for e in executions if e < execution_id]
+    later = [e for e in executions if e > execution_id]
+    return (earlier[-1] if earlier else None), (later[0] if later else None)
+
+
+def execution_view(
+    store: HistoryStore, instance_id: str, execution_id: int | None
+) -> dict[str, Any] | None:
+    """The page of one execution (the latest when None); None if the store has no such one."""
+    executions = store.executions(instance_id)
+    if not executions:
+        return None
+    if execution_id is None:
+        execution_id = executions[-1]
+    elif execution_id not in executions:
+        return None
+    events = store.read(instance_id, execution_id)
+    previous, following = _neighbours(executions, execution_id)
+    times = [e.timestamp_ms for e in events if e.has_timestamp]
+    start = times[0] if times else None
+    started = events[0] if events and isinstance(events[0], ev.OrchestrationStarted) else None
+    bars = build_bars(events, _ChildStarts(store))
+    answered = {b.start_event_id: b.end_event_id for b in bars if b.end_event_id is not None}
+    rows = []
+    for event in events:
+        row = event_view(event, start, following)
+        row["answered_by"] = answered.get(event.event_id)
+        rows.append(row)
+    return {
+        "instance_id": instance_id,
+        "execution_id": execution_id,
+        "executions": executions,
+        "previous_execution": previous,
+        "next_execution": following,
+        "status": execution_status(events),
+        "name": started.name if started else None,
+        "version": started.version if started else None,
+        "last_event_id": events[-1].event_id if events else 0,
+        "start_ms": start,
+        "end_ms": max(times) if times else None,
+        "untimed_events": len(events) - len(times),
+        "bars": [b.as_dict() for b in bars],
+        "events": rows,
+    }
