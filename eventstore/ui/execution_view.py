@@ -5,6 +5,7 @@ Reads go through `HistoryStore` only (`read`, `executions`, `last_event_id`).
 
 from __future__ import annotations
 
+import time
 from typing import Any, Final
 
 from .. import events as ev
@@ -97,6 +98,7 @@ def execution_view(
         "last_event_id": events[-1].event_id if events else 0,
         "start_ms": start,
         "end_ms": max(times) if times else None,
+        "now_ms": int(time.time() * 1000),
         "untimed_events": len(events) - len(times),
         "bars": [b.as_dict() for b in bars],
         "events": rows,

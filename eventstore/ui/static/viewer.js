@@ -33,7 +33,8 @@ function duration(ms) {
   if (ms < 60000) return `${(ms / 1000).toFixed(3)} s`;
   const s = Math.round(ms / 1000);
   if (s < 3600) return `${Math.floor(s / 60)}m ${s % 60}s`;
-  return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
+  return `${Math.floor(s / 86400)}d ${Math.floor((s % 86400) / 3600)}h`;
 }
 
 function noTime() {
@@ -164,7 +165,7 @@ function barRow(bar, range) {
   }
   const row = h("div", { class: `timeline-row${bar.outcome === "failed" ? " failed" : ""}` }, label, track);
   if (bar.child) {
-    label.append(" ", h("a", { class: "child-link", href: executionHref(bar.child.instance, bar.child.execution) }, "open"));
+    label.append(" ", h("a", { class: "child-link", href: executionHref(bar.child.instance, bar.child.execution) }, "child →"));
   }
   return row;
 }
@@ -176,9 +177,11 @@ function place(node, start, end, range) {
 }
 
 function timeline(view) {
-  const range = view.start_ms === null ? null : { start: view.start_ms, end: view.end_ms };
+  // A running execution's timeline runs to now: what it still waits for shows as waiting.
+  const end = view.status === "running" ? Math.max(view.end_ms, view.now_ms) : view.end_ms;
+  const range = view.start_ms === null ? null : { start: view.start_ms, end };
   const whole = { kind: "orchestration", label: view.name || view.instance_id, start_event_id: view.events[0]?.event_id ?? 0,
-    start_ms: view.start_ms, end_ms: view.status === "running" ? null : view.end_ms,
+    start_ms: view.start_ms, end_ms: view.status === "running" ? null : end,
     outcome: view.status === "running" ? "open" : view.status, timed: range !== null, segments: [], child: null };
   const rows = [whole, ...view.bars].map((bar) => barRow(bar, range));
   const axis = range === null
