@@ -213,6 +213,21 @@ def test_large_payloads_start_collapsed(page: Any, base_url: str) -> None:
     assert '"key-059": "value 59"' in page.inner_text("#event-1 details.field pre")
 
 
+def test_a_long_execution_shows_its_first_events_and_more_on_request(
+    page: Any, base_url: str
+) -> None:
+    open_execution(page, base_url, "long-1")
+    assert page.locator("#events li.event").count() == 500
+    more = page.locator("#events button.more")
+    assert more.inner_text() == "show 22 more events (22 not shown)"
+    more.click()
+    assert page.locator("#events li.event").count() == 522 and not more.is_visible()
+    page.goto(execution_url(base_url, "long-1") + "#event-521")
+    page.wait_for_selector("#event-521")
+    assert page.locator("#events li.event").count() == 522
+    assert "all done" in page.inner_text("#event-522")
+
+
 def test_a_running_execution_updates_while_watched(
     page: Any, base_url: str, writer: HistoryStore
 ) -> None:

@@ -79,6 +79,14 @@ def large(store: HistoryStore) -> None:
     _append(store, b.completed(json.dumps(document)).build())
 
 
+def long(store: HistoryStore) -> None:
+    """522 events: more than a page shows at once (500)."""
+    b = HistoryBuilder("long-1", "Batch", None, start_ms=T, step_ms=1)
+    for i in range(260):
+        b.activity("Step", i, result=i)
+    _append(store, b.completed("all done").build())
+
+
 def running(store: HistoryStore) -> None:
     """Started, an activity scheduled and not yet done: what the live test completes."""
     b = HistoryBuilder("waiting-1", "Waiter", None, start_ms=T, step_ms=100)
@@ -91,5 +99,6 @@ def seed(store: HistoryStore) -> None:
     chain(store)
     hostile(store)
     large(store)
+    long(store)
     running(store)
     store.import_rows(legacy_rows())

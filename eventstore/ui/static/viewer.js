@@ -6,6 +6,8 @@
 "use strict";
 
 const POLL_MS = 1000;
+const EVENTS_AT_ONCE = 500;
+const BARS_AT_ONCE = 300;
 const STATUSES = ["running", "completed", "failed", "continued_as_new", "cancelled"];
 
 function h(tag, attrs, ...children) {
@@ -65,6 +67,27 @@ function show(...nodes) {
 
 function showError(error) {
   show(h("p", { class: "error", id: "error" }, String(error.message || error)));
+}
+
+// A long list shows its first `step` items and a button for the next ones, so
+// a 5,000-event execution opens as fast as a small one.
+function batched(tag, attrs, items, render, step, noun) {
+  const list = h(tag, attrs);
+  const more = h("button", { type: "button", class: "more" });
+  let shown = 0;
+  const grow = (upTo) => {
+    const next = items.slice(shown, upTo);
+    list.append(...next.map(render));
+    shown += next.length;
+    const left = items.length - shown;
+    more.hidden = left === 0;
+    more.textContent = `show ${Math.min(step, left)} more ${noun} (${left} not shown)`;
+  };
+  more.addEventListener("click", () => grow(shown + step));
+  grow(step);
+  const box = h("div", {}, list, more);
+  box.showThrough = (index) => grow(Math.max(index + 1, shown));
+  return box;
 }
 
 // -- the list page -----------------------------------------------------------
@@ -183,7 +206,7 @@ function timeline(view) {
   const whole = { kind: "orchestration", label: view.name || view.instance_id, start_event_id: view.events[0]?.event_id ?? 0,
     start_ms: view.start_ms, end_ms: view.status === "running" ? null : end,
     outcome: view.status === "running" ? "open" : view.status, timed: range !== null, segments: [], child: null };
-  const rows = [whole, ...view.bars].map((bar) => barRow(bar, range));
+  const rows = batched("div", { class: "rows" }, [whole, ...view.bars], (bar) => barRow(bar, range), BARS_AT_ONCE, "bars");
   const axis = range === null
     ? h("div", { class: "axis muted" }, "no event of this execution has a timestamp")
     : h("div", { class: "axis" }, h("span", {}, utc(range.start)), h("span", {}, duration(range.end - range.start)), h("span", {}, utc(range.end)));
@@ -193,7 +216,7 @@ function timeline(view) {
     h("span", { class: "swatch segment-late" }), " timer late ",
     h("span", { class: "swatch outcome-failed" }), " failed ",
     h("span", { class: "swatch outcome-open" }), " open");
-  return h("section", { id: "timeline" }, h("h2", {}, "Timeline"), axis, h("div", { class: "rows" }, rows), legend);
+  return h("section", { id: "timeline" }, h("h2", {}, "Timeline"), axis, rows, legend);
 }
 
 function fieldBlock(field) {
@@ -221,6 +244,8 @@ function eventRow(event) {
     event.fields.map(fieldBlock));
 }
 
+let revealEvent = () => {};
+
 function executionView(view) {
   document.title = `${view.instance_id} · eventstore viewer`;
   const started = view.name ? `${view.name} ${view.version || ""}` : "";
@@ -228,6 +253,13 @@ function executionView(view) {
   const untimed = view.untimed_events
     ? h("p", { id: "untimed-note", class: "note" }, `${view.untimed_events} of ${view.events.length} events have no timestamp (legacy rows): they are listed in order, marked “no time”, and not placed on the timeline.`)
     : null;
+  const events = batched("ol", { class: "events" }, view.events, eventRow, EVENTS_AT_ONCE, "events");
+  // a link to an event not shown yet (#event-N) shows the list through it
+  revealEvent = (id) => {
+    const index = view.events.findIndex((event) => `event-${event.event_id}` === id);
+    if (index >= 0) events.showThrough(index);
+    document.getElementById(id)?.scrollIntoView();
+  };
   return [
     h("p", {}, h("a", { href: "/" }, "← executions")),
     h("h1", { id: "instance" }, view.instance_id),
@@ -235,7 +267,7 @@ function executionView(view) {
     chainNav(view),
     untimed,
     timeline(view),
-    h("section", { id: "events" }, h("h2", {}, `Events (${view.events.length})`), h("ol", { class: "events" }, view.events.map(eventRow))),
+    h("section", { id: "events" }, h("h2", {}, `Events (${view.events.length})`), events),
   ];
 }
 
@@ -248,7 +280,8 @@ async function executionPage() {
   let view = await getJSON(`/api/execution?${query}`);
   document.getElementById("store").textContent = view.store || "";
   show(...executionView(view));
-  if (location.hash) document.getElementById(location.hash.slice(1))?.scrollIntoView();
+  if (location.hash) revealEvent(location.hash.slice(1));
+  addEventListener("hashchange", () => revealEvent(location.hash.slice(1)));
   while (view.status === "running") {
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
     const pinned = new URLSearchParams({ instance, execution: String(view.execution_id) });
