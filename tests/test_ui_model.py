@@ -9,14 +9,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import eventstore
 from eventstore import events as ev
+from eventstore.store.catalog import status_of
 from eventstore.testing import HistoryBuilder
 from eventstore.testing.builder import DEFAULT_START_MS as T
 from eventstore.testing.strategies import events as any_event
 from eventstore.testing.strategies import histories
 from eventstore.ui.event_view import LARGE_CHARS, event_view
-from eventstore.ui.execution_view import execution_status
-from eventstore.ui.listing import QueryError, parse_list_query
+from eventstore.ui.listing import QueryError, list_executions, parse_list_query
 from eventstore.ui.timeline import build_bars
 
 
@@ -81,11 +82,14 @@ def test_bars_without_timestamps_are_listed_untimed() -> None:
     assert bar.as_dict()["timed"] is False
 
 
-def test_status_tells_cancelled_from_failed() -> None:
-    assert execution_status(HistoryBuilder("i").cancelled("stop").build()) == "cancelled"
-    assert execution_status(HistoryBuilder("i").failed("boom").build()) == "failed"
-    assert execution_status(HistoryBuilder("i").continued_as_new(1).build()) == "continued_as_new"
-    assert execution_status(HistoryBuilder("i").activity_scheduled("A").build()) == "running"
+def test_the_page_status_is_the_catalogs_and_tells_cancelled_from_failed() -> None:
+    def status(b: HistoryBuilder) -> str:
+        return status_of(b.build()[-1])
+
+    assert status(HistoryBuilder("i").cancelled("stop")) == "cancelled"
+    assert status(HistoryBuilder("i").failed("boom")) == "failed"
+    assert status(HistoryBuilder("i").continued_as_new(1)) == "continued_as_new"
+    assert status(HistoryBuilder("i").activity_scheduled("A")) == "running"
 
 
 def test_event_rows_format_payloads_and_collapse_large_ones() -> None:
@@ -100,6 +104,24 @@ def test_event_rows_format_payloads_and_collapse_large_ones() -> None:
     assert [f["text"] for f in scheduled["fields"] if f["name"] == "input"] == ['"not json?"']
     untimed = event_view(msgspec.structs.replace(events[1], timestamp_ms=0), T, None)
     assert untimed["timestamp_ms"] is None and untimed["offset_ms"] is None
+
+
+def test_searching_by_id_takes_the_text_literally() -> None:
+    with eventstore.open(":memory:") as store:
+        for instance in ("a_b", "axb", "a%b", "c\\d"):
+            events = HistoryBuilder(instance, start_ms=T).build()
+            store.append(instance, 1, events, expected_last_event_id=0)
+
+        def found(text: str) -> list[str]:
+            rows = list_executions(store, parse_list_query({"q": text}))["rows"]
+            return sorted(r["instance_id"] for r in rows)
+
+        assert found("_") == ["a_b"]
+        assert found("%") == ["a%b"]
+        assert found("\\") == ["c\\d"]
+        assert found("b") == ["a%b", "a_b", "axb"]
+        page = list_executions(store, parse_list_query({"size": "3"}))
+        assert len(page["rows"]) == 3 and page["has_next"]
 
 
 def test_list_queries_are_checked() -> None:

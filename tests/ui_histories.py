@@ -70,7 +70,11 @@ def hostile(store: HistoryStore) -> None:
     b = HistoryBuilder(HOSTILE_INSTANCE, f"Evil{HOSTILE}", HOSTILE, start_ms=T, step_ms=5)
     b.activity(HOSTILE, HOSTILE, result={"html": HOSTILE})
     b.activity_scheduled("Boom", None).activity_failed(HOSTILE)
-    _append(store, b.failed(HOSTILE).build())
+    b.activity("Far", None, result=1)
+    events = b.failed(HOSTILE).build()
+    # a completion stamped at the largest time a row can hold (past any calendar)
+    events[6] = _with(events[6], timestamp_ms=2**63 - 1)
+    _append(store, events)
 
 
 def large(store: HistoryStore) -> None:

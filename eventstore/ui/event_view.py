@@ -76,7 +76,11 @@ def _pretty(value: object) -> tuple[str, bool]:
 
 
 def _utc(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    try:
+        moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    except (ValueError, OverflowError, OSError):  # past year 9999: the number alone
+        return "beyond the calendar"
+    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
 def _field(name: str, value: object) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """An execution's page as data: its status, chain links, timeline bars and events.
 
-Reads go through `HistoryStore` only (`read`, `executions`, `last_event_id`).
+Reads go through `HistoryStore` only (`read`, `executions`, `last_event_id`);
+the status is the catalog's rule (`store/catalog.py` `status_of`).
 """
 
 from __future__ import annotations
@@ -11,27 +12,15 @@ from typing import Any, Final
 from .. import events as ev
 from ..errors import EventStoreError
 from ..store import HistoryStore
+from ..store.catalog import status_of
 from .event_view import event_view
 from .timeline import build_bars
 
-__all__ = ["MAX_CHILD_READS", "execution_status", "execution_view"]
+__all__ = ["MAX_CHILD_READS", "execution_view"]
 
 MAX_CHILD_READS: Final = 200
 """At most this many child histories are read to split a sub-orchestration's
 bar into wait and run; past it the bars stay whole (the page stays quick)."""
-
-
-def execution_status(events: list[ev.Event]) -> str:
-    """running, completed, failed, cancelled or continued_as_new, from the last event."""
-    last = events[-1] if events else None
-    if isinstance(last, ev.OrchestrationCompleted):
-        return "completed"
-    if isinstance(last, ev.OrchestrationContinuedAsNew):
-        return "continued_as_new"
-    if isinstance(last, ev.OrchestrationFailed):
-        kind = getattr(last.details, "kind", None)
-        return "cancelled" if isinstance(kind, ev.Cancelled) else "failed"
-    return "running"
 
 
 class _ChildStarts:
@@ -92,7 +81,7 @@ def execution_view(
         "executions": executions,
         "previous_execution": previous,
         "next_execution": following,
-        "status": execution_status(events),
+        "status": status_of(events[-1] if events else None),
         "name": started.name if started else None,
         "version": started.version if started else None,
         "last_event_id": events[-1].event_id if events else 0,

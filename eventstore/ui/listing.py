@@ -1,4 +1,9 @@
-"""The instance list: the query a list page asks (filters, search, page) and its rows."""
+"""The instance list: the query a list page asks (filters, search, page) and its rows.
+
+The rows come from the execution catalog (`HistoryStore.catalog_executions`,
+store/catalog.py): kept beside the history by appends, derived from it on a
+database duroxide created. The viewer keeps no list of its own.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from ..store import HistoryStore
+from ..store.catalog import STATUSES, ExecutionRecord
 
 __all__ = [
     "PAGE_SIZE",
@@ -18,7 +24,6 @@ __all__ = [
     "parse_list_query",
 ]
 
-STATUSES: Final = ("running", "completed", "failed", "continued_as_new", "cancelled")
 PAGE_SIZE: Final = 50
 MAX_PAGE_SIZE: Final = 500
 
@@ -36,6 +41,8 @@ class ListQuery:
     instance_like: str | None = None
     page: int = 1
     size: int = PAGE_SIZE
+    every_execution: bool = False
+    """Every execution rather than each instance's latest."""
 
 
 def _time_ms(name: str, raw: str) -> int:
@@ -74,52 +81,47 @@ def parse_list_query(params: Mapping[str, str]) -> ListQuery:
         instance_like=params.get("q") or None,
         page=_whole("page", params.get("page") or "1", 1, 10**9),
         size=_whole("size", params.get("size") or str(PAGE_SIZE), 1, MAX_PAGE_SIZE),
+        every_execution=params.get("all") == "1",
     )
 
 
-_SUMMARY_STATUS: Final = {
-    "Running": "running",
-    "Completed": "completed",
-    "Failed": "failed",
-    "ContinuedAsNew": "continued_as_new",
-}
+def _like(text: str) -> str:
+    """A LIKE pattern matching ids that contain `text` (its % _ and \\ taken literally)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
-def _summary_rows(store: HistoryStore, query: ListQuery) -> list[dict[str, Any]]:
-    rows = []
-    for s in store.summaries():
-        if not isinstance(s.instance_id, str):
-            continue
-        row = {
-            "instance_id": s.instance_id,
-            "execution_id": s.latest_execution,
-            "name": s.orchestration_name,
-            "version": s.orchestration_version,
-            "status": _SUMMARY_STATUS.get(s.status, s.status.lower()),
-            "started_ms": None,
-            "ended_ms": None,
-            "event_count": s.events,
-            "bytes": None,
-        }
-        if query.status and row["status"] != query.status:
-            continue
-        if query.name and row["name"] != query.name:
-            continue
-        if query.instance_like and query.instance_like not in s.instance_id:
-            continue
-        rows.append(row)
-    return rows
+def _row(record: ExecutionRecord) -> dict[str, Any]:
+    return {
+        "instance_id": record.instance_id,
+        "execution_id": record.execution_id,
+        "name": record.name,
+        "version": record.version,
+        "status": record.status,
+        "started_ms": record.started_ms,
+        "ended_ms": record.ended_ms,
+        "duration_ms": record.duration_ms,
+        "event_count": record.event_count,
+        "bytes": record.bytes,
+    }
 
 
 def list_executions(store: HistoryStore, query: ListQuery) -> dict[str, Any]:
-    """One page of executions matching `query`, and whether another page follows."""
-    rows = _summary_rows(store, query)
-    start = (query.page - 1) * query.size
-    page = rows[start : start + query.size + 1]
+    """One page of the catalog's executions matching `query` (newest start first,
+    then those without a start time), and whether another page follows."""
+    records = store.catalog_executions(
+        status=query.status,
+        name=query.name,
+        since_ms=query.since_ms,
+        until_ms=query.until_ms,
+        instance_like=_like(query.instance_like) if query.instance_like else None,
+        limit=query.size + 1,
+        offset=(query.page - 1) * query.size,
+        latest_only=not query.every_execution,
+    )
     return {
-        "rows": page[: query.size],
+        "rows": [_row(r) for r in records[: query.size]],
         "page": query.page,
         "size": query.size,
-        "has_next": len(page) > query.size,
-        "time_filters": False,
+        "has_next": len(records) > query.size,
     }

@@ -26,7 +26,10 @@ function h(tag, attrs, ...children) {
 }
 
 function utc(ms) {
-  return new Date(ms).toISOString().replace("T", " ").replace("Z", "");
+  const moment = new Date(ms);
+  // a stored timestamp past what a Date holds is shown as the number it is
+  if (Number.isNaN(moment.getTime())) return `${ms} ms since the epoch`;
+  return moment.toISOString().replace("T", " ").replace("Z", "");
 }
 
 function duration(ms) {
@@ -37,6 +40,12 @@ function duration(ms) {
   if (s < 3600) return `${Math.floor(s / 60)}m ${s % 60}s`;
   if (s < 86400) return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
   return `${Math.floor(s / 86400)}d ${Math.floor((s % 86400) / 3600)}h`;
+}
+
+function size(bytes) {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1048576) return `${(bytes / 1024).toFixed(1)} KiB`;
+  return `${(bytes / 1048576).toFixed(2)} MiB`;
 }
 
 function noTime() {
@@ -103,12 +112,13 @@ function filterForm(params) {
     field("started since (UTC)", text("since", "2026-12-07T00:00")),
     field("until (UTC)", text("until", "")),
     field("instance id", text("q", "contains…")),
+    h("label", { class: "check" }, h("input", { type: "checkbox", name: "all", value: "1", checked: params.get("all") === "1" }), "every execution"),
     h("button", { type: "submit" }, "Apply"),
     h("a", { href: "/", class: "reset" }, "reset"));
 }
 
 function listRow(row) {
-  const took = row.started_ms && row.ended_ms ? duration(row.ended_ms - row.started_ms) : "";
+  const took = row.duration_ms === null ? "" : duration(row.duration_ms);
   return h("tr", { class: `row-${row.status}` },
     h("td", {}, h("a", { class: "instance-link", href: executionHref(row.instance_id, row.execution_id) }, row.instance_id)),
     h("td", { class: "num" }, row.execution_id),
@@ -117,7 +127,7 @@ function listRow(row) {
     h("td", {}, row.started_ms ? utc(row.started_ms) : noTime()),
     h("td", { class: "num" }, took),
     h("td", { class: "num" }, row.event_count),
-    h("td", { class: "num" }, row.bytes === null ? "" : row.bytes));
+    h("td", { class: "num" }, size(row.bytes)));
 }
 
 function pager(params, result) {
@@ -138,7 +148,7 @@ async function listPage() {
   document.getElementById("store").textContent = result.store || "";
   document.title = "executions · eventstore viewer";
   const head = h("tr", {}, ["instance", "execution", "orchestration", "status", "started (UTC)",
-    "took", "events", "bytes"].map((c) => h("th", {}, c)));
+    "took", "events", "size"].map((c) => h("th", {}, c)));
   const body = result.rows.length
     ? result.rows.map(listRow)
     : [h("tr", {}, h("td", { colspan: 8, class: "muted" }, "No executions match."))];
