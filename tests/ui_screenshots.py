@@ -42,7 +42,7 @@ def take(directory: Path) -> list[Path]:
         ):
             page = browser.new_page()
             for name, address, height in SHOTS:
-                page.set_viewport_size({"width": 1100, "height": height})
+                page.set_viewport_size({"width": 1200, "height": height})
                 page.goto(server.url.rstrip("/") + address)
                 page.wait_for_selector("#executions, #events")
                 taken.append(directory / name)

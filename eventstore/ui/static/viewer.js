@@ -123,8 +123,8 @@ function listRow(row) {
     h("td", {}, h("a", { class: "instance-link", href: executionHref(row.instance_id, row.execution_id) }, row.instance_id)),
     h("td", { class: "num" }, row.execution_id),
     h("td", {}, row.name ? `${row.name} ${row.version || ""}` : h("span", { class: "muted" }, "?")),
-    h("td", {}, statusBadge(row.status)),
-    h("td", {}, row.started_ms ? utc(row.started_ms) : noTime()),
+    h("td", { class: "when" }, statusBadge(row.status)),
+    h("td", { class: "when" }, row.started_ms ? utc(row.started_ms) : noTime()),
     h("td", { class: "num" }, took),
     h("td", { class: "num" }, row.event_count),
     h("td", { class: "num" }, size(row.bytes)));
