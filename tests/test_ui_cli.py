@@ -15,7 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +23,13 @@ import pytest
 from click.testing import CliRunner
 
 import eventstore
+from eventstore import events as ev
 from eventstore.cli import main
 from eventstore.cli.ui import is_loopback
 from eventstore.ui import ViewerServer, create_app
 from eventstore.ui.server import bind_socket
 
-from .ui_histories import seed
+from .ui_histories import T, seed
 
 
 @pytest.fixture(scope="module")
@@ -199,3 +200,32 @@ def test_an_export_file_that_is_not_json_lines_is_named(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "line 1" in result.output or "line 2" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.postgres
+def test_a_postgresql_store_is_served_the_same(
+    postgres_target_factory: Callable[[], str],
+) -> None:
+    target = postgres_target_factory()
+    with eventstore.open(target) as writer:
+        seed(writer)
+        with (
+            eventstore.open(target, readonly=True) as store,
+            ViewerServer(create_app(store), bind_socket("127.0.0.1", 0)) as server,
+        ):
+            url = server.url.rstrip("/")
+            status, body = get(f"{url}/api/executions?q=order")
+            assert status == 200 and body["store"].startswith("postgresql")
+            assert [r["instance_id"] for r in body["rows"]] == ["order-1-ship", "order-1"]
+            status, view = get(f"{url}/api/execution?instance=order-1")
+            bars = {b["start_event_id"]: b for b in view["bars"]}
+            assert bars[8]["segments"][0] == {
+                "what": "wait",
+                "start_ms": T + 800,
+                "end_ms": T + 850,
+            }
+            assert (bars[6]["outcome"], bars[6]["end_event_id"]) == ("failed", 7)
+            done = ev.ActivityCompleted(event_id=3, source_event_id=2, timestamp_ms=T, result="1")
+            writer.append("waiting-1", 1, [done], expected_last_event_id=2)
+            status, last = get(f"{url}/api/execution/last?instance=waiting-1&execution=1")
+            assert (status, last) == (200, {"last_event_id": 3, "executions": [1]})
