@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -229,3 +230,28 @@ def test_a_postgresql_store_is_served_the_same(
             writer.append("waiting-1", 1, [done], expected_last_event_id=2)
             status, last = get(f"{url}/api/execution/last?instance=waiting-1&execution=1")
             assert (status, last) == (200, {"last_event_id": 3, "executions": [1]})
+
+
+def test_a_row_that_does_not_decode_is_named_and_the_rest_still_served(tmp_path: Path) -> None:
+    path = tmp_path / "damaged.db"
+    with eventstore.open(str(path)) as store:
+        seed(store)
+    con = sqlite3.connect(path)
+    with con:
+        con.execute(
+            "UPDATE history SET event_data = '{\"broken' "
+            "WHERE instance_id = 'order-1' AND event_id = 5"
+        )
+    con.close()
+    with (
+        eventstore.open(str(path), readonly=True) as store,
+        ViewerServer(create_app(store), bind_socket("127.0.0.1", 0)) as server,
+    ):
+        url = server.url.rstrip("/")
+        status, body = get(f"{url}/api/execution?instance=order-1")
+        assert status == 500
+        assert "order-1" in body["error"] and "5" in body["error"]
+        status, view = get(f"{url}/api/execution?instance=chain-1")
+        assert status == 200 and view["status"] == "completed"
+        status, listed = get(f"{url}/api/executions?q=order")
+        assert status == 200 and len(listed["rows"]) == 2
