@@ -84,6 +84,9 @@ def test_read_only_loopback_and_locked_down(api: str) -> None:
     assert status == 405
     status, _ = get(f"{api}/api/executions", host="attacker.example")
     assert status == 400  # a rebinding page cannot read the store
+    for loopback_name in ("localhost:8080", "[::1]:8080", "127.0.0.1"):
+        status, _ = get(f"{api}/api/executions", host=loopback_name)
+        assert status == 200, loopback_name
     with urllib.request.urlopen(f"{api}/", timeout=10) as response:
         policy = response.headers["content-security-policy"]
     assert "script-src 'self'" in policy and "unsafe-inline" not in policy
