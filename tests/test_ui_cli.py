@@ -132,7 +132,7 @@ def test_a_port_in_use_is_one_line(store_path: Path) -> None:
     assert "Traceback" not in result.output
 
 
-def _serve(target: str, cwd: Path) -> tuple[subprocess.Popen[str], str]:
+def _serve(target: str, cwd: Path, **env: str) -> tuple[subprocess.Popen[str], str]:
     """`eventstore ui TARGET --port 0` in a process of its own, and the URL it says."""
     process = subprocess.Popen(
         [sys.executable, "-m", "eventstore", "ui", target, "--port", "0"],
@@ -140,7 +140,7 @@ def _serve(target: str, cwd: Path) -> tuple[subprocess.Popen[str], str]:
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,
-        env={**os.environ, "COLUMNS": "200"},
+        env={**os.environ, "COLUMNS": "200", **env},
     )
     assert process.stderr is not None
     deadline = time.monotonic() + 30
@@ -185,8 +185,11 @@ def test_an_export_file_is_viewed_as_it_is(store_path: Path, tmp_path: Path) -> 
     export = tmp_path / "history.jsonl"
     result = CliRunner().invoke(main, ["export", str(store_path), "-o", str(export)])
     assert result.exit_code == 0, result.output
-    process, url = _serve("history.jsonl", tmp_path)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    process, url = _serve("history.jsonl", tmp_path, TMPDIR=str(scratch))
     try:
+        assert len(list(scratch.iterdir())) == 1  # the export, read into a SQLite file
         status, body = get(f"{url}/api/executions?q=order")
         assert status == 200 and body["store"].startswith("history.jsonl (export file")
         assert sorted(r["instance_id"] for r in body["rows"]) == ["order-1", "order-1-ship"]
@@ -195,6 +198,7 @@ def test_an_export_file_is_viewed_as_it_is(store_path: Path, tmp_path: Path) -> 
     finally:
         _stop(process)
     assert export.read_text(encoding="utf-8").count("\n") > 30  # the file was only read
+    assert list(scratch.iterdir()) == []  # and its copy removed
 
 
 def test_an_export_file_that_is_not_json_lines_is_named(tmp_path: Path) -> None:

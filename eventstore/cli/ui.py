@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import os
+import tempfile
+from collections.abc import Iterator
 from typing import Any
 
 import click
 
 from .._words import plural
+from ..errors import Location
 from ..store import HistoryStore
 from .app import main
-from .core import TARGET, err, open_store
+from .core import TARGET, err, open_store, progress_bar
 from .replay import _is_jsonl
 from .transfer import _read_jsonl
 
@@ -25,7 +30,9 @@ def _viewer() -> Any:
     try:
         from .. import ui
     except ImportError as exc:
-        missing = (exc.name or "a dependency").partition(".")[0]
+        missing = (exc.name or "").partition(".")[0]
+        if missing in ("", "eventstore"):
+            raise  # not a missing extra: a fault of ours, shown as such
         raise click.ClickException(_MISSING_EXTRA.format(missing=missing)) from None
     return ui
 
@@ -39,12 +46,21 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _load_export(path: str) -> HistoryStore:
-    """An export file (JSON lines) read into an in-memory store; rows that do not
-    import are left out and counted (the viewer shows what can be shown)."""
-    store = open_store(":memory:", readonly=False)
+def _load_export(path: str, scratch: str) -> HistoryStore:
+    """An export file (JSON lines) read into a throwaway SQLite store in `scratch`
+    (a file, not memory: an export of any size is read in constant memory).
+    Rows that do not import are left out and counted: the viewer shows what can
+    be shown, and `eventstore import` names every one."""
+    store = open_store(os.path.join(scratch, "export.db"), readonly=False)
     try:
-        report = store.import_located(_read_jsonl(path), skip_corrupt=True)
+        with progress_bar(f"reading {path}", None) as advance:
+
+            def rows() -> Iterator[tuple[Location, dict[str, Any]]]:
+                for located in _read_jsonl(path):
+                    advance()
+                    yield located
+
+            report = store.import_located(rows(), skip_corrupt=True)
     except BaseException:
         store.close()
         raise
@@ -55,6 +71,16 @@ def _load_export(path: str) -> HistoryStore:
             markup=False,
         )
     return store
+
+
+def _open(target: str, stack: contextlib.ExitStack) -> tuple[HistoryStore, str]:
+    """The store to view and its heading: a store read-only, or an export read in."""
+    if _is_jsonl(target):
+        scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="eventstore-ui-"))
+        store = stack.enter_context(_load_export(target, scratch))
+        return store, f"{target} (export file)"
+    store = stack.enter_context(open_store(target, readonly=True))
+    return store, store.description
 
 
 @main.command(name="ui")
@@ -82,21 +108,14 @@ def serve_viewer(target: str, bind: str, port: int) -> None:
     from ..ui.server import bind_socket
 
     loopback = is_loopback(bind)
-    try:
-        sock = bind_socket(bind, port)
-    except OSError as exc:
-        raise click.ClickException(
-            f"cannot listen on {bind}:{port}: {exc.strerror or exc}"
-        ) from None
-    try:
-        if _is_jsonl(target):
-            store, title = _load_export(target), f"{target} (export file, read into memory)"
-        else:
-            store, title = open_store(target, readonly=True), None
-    except BaseException:
-        sock.close()  # serve_forever closes it once serving
-        raise
-    with store:
+    with contextlib.ExitStack() as stack:
+        try:
+            sock = stack.enter_context(bind_socket(bind, port))
+        except OSError as exc:
+            raise click.ClickException(
+                f"cannot listen on {bind}:{port}: {exc.strerror or exc}"
+            ) from None
+        store, title = _open(target, stack)
         app = ui.create_app(
             store, title=title, allowed_hosts=ui.LOOPBACK_HOSTS if loopback else ("*",)
         )
@@ -107,11 +126,7 @@ def serve_viewer(target: str, bind: str, port: int) -> None:
                 " read every history in this store",
                 markup=False,
             )
-        err.print(
-            f"viewer of {title or store.description} at {server.url} (Ctrl-C stops)",
-            markup=False,
-            soft_wrap=True,
-        )
+        err.print(f"viewer of {title} at {server.url} (Ctrl-C stops)", markup=False, soft_wrap=True)
         try:
             server.serve_forever()
         except KeyboardInterrupt:  # uvicorn shuts down, then passes Ctrl-C on
