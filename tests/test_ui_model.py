@@ -11,13 +11,14 @@ from hypothesis import strategies as st
 
 import eventstore
 from eventstore import events as ev
+from eventstore.errors import ValidationError
 from eventstore.store.catalog import status_of
 from eventstore.testing import HistoryBuilder
 from eventstore.testing.builder import DEFAULT_START_MS as T
 from eventstore.testing.strategies import events as any_event
 from eventstore.testing.strategies import histories
 from eventstore.ui.event_view import LARGE_CHARS, event_view
-from eventstore.ui.listing import QueryError, list_executions, parse_list_query
+from eventstore.ui.listing import list_executions, parse_list_query
 from eventstore.ui.timeline import build_bars
 
 
@@ -135,7 +136,7 @@ def test_list_queries_are_checked() -> None:
         ({"page": "-1"}, "page"),
         ({"size": "100000"}, "size"),
     ):
-        with pytest.raises(QueryError, match=named):
+        with pytest.raises(ValidationError, match=named):
             parse_list_query(bad)
 
 

@@ -23,10 +23,10 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..errors import EventStoreError
+from ..errors import EventStoreError, ValidationError
 from ..store import HistoryStore
 from .execution_view import execution_view
-from .listing import QueryError, list_executions, parse_list_query
+from .listing import list_executions, parse_list_query
 
 __all__ = ["LOOPBACK_HOSTS", "STATIC", "create_app"]
 
@@ -76,7 +76,7 @@ def _execution_param(request: Request) -> int | None:
     if not raw:
         return None
     if not raw.isdigit():
-        raise QueryError(f"execution must be a whole number, not {raw!r}")
+        raise ValidationError(f"execution must be a whole number, not {raw!r}")
     return int(raw)
 
 
@@ -84,7 +84,7 @@ def _answer(build: Callable[[], dict[str, Any] | None], missing: str = "") -> Re
     """A handler's JSON, or the error it met as {"error": message} with its status."""
     try:
         body = build()
-    except QueryError as exc:
+    except ValidationError as exc:
         return _problem(400, str(exc))
     except EventStoreError as exc:
         return _problem(500, str(exc))

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from ..errors import ValidationError
 from ..store import HistoryStore
 from ..store.catalog import STATUSES, ExecutionRecord
 
@@ -19,17 +20,12 @@ __all__ = [
     "PAGE_SIZE",
     "STATUSES",
     "ListQuery",
-    "QueryError",
     "list_executions",
     "parse_list_query",
 ]
 
 PAGE_SIZE: Final = 50
 MAX_PAGE_SIZE: Final = 500
-
-
-class QueryError(ValueError):
-    """A query parameter the viewer cannot take (answered with 400 and this message)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +48,7 @@ def _time_ms(name: str, raw: str) -> int:
     try:
         moment = datetime.fromisoformat(raw)
     except ValueError:
-        raise QueryError(
+        raise ValidationError(
             f"{name} must be a date or date-time like 2026-12-07T21:40 (UTC), or ms since"
             f" the epoch; not {raw!r}"
         ) from None
@@ -63,15 +59,16 @@ def _time_ms(name: str, raw: str) -> int:
 
 def _whole(name: str, raw: str, low: int, high: int) -> int:
     if not raw.isdigit() or not low <= int(raw) <= high:
-        raise QueryError(f"{name} must be a whole number from {low} to {high}, not {raw!r}")
+        raise ValidationError(f"{name} must be a whole number from {low} to {high}, not {raw!r}")
     return int(raw)
 
 
 def parse_list_query(params: Mapping[str, str]) -> ListQuery:
-    """The list page's query string, checked; a bad value raises QueryError naming it."""
+    """The list page's query string, checked; a bad value raises ValidationError
+    naming it (the app answers 400 with its message)."""
     status = params.get("status") or None
     if status is not None and status not in STATUSES:
-        raise QueryError(f"status must be one of {', '.join(STATUSES)}; not {status!r}")
+        raise ValidationError(f"status must be one of {', '.join(STATUSES)}; not {status!r}")
     since, until = params.get("since") or "", params.get("until") or ""
     return ListQuery(
         status=status,
