@@ -170,6 +170,8 @@ def test_failures_stand_out_and_completions_name_what_they_answer(page: Any, bas
     assert {"retry 2", "worker worker-a"} <= set(chips[2])
     assert "worker worker-b" in chips[5]
     assert page.text_content("#status") == "completed"
+    figures = page.text_content("#figures")
+    assert figures.startswith("· 10 events · ") and figures.endswith(" KiB · took 1.000 s")
 
 
 def test_events_without_time_are_marked_and_never_put_at_1970(page: Any, base_url: str) -> None:

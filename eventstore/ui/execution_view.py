@@ -19,12 +19,13 @@ from .timeline import build_bars
 __all__ = ["MAX_CHILD_READS", "execution_view"]
 
 MAX_CHILD_READS: Final = 200
-"""At most this many child histories are read to split a sub-orchestration's
-bar into wait and run; past it the bars stay whole (the page stays quick)."""
+"""At most this many children's catalog records are looked up to split a
+sub-orchestration's bar into wait and run; past it the bars stay whole."""
 
 
 class _ChildStarts:
-    """A child instance -> its first execution's start time, read once each."""
+    """A child instance -> its first execution's start time (the catalog's
+    `started_ms`: one indexed lookup, not the child's history), once each."""
 
     def __init__(self, store: HistoryStore) -> None:
         self.store = store
@@ -36,12 +37,10 @@ class _ChildStarts:
         started = None
         if len(self.found) < MAX_CHILD_READS:
             try:
-                events = self.store.read(instance_id, 1)
+                record = self.store.catalog_record(instance_id, 1)
             except EventStoreError:
-                events = []
-            first = events[0] if events else None
-            if isinstance(first, ev.OrchestrationStarted) and first.has_timestamp:
-                started = first.timestamp_ms
+                record = None
+            started = record.started_ms if record is not None else None
         self.found[instance_id] = started
         return started
 
@@ -64,6 +63,7 @@ def execution_view(
     elif execution_id not in executions:
         return None
     events = store.read(instance_id, execution_id)
+    record = store.catalog_record(instance_id, execution_id)
     previous, following = _neighbours(executions, execution_id)
     times = [e.timestamp_ms for e in events if e.has_timestamp]
     start = times[0] if times else None
@@ -89,6 +89,8 @@ def execution_view(
         "end_ms": max(times) if times else None,
         "now_ms": int(time.time() * 1000),
         "untimed_events": len(events) - len(times),
+        "bytes": record.bytes if record is not None else None,
+        "duration_ms": record.duration_ms if record is not None else None,
         "bars": [b.as_dict() for b in bars],
         "events": rows,
     }

@@ -256,6 +256,13 @@ function eventRow(event) {
 
 let revealEvent = () => {};
 
+function figures(view) {
+  const parts = [`${view.events.length} ${view.events.length === 1 ? "event" : "events"}`];
+  if (view.bytes !== null) parts.push(size(view.bytes));
+  if (view.duration_ms !== null) parts.push(`took ${duration(view.duration_ms)}`);
+  return `· ${parts.join(" · ")}`;
+}
+
 function executionView(view) {
   document.title = `${view.instance_id} · eventstore viewer`;
   const started = view.name ? `${view.name} ${view.version || ""}` : "";
@@ -273,7 +280,8 @@ function executionView(view) {
   return [
     h("p", {}, h("a", { href: "/" }, "← executions")),
     h("h1", { id: "instance" }, view.instance_id),
-    h("p", { class: "summary" }, h("span", { id: "status" }, statusBadge(view.status)), " ", started, " ", live),
+    h("p", { class: "summary" }, h("span", { id: "status" }, statusBadge(view.status)), " ", started, " ",
+      h("span", { id: "figures", class: "muted" }, figures(view)), " ", live),
     chainNav(view),
     untimed,
     timeline(view),
