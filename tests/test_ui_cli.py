@@ -19,6 +19,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from click.testing import CliRunner
@@ -262,3 +263,23 @@ def test_a_row_that_does_not_decode_is_named_and_the_rest_still_served(tmp_path:
         assert status == 200 and view["status"] == "completed"
         status, listed = get(f"{url}/api/executions?q=order")
         assert status == 200 and len(listed["rows"]) == 2
+
+
+def test_a_database_duroxide_wrote_is_viewed_and_list_and_pages_agree(duroxide_db: Path) -> None:
+    """The real duroxide fixture: every execution the list names opens, with the
+    same status, and its bars pair every completion the history holds."""
+    with (
+        eventstore.open(str(duroxide_db), readonly=True) as store,
+        ViewerServer(create_app(store), bind_socket("127.0.0.1", 0)) as server,
+    ):
+        url = server.url.rstrip("/")
+        status, listed = get(f"{url}/api/executions?all=1&size=500")
+        assert status == 200 and len(listed["rows"]) > 20 and not listed["has_next"]
+        for row in listed["rows"]:
+            query = urlencode({"instance": row["instance_id"], "execution": row["execution_id"]})
+            status, view = get(f"{url}/api/execution?{query}")
+            assert status == 200 and view["status"] == row["status"], row
+            assert len(view["events"]) == row["event_count"]
+            ended = {b["end_event_id"] for b in view["bars"]}
+            sourced = {e["event_id"] for e in view["events"] if e["source_event_id"] is not None}
+            assert sourced <= ended, row
