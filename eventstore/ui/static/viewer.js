@@ -196,17 +196,20 @@ function barRow(bar, range) {
     track.append(node);
     track.append(h("span", { class: "bar-time" }, bar.end_ms === null ? bar.outcome : duration(end - bar.start_ms)));
   }
-  const row = h("div", { class: `timeline-row${bar.outcome === "failed" ? " failed" : ""}` }, label, track);
   if (bar.child) {
-    label.append(" ", h("a", { class: "child-link", href: executionHref(bar.child.instance, bar.child.execution) }, "child →"));
+    // first, so a long label cannot hide it
+    label.prepend(h("a", { class: "child-link", href: executionHref(bar.child.instance, bar.child.execution) }, "child →"), " ");
   }
-  return row;
+  return h("div", { class: `timeline-row${bar.outcome === "failed" ? " failed" : ""}` }, label, track);
 }
 
 function place(node, start, end, range) {
+  // kept inside the track even when clocks disagree (an end stamped before its start)
   const span = Math.max(range.end - range.start, 1);
-  node.style.left = `${((start - range.start) / span) * 100}%`;
-  node.style.width = `${Math.max(((end - start) / span) * 100, 0.4)}%`;
+  const left = Math.min(Math.max(((start - range.start) / span) * 100, 0), 99.6);
+  const width = Math.max(((Math.max(end, start) - start) / span) * 100, 0.4);
+  node.style.left = `${left}%`;
+  node.style.width = `${Math.min(width, 100 - left)}%`;
 }
 
 function timeline(view) {
