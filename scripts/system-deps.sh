@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite needs when they are missing:
-# Debian's PostgreSQL server (throwaway test server) and Prometheus (promtool
-# and a real scrape). Runs as root (or with passwordless sudo) on CI and fresh
+# Debian's PostgreSQL server (throwaway test server), Prometheus (promtool
+# and a real scrape) and Chromium (the web viewer's browser tests, driven by
+# Playwright through /usr/bin/chromium: no browser is ever downloaded). Runs as root (or with passwordless sudo) on CI and fresh
 # machines; elsewhere it only reports what is missing, and the tests that need
 # it skip with a message (except under CI=true, where they must run, so this
 # script fails when it cannot install them).
@@ -10,6 +11,7 @@ set -euo pipefail
 missing=()
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
@@ -37,3 +39,4 @@ trap '"${as_root[@]}" rm -f /usr/sbin/policy-rc.d' EXIT
 # What the tests will look for, checked rather than assumed.
 command -v promtool >/dev/null 2>&1 || { echo "system-deps: promtool still missing" >&2; exit 1; }
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { echo "system-deps: initdb still missing" >&2; exit 1; }
+[ -x /usr/bin/chromium ] || { echo "system-deps: /usr/bin/chromium still missing" >&2; exit 1; }

@@ -198,3 +198,26 @@ def test_nothing_outside_store_and_backends_holds_a_backend() -> None:
         for target in graph[name]:
             inside = target.startswith("eventstore.backends.")
             assert not inside, f"{name} imports {target}"
+
+
+def test_the_viewer_goes_through_the_store_and_only_the_cli_opens_it() -> None:
+    """ui/ (layer 6) reads through HistoryStore: it imports no backend, no
+    opening, no CLI and no other use of the store; only the CLI imports it."""
+    graph = import_graph()
+    below = (
+        "eventstore.events",
+        "eventstore.errors",
+        "eventstore.error_details",
+        "eventstore.codec",
+        "eventstore.store",
+        "eventstore.ui",
+    )
+    viewer = {name: targets for name, targets in graph.items() if name.startswith("eventstore.ui")}
+    assert "eventstore.ui.app" in viewer
+    for name, targets in viewer.items():
+        bad = sorted(t for t in targets if not t.startswith(below))
+        assert not bad, f"{name} imports {bad}"
+    for name, targets in graph.items():
+        if not name.startswith(("eventstore.ui", "eventstore.cli")):
+            bad = sorted(t for t in targets if t.startswith("eventstore.ui"))
+            assert not bad, f"{name} imports the viewer: {bad}"

@@ -8,7 +8,19 @@ they never show a traceback.
 
 from __future__ import annotations
 
-from . import copy, core, cutover, listing, metrics, migrate, query, replay, schema, transfer  # noqa: F401  (commands register themselves on `main`)
+from . import (  # noqa: F401  (commands register themselves on `main`)
+    copy,
+    core,
+    cutover,
+    listing,
+    metrics,
+    migrate,
+    query,
+    replay,
+    schema,
+    transfer,
+    ui,
+)
 from .app import main
 
 __all__ = ["core", "main"]
