@@ -262,3 +262,28 @@ def test_a_row_shaped_both_ways_reads_in_the_feed_as_row_by_row(tmp_path: Path) 
             row_by_row.extend(store.read_all())
         assert packed == row_by_row
         assert str(caught.value) == str(expected.value)
+
+
+def test_a_blank_row_beside_a_row_of_two_events_is_named_by_every_route(tmp_path: Path) -> None:
+    # Joined by newlines, a blank row 2 and a row 3 holding events 2 and 3
+    # decode as three events whose ids match the columns: only proving one
+    # line per row (`plain_lines`) keeps the batched routes from taking them.
+    rows: list[tuple[int, str, str | bytes]] = [(1, "OrchestrationStarted", START_V1)]
+    rows += [(2, "ActivityScheduled", ""), (3, "ActivityScheduled", _good(2) + "\n" + _good(3))]
+    with _store(tmp_path, rows) as store:
+        with pytest.raises(DecodeError) as packed_read:
+            store.read("i")
+        with pytest.raises(DecodeError) as row_read:
+            _row_by_row(store)
+        assert str(packed_read.value) == str(row_read.value)
+        assert packed_read.value.location is not None
+        assert packed_read.value.location.event_id == 2
+        packed: list[object] = []
+        with pytest.raises(DecodeError) as packed_feed:
+            packed.extend(store.read_all())
+        store.backend.feed_packed = lambda *_: None  # type: ignore[method-assign]
+        row_by_row: list[object] = []
+        with pytest.raises(DecodeError) as row_feed:
+            row_by_row.extend(store.read_all())
+        assert packed == row_by_row and len(packed) == 4
+        assert str(packed_feed.value) == str(row_feed.value)

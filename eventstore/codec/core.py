@@ -21,7 +21,7 @@ from .decoders import (
     _LegacyPlan,
     _UnknownCommon,
 )
-from .generation import Generation, any_line_legacy_shaped, legacy_shaped
+from .generation import Generation, legacy_shaped, plain_lines
 from .legacy import _FAILURE_TYPES, LegacyFailure, _fill_context, _fill_identity, builtin_registry
 from .rows import _reconcile, reconcile_row
 from .upcasting import UpcastContext, UpcasterRegistry
@@ -159,12 +159,15 @@ class Codec:
         count = len(event_ids)
         if count == 0:
             return []
-        if len(event_types) != count or event_data.count(b"\n") != count - 1:
+        if len(event_types) != count:
             return None
-        # One decode_lines for the whole execution when it may be all V1: no
-        # row exceeds the size limit if the whole does not, and an execution
-        # that starts with a legacy row goes to decode_rows at once.
-        if len(event_data) <= self.max_event_bytes and not any_line_legacy_shaped(event_data):
+        # One decode_lines for the whole execution when it may be all V1: one
+        # line per row and none legacy-shaped (`plain_lines`), and no row
+        # exceeds the size limit if the whole does not.
+        plain = plain_lines(event_data, count)
+        if not plain and event_data.count(b"\n") != count - 1:
+            return None
+        if plain and len(event_data) <= self.max_event_bytes:
             try:
                 events: list[KnownEvent] = _V1_DECODER.decode_lines(event_data)
             except _DECODE_ERRORS:
@@ -199,8 +202,9 @@ class Codec:
         """Decode a page of the global feed fetched in one piece
         (`backend.PackedFeed`), or None when the page must be read row by row.
 
-        The fast route only: every row V1, no row too large, and every event
-        agreeing with its row's columns exactly, which four whole-list
+        The fast route only: one line per row (`plain_lines`), every row V1,
+        no row too large, and every event agreeing with its row's columns
+        exactly, which four whole-list
         comparisons check in C. Anything else (a legacy or unknown row, an
         identity the JSON leaves to its row, a disagreement) returns None, and
         the row path, through the one row check, upcasts, completes or names
@@ -208,8 +212,8 @@ class Codec:
         """
         if not event_ids:
             return []
-        if len(event_data) > self.max_event_bytes or any_line_legacy_shaped(event_data):
-            return None  # a row too large, or one the row check reads as legacy
+        if len(event_data) > self.max_event_bytes or not plain_lines(event_data, len(event_ids)):
+            return None  # a row too large, holding a newline, or read as legacy by the row check
         try:
             events: list[KnownEvent] = _V1_DECODER.decode_lines(event_data)
         except _DECODE_ERRORS:

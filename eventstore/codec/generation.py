@@ -39,3 +39,29 @@ def any_line_legacy_shaped(lines: bytes) -> bool:
     legacy. Any such line sends the whole batch row by row.
     """
     return lines[2:3].isupper() or _LEGACY_LINE.search(lines) is not None
+
+
+def plain_lines(lines: bytes, count: int) -> bool:
+    """True when newline-joined rows are exactly `count` lines (no row holds
+    a newline) and no line is `legacy_shaped`: what lets the batched read
+    routes decode them with one `decode_lines`.
+
+    The same answer as `lines.count(b"\\n") == count - 1 and not
+    any_line_legacy_shaped(lines)`, which counts byte by byte twice (about
+    2.4k instructions per 300-byte row). The rows of one writer start alike
+    (`{"type":"` from eventstore, `{"event_id":` from duroxide), so the first
+    line's opening key, with a newline before it, is searched for as a whole
+    (CPython skips ahead by its length) and removed; when the removed length
+    says `count - 1` of them and no other newline is left (a `memchr`), every
+    line starts with that key, whose third byte is not upper-case. About
+    1.3k instructions per row; anything else takes the exact count.
+    """
+    end = lines.find(b'":', 2)
+    if 2 < end <= 40 and not lines[2:3].isupper():
+        opening = lines[: end + 2]
+        if b"\n" not in opening:
+            separator = b"\n" + opening
+            rest = lines.replace(separator, b"")
+            if len(lines) - len(rest) == (count - 1) * len(separator) and b"\n" not in rest:
+                return True
+    return lines.count(b"\n") == count - 1 and not any_line_legacy_shaped(lines)
