@@ -5,6 +5,8 @@ Pure data, like `eventstore.events` (which re-exports every name here).
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Callable
 from typing import Annotated, Any, ClassVar, TypeAlias
 
 from msgspec import Meta, Struct
@@ -75,11 +77,15 @@ PoisonMessageType: TypeAlias = (
 )
 
 
+_set = object.__setattr__
+
+
 class ErrorDetails:
     """Base of the structured failure carried by *Failed events."""
 
     __slots__ = ()
     _fields: ClassVar[tuple[str, ...]] = ()
+    _getter: ClassVar[Callable[[Any], tuple[Any, ...]] | None] = None
     variant: ClassVar[str] = ""
 
     def __init__(self, **fields: Any) -> None:
@@ -92,11 +98,21 @@ class ErrorDetails:
         for name in self._fields:
             object.__setattr__(self, name, fields[name])
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # The fields as one tuple, taken in C: equality and hashing run on
+        # every read-back check of an appended failure.
+        if len(cls._fields) > 1:  # attrgetter of one name gives the value, not a tuple
+            cls._getter = operator.attrgetter(*cls._fields)
+
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"{type(self).__name__} is immutable")
 
     def _values(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, name) for name in self._fields)
+        getter = type(self)._getter
+        if getter is None:
+            return tuple(getattr(self, name) for name in self._fields)
+        return getter(self)
 
     def __eq__(self, other: object) -> bool:
         return type(other) is type(self) and self._values() == other._values()
@@ -120,7 +136,11 @@ class ApplicationError(ErrorDetails):
     retryable: bool
 
     def __init__(self, *, kind: ApplicationKind, message: str, retryable: bool = False) -> None:
-        super().__init__(kind=kind, message=message, retryable=retryable)
+        # Keyword-only arguments already refuse a missing or unknown field:
+        # set them directly (the generic check costs more than a decode).
+        _set(self, "kind", kind)
+        _set(self, "message", message)
+        _set(self, "retryable", retryable)
 
 
 class InfrastructureError(ErrorDetails):
@@ -134,7 +154,9 @@ class InfrastructureError(ErrorDetails):
     retryable: bool
 
     def __init__(self, *, operation: str, message: str, retryable: bool) -> None:
-        super().__init__(operation=operation, message=message, retryable=retryable)
+        _set(self, "operation", operation)
+        _set(self, "message", message)
+        _set(self, "retryable", retryable)
 
 
 class ConfigurationError(ErrorDetails):
@@ -150,7 +172,9 @@ class ConfigurationError(ErrorDetails):
     def __init__(
         self, *, kind: ConfigurationKind, resource: str, message: str | None = None
     ) -> None:
-        super().__init__(kind=kind, resource=resource, message=message)
+        _set(self, "kind", kind)
+        _set(self, "resource", resource)
+        _set(self, "message", message)
 
 
 class PoisonError(ErrorDetails):
@@ -172,12 +196,10 @@ class PoisonError(ErrorDetails):
         message_type: PoisonMessageType,
         message: str,
     ) -> None:
-        super().__init__(
-            attempt_count=attempt_count,
-            max_attempts=max_attempts,
-            message_type=message_type,
-            message=message,
-        )
+        _set(self, "attempt_count", attempt_count)
+        _set(self, "max_attempts", max_attempts)
+        _set(self, "message_type", message_type)
+        _set(self, "message", message)
 
 
 class UnknownErrorDetails(ErrorDetails):
@@ -189,4 +211,5 @@ class UnknownErrorDetails(ErrorDetails):
     value: Any
 
     def __init__(self, *, name: str, value: Any) -> None:
-        super().__init__(name=name, value=value)
+        _set(self, "name", name)
+        _set(self, "value", value)
