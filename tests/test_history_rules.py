@@ -21,9 +21,11 @@ from click.testing import CliRunner
 
 import eventstore
 from eventstore import events as ev
+from eventstore.backends.sqlite.writer import SQLiteWriter
 from eventstore.cli import main
 from eventstore.errors import HistoryRuleError, InvalidEventError, ValidationError
 from eventstore.evolution.migrate import migrate, rollback
+from eventstore.store.protocol import StoredRow
 from eventstore.store.verify import verify
 from tests.conftest import DUROXIDE_JSONL
 
@@ -297,3 +299,53 @@ def test_cli_verify_json_counts_and_shows_tolerated_legacy_gaps(tmp_path: Path) 
     assert text.exit_code == 0, text.output
     assert "1 id gap in legacy data tolerated" in text.output
     assert "OK" in text.output
+
+
+def _count_reads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """The ranges the SQLite writer reads stored rows of, from now on."""
+    reads: list[tuple[int, int]] = []
+    original = SQLiteWriter.rows_between
+
+    def counted(
+        self: SQLiteWriter, instance_id: str, execution_id: int, first: int, last: int
+    ) -> list[StoredRow]:
+        reads.append((first, last))
+        return original(self, instance_id, execution_id, first, last)
+
+    monkeypatch.setattr(SQLiteWriter, "rows_between", counted)
+    return reads
+
+
+def test_stored_sources_close_together_are_read_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with _store(tmp_path) as store:
+        store.append(I, 1, [started(), scheduled(2), timer(3), scheduled(4)])
+        reads = _count_reads(monkeypatch)
+        results = [done(5, 2), ev.TimerFired(event_id=6, source_event_id=3, fire_at_ms=5)]
+        store.append(I, 1, [*results, done(7, 4)])
+        assert reads == [(2, 4)]
+        assert store.last_event_id(I, 1) == 7
+        # A wrong kind among them is refused as before, naming the event.
+        store.append(I, 1, [scheduled(8), timer(9)])
+        with pytest.raises(HistoryRuleError, match=r"event 11\b.*names source event 9"):
+            store.append(I, 1, [done(10, 8), done(11, 9)])
+        assert store.last_event_id(I, 1) == 9
+
+
+def test_stored_sources_far_apart_are_each_read_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with _store(tmp_path) as store:
+        history: list[ev.Event] = [started(), scheduled(2)]
+        history += [timer(n) for n in range(3, 101)]
+        store.append(I, 1, history)
+        reads = _count_reads(monkeypatch)
+        store.append(
+            I, 1, [done(101, 2), ev.TimerFired(event_id=102, source_event_id=100, fire_at_ms=5)]
+        )
+        assert reads == [(2, 2), (100, 100)]
+        with pytest.raises(HistoryRuleError, match=r"event 104\b.*names source event 99"):
+            store.append(
+                I, 1, [ev.TimerFired(event_id=103, source_event_id=3, fire_at_ms=5), done(104, 99)]
+            )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import operator
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Final, cast
 
 import msgspec
@@ -41,6 +41,26 @@ if TYPE_CHECKING:
 _FILLABLE: Final = ("instance_id", "execution_id", "timestamp_ms", "duroxide_version")
 _KNOWN_TYPES: Final = frozenset(ev.EVENT_TYPES.values())
 _EVENT_TYPE: Final = operator.attrgetter("event_type")
+
+
+_SOURCE_SPAN: Final = 64
+"""At most this many ids between the stored events a batch names for one read."""
+
+
+def _stored_sources(filled: list[Event], last: int) -> tuple[int, int]:
+    """The first and last stored id the batch's completions name, when they
+    lie within `_SOURCE_SPAN` ids; else an empty range (1, 0)."""
+    kinds = ev.COMPLETION_SOURCES
+    named = [
+        event.source_event_id
+        for event in filled
+        if event.event_type in kinds
+        and event.source_event_id is not None
+        and 0 < event.source_event_id <= last
+    ]
+    if not named or max(named) - min(named) >= _SOURCE_SPAN:
+        return 1, 0
+    return min(named), max(named)
 
 
 class _Appender:
@@ -307,19 +327,8 @@ class _Appender:
     ) -> None:
         """The history rules (`rules.ExecutionRules`, the ones verify applies),
         from what is stored: the last event and, per referenced event outside
-        the batch, its row; each one indexed lookup in this transaction."""
-
-        def stored_type(event_id: int) -> str | None:
-            rows = writer.rows_between(instance_id, execution_id, event_id, event_id)
-            if not rows:
-                return None
-            if rows[0].event_type != UNRECORDED_TYPE:
-                return rows[0].event_type
-            try:  # duroxide's PostgreSQL rows do not record the type
-                return self.store._decode(rows[0], instance_id, execution_id).event_type
-            except DecodeError:
-                return None
-
+        the batch, its row, read in this transaction (`_stored_types`)."""
+        stored_type = self._stored_types(writer, instance_id, execution_id, filled, last)
         rules = ExecutionRules(last_event_id=last, started=last > 0, lookup=stored_type)
         if last_type == UNRECORDED_TYPE:  # the column does not say: the event does
             last_type = stored_type(last) or ""
@@ -336,6 +345,47 @@ class _Appender:
                         instance_id=instance_id, execution_id=execution_id, event_id=event.event_id
                     ),
                 )
+
+    def _stored_types(
+        self,
+        writer: HistoryWriter,
+        instance_id: str,
+        execution_id: int,
+        filled: list[Event],
+        last: int,
+    ) -> Callable[[int], str | None]:
+        """The type of a stored event, by id, for the history rules.
+
+        The stored events a batch's completions name usually lie close
+        together (a turn's results name what the turns just before it
+        scheduled), so one read of the rows between the first and the last
+        of them answers them all when they span at most `_SOURCE_SPAN` ids;
+        any other id is one indexed lookup of its own, as it always was.
+        """
+
+        def row_type(row: StoredRow) -> str | None:
+            if row.event_type != UNRECORDED_TYPE:
+                return row.event_type
+            try:  # duroxide's PostgreSQL rows do not record the type
+                return self.store._decode(row, instance_id, execution_id).event_type
+            except DecodeError:
+                return None
+
+        first, end = _stored_sources(filled, last)
+        near: dict[int, str | None] = {}
+        if first <= end:
+            near = {
+                row.event_id: row_type(row)
+                for row in writer.rows_between(instance_id, execution_id, first, end)
+            }
+
+        def stored_type(event_id: int) -> str | None:
+            if first <= event_id <= end:
+                return near.get(event_id)
+            rows = writer.rows_between(instance_id, execution_id, event_id, event_id)
+            return row_type(rows[0]) if rows else None
+
+        return stored_type
 
     def _check_against_stored(
         self,
