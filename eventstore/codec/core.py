@@ -12,18 +12,17 @@ from .. import events as ev
 from ..errors import DecodeError, RowDecodeError
 from ..events import ErrorDetails, Event, KnownEvent, UnknownEvent
 from .decoders import (
-    _ANY_DECODER,
     _DECODE_ERRORS,
     _ENCODER,
     _ENVELOPES,
     _V1_DECODER,
     Decoded,
     _LegacyPlan,
-    _UnknownCommon,
 )
 from .generation import Generation, legacy_shaped, plain_lines
 from .legacy import _FAILURE_TYPES, LegacyFailure, _fill_context, _fill_identity, builtin_registry
-from .rows import _reconcile, reconcile_row
+from .rows import _force_setattr, _reconcile, reconcile_row
+from .unknown import _json_object, _unknown
 from .upcasting import UpcastContext, UpcasterRegistry
 
 _EVENT_ID: Final = operator.attrgetter("event_id")
@@ -110,14 +109,18 @@ class Codec:
         limit = self.max_event_bytes
         events: list[Event] = []
         append = events.append
+        legacy = self._legacy_row
         for index, (event_id, event_type, data) in enumerate(rows):
             event: Event | None = None
             failed: Exception | None = None
-            if len(data) <= limit and not legacy_shaped(data):
-                try:
-                    event = v1(data)
-                except _DECODE_ERRORS as exc:
-                    failed = exc
+            if len(data) <= limit:
+                if not data[2:3].isupper():  # `legacy_shaped`, inline
+                    try:
+                        event = v1(data)
+                    except _DECODE_ERRORS as exc:
+                        failed = exc
+                else:
+                    event = legacy(data, instance_id, execution_id)
             if event is None:
                 try:
                     if failed is None:  # legacy, or too large: the full dispatch
@@ -137,6 +140,26 @@ class Codec:
                 _reconcile(index, event, event_id, event_type, instance_id, execution_id)
             append(event)
         return events
+
+    def _legacy_row(self, data: bytes | str, instance_id: str, execution_id: int) -> Event | None:
+        """`decode` of a legacy row whose identity the row gives, in its common
+        case (a plan of the built-in upcast, not a failure), with nothing in
+        between: the envelope's decode and the identity set in place. None
+        for anything else, which `decode` then reads (and explains) in full.
+        """
+        if isinstance(data, bytes):
+            plan = self._plans.get(data[2 : data.find(b'"', 2)])
+        else:
+            plan = self._plans.get(data[2 : data.find('"', 2)])
+        if plan is None or plan.is_failure or plan.upgrade is not _fill_context:
+            return None
+        try:
+            event: Event = getattr(plan.decoder.decode(data), plan.type_name)
+        except (*_DECODE_ERRORS, ValueError, TypeError):
+            return None
+        _force_setattr(event, "instance_id", instance_id)
+        _force_setattr(event, "execution_id", execution_id)
+        return event
 
     def decode_packed(
         self,
@@ -432,45 +455,6 @@ class Codec:
 
 
 DEFAULT_CODEC: Final = Codec()
-
-
-def _json_object(data: bytes | str) -> dict[str, Any]:
-    """Parse data as any JSON, or say why it is not a JSON object."""
-    try:
-        obj = _ANY_DECODER.decode(data)
-    except RecursionError:
-        raise DecodeError("nested too deeply to decode") from None
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise DecodeError(f"not valid JSON: {exc}") from None
-    if not isinstance(obj, dict):
-        raise DecodeError(f"expected a JSON object, got {type(obj).__name__}")
-    return obj
-
-
-def _unknown(
-    data: bytes | str,
-    type_name: str,
-    fields: Any,
-    generation: Generation,
-    instance_id: str | None,
-    execution_id: int | None,
-) -> Decoded:
-    """Keep an event of a type this code does not know, verbatim."""
-    try:
-        common = msgspec.convert(fields, _UnknownCommon)
-    except msgspec.ValidationError as exc:
-        raise DecodeError(f"event of unknown type {type_name!r}: {exc}") from None
-    event = UnknownEvent(
-        event_id=common.event_id,
-        source_event_id=common.source_event_id,
-        instance_id=common.instance_id or instance_id or "",
-        execution_id=common.execution_id or execution_id or 0,
-        timestamp_ms=common.timestamp_ms,
-        duroxide_version=common.duroxide_version,
-        type_name=type_name,
-        raw=data.encode() if isinstance(data, str) else bytes(data),
-    )
-    return Decoded(event, generation)
 
 
 def decode(
