@@ -37,7 +37,14 @@ def _store(tmp_path: Path, rows: list[tuple[int, str, str | bytes]]) -> HistoryS
     con.executemany(insert, [("other", n + 1, "ActivityScheduled", d) for n, d in enumerate(other)])
     con.executemany(insert, [("i", *row) for row in rows])
     con.close()
-    return eventstore.open(str(path), codec=eventstore.Codec(max_event_bytes=1_000_000))
+    return _packing(eventstore.open(str(path), codec=eventstore.Codec(max_event_bytes=1_000_000)))
+
+
+def _packing(store: HistoryStore) -> HistoryStore:
+    """The store with `read` set on the packed route whatever it reads: these
+    executions are short, and it would soon take the row route by itself."""
+    store._mean_read = 1e9
+    return store
 
 
 class _RowRoute:
@@ -70,7 +77,7 @@ def _good(event_id: int) -> str:
 
 
 def test_appended_histories_take_the_packed_route(tmp_path: Path) -> None:
-    with eventstore.open(str(tmp_path / "a.db")) as store:
+    with _packing(eventstore.open(str(tmp_path / "a.db"))) as store:
         start = ev.OrchestrationStarted(event_id=1, name="O", version="1", input="0")
         store.append("i", 1, [start])
         store.append(
@@ -287,3 +294,40 @@ def test_a_blank_row_beside_a_row_of_two_events_is_named_by_every_route(tmp_path
             row_by_row.extend(store.read_all())
         assert packed == row_by_row and len(packed) == 4
         assert str(packed_feed.value) == str(row_feed.value)
+
+
+def test_read_takes_the_route_the_executions_it_reads_run_to(tmp_path: Path) -> None:
+    # Short executions read row by row once the store has seen a few, long
+    # ones in one piece; every read returns what the other route returns.
+    with eventstore.open(str(tmp_path / "shape.db")) as store:
+        start = ev.OrchestrationStarted(event_id=1, name="O", version="1", input="0")
+        for n, length in enumerate([6] * 8 + [60] * 30):
+            events = [start] + [
+                ev.ActivityScheduled(event_id=k, name="W", input="1") for k in range(2, length + 1)
+            ]
+            store.append(f"x{n}", 1, events)
+        packed_calls = []
+        original = store.backend.execution_packed
+
+        def counted(instance_id: str, execution_id: int) -> object:
+            packed_calls.append(instance_id)
+            return original(instance_id, execution_id)
+
+        store.backend.execution_packed = counted  # type: ignore[method-assign,assignment]
+        reads = [len(store.read(f"x{n}", 1)) for n in range(38)]
+        assert reads == [6] * 8 + [60] * 30
+        assert packed_calls[:1] == ["x0"]  # a fresh store packs at first
+        assert not {f"x{n}" for n in range(3, 9)} & set(packed_calls)  # short: row by row
+        assert {f"x{n}" for n in range(12, 38)} <= set(packed_calls)  # long: in one piece
+        del store.backend.execution_packed
+        for n in (0, 20):
+            assert store.read(f"x{n}", 1) == _row_by_row_of(store, f"x{n}")
+
+
+def _row_by_row_of(store: HistoryStore, instance_id: str) -> list[ev.Event]:
+    backend = store.backend
+    backend.execution_packed = lambda *_: None  # type: ignore[method-assign]
+    try:
+        return store.read(instance_id, 1)
+    finally:
+        del backend.execution_packed
