@@ -329,7 +329,18 @@ class PostgresBackend(catalog.CatalogReads):
         return int(count), (None if age is None else max(0.0, float(age)))
 
     def feed_packed(self, after: int, limit: int) -> PackedFeed | None:
-        return None  # rows arrive in one round trip already; see feed
+        """The feed page as columns, its event_data joined by newlines, for
+        the store's one-call decode (`Codec.decode_feed`, which hands back
+        any page it cannot take whole, e.g. a row whose JSON holds a newline,
+        to the row route)."""
+        rows = self.feed(after, limit)
+        if not rows:
+            return PackedFeed([], [], [], [], [], b"")
+        columns = map(list, zip(*rows, strict=True))
+        positions, instance_ids, execution_ids, event_ids, types, data, _ = columns
+        return PackedFeed(
+            positions, instance_ids, execution_ids, event_ids, types, "\n".join(data).encode()
+        )
 
     def key_at(self, position: int) -> tuple[str | bytes, int, int] | None:
         rows = self._all(self._q.key_at, (position,))
