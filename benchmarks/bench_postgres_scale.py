@@ -204,10 +204,12 @@ def measure(url: str, counts: list[int], repeat: int) -> None:
             f"{n:>3} writers  store {a:>9,.0f} ev/s  raw psycopg {b:>9,.0f} ev/s"
             f"  ratio {a / b:.2f}  (each run: {runs})"
         )
-    feeds = [feed_rates(url) for _ in range(repeat)]
+    feeds = [feed_rates(url) for _ in range(max(7, repeat))]
     a, b = statistics.median(f[0] for f in feeds), statistics.median(f[1] for f in feeds)
+    runs = ", ".join(f"{x / y:.2f}" for x, y in feeds)
     print(
-        f"feed catch-up  store {a:>9,.0f} ev/s  raw scan+decode {b:>9,.0f} ev/s  ratio {a / b:.2f}"
+        f"feed catch-up  store {a:>9,.0f} ev/s  raw scan+decode {b:>9,.0f} ev/s"
+        f"  ratio {a / b:.2f}  (each run: {runs})"
     )
     for hold in (0.0, 1.0, 3.0):
         delay, held = feed_delay(url, hold)
