@@ -724,13 +724,16 @@ def test_closing_the_store_releases_a_waiter(url: str) -> None:
 def test_a_writer_held_up_past_its_lock_timeout_gets_store_busy(
     url: str, opened: Callable[..., HistoryStore]
 ) -> None:
+    """A writer of the same execution waits for its key, up to lock_timeout_ms;
+    a writer of another execution does not wait at all."""
     holder, impatient = opened(url), opened(url, lock_timeout_ms=50)
     with holder.transaction() as tx:
         tx.append("a", 1, [started()])
         with pytest.raises(StoreBusyError, match="stayed locked"):
-            impatient.append("b", 1, [started()])
-    impatient.append("b", 1, [started()])
-    assert [r.instance_id for r in impatient.read_all()] == ["a", "b"]
+            impatient.append("a", 1, [scheduled(2)])
+        impatient.append("b", 1, [started()])
+    impatient.append("a", 1, [scheduled(2)], expected_last_event_id=1)
+    assert [r.instance_id for r in impatient.read_all()] == ["a", "b", "a"]
 
 
 def test_threads_sharing_one_store_append_exactly_once(

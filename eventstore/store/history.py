@@ -263,6 +263,8 @@ class HistoryStore(CatalogMethods):
         if self.observer is not None:
             for events, seconds in tx.appended:
                 self.observer.appended(events, seconds)
+        if tx.appended and not self._catalog_recorded:  # after the commit (append.py)
+            self._record_catalog()
 
     # -- reading -------------------------------------------------------------
 
