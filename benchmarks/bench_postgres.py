@@ -10,6 +10,9 @@ Both sides do the same work in the same run, on the same server:
   each row into an event);
 * feed: the whole table in position order, in pages of 1000.
 
+Concurrent writers (1, 4, 16, 64 processes), feed catch-up and the feed's
+delay behind an open transaction: benchmarks/bench_postgres_scale.py.
+
 Usage: python benchmarks/bench_postgres.py [--url postgresql://...] [--instances N]
 Without --url a throwaway server is started (tests/postgres_server.py).
 Prints events/s for both (medians of --repeat interleaved runs) and the ratio

@@ -20,10 +20,12 @@ import itertools
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Final
@@ -46,6 +48,15 @@ ENABLE_HINT: Final = (
     "PostgreSQL server binaries (initdb, pg_ctl) not found; install them with "
     "`sudo bash scripts/system-deps.sh` (or set EVENTSTORE_PG_BINDIR) to run the PostgreSQL tests"
 )
+
+
+FAST: Final = {
+    "max_connections": "300",
+    "fsync": "off",
+    "full_page_writes": "off",
+    "shared_buffers": "64MB",
+}
+"""The test server's settings: nothing survives it, so nothing is synced."""
 
 
 class ServerUnavailable(RuntimeError):
@@ -78,6 +89,14 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _parent_of(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
 def _server_user() -> str | None:
     """The user to run the server as: None when we are not root."""
     if os.geteuid() != 0:
@@ -97,8 +116,10 @@ def _server_user() -> str | None:
 class PostgresServer:
     """One private PostgreSQL server in a temporary directory."""
 
-    def __init__(self) -> None:
+    def __init__(self, settings: dict[str, str] | None = None) -> None:
         bindir = find_bindir()
+        self.settings = {**FAST, **(settings or {})}
+        """Server settings (-c): the test defaults (fsync off), overridden."""
         if bindir is None:
             raise ServerUnavailable(ENABLE_HINT)
         self.bindir = bindir
@@ -127,10 +148,7 @@ class PostgresServer:
             )
 
     def start(self) -> PostgresServer:
-        self.root.chmod(0o700)
-        if self.user is not None:
-            entry = pwd.getpwnam(self.user)
-            os.chown(self.root, entry.pw_uid, entry.pw_gid)
+        self._own()
         pwfile = self.root / "pwfile"
         pwfile.write_text(PASSWORD + "\n")
         if self.user is not None:
@@ -153,6 +171,18 @@ class PostgresServer:
             "initdb",
         )
         pwfile.unlink()
+        self._start_server()
+        return self
+
+    def _own(self) -> None:
+        """The temporary directory, private to the server's user."""
+        self.root.chmod(0o700)
+        if self.user is not None:
+            entry = pwd.getpwnam(self.user)
+            os.chown(self.root, entry.pw_uid, entry.pw_gid)
+
+    def _start_server(self, extra: dict[str, str] | None = None) -> None:
+        """pg_ctl start on a free port (three tries: a port can be taken meanwhile)."""
         for attempt in range(3):
             self.port = _free_port()
             options = " ".join(
@@ -160,10 +190,7 @@ class PostgresServer:
                     "-c listen_addresses=127.0.0.1",
                     f"-p {self.port}",
                     f"-k {self.root}",
-                    "-c max_connections=300",
-                    "-c fsync=off",
-                    "-c full_page_writes=off",
-                    "-c shared_buffers=64MB",
+                    *(f"-c {k}={v}" for k, v in {**self.settings, **(extra or {})}.items()),
                 ]
             )
             result = self._run(
@@ -172,10 +199,69 @@ class PostgresServer:
             )  # fmt: skip
             if result.returncode == 0:
                 self._started = True
-                return self
+                return
             if attempt == 2:
                 self._check(result, "pg_ctl start")
-        return self
+
+    def start_standby(self, name: str = "standby1") -> PostgresServer:
+        """A hot standby of this (running) server, streaming from it: a base
+        backup (pg_basebackup), standby.signal, and `primary_conninfo` naming
+        it `name` (what `make_synchronous` lists); started on a free port."""
+        standby = PostgresServer(self.settings)
+        standby._own()
+        conninfo = (
+            f"host=127.0.0.1 port={self.port} user={SUPERUSER} password={PASSWORD}"
+            f" application_name={name}"
+        )
+        standby._check(
+            standby._run(
+                "pg_basebackup", "-D", str(standby.data), "-d", conninfo,
+                "-X", "stream", "-c", "fast", "--no-sync",
+            ),
+            "pg_basebackup",
+        )  # fmt: skip
+        (standby.data / "standby.signal").touch()
+        with (standby.data / "postgresql.auto.conf").open("a") as conf:
+            conf.write(f"primary_conninfo = '{conninfo}'\n")
+        standby._start_server({"hot_standby": "on"})
+        return standby
+
+    def make_synchronous(self, name: str = "standby1") -> None:
+        """Commits wait for the standby `name` (synchronous_standby_names), once
+        it streams in sync."""
+        import psycopg  # the postgres extra
+
+        with psycopg.connect(self.url(), autocommit=True) as con:
+            con.execute(f"ALTER SYSTEM SET synchronous_standby_names = '{name}'")
+            con.execute("SELECT pg_reload_conf()")
+            for _ in range(600):
+                row = con.execute(
+                    "SELECT count(*) FROM pg_stat_replication"
+                    " WHERE application_name = %s AND sync_state = 'sync'",
+                    (name,),
+                ).fetchone()
+                if row is not None and row[0]:
+                    return
+                time.sleep(0.1)
+        raise ServerUnavailable(f"the standby {name} never streamed in sync")
+
+    def kill(self) -> None:
+        """SIGKILL the server and every process of it, as a crash of its machine would."""
+        pid_file = self.data / "postmaster.pid"
+        postmaster = int(pid_file.read_text().split()[0])
+        children = [
+            int(entry.name)
+            for entry in Path("/proc").iterdir()
+            if entry.name.isdigit() and _parent_of(int(entry.name)) == postmaster
+        ]
+        for pid in [postmaster, *children]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self._started = False
+
+    def promote(self) -> None:
+        """End recovery: this standby becomes a primary (pg_ctl promote, waits)."""
+        self._check(self._run("pg_ctl", "-D", str(self.data), "-w", "promote"), "pg_ctl promote")
 
     def stop(self) -> None:
         if self._started:
@@ -199,8 +285,8 @@ class PostgresServer:
 
 
 @contextlib.contextmanager
-def running_server() -> Iterator[PostgresServer]:
-    server = PostgresServer()
+def running_server(settings: dict[str, str] | None = None) -> Iterator[PostgresServer]:
+    server = PostgresServer(settings)
     try:
         yield server.start()
     finally:

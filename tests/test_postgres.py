@@ -23,6 +23,7 @@ from eventstore.backends.postgres import PostgresBackend
 from eventstore.errors import (
     ConcurrencyError,
     EventStoreError,
+    PositionsRenumberedError,
     ReadOnlyError,
     StoreBusyError,
     StoreError,
@@ -83,62 +84,102 @@ def opened() -> Iterator[Callable[..., HistoryStore]]:
 # -- the global feed under interleaved transactions -----------------------------------
 
 
-def waiting_on_advisory_lock(url: str, pid: int) -> bool:
-    with psycopg.connect(url, autocommit=True) as con:
-        row = con.execute(
-            "SELECT count(*) FROM pg_locks WHERE pid = %s AND locktype = 'advisory'"
-            " AND NOT granted",
-            (pid,),
-        ).fetchone()
-        return row is not None and row[0] == 1
-
-
 def test_feed_never_shows_a_later_commit_before_an_earlier_position(
     url: str, opened: Callable[..., HistoryStore]
 ) -> None:
-    """T1 draws the next position and stays open; T2 must not get past it.
+    """T1 draws the next position and stays open; T2, on another execution,
+    draws a later one and commits without waiting for T1.
 
-    T2 cannot draw a position (let alone commit one) while T1 is open: it
-    waits on the write lock. Meanwhile the feed shows neither; after T1
-    commits it shows T1's event, then T2's, in position order.
+    The feed must not show T2's event while T1 is open (a reader resuming
+    after it would never see T1's): it holds it back, says so (`held_back`),
+    and `wait_for_events` does not report it. After T1 commits the feed
+    shows T1's event, then T2's, and a reader resuming from any record gets
+    the rest exactly once.
     """
     t1_store, t2_store, reader = opened(url), opened(url), opened(url)
     first = t1_store.append("before", 1, [started()])
     assert first.written
     (seen,) = list(reader.read_all())
-    t2_pid: list[int] = []
-    t2_done = threading.Event()
-    t2_errors: list[BaseException] = []
-
-    def t2() -> None:
-        try:
-            with t2_store.transaction() as tx:
-                t2_pid.append(tx.connection.info.backend_pid)
-                tx.append("t2", 1, [started()])
-        except BaseException as exc:  # reported by the main thread
-            t2_errors.append(exc)
-        finally:
-            t2_done.set()
-
     with t1_store.transaction() as tx:
         tx.append("t1", 1, [started()])
         t1_position = tx.connection.execute(
             "SELECT eventstore_position FROM history WHERE instance_id = 't1'"
         ).fetchone()
         assert t1_position is not None and t1_position[0] > seen.position
-        thread = threading.Thread(target=t2)
-        thread.start()
-        wait_until(lambda: bool(t2_pid), "T2 to begin")
-        wait_until(lambda: waiting_on_advisory_lock(url, t2_pid[0]), "T2 to wait on the lock")
-        assert not t2_done.is_set()
-        # Neither T1's uncommitted event nor anything of T2 is in the feed.
+        t2 = t2_store.append("t2", 1, [started()])  # does not wait for T1
+        assert t2.written
         assert [r.instance_id for r in reader.read_all(after=seen)] == []
-        assert backend_of(reader).wait_for_events(seen.position, 0.05) is False
-    thread.join(60)
-    assert not thread.is_alive() and not t2_errors
+        assert backend_of(reader).held_back()[0] == 1
+        assert reader.feed_held_back()[0] == 1
+        assert backend_of(reader).wait_for_events(seen.position, 0.2) is False
     after = list(reader.read_all(after=seen))
     assert [r.instance_id for r in after] == ["t1", "t2"]
     assert after[0].position == t1_position[0] < after[1].position
+    assert backend_of(reader).held_back() == (0, None)
+    assert list(reader.read_all(after=after[0])) == after[1:]
+    assert list(reader.read_all(after=after[0].position)) == after[1:]
+
+
+def test_feed_order_is_transaction_order_when_positions_disagree(
+    url: str, opened: Callable[..., HistoryStore]
+) -> None:
+    """Ta writes first (its own SQL: it has the lower transaction id), Tb
+    appends and commits (a lower position), then Ta appends (a higher
+    position) and commits. The feed gives Ta's event first although its
+    position is higher: positions are not the order, (transaction id,
+    position) is, and a reader that read while Ta was open saw neither."""
+    ta_store, tb_store, reader = opened(url), opened(url), opened(url)
+    ta_store.append("before", 1, [started()])
+    (seen,) = list(reader.read_all())
+    with ta_store.transaction() as tx:
+        tx.connection.execute("SELECT pg_current_xact_id()")  # Ta's id, before Tb's
+        tb_store.append("tb", 1, [started()])
+        assert list(reader.read_all(after=seen)) == []
+        tx.append("ta", 1, [started()])
+    feed = list(reader.read_all(after=seen))
+    assert [r.instance_id for r in feed] == ["ta", "tb"]
+    assert feed[0].position > feed[1].position
+    assert list(reader.read_all(after=feed[0])) == feed[1:]
+    assert list(reader.read_all(after=feed[1])) == []
+    assert reader.backend.wait_for_events(feed[1].position, 0) is False
+    assert reader.backend.wait_for_events(feed[0].position, 0) is True
+
+
+def test_an_append_whose_transaction_predates_the_executions_last_writer_is_refused(
+    url: str, opened: Callable[..., HistoryStore]
+) -> None:
+    """Inside transaction(), the runtime's SQL got the transaction id before
+    another writer appended to the same execution and committed: appending
+    after that writer's events would put them before it in the feed. The
+    append is refused (StoreBusyError, retry) and writes nothing; the rest
+    of the transaction stands."""
+    runtime, other = opened(url), opened(url)
+    runtime.append("x", 1, [started()])
+    with runtime.transaction() as tx:
+        tx.connection.execute("SELECT pg_current_xact_id()")
+        other.append("x", 1, [scheduled(2)])
+        with pytest.raises(StoreBusyError, match="retry the transaction"):
+            tx.append("x", 1, [scheduled(3)])
+        tx.append("y", 1, [started()])
+    assert [e.event_id for e in runtime.read("x")] == [1, 2]
+    # y's event comes before x's second: its transaction has the lower id.
+    assert [(r.instance_id, r.event.event_id) for r in runtime.read_all()] == [
+        ("x", 1), ("y", 1), ("x", 2)
+    ]  # fmt: skip
+    runtime.append("x", 1, [scheduled(3)])  # a fresh transaction goes through
+
+
+def test_resuming_after_a_position_the_store_no_longer_holds_is_refused(
+    url: str, opened: Callable[..., HistoryStore]
+) -> None:
+    store = opened(url)
+    store.append("a", 1, [started(), scheduled(2)])
+    first, second = list(store.read_all())
+    with psycopg.connect(url, autocommit=True) as con:
+        con.execute("DELETE FROM history WHERE eventstore_position = %s", (first.position,))
+    assert list(store.read_all(after=0)) == [second]
+    with pytest.raises(PositionsRenumberedError, match=f"position {first.position}"):
+        list(store.read_all(after=first.position))
 
 
 def someone_waits_on_the_write_lock(url: str) -> bool:
@@ -402,8 +443,61 @@ def test_table_has_duroxides_columns_and_stable_positions(
         ("event_data", "text"),
         ("created_at", "timestamp with time zone"),
         ("eventstore_position", "bigint"),
+        ("eventstore_xid", "xid8"),
     ]
     assert [k[0] for k in key] == ["instance_id", "execution_id", "event_id"]
+
+
+EARLIER_DDL = """
+CREATE TABLE history (
+    instance_id TEXT COLLATE "C" NOT NULL,
+    execution_id BIGINT NOT NULL,
+    event_id BIGINT NOT NULL,
+    event_type TEXT NOT NULL,
+    event_data TEXT NOT NULL,
+    created_at TIMESTAMPTZ DEFAULT now(),
+    eventstore_position BIGINT GENERATED BY DEFAULT AS IDENTITY
+        CONSTRAINT eventstore_history_position_key UNIQUE,
+    PRIMARY KEY (instance_id, execution_id, event_id)
+)
+"""
+
+
+def test_a_store_of_an_earlier_version_is_upgraded_on_its_first_writable_open(
+    url: str, opened: Callable[..., HistoryStore]
+) -> None:
+    """A table without the transaction-id column (as earlier versions made
+    it) reads as before when opened read-only; the first writable open adds
+    the column and index: old rows keep their feed order and come first, a
+    checkpointed position still resumes, and new appends follow."""
+    source = opened(url)
+    source.append("a", 1, [started(), scheduled(2)])
+    source.append("b", 1, [started()])
+    rows = [tuple(r.values()) for r in source.export_rows()]
+    source.backend.destroy()
+    with psycopg.connect(url, autocommit=True) as con:
+        con.execute(EARLIER_DDL)
+        with con.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO history (instance_id, execution_id, event_id, event_type,"
+                " event_data, created_at) VALUES (%s, %s, %s, %s, %s, %s)",
+                [r[:6] for r in rows],
+            )
+    old_feed = list(opened(url, readonly=True).read_all())
+    assert [(r.instance_id, r.event.event_id) for r in old_feed] == [("a", 1), ("a", 2), ("b", 1)]
+    store = opened(url)
+    with psycopg.connect(url) as con:
+        kinds = dict(
+            con.execute(
+                "SELECT column_name, data_type FROM information_schema.columns"
+                " WHERE table_name = 'history'"
+            ).fetchall()
+        )
+    assert kinds["eventstore_xid"] == "xid8"
+    assert list(store.read_all()) == old_feed
+    store.append("c", 1, [started()])
+    assert [r.instance_id for r in store.read_all(after=old_feed[1].position)] == ["b", "c"]
+    opened(url)  # a second open finds nothing to do
 
 
 def test_a_table_duroxide_created_is_read_and_written(
@@ -630,13 +724,16 @@ def test_closing_the_store_releases_a_waiter(url: str) -> None:
 def test_a_writer_held_up_past_its_lock_timeout_gets_store_busy(
     url: str, opened: Callable[..., HistoryStore]
 ) -> None:
+    """A writer of the same execution waits for its key, up to lock_timeout_ms;
+    a writer of another execution does not wait at all."""
     holder, impatient = opened(url), opened(url, lock_timeout_ms=50)
     with holder.transaction() as tx:
         tx.append("a", 1, [started()])
         with pytest.raises(StoreBusyError, match="stayed locked"):
-            impatient.append("b", 1, [started()])
-    impatient.append("b", 1, [started()])
-    assert [r.instance_id for r in impatient.read_all()] == ["a", "b"]
+            impatient.append("a", 1, [scheduled(2)])
+        impatient.append("b", 1, [started()])
+    impatient.append("a", 1, [scheduled(2)], expected_last_event_id=1)
+    assert [r.instance_id for r in impatient.read_all()] == ["a", "b", "a"]
 
 
 def test_threads_sharing_one_store_append_exactly_once(

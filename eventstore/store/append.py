@@ -264,13 +264,17 @@ class _Appender:
             result = self.write_prepared(writer, new, batch, filled, expected_last_event_id)
         if not result.written:
             return result  # an identical retry: nothing was written
-        observer = store.observer
-        if observer is not None:
-            seconds = time.perf_counter() - started
-            if committed_later is None:
-                observer.appended(filled, seconds)
-            else:  # inside transaction(): told only once the transaction commits
-                committed_later.append((filled, seconds))
+        seconds = time.perf_counter() - started
+        if committed_later is not None:
+            # Inside transaction(): the observer hears of it, and the catalog
+            # is recorded, once the transaction commits (HistoryStore.transaction).
+            # Recording it here would take the table's write lock exclusively
+            # inside a transaction that holds it shared (PostgreSQL: two such
+            # transactions would deadlock).
+            committed_later.append((filled, seconds))
+            return result
+        if store.observer is not None:
+            store.observer.appended(filled, seconds)
         if not store._catalog_recorded:  # once per store: no per-event cost
             store._record_catalog()
         return result

@@ -238,6 +238,8 @@ class AsyncHistoryStore:
         if observer is not None:
             for events, seconds in tx.appended:
                 observer.appended(events, seconds)
+        if tx.appended and not self.sync._catalog_recorded:  # after the commit (append.py)
+            self.sync._record_catalog()
 
     @contextlib.asynccontextmanager
     async def _joined(self, tx: AsyncTransaction) -> AsyncIterator[AsyncTransaction]:

@@ -119,9 +119,10 @@ class AsyncRoute:
                 )
         if result.written:
             seconds = time.perf_counter() - started
-            if committed_later is not None:  # inside transaction(): told after its commit
+            if committed_later is not None:  # inside transaction(): after its commit
                 committed_later.append((filled, seconds))
-            elif store.observer is not None:
+                return result
+            if store.observer is not None:
                 store.observer.appended(filled, seconds)
             if not store._catalog_recorded:
                 store._record_catalog()

@@ -35,6 +35,7 @@ from .protocol import (
     ExecutionRow,
     GroupCommitting,
     HistoryBackend,
+    HoldsBackTheFeed,
     RawRow,
     Subscribable,
 )
@@ -182,6 +183,16 @@ class HistoryStore(CatalogMethods):
             raise StoreError(f"{self.description} cannot wait for events: poll read_all")
         return self._waiter.wait_for_events(after, timeout)
 
+    def feed_held_back(self) -> tuple[int, float | None]:
+        """Committed events the feed does not show yet because a transaction
+        that began before them is still open (PostgreSQL; see
+        proposals/postgres-backend.md): how many, and the age in seconds of
+        the oldest (None when there are none). (0, None) on SQLite, whose
+        feed never holds anything back."""
+        if isinstance(self.backend, HoldsBackTheFeed):
+            return self.backend.held_back()
+        return 0, None
+
     # -- lifecycle -----------------------------------------------------------
 
     def close(self) -> None:
@@ -258,6 +269,8 @@ class HistoryStore(CatalogMethods):
         if self.observer is not None:
             for events, seconds in tx.appended:
                 self.observer.appended(events, seconds)
+        if tx.appended and not self._catalog_recorded:  # after the commit (append.py)
+            self._record_catalog()
 
     # -- reading -------------------------------------------------------------
 

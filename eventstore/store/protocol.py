@@ -13,6 +13,8 @@ all `runtime_checkable`):
                       and the shadow table (SQLite, PostgreSQL)
       writing() -> WindowWriter (the same writer, with the window's operations)
     Subscribable      wait_for_events: be woken by new commits (PostgreSQL)
+    HoldsBackTheFeed  held_back: committed events the feed's horizon holds
+                      back behind open transactions (PostgreSQL)
     Destroyable       destroy: drop everything the store keeps (throwaway stores)
     IntegrityCheckable
                       integrity_check: the database's own check, and the
@@ -89,6 +91,7 @@ __all__ = [
     "EvolutionBackend",
     "EvolutionWriter",
     "HistoryBackend",
+    "HoldsBackTheFeed",
     "HistoryWriter",
     "RowKey",
     "UndecodedText",
@@ -311,6 +314,16 @@ class Subscribable(Protocol):
 
     def wait_for_events(self, after: int, timeout: float) -> bool:
         """True as soon as the feed has an event after `after`; False after `timeout` s."""
+        ...
+
+
+@runtime_checkable
+class HoldsBackTheFeed(Protocol):
+    """A backend whose feed holds committed events back behind transactions
+    still open (PostgreSQL: the feed's horizon, backends/postgres/writer.py)."""
+
+    def held_back(self) -> tuple[int, float | None]:
+        """(committed events held back, age in seconds of the oldest or None)."""
         ...
 
 

@@ -198,8 +198,10 @@ class HistoryStoreConformance(CatalogConformance):
         ]  # fmt: skip
         positions = [r.position for r in feed]
         assert positions == sorted(positions) and len(set(positions)) == 4
-        resumed = list(store.read_all(after=feed[1].position))
-        assert resumed == feed[2:]
+        for index, record in enumerate(feed):  # every record, and its position, resumes
+            assert list(store.read_all(after=record)) == feed[index + 1 :]
+            assert list(store.read_all(after=record.position)) == feed[index + 1 :]
+        assert store.feed_held_back() == (0, None)  # nothing open: nothing held back
         assert list(store.read_all(after=feed[1], limit=1)) == feed[2:3]
         assert list(store.read_all(after=feed[-1])) == []
 

@@ -13,24 +13,31 @@ One module per job:
 
 * `target`: parsing the URL; passwords never leave it (`mask`).
 * `queries`: the DDL and every statement, composed once per table.
-* `writer`: write units under the table's advisory lock, and why that lock
-  keeps the global feed gap-free.
+* `table`: the table on open: checked, created, or upgraded (the feed's
+  transaction-id column).
+* `locks`: the advisory locks of a write unit (the execution's key; the
+  table's key shared by appends, exclusive for every other write).
+* `writer`: write units, and why the global feed, in (transaction id,
+  position) order below the snapshot's horizon, never skips an event.
 * `translate`: the one place psycopg's exceptions become eventstore's.
 * `backend`: PostgresBackend itself: pool, sessions, reads, LISTEN/NOTIFY.
 
 Concurrency, the feed and subscriptions, all enforced here:
 
-* Every write transaction of this store takes one transaction-scoped advisory
-  lock (`pg_advisory_xact_lock`, keyed by the table's schema-qualified name)
-  before it reads or inserts anything, and holds it until commit or rollback:
-  "read the last event id, check, insert" is sound under any number of
-  writers on any number of connections and processes. Readers never take it.
+* Writers of different executions run side by side; writers of one
+  execution take turns on its advisory key, so "read the last event id,
+  check, insert" is sound under any number of writers on any number of
+  connections and processes. Readers never take a lock.
+* The feed is gap-free without a table lock: rows carry their transaction
+  id, and the feed returns only rows of transactions below the reading
+  snapshot's horizon (the argument is in `writer`).
 * Inside `transaction()`, each append runs in a savepoint (atomic on its own),
   while the embedding runtime's transaction decides the final commit.
 * A store opened read-only sets `default_transaction_read_only` on every
-  session: the server itself refuses writes.
+  session: the server itself refuses writes. On a hot standby everything
+  reads; `wait_for_events` polls there.
 * `wait_for_events` waits on LISTEN/NOTIFY: every write transaction sends
-  a notification, which PostgreSQL delivers on commit (never on rollback).
+  a notification right after its commit (never on rollback).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from ...errors import ReadOnlyError, StoreBusyError, StoreError
+from ...errors import PositionsRenumberedError, ReadOnlyError, StoreBusyError, StoreError
 from ...store.protocol import (
     CatalogDelta,
     CatalogRow,
@@ -28,9 +28,11 @@ from ...store.protocol import (
     StoredRow,
 )
 from .catalog import summary_of
+from .locks import Statement, WriteLocks
 from .queries import INSERT_ROWS, Queries
 from .target import mask
 from .translate import DRIVER_ERRORS, translate
+from .writer import refuse_later_writer
 
 if TYPE_CHECKING:
     from .backend import PostgresBackend
@@ -39,47 +41,52 @@ __all__ = ["AsyncPostgresBackend", "AsyncPostgresWriter"]
 
 
 class AsyncPostgresWriter:
-    """PostgresWriter's append statements, awaited; the opening (BEGIN, the
-    table's lock) travels with the first statement, as there."""
+    """PostgresWriter's append statements, awaited; the locks (`locks.WriteLocks`)
+    travel with the first statement, as there."""
 
-    __slots__ = ("_con", "_cur", "_lock_args", "_opening", "_q", "opened")
+    __slots__ = ("_con", "_cur", "_locks", "_q")
 
     def __init__(
         self,
         con: psycopg.AsyncConnection[Any],
         cur: psycopg.AsyncCursor[Any],
         queries: Queries,
-        lock_args: tuple[int, str],
-        *,
-        begin: bool,
+        locks: WriteLocks,
     ) -> None:
         self._con = con
         self._cur = cur
         self._q = queries
-        self._lock_args = lock_args
-        self._opening = (b"BEGIN; " if begin else b"") + queries.lock
-        self.opened = False
+        self._locks = locks
 
-    async def _open(self, then: bytes = b"", args: Sequence[object] = ()) -> Any:
-        self.opened = True
+    @property
+    def opened(self) -> bool:
+        return self._locks.opened
+
+    async def _send(self, before: Statement, then: bytes = b"", args: Sequence[object] = ()) -> Any:
         cur = psycopg.AsyncClientCursor(self._con)
-        await cur.execute(self._opening + then, (*self._lock_args, *args))
+        await cur.execute(before[0] + then, (*before[1], *args))
         while cur.nextset():  # to the result of the last statement
             pass
         return cur
 
     async def _execute(self, query: bytes, args: Sequence[object] = ()) -> Any:
-        if not self.opened:
-            await self._open()
+        """An append's body statement, under the locks `last_event` took."""
+        if not self._locks.opened:
+            await self._send(self._locks.for_table())
         return await self._cur.execute(query, args)
 
     async def last_event(self, instance_id: str, execution_id: int) -> tuple[int, str]:
         args = (instance_id, execution_id)
-        if self.opened:
-            row = await (await self._cur.execute(self._q.last_event, args)).fetchone()
+        before = self._locks.for_execution(instance_id, execution_id)
+        if before[0]:
+            row = await (await self._send(before, self._q.last_event, args)).fetchone()
         else:
-            row = await (await self._open(b"; " + self._q.last_event, args)).fetchone()
-        return (int(row[0]), str(row[1])) if row else (0, "")
+            row = await (await self._cur.execute(self._q.last_event, args)).fetchone()
+        if row is None:
+            return 0, ""
+        if row[2]:
+            raise refuse_later_writer(instance_id, execution_id)
+        return int(row[0]), str(row[1])
 
     async def rows_between(
         self, instance_id: str, execution_id: int, first: int, last: int
@@ -137,7 +144,7 @@ class AsyncPostgresBackend:
         self.readonly = twin.readonly
         self.description = twin.description
         self._q = twin._q
-        self._lock_args = (twin._lock_key, twin._channel)
+        self._schema = twin.schema
         self._lock_timeout_ms = twin._lock_timeout_ms
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
             twin._conninfo,
@@ -202,10 +209,12 @@ class AsyncPostgresBackend:
         try:
             if pinned is not None:
                 async with pinned.transaction(), pinned.cursor() as cur:
-                    yield AsyncPostgresWriter(pinned, cur, self._q, self._lock_args, begin=False)
+                    locks = WriteLocks(self._q, self._schema, begin=False)
+                    yield AsyncPostgresWriter(pinned, cur, self._q, locks)
                 return
             async with self._connection() as con, con.cursor() as cur:
-                writer = AsyncPostgresWriter(con, cur, self._q, self._lock_args, begin=True)
+                locks = WriteLocks(self._q, self._schema, begin=True)
+                writer = AsyncPostgresWriter(con, cur, self._q, locks)
                 try:
                     yield writer
                 except BaseException:
@@ -213,8 +222,8 @@ class AsyncPostgresBackend:
                         with contextlib.suppress(psycopg.Error):
                             await con.execute(b"ROLLBACK")
                     raise
-                if writer.opened:
-                    await con.execute(b"COMMIT")
+                if writer.opened:  # COMMIT, then the notification (see writer.write_unit)
+                    await psycopg.AsyncClientCursor(con).execute(self._q.commit)
         except DRIVER_ERRORS as exc:
             raise translate(exc, "write failed") from None
 
@@ -236,6 +245,7 @@ class AsyncPostgresBackend:
                 raise
             try:
                 await outer.__aexit__(None, None, None)
+                await con.execute(self._q.notify)
             except psycopg.Error as exc:
                 raise translate(exc, "cannot commit") from None
 
@@ -270,7 +280,18 @@ class AsyncPostgresBackend:
         return [str(r[0]) for r in await self._all(self._q.instances)]
 
     async def feed(self, after: int, limit: int) -> list[FeedRow]:
-        return await self._all(self._q.feed, (after, limit))
+        rows = await self._all(self._q.feed, (*self._q.after(after), limit))
+        if (
+            not rows
+            and after
+            and self._q.ordered
+            and (await self._all(self._q.lost_position, (after, after)))[0][0]
+        ):
+            raise PositionsRenumberedError(
+                f"{self.description}: no event is at feed position {after} (deleted?), so the"
+                " feed cannot resume after it; resume from a position the store holds, or 0"
+            )
+        return rows
 
     async def key_at(self, position: int) -> tuple[str | bytes, int, int] | None:
         rows = await self._all(self._q.key_at, (position,))

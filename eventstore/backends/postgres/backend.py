@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -15,10 +14,10 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ...errors import (
+    PositionsRenumberedError,
     ReadOnlyError,
     StoreBusyError,
     StoreError,
-    StoreNotFoundError,
     TargetError,
 )
 from ...store.protocol import (
@@ -39,8 +38,9 @@ from ...store.protocol import (
 from . import catalog, window
 from .aio import AsyncPostgresBackend
 from .integrity import postgres_integrity
-from .queries import EVOLUTION_TABLES, HISTORY_DDL, TABLE, Queries
+from .queries import EVOLUTION_TABLES, TABLE, Queries, channel_of
 from .run_lock import run_lock
+from .table import prepare
 from .target import describe, mask, parse_target
 from .translate import DRIVER_ERRORS, translate
 from .writer import PostgresWriter, lock_key, write_unit
@@ -48,6 +48,7 @@ from .writer import PostgresWriter, lock_key, write_unit
 __all__ = ["PostgresBackend"]
 
 _CLOSE_CHECK_SECONDS: Final = 0.5
+_POLL_SECONDS: Final = 0.05
 
 
 class PostgresBackend(catalog.CatalogReads):
@@ -85,21 +86,18 @@ class PostgresBackend(catalog.CatalogReads):
         self._connect_timeout = float(connect_timeout)
         self._lock_key = lock_key(self.schema)
         self._run_lock_key = lock_key(self.schema, "run")
-        # LISTEN/NOTIFY channel of this table (identifiers are limited to 63 bytes).
-        self._channel = (
-            "eventstore_"
-            + hashlib.blake2b(f"{self.schema}.{TABLE}".encode(), digest_size=8).hexdigest()
-        )
+        self._channel = channel_of(self.schema)  # LISTEN/NOTIFY (queries.channel_of)
         self._local = threading.local()
         self._listen_lock = threading.Lock()
         self._listener: psycopg.Connection[Any] | None = None
+        self._listens = True
         self._closed = False
-        positioned = self._prepare_table()
+        positioned, ordered = self._prepare_table()
         self.stable_positions = positioned
         # Only a table eventstore created keeps the catalog: a schema duroxide
         # created never gets a table of ours.
         self.can_keep_catalog = positioned
-        self._q = Queries(self.schema, positioned)
+        self._q = Queries(self.schema, positioned, ordered)
         try:
             self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
                 conninfo,
@@ -139,52 +137,10 @@ class PostgresBackend(catalog.CatalogReads):
             raise translate(exc, f"cannot configure a session on {self.description}") from None
         return con
 
-    def _prepare_table(self) -> bool:
-        """Check (or create) the history table; True when it has our position column."""
+    def _prepare_table(self) -> tuple[bool, bool]:
+        """Check, create or bring up to date the history table (`table.prepare`)."""
         with contextlib.closing(self._connect()) as con:
-            try:
-                columns = self._columns(con)
-                if not columns:
-                    if self.readonly:
-                        raise StoreNotFoundError(
-                            f"{self.description} has no {TABLE} table in schema {self.schema}"
-                        )
-                    with con.transaction():
-                        # Serialise concurrent first opens (CREATE ... IF NOT
-                        # EXISTS can otherwise race on the catalog).
-                        con.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
-                        con.execute(
-                            sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
-                                sql.Identifier(self.schema)
-                            )
-                        )
-                        con.execute(
-                            sql.SQL(HISTORY_DDL).format(
-                                table=sql.Identifier(self.schema, TABLE),
-                                position_key=sql.Identifier(f"eventstore_{TABLE}_position_key"),
-                            )
-                        )
-                        # A new store keeps its execution catalog from the start.
-                        for ddl in catalog.CatalogQueries(self.schema, TABLE).ddl:
-                            con.execute(ddl)
-                    columns = self._columns(con)
-            except psycopg.Error as exc:
-                raise translate(exc, f"cannot open {self.description}") from None
-        missing = {"instance_id", "execution_id", "event_id", "event_type", "event_data"} - columns
-        if missing:
-            raise StoreError(
-                f"{self.description}: table {self.schema}.{TABLE} is not a history table"
-                f" (missing {', '.join(sorted(missing))})"
-            )
-        return "eventstore_position" in columns
-
-    def _columns(self, con: psycopg.Connection[Any]) -> set[str]:
-        rows = con.execute(
-            "SELECT column_name FROM information_schema.columns"
-            " WHERE table_schema = %s AND table_name = %s",
-            (self.schema, TABLE),
-        ).fetchall()
-        return {str(r[0]) for r in rows}
+            return prepare(con, self.schema, self.description, self._lock_key, self.readonly)
 
     @contextlib.contextmanager
     def _connection(self) -> Iterator[psycopg.Connection[Any]]:
@@ -267,7 +223,7 @@ class PostgresBackend(catalog.CatalogReads):
             self._connection(),
             nested=getattr(self._local, "connection", None) is not None,
             queries=self._q,
-            lock_args=(self._lock_key, self._channel),
+            schema=self.schema,
         )
 
     evolving = writing
@@ -297,6 +253,7 @@ class PostgresBackend(catalog.CatalogReads):
             else:
                 try:
                     outer.__exit__(None, None, None)
+                    con.execute(self._q.notify)  # after the commit (Queries._compose_locks)
                 except psycopg.Error as exc:
                     raise translate(exc, "cannot commit") from None
             finally:
@@ -349,11 +306,41 @@ class PostgresBackend(catalog.CatalogReads):
         )
 
     def feed(self, after: int, limit: int) -> list[FeedRow]:
-        """Rows after `after`, in commit order (gap-free: see the comment in `writing`)."""
-        return self._all(self._q.feed, (after, limit))
+        """Rows after the row at position `after` (0: from the start) in the
+        feed's order, gap-free (the argument is in writer.py)."""
+        rows = self._all(self._q.feed, (*self._q.after(after), limit))
+        if (
+            not rows
+            and after
+            and self._q.ordered
+            and self._all(self._q.lost_position, (after, after))[0][0]
+        ):
+            raise PositionsRenumberedError(
+                f"{self.description}: no event is at feed position {after} (deleted?), so the"
+                " feed cannot resume after it; resume from a position the store holds, or 0"
+            )
+        return rows
+
+    def held_back(self) -> tuple[int, float | None]:
+        """Committed events the feed holds back behind a transaction that is
+        still open (writer.py): how many, and the age in seconds of the oldest
+        (by its created_at); (0, None) when none are."""
+        count, age = self._all(self._q.held_back)[0]
+        return int(count), (None if age is None else max(0.0, float(age)))
 
     def feed_packed(self, after: int, limit: int) -> PackedFeed | None:
-        return None  # rows arrive in one round trip already; see feed
+        """The feed page as columns, its event_data joined by newlines, for
+        the store's one-call decode (`Codec.decode_feed`, which hands back
+        any page it cannot take whole, e.g. a row whose JSON holds a newline,
+        to the row route)."""
+        rows = self.feed(after, limit)
+        if not rows:
+            return PackedFeed([], [], [], [], [], b"")
+        columns = map(list, zip(*rows, strict=True))
+        positions, instance_ids, execution_ids, event_ids, types, data, _ = columns
+        return PackedFeed(
+            positions, instance_ids, execution_ids, event_ids, types, "\n".join(data).encode()
+        )
 
     def key_at(self, position: int) -> tuple[str | bytes, int, int] | None:
         rows = self._all(self._q.key_at, (position,))
@@ -439,30 +426,42 @@ class PostgresBackend(catalog.CatalogReads):
             if self._closed:
                 raise StoreError(f"{self.description} is closed")
             try:
-                con = self._listening()
-                check = True
-                while True:
-                    if check:
-                        row = con.execute(self._q.has_after, (after,)).fetchone()
-                        if row is not None and row[0]:
-                            return True
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0 or self._closed:
-                        return False
-                    # Waiting in slices only lets close() interrupt us.
-                    slice_ = min(remaining, _CLOSE_CHECK_SECONDS)
-                    check = any(True for _ in con.notifies(timeout=slice_, stop_after=1))
+                return self._wait(self._listening(), after, deadline)
             except psycopg.Error as exc:
                 if self._listener is not None:
                     self._listener.close()
                     self._listener = None
                 raise translate(exc, "waiting for events failed") from None
 
+    def _wait(self, con: psycopg.Connection[Any], after: int, deadline: float) -> bool:
+        """The loop of `wait_for_events`. While committed rows are held back
+        (writer.py), the transaction that releases them may never notify; and
+        a hot standby cannot LISTEN (nor does a primary's NOTIFY reach it).
+        Then the feed is checked again on a timer, every
+        `_POLL_SECONDS`, instead of on notifications."""
+        check = True
+        held = False
+        while True:
+            if check:
+                row = con.execute(self._q.has_after, self._q.after(after)).fetchone()
+                if row is not None and row[0]:
+                    return True
+                held = bool(row is not None and row[1]) or not self._listens
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self._closed:
+                return False
+            # Waiting in slices only lets close() interrupt us.
+            slice_ = min(remaining, _POLL_SECONDS if held else _CLOSE_CHECK_SECONDS)
+            check = any(True for _ in con.notifies(timeout=slice_, stop_after=1)) or held
+
     def _listening(self) -> psycopg.Connection[Any]:
         if self._listener is None or self._listener.closed:
             con = self._connect()
             try:
-                con.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
+                row = con.execute("SELECT pg_is_in_recovery()").fetchone()
+                self._listens = not (row is not None and row[0])
+                if self._listens:  # a hot standby cannot LISTEN: it polls (`_wait`)
+                    con.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
             except psycopg.Error:
                 con.close()
                 raise

@@ -167,14 +167,17 @@ class CatalogWrites:
             self._execute(ddl)
 
     def catalog_advance(self, delta: CatalogDelta) -> bool:
+        # Part of an append: under the execution's lock the append holds
+        # (append=True; locks.py), not the table's exclusive key.
         row, previous = delta
         if previous == 0:
-            self._execute(self._q.catalog.put, row)
+            self._execute(self._q.catalog.put, row, append=True)
             return True
         instance_id, execution_id, _, _, status, _, ended, last, count, size, _ = row
         cursor = self._execute(
             self._q.catalog.advance,
             (status, ended, last, count, size, instance_id, execution_id, previous),
+            append=True,
         )
         return bool(cursor.rowcount == 1)
 
@@ -194,7 +197,9 @@ class CatalogWrites:
         self._execute(self._q.catalog.set_position, (position,))
 
     def execution_summary(self, instance_id: str, execution_id: int) -> ExecutionSummary | None:
-        rows = self._execute(self._q.catalog.summary, (instance_id, execution_id)).fetchall()
+        rows = self._execute(
+            self._q.catalog.summary, (instance_id, execution_id), append=True
+        ).fetchall()
         return summary_of(rows[0]) if rows else None
 
 

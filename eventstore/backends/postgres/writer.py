@@ -1,52 +1,84 @@
-"""Write units of the PostgreSQL backend: one transaction (or savepoint) under the table's lock.
+"""Write units of the PostgreSQL backend, and why the global feed never skips an event.
 
-The write lock, and why the global feed never skips an event
-------------------------------------------------------------
+Writers, and the order they need
+--------------------------------
 
-Feed positions come from an identity column (a sequence): a value is taken
-when a row is inserted, but transactions commit in their own order. Without
-care, T1 could take position 9 and stay open while T2 takes 10 and commits; a
-reader would then see 10, resume after 10, and never see 9 when T1 commits.
+An append takes its table's advisory key shared and its execution's key
+exclusively (`locks.py`), then reads the execution's last event, checks and
+inserts: writers of different executions run side by side, writers of one
+execution take turns. Feed positions come from an identity column (a
+sequence), drawn at insert, and transactions commit in their own order, so
+positions no longer follow commit order: T1 draws 9 and stays open while T2
+draws 10 and commits. A feed read by position would show 10, resume after
+10, and never show 9.
 
-We prevent that by serialising the writers of a table. Each write
-transaction (`writing()`, and `transaction()` from its first append) first
-takes `pg_advisory_xact_lock(key)`, where key is derived from the
-schema-qualified table name, and only then reads the last event id and
-inserts; PostgreSQL releases the lock when the transaction ends. So:
+The feed's order: (transaction id, position), below the snapshot's horizon
+---------------------------------------------------------------------------
 
-1. Positions are drawn only while the lock is held, hence a transaction that
-   draws positions after another one started drawing also waits for that one
-   to end: if T1 drew 9, T2 cannot draw 10 before T1 committed or rolled back.
-2. At commit PostgreSQL makes the transaction visible (ProcArrayEndTransaction)
-   before it releases its locks (ResourceOwnerRelease), so when T2 is visible,
-   T1 is visible too: any snapshot that contains position 10 contains every
-   committed position below it.
-3. Hence a feed query `position > after ORDER BY position` can never return a
-   row and later see a smaller position appear: the feed is gap-free and in
-   commit order. (Positions of rolled-back transactions are simply absent.)
+Every row records the id of the transaction that wrote it
+(`eventstore_xid xid8 DEFAULT pg_current_xact_id()`: the top-level
+transaction's 64-bit id, also from inside a savepoint). The feed
+(`Queries._compose_feed`) returns rows in (eventstore_xid, position) order,
+and only rows whose transaction id is below the reading statement's snapshot
+horizon, `pg_snapshot_xmin(pg_current_snapshot())`: the lowest transaction
+id still running when the snapshot was taken. Why that is gap-free:
 
-This costs write parallelism (one writer per table at a time, like SQLite
-and like the `eventsourcing` library's table lock), not read parallelism:
-readers take no lock. The alternative of an `xid8` column filtered by
-`pg_snapshot_xmin(pg_current_snapshot())` alone is not sound here, because
-inside `transaction()` the runtime's own SQL may assign the transaction id long
-before the append draws its positions, so transaction-id order and position
-order can disagree (see proposals/postgres-backend.md).
+1. Every transaction with an id below the horizon has ended, and the
+   snapshot sees every committed one (the horizon is computed together with
+   the snapshot). So the set of rows with a transaction id below a horizon
+   is final: nothing can join it later, whatever commits afterwards.
+2. A transaction that has no id yet gets one at its first write, from the
+   counter, which is above every horizon already taken. So rows written
+   later always come after every row already returned.
+3. Hence each page is a prefix (in that order) of everything the feed will
+   ever hold past its start, and a reader that resumes strictly after the
+   (transaction id, position) of its last record neither skips a row nor
+   sees one twice. Positions are unique, so the order is total. Rows of
+   rolled-back transactions never appear; rows of transactions that ended
+   before the column existed carry id 0 and come first, in position order,
+   which was their commit order under the earlier table-wide lock.
+4. The same holds on a hot standby: it derives its snapshots from the
+   primary's WAL, and treats every id it has not seen end (including ids
+   skipped over by the records it replayed) as running, so its horizon is
+   never above a transaction that is still open on the primary.
 
-Rows that other programs insert without taking this lock (duroxide itself,
-on a table it shares with us) are outside this guarantee.
+The resume token stays the position: `feed(after=position)` looks the row's
+transaction id up by position (the unique index, one probe per page), so
+checkpoints and `read_all(after=record)` keep working; what changes is that
+positions no longer increase along the feed on PostgreSQL. A position whose
+row is gone cannot be resumed from (`PositionsRenumberedError`).
+
+Per execution, feed order must agree with event-id order. A plain append
+gets its transaction id at its insert, after it holds the execution's key,
+so after the previous writer of that execution committed: its id is higher.
+Only inside `transaction()` can the runtime's own SQL have got the id
+earlier, before a writer of the same execution committed with a higher id;
+`last_event` reads that case with the last row and the append is refused
+with StoreBusyError (the runtime retries its transaction, which then gets a
+fresh id), before it writes.
+
+The price: one long-open transaction that has written anything anywhere in
+the cluster holds the horizon, and the feed (not the writers) waits for it:
+committed rows behind it are held back until it ends. `held_back` measures
+that (how many committed rows, how old the oldest), and `wait_for_events`
+re-checks on a short timer while rows are held back, since the transaction
+that releases them may never notify.
+
+Rows that other programs insert without taking these locks (duroxide itself,
+on a table it shares with us) get transaction ids too, so they stay in the
+feed's order; only the per-execution checks do not cover them.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
 import psycopg
 
+from ...errors import StoreBusyError
 from ...store.protocol import (
     ArchivedRow,
     InsertRow,
@@ -60,89 +92,110 @@ from ...store.protocol import (
 )
 from . import window
 from .catalog import CatalogWrites
-from .queries import INSERT_ROWS, TABLE, Queries
+from .locks import Statement, WriteLocks, lock_key
+from .queries import INSERT_ROWS, Queries
 from .translate import DRIVER_ERRORS, translate
 
-__all__ = ["PostgresWriter", "lock_key", "write_unit"]
+__all__ = ["PostgresWriter", "lock_key", "refuse_later_writer", "write_unit"]
 
 
-def lock_key(schema: str, purpose: str = "") -> int:
-    """A stable signed 64-bit advisory-lock key for one table (and purpose)."""
-    name = f"eventstore:{schema}.{TABLE}" + (f":{purpose}" if purpose else "")
-    digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
+def refuse_later_writer(instance_id: str, execution_id: int) -> StoreBusyError:
+    """The append inside `transaction()` whose transaction id is below the
+    execution's last writer's (see the module docstring)."""
+    return StoreBusyError(
+        f"cannot append to {instance_id!r} execution {execution_id} in this transaction: an"
+        " append to it committed after this transaction began writing, so the feed would"
+        " order them wrongly; nothing was written, retry the transaction"
+    )
 
 
 class PostgresWriter(CatalogWrites):
     """The statements of one write unit (see `PostgresBackend.writing`).
 
     The unit opens lazily, with its first statement: BEGIN (at top level; a
-    unit inside `transaction()` is a savepoint already) and the table's write
-    lock travel in front of that statement, in one round trip. Every
-    statement goes through `_execute`, `_executemany` or `last_event_id`,
-    which send the opening first: nothing of the unit reaches the table
-    before the lock is held, wherever the next method is added.
+    unit inside `transaction()` is a savepoint already), the locks it needs
+    (`locks.WriteLocks`) and the notification travel in front of that
+    statement, in one round trip. Every statement goes through `_execute`,
+    `_executemany` or `last_event`, which send the locks first: nothing of
+    the unit reaches the table before they are held, wherever the next
+    method is added. The statements of an append's body (`append=True`) run
+    under the execution's key `last_event` took; any other statement takes
+    the table's key exclusively.
 
-    An append's first question, the execution's last event id, rides with the
-    opening: BEGIN, the lock and the read are statements of one simple query.
-    Under READ COMMITTED each statement of a simple query takes its own
-    snapshot when it starts, so the read's snapshot is taken after the lock
-    is granted and sees every append that committed before: the check and the
-    insert see the same history.
+    An append's first question, the execution's last event, rides with the
+    locks: they and the read are statements of one simple query. Under READ
+    COMMITTED each statement of a simple query takes its own snapshot when it
+    starts, so the read's snapshot is taken after the locks are granted and
+    sees every append that committed before: the check and the insert see
+    the same history.
     """
 
-    __slots__ = ("_con", "_cur", "_lock_args", "_opening", "_q", "opened")
+    __slots__ = ("_con", "_cur", "_locks", "_q")
 
     def __init__(
         self,
         con: psycopg.Connection[Any],
         cur: psycopg.Cursor[Any],
         queries: Queries,
-        lock_args: tuple[int, str],
-        *,
-        begin: bool,
+        locks: WriteLocks,
     ) -> None:
         self._con = con
         self._cur = cur
         self._q = queries
-        self._lock_args = lock_args
-        self._opening = (b"BEGIN; " if begin else b"") + queries.lock
-        self.opened = False
+        self._locks = locks
+
+    @property
+    def opened(self) -> bool:
         """Whether the opening was sent (set before sending: a failed BEGIN
         or lock still asks for a ROLLBACK)."""
+        return self._locks.opened
 
-    def _open(self, then: bytes = b"", args: Sequence[object] = ()) -> psycopg.Cursor[Any]:
-        """Send the opening, and `then` in the same simple query (psycopg
-        binds the values client-side and quotes them; the text is our own)."""
-        self.opened = True
+    def _send(self, before: Statement, then: bytes = b"", args: Sequence[object] = ()) -> Any:
+        """`before` and `then` as one simple query (psycopg binds the values
+        client-side and quotes them; the text is our own); the last result."""
         cur = psycopg.ClientCursor(self._con)
-        cur.execute(self._opening + then, (*self._lock_args, *args))
+        cur.execute(before[0] + then, (*before[1], *args))
         while cur.nextset():  # to the result of the last statement
             pass
         return cur
 
-    def _execute(self, query: bytes, args: Sequence[object] = ()) -> psycopg.Cursor[Any]:
-        if not self.opened:
-            self._open()
+    def _execute(
+        self, query: bytes, args: Sequence[object] = (), *, append: bool = False
+    ) -> psycopg.Cursor[Any]:
+        if not (append and self._locks.opened):
+            before = self._locks.for_table()
+            if before[0]:
+                self._send(before)
         return self._cur.execute(query, args)
 
-    def _executemany(self, query: bytes, rows: Sequence[Sequence[object]]) -> None:
-        if not self.opened:
-            self._open()
+    def _executemany(
+        self, query: bytes, rows: Sequence[Sequence[object]], *, append: bool = False
+    ) -> None:
+        if not (append and self._locks.opened):
+            before = self._locks.for_table()
+            if before[0]:
+                self._send(before)
         self._cur.executemany(query, rows)
 
     def last_event(self, instance_id: str, execution_id: int) -> tuple[int, str]:
         args = (instance_id, execution_id)
-        if self.opened:
-            row = self._cur.execute(self._q.last_event, args).fetchone()
+        before = self._locks.for_execution(instance_id, execution_id)
+        if before[0]:
+            row = self._send(before, self._q.last_event, args).fetchone()
         else:
-            row = self._open(b"; " + self._q.last_event, args).fetchone()
-        return (int(row[0]), str(row[1])) if row else (0, "")
+            row = self._cur.execute(self._q.last_event, args).fetchone()
+        if row is None:
+            return 0, ""
+        if row[2]:
+            raise refuse_later_writer(instance_id, execution_id)
+        return int(row[0]), str(row[1])
 
     def rows_between(
         self, instance_id: str, execution_id: int, first: int, last: int
     ) -> list[StoredRow]:
-        rows = self._execute(self._q.rows_between, (instance_id, execution_id, first, last))
+        rows = self._execute(
+            self._q.rows_between, (instance_id, execution_id, first, last), append=True
+        )
         return [StoredRow(*r) for r in rows.fetchall()]
 
     def insert(self, batch: NewEvents) -> None:
@@ -158,7 +211,7 @@ class PostgresWriter(CatalogWrites):
                 strict=True,
             ):
                 params += (instance_id, execution_id, event_id, event_type, event_data.decode())
-            self._execute(self._q.insert_rows(len(params) // 5), params)
+            self._execute(self._q.insert_rows(len(params) // 5), params, append=True)
 
     def insert_or_compare(self, row: InsertRow) -> str | None:
         if self._execute(self._q.insert_or_nothing, row).fetchone() is not None:
@@ -205,8 +258,13 @@ class PostgresWriter(CatalogWrites):
     def _rows(self, query: bytes, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         return self._execute(query, args).fetchall()
 
+    def _append_rows(self, query: bytes, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        return self._execute(query, args, append=True).fetchall()
+
     def recorded_generation(self) -> str | None:
-        return window.recorded(self._rows, self._q.window)
+        # Read again under the append's locks: a cutover's switch holds the
+        # table's key exclusively, so it is either all before or all after.
+        return window.recorded(self._append_rows, self._q.window)
 
     def set_write_generation(self, generation: str, at: str) -> None:
         for ddl in self._q.window.ddl:
@@ -221,6 +279,7 @@ class PostgresWriter(CatalogWrites):
                 (instance_id, execution_id, event_id, event_type, event_data.decode())
                 for event_id, event_type, event_data in zip(ids, types, data, strict=True)
             ],
+            append=True,
         )
 
     def shadow_rows(self, first: RowKey, last: RowKey) -> dict[RowKey, tuple[str, str]]:
@@ -237,24 +296,27 @@ def write_unit(
     *,
     nested: bool,
     queries: Queries,
-    lock_args: tuple[int, str],
+    schema: str,
 ) -> Iterator[PostgresWriter]:
     """A write unit on a connection: a savepoint when `nested` (inside the
     runtime's transaction), else a transaction of its own, opened lazily.
 
-    The notification for `wait_for_events` rides with the lock: PostgreSQL
-    delivers it when, and only if, the outermost transaction commits; a
-    commit that wrote nothing (an idempotent retry) wakes waiters for a
-    re-check only.
+    A transaction of its own ends with `queries.commit`: COMMIT, then the
+    notification for `wait_for_events` as a transaction of its own, in one
+    simple query (see `Queries._compose_locks`); waiters are woken only
+    after the commit, never by a rollback, and a commit that wrote nothing
+    (an idempotent retry) wakes them for a re-check only. A savepoint sends
+    none: `transaction()` notifies after the runtime's transaction commits.
     """
     with connection as con:
         try:
             if nested:
                 with con.transaction(), con.cursor() as cur:
-                    yield PostgresWriter(con, cur, queries, lock_args, begin=False)
+                    locks = WriteLocks(queries, schema, begin=False)
+                    yield PostgresWriter(con, cur, queries, locks)
                 return
             with con.cursor() as cur:
-                writer = PostgresWriter(con, cur, queries, lock_args, begin=True)
+                writer = PostgresWriter(con, cur, queries, WriteLocks(queries, schema, begin=True))
                 try:
                     yield writer
                 except BaseException:
@@ -263,6 +325,6 @@ def write_unit(
                             con.execute(b"ROLLBACK")
                     raise
                 if writer.opened:
-                    con.execute(b"COMMIT")
+                    psycopg.ClientCursor(con).execute(queries.commit)
         except DRIVER_ERRORS as exc:
             raise translate(exc, "write failed") from None
