@@ -26,6 +26,7 @@ WORKLOADS = [
     "bench_metrics",
     "bench_postgres",
     "bench_catalog",
+    "bench_retention",
 ]
 
 

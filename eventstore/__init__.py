@@ -8,6 +8,8 @@ from . import events
 from .codec import Codec, Generation, decode, detect_version, encode
 from .codec.upcasting import UpcastContext, UpcasterRegistry
 from .errors import (
+    ArchiveError,
+    ArchiveMissingError,
     ConcurrencyError,
     ConflictError,
     DecodeError,
@@ -46,6 +48,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AppendResult",
+    "ArchiveError",
+    "ArchiveMissingError",
     "Codec",
     "ConcurrencyError",
     "ConflictError",

@@ -18,6 +18,8 @@
     |   |   +-- MigrationLockedError      another migration, backfill or rollback is running
     |   +-- ReadOnlyError                 a write on a store opened read-only
     |   +-- PositionsRenumberedError      a feed position names another event now
+    |   +-- ArchiveError                  a retention archive is damaged or unreadable
+    |       +-- ArchiveMissingError       the archive the shard manifest names is gone
     +-- TargetError (ValueError)          a target or option eventstore cannot open with
     +-- SchemaEvolutionError              a breaking change no migration covers
     |   +-- WriteGenerationError          a writer's generation is not the one the store records
@@ -39,6 +41,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "ArchiveError",
+    "ArchiveMissingError",
     "ConcurrencyError",
     "ConflictError",
     "DecodeError",
@@ -199,6 +203,23 @@ class ReadOnlyError(StoreError):
 
 class PositionsRenumberedError(StoreError):
     """A feed position no longer names the event it named (e.g. after VACUUM)."""
+
+
+class ArchiveError(StoreError):
+    """A retention archive is damaged, unreadable or fails its checksum.
+
+    `shard` and `location` (the archive's path) say which; nothing is deleted
+    from the table while its archive has not been verified.
+    """
+
+    def __init__(self, message: str, *, shard: str, location: str) -> None:
+        self.shard = shard
+        self.archive_location = location
+        super().__init__(message)
+
+
+class ArchiveMissingError(ArchiveError):
+    """The archive the shard manifest names for an execution is gone (moved or deleted)."""
 
 
 class TargetError(EventStoreError, ValueError):

@@ -11,6 +11,7 @@ import pytest
 import eventstore
 from eventstore.store import HistoryStore
 from eventstore.testing.conformance import HistoryStoreConformance
+from eventstore.testing.lifecycle_conformance import LifecycleConformance
 
 
 class _ByTarget(HistoryStoreConformance):
@@ -29,13 +30,13 @@ class _ByTarget(HistoryStoreConformance):
         return eventstore.open(self.__dict__["targets"][id(store)], **options)
 
 
-class TestSQLiteFile(_ByTarget):
+class TestSQLiteFile(_ByTarget, LifecycleConformance):
     def new_target(self) -> str:
         n = next(self.__dict__.setdefault("files", itertools.count()))
         return str(self.tmp_path / f"store-{n}.db")
 
 
-class TestSQLiteMemory(_ByTarget):
+class TestSQLiteMemory(_ByTarget, LifecycleConformance):
     def new_target(self) -> str:
         return ":memory:"
 
@@ -44,7 +45,7 @@ class TestSQLiteMemory(_ByTarget):
 
 
 @pytest.mark.postgres
-class TestPostgreSQL(_ByTarget):
+class TestPostgreSQL(_ByTarget, LifecycleConformance):
     def new_target(self) -> str:
         factory: Callable[[], str] = self.request.getfixturevalue("postgres_target_factory")
         return factory()

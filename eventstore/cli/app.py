@@ -43,6 +43,24 @@ class _Group(click.Group):
             raise click.ClickException(f"{exc.strerror or exc}{where}") from None
 
 
+class DefaultGroup(click.Group):
+    """A group whose first argument, when it names no subcommand, goes to `default`.
+
+    `eventstore shards TARGET` shows the manifest, `eventstore shards rebase
+    TARGET` rebases (`migrations TARGET` and `migrations prune TARGET` alike):
+    a target is mistaken for a subcommand only when spelled exactly like one
+    (write ./rebase then).
+    """
+
+    default = "show"
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        helping = any(a in ("-h", "--help") for a in args)
+        if args and args[0] not in self.commands and not (helping and len(args) == 1):
+            args = [self.default, *args]
+        return super().parse_args(ctx, args)
+
+
 # Subcommands inherit the help option names from the group's context.
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="eventstore")
@@ -54,4 +72,4 @@ def main() -> None:
     """
 
 
-__all__ = ["main"]
+__all__ = ["DefaultGroup", "main"]

@@ -18,6 +18,7 @@ from rich.table import Table
 from .. import events as ev
 from .._words import plural
 from ..codec import encode
+from ..lifecycle.archived import verify_archives
 from ..opening import open as open_target
 from ..store import HistoryStore
 from ..store.verify import StoreStats, VerifyReport, stats, verify
@@ -182,7 +183,7 @@ def print_timeline(instance_id: str, execution_id: int, events: list[ev.Event]) 
 def show(target: str, instance: str, execution: int | None, as_json: bool) -> None:
     """Show one execution's timeline: id, type, time and offset from the start."""
     with open_store(target, readonly=True) as store:
-        executions = store.executions(instance)
+        executions = store.executions(instance, include_archived=True)
         if not executions:
             raise click.ClickException(f"no instance {instance!r} in {store.description}")
         if execution is None:
@@ -290,17 +291,25 @@ def print_verify(report: VerifyReport) -> None:
 @main.command(name="verify")
 @TARGET
 @click.option("--json", "as_json", is_flag=True, help="The report as one JSON object.")
-def verify_store(target: str, as_json: bool) -> None:
+@click.option(
+    "--include-archived",
+    is_flag=True,
+    help="Also check every retention archive (checksum, rows) and decode its rows.",
+)
+def verify_store(target: str, as_json: bool, include_archived: bool) -> None:
     """Decode every row and check ordering and pairing; exit 1 if anything is wrong."""
     with (
         open_store(target, readonly=True) as store,
         progress_bar("verify", store.count()) as advance,
     ):
         report = verify(store, progress=advance)
+        archives = verify_archives(store) if include_archived else None
+    archives_ok = all(a.ok for a in archives or [])
     if as_json:
         click.echo(
             json.dumps(
                 {
+                    "archives": None if archives is None else [a.as_json() for a in archives],
                     "rows": report.rows,
                     "executions": report.executions,
                     "by_generation": dict(report.generations),
@@ -321,7 +330,14 @@ def verify_store(target: str, as_json: bool) -> None:
         )
     else:
         print_verify(report)
-    if not report.ok:
+        for a in archives or []:
+            state = "OK" if a.ok else f"{plural(len(a.problems), 'problem')}"
+            out.print(
+                f"archive {a.location} (shard {a.shard}, {a.rows} rows): {state}", markup=False
+            )
+            for problem in a.problems:
+                out.print(f"  {problem}", markup=False)
+    if not report.ok or not archives_ok:
         sys.exit(1)
 
 

@@ -6,6 +6,8 @@ import builtins
 import contextlib
 import json
 from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
 from typing import IO
 
 import click
@@ -21,7 +23,8 @@ from ..evolution.migrate import (
     migrate,
     rollback,
 )
-from .app import main
+from ..evolution.prune import prune_runs
+from .app import DefaultGroup, main
 from .core import TARGET, err, open_store, out, progress_bar
 
 BATCH = click.option(
@@ -172,7 +175,12 @@ def backfill_command(
         click.echo(f"run id: {report.run_id}")
 
 
-@main.command(name="migrations")
+@main.group(name="migrations", cls=DefaultGroup)
+def migrations_group() -> None:
+    """Migration runs: `migrations TARGET` lists them, `migrations prune TARGET` prunes."""
+
+
+@migrations_group.command(name="show")
 @TARGET
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per run.")
 def migrations_command(target: str, as_json: bool) -> None:
@@ -227,3 +235,56 @@ def rollback_command(target: str, run_id: str, batch_size: int) -> None:
         out.print(f"rolled back run {run_id}: restored {report.restored} rows")
     if generation is not None and generation != "V1":
         out.print(f"write generation: {generation} (the dual-write window is open again)")
+
+
+@migrations_group.command(name="prune")
+@TARGET
+@click.option("--run", "run_ids", multiple=True, help="Prune this run (repeatable).")
+@click.option(
+    "--before",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="Without --run: prune the finished runs that finished before this day (UTC).",
+)
+@click.option(
+    "--archive",
+    "archive_dir",
+    type=click.Path(file_okay=False),
+    help="First write each run's originals to DIR/migrations/RUN.jsonl.gz (verified).",
+)
+@click.option("--no-vacuum", is_flag=True, help="Do not VACUUM afterwards.")
+@DRY_RUN
+@click.option("--json", "as_json", is_flag=True, help="The report as one JSON object.")
+def migrations_prune(
+    target: str,
+    run_ids: tuple[str, ...],
+    before: datetime | None,
+    archive_dir: str | None,
+    no_vacuum: bool,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Drop the originals and logs finished runs keep (they can no longer be rolled
+    back), then VACUUM so the file shrinks. Default: every finished run."""
+    cut = before.strftime("%Y-%m-%dT00:00:00") if before else None
+    with (
+        open_store(target, readonly=dry_run) as store,
+        progress_bar("prune", None) as advance,
+    ):
+        report = prune_runs(
+            store,
+            run_ids=run_ids,
+            before=cut,
+            archive=Path(archive_dir) if archive_dir else None,
+            dry_run=dry_run,
+            reclaim=not no_vacuum,
+            progress=advance,
+        )
+    if as_json:
+        click.echo(json.dumps(report.as_json()))
+        return
+    verb = "would prune" if dry_run else "pruned"
+    out.print(f"{verb} {plural(len(report.runs), 'run')}: {plural(report.rows, 'row')}")
+    for run_id, path in report.archives.items():
+        out.print(f"originals of {run_id} kept in {path}", markup=False)
+    if report.reclaimed:
+        out.print("space reclaimed (VACUUM)")

@@ -13,13 +13,15 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 import click
 
 from .._words import plural
 from ..errors import DecodeError, EventStoreError, Location
+from ..lifecycle.archived import archived_export_rows
+from ..store import HistoryStore
 from ._samefile import refuse_same_file
 from .app import main
 from .core import TARGET, err, open_store, out, progress_bar
@@ -43,6 +45,18 @@ def _dump(row: dict[str, Any]) -> str:
     return json.dumps(row, ensure_ascii=False) + "\n"
 
 
+def _rows_out(
+    store: HistoryStore,
+    quarantine: Callable[[dict[str, Any], EventStoreError], None] | None,
+    warn: Callable[[dict[str, Any], EventStoreError], None],
+    include_archived: bool,
+) -> Iterator[dict[str, Any]]:
+    """The table's rows, then (include_archived) those only archives hold."""
+    yield from store.export_rows(quarantine=quarantine, warn=warn)
+    if include_archived:
+        yield from archived_export_rows(store)
+
+
 @main.command(name="export")
 @TARGET
 @click.option(
@@ -60,8 +74,17 @@ def _dump(row: dict[str, Any]) -> str:
     help="Where --skip-corrupt puts bad rows"
     " (default: OUTPUT.quarantine.jsonl, or quarantine.jsonl).",
 )
+@click.option(
+    "--include-archived",
+    is_flag=True,
+    help="Also write the rows retention moved to archives (after the table's rows).",
+)
 def export_rows(
-    target: str, output: str | None, skip_corrupt: bool, quarantine: str | None
+    target: str,
+    output: str | None,
+    skip_corrupt: bool,
+    quarantine: str | None,
+    include_archived: bool,
 ) -> None:
     """Write every row, whole and verbatim, as JSON lines (commit order).
 
@@ -97,7 +120,7 @@ def export_rows(
                 problems.append(str(error))
 
         with progress_bar("export", total) as advance:
-            for row in store.export_rows(quarantine=on_corrupt, warn=warn):
+            for row in _rows_out(store, on_corrupt, warn, include_archived):
                 stream.write(_dump(row))
                 count += 1
                 advance()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 from ..errors import EventStoreError
@@ -47,10 +48,26 @@ def rollback(
     under it (MigrationLockedError names it).
     """
     check_batch_size(batch_size)
-    if _find(store, run_id).status == "rolled_back":
+    found = _find(store, run_id)
+    if found.status == "rolled_back":
         return RollbackReport(run_id, already=True)
+    _refuse_pruned(found)
     with run_lock(store, f"rollback of run {run_id}"):
         return _rollback(store, run_id, batch_size, progress, on_batch)
+
+
+def _refuse_pruned(run: MigrationRun) -> None:
+    if run.status not in ("pruned", "pruning"):
+        return
+    try:
+        kept = json.loads(run.details).get("pruned_archive")
+    except (ValueError, AttributeError):
+        kept = None
+    where = f"; its originals are in {kept}" if kept else " (its originals were not kept)"
+    raise EventStoreError(
+        f"run {run.run_id} cannot be rolled back: `migrations prune` dropped what it"
+        f" archived{where}"
+    )
 
 
 def _find(store: HistoryStore, run_id: str) -> MigrationRun:
@@ -70,6 +87,7 @@ def _rollback(
     on_batch: Callable[[int], None] | None,
 ) -> RollbackReport:
     run = _find(store, run_id)  # again, under the lock
+    _refuse_pruned(run)
     runs = store.evolution.migration_runs()
     report = RollbackReport(run_id)
     if run.status == "rolled_back":

@@ -144,12 +144,13 @@ def iter_executions(
     """
     wanted = None if instance_ids is None else set(instance_ids)
     if isinstance(source, HistoryStore):
-        names = source.instances() if wanted is None else sorted(wanted)
+        # Executions retention moved to archives replay too (read follows them).
+        names = source.instances(include_archived=True) if wanted is None else sorted(wanted)
         for instance_id in names:
             if isinstance(instance_id, bytes):  # a hand-written row (see verify)
                 yield repr(bytes(instance_id)), 0, _not_text(bytes(instance_id))
                 continue
-            for execution_id in source.executions(instance_id):
+            for execution_id in source.executions(instance_id, include_archived=True):
                 try:
                     events: list[Event] | EventStoreError = source.read(instance_id, execution_id)
                 except EventStoreError as exc:

@@ -29,6 +29,7 @@ from .append import _Appender
 from .catalog_api import CatalogMethods
 from .evolution import StoreEvolution
 from .grouping import GroupedAppender
+from .lifecycle_api import LifecycleMethods
 from .protocol import (
     Destroyable,
     EvolutionBackend,
@@ -83,7 +84,7 @@ class Transaction:
         )
 
 
-class HistoryStore(CatalogMethods):
+class HistoryStore(CatalogMethods, LifecycleMethods):
     """Orchestration histories: append-only, optimistic, idempotent, any generation."""
 
     def __init__(
@@ -110,6 +111,7 @@ class HistoryStore(CatalogMethods):
         )
         self._init_catalog()
         self._waiter = backend if isinstance(backend, Subscribable) else None
+        self._init_lifecycle()
         self.catalog_recorder = catalog_recorder
         """Called (with the store) after the first append, to record the catalog the
         store writes with; `eventstore.open` installs eventstore.evolution's."""
@@ -333,11 +335,26 @@ class HistoryStore(CatalogMethods):
         return (RowMismatchError if mismatch else DecodeError)(message, location=location)
 
     def read(self, instance_id: str, execution_id: int | None = None) -> list[Event]:
-        """The events of one execution (the latest by default), in event-id order."""
+        """The events of one execution (the latest by default), in event-id order.
+
+        An execution retention moved to an archive is read from the archive
+        the shard manifest names (ArchiveMissingError, naming the shard and
+        the location, when that file is gone).
+        """
         if execution_id is None:
             execution_id = self.backend.latest_execution(instance_id)
+            if execution_id is None and self._lifecycle is not None:
+                # Archived executions are older than any the table holds (an
+                # execution ends before its successor starts).
+                execution_id = self._lifecycle.latest_execution(instance_id)
             if execution_id is None:
                 return []
+        events = self._read_table(instance_id, execution_id)
+        if events or self._lifecycle is None:
+            return events
+        return self._lifecycle.read_archived(self, instance_id, execution_id)
+
+    def _read_table(self, instance_id: str, execution_id: int) -> list[Event]:
         backend, codec = self.backend, self.codec
         rows: list[ExecutionRow] = []
         # The execution in one piece where the backend can pack it (SQLite)
@@ -381,12 +398,6 @@ class HistoryStore(CatalogMethods):
             if execution_id is None:
                 return 0
         return self.backend.last_event_id(instance_id, execution_id)
-
-    def executions(self, instance_id: str) -> list[int]:
-        return self.backend.executions(instance_id)
-
-    def instances(self) -> list[str]:
-        return self.backend.instances()
 
     def count(self) -> int:
         return self.backend.count()

@@ -27,6 +27,9 @@ all `runtime_checkable`):
                       appends in their own transaction (store/catalog.py)
       writing() -> CatalogWriter (the same writer, with the catalog's operations)
 
+The lifecycle's capabilities (the shard manifest, purges, migration
+pruning) are in `store/lifecycle_protocol.py`, in the same manner.
+
 The rows they speak are plain tuples (`eventstore.store.row_types`, re-exported
 here). Backends speak rows, never events: the append contract and every rule live
 once, in `eventstore.store`, and decoding in `eventstore.codec`. SQL and

@@ -16,6 +16,11 @@ __all__ = [
     "ExecutionSummary",
     "FeedRow",
     "ArchivedRow",
+    "ArchivedExecution",
+    "ExecutionKey",
+    "PurgeKey",
+    "ShardArchiveRow",
+    "ShardRow",
     "InsertRow",
     "IntegrityResult",
     "MigrationLogRow",
@@ -264,3 +269,62 @@ class ExecutionSummary(NamedTuple):
     bytes: int
     first: ExecutionRow
     last: ExecutionRow
+
+
+ExecutionKey = tuple[str, int]
+"""(instance_id, execution_id) of one execution."""
+
+PurgeKey = tuple[str, int, int]
+"""(instance_id, execution_id, rows): an execution to delete, and the rows it
+must still hold (its archived copy's) for the delete to happen."""
+
+
+class ShardRow(NamedTuple):
+    """One shard's record in the shard manifest (`eventstore_shards`)."""
+
+    shard: str
+    """`YYYY-MM-DD` or `root` (eventstore.lifecycle.shard_key)."""
+    state: str
+    """active, archived (some executions live in archives) or purged (none left in the table)."""
+    executions: int
+    running: int
+    rows: int
+    bytes: int
+    earliest_ms: int | None
+    latest_ms: int | None
+    generations: str
+    """JSON list of the generations present, e.g. ["V0a", "V1"]."""
+    archive_location: str | None
+    """The newest archive of the shard (every one: `eventstore_shard_archives`)."""
+    archive_rows: int
+    """Rows in all the shard's purged archives."""
+    archive_checksum: str | None
+    updated_at: str
+
+
+class ShardArchiveRow(NamedTuple):
+    """One archive file a retention run wrote (`eventstore_shard_archives`)."""
+
+    archive_id: str
+    shard: str
+    state: str
+    """writing (the file may be partial), verified (file checked, rows may
+    still be in the table), purged (the archived rows are gone from the table)."""
+    location: str
+    rows: int
+    executions: int
+    checksum: str
+    """sha256 of the file's bytes, hex ("" while writing)."""
+    created_at: str
+
+
+class ArchivedExecution(NamedTuple):
+    """Where one archived execution is (`eventstore_archived_executions`)."""
+
+    instance_id: str
+    execution_id: int
+    archive_id: str
+    shard: str
+    rows: int
+    offset: int
+    """Byte offset of the gzip member holding the execution's rows."""

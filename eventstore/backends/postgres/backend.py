@@ -38,6 +38,7 @@ from ...store.protocol import (
 from . import catalog, window
 from .aio import AsyncPostgresBackend
 from .integrity import postgres_integrity
+from .manifest import LIFECYCLE_TABLES, ManifestQueries, PostgresManifest
 from .queries import EVOLUTION_TABLES, TABLE, Queries, channel_of
 from .run_lock import run_lock
 from .table import prepare
@@ -51,7 +52,7 @@ _CLOSE_CHECK_SECONDS: Final = 0.5
 _POLL_SECONDS: Final = 0.05
 
 
-class PostgresBackend(catalog.CatalogReads):
+class PostgresBackend(catalog.CatalogReads, PostgresManifest):
     """History rows in a PostgreSQL table, through a connection pool.
 
     Options: `schema` (a plain identifier, default "public"; also accepted as
@@ -98,6 +99,7 @@ class PostgresBackend(catalog.CatalogReads):
         # created never gets a table of ours.
         self.can_keep_catalog = positioned
         self._q = Queries(self.schema, positioned, ordered)
+        self._manifest_q = ManifestQueries(self.schema, positioned)
         try:
             self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
                 conninfo,
@@ -183,7 +185,13 @@ class PostgresBackend(catalog.CatalogReads):
     def destroy(self) -> None:
         if self.readonly:
             raise ReadOnlyError(f"{self.description} was opened read-only")
-        tables = [TABLE, *EVOLUTION_TABLES, *window.WINDOW_TABLES, *catalog.CATALOG_TABLES]
+        tables = [
+            TABLE,
+            *EVOLUTION_TABLES,
+            *window.WINDOW_TABLES,
+            *catalog.CATALOG_TABLES,
+            *LIFECYCLE_TABLES,
+        ]
         try:
             with self._connection() as con, con.transaction():
                 for name in tables:

@@ -2,8 +2,7 @@
 
 Durability and concurrency choices, all enforced here:
 
-* WAL journal: readers never block the writer and vice versa, and several
-  processes may share the file.
+* WAL journal: readers and the writer never block each other; processes share the file.
 * Writes begin with BEGIN IMMEDIATE, which takes the write lock up front (or
   waits up to the busy timeout). Checking the last event id and inserting
   therefore happen under one lock: no other writer can slip in between, which
@@ -54,7 +53,7 @@ from ...store.protocol import (
     StoredRow,
     WindowCounts,
 )
-from . import catalog, tables, window
+from . import catalog, manifest, tables, window
 from .catalog import CatalogReads
 from .connect import connect
 from .group import commit_group
@@ -104,7 +103,7 @@ _EXECUTION_ROWS: Final = "SELECT event_id, event_type, CAST(event_data AS BLOB) 
 )
 
 
-class SQLiteBackend(CatalogReads):
+class SQLiteBackend(CatalogReads, manifest.SQLiteManifest):
     """History rows in a SQLite file (or in memory)."""
 
     def __init__(
@@ -186,6 +185,7 @@ class SQLiteBackend(CatalogReads):
                     *tables.EVOLUTION_TABLES,
                     *window.WINDOW_TABLES,
                     *catalog.CATALOG_TABLES,
+                    *manifest.LIFECYCLE_TABLES,
                 ):
                     self._con.execute(f'DROP TABLE IF EXISTS "{name}"')
         except sqlite3.Error as exc:

@@ -1,0 +1,295 @@
+"""Workload: retention with an archive (eventstore.lifecycle), at 100k and 1M events.
+
+* SQLite: a store of real-shaped executions (6 events each, all completed,
+  spread over 10 days) loses the 9 oldest days to `run_retention`, archived
+  and purged, in a fresh interpreter: rows/s against `export` of the same
+  store in the same run (both stream the whole store), peak memory (VmHWM)
+  at 100k against 1M (flat means a ratio near 1), and the longest write
+  transaction retention held (every `writing()` of the backend timed: the
+  manifest's and the purges'), against the 50 ms budget.
+* PostgreSQL: 4 threads appending (batches of 6, one execution each) for a
+  fixed time, alone and while retention runs in another process on the same
+  store: the ratio of their event rates (target at least 0.8).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import eventstore
+from eventstore.codec import encode
+
+from .common import Result, execution_events, fresh_path, stamped
+
+PER_EXECUTION = 6
+DAYS = 10
+FIRST_DAY_MS = 1_763_683_200_000  # 2025-11-21
+CUT = "2025-11-30"  # the last day stays
+LOCK_BUDGET_MS = 50.0
+
+_PROBE = """
+import json, sys, time, datetime as dt
+from pathlib import Path
+import eventstore
+from eventstore.backends.sqlite.backend import SQLiteBackend
+from eventstore.lifecycle.retention import RetentionPolicy, run_retention
+op, path, out = sys.argv[1:4]
+holds = []
+original = SQLiteBackend.writing
+
+class Timed:
+    def __init__(self, unit):
+        self.unit = unit
+    def __enter__(self):
+        writer = self.unit.__enter__()
+        self.started = time.perf_counter()
+        return writer
+    def __exit__(self, *exc):
+        try:
+            return self.unit.__exit__(*exc)
+        finally:
+            holds.append((time.perf_counter() - self.started) * 1000)
+
+SQLiteBackend.writing = lambda self: Timed(original(self))
+# An appender's view, from another process: how long BEGIN IMMEDIATE waits.
+flag = Path(out + ".running")
+flag.touch()
+import subprocess
+prober = subprocess.Popen([sys.executable, "-c", PROBER, path, str(flag)],
+                          stdout=subprocess.PIPE, text=True) if op == "retention" else None
+time.sleep(0.5 if prober else 0)
+started = time.perf_counter()
+with eventstore.open(path) as store:
+    if op == "retention":
+        policy = RetentionPolicy(dt.date.fromisoformat(sys.argv[4]), Path(out))
+        rows = run_retention(store, policy).purged_rows
+    else:
+        with open(out, "w", encoding="utf-8") as handle:
+            rows = 0
+            for row in store.export_rows():
+                handle.write(json.dumps(row) + "\\n")
+                rows += 1
+seconds = time.perf_counter() - started
+flag.unlink()
+waited = json.loads(prober.communicate()[0]) if prober else {"max": 0.0, "probes": 0}
+with open("/proc/self/status", encoding="ascii") as status:
+    peak = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+print(json.dumps({"rows": rows, "seconds": seconds, "peak_kib": peak,
+                  "longest_hold_ms": max(holds, default=0.0), "writes": len(holds),
+                  "longest_wait_ms": waited["max"], "probes": waited["probes"]}))
+"""
+
+_PROBER = """
+import json, sqlite3, sys, time
+from pathlib import Path
+path, flag = sys.argv[1:3]
+con = sqlite3.connect(path, isolation_level=None, timeout=60)
+waits = []
+while Path(flag).exists():
+    started = time.perf_counter()
+    con.execute("BEGIN IMMEDIATE")
+    waits.append((time.perf_counter() - started) * 1000)
+    con.execute("ROLLBACK")
+    time.sleep(0.002)
+print(json.dumps({"max": max(waits, default=0.0), "probes": len(waits)}))
+"""
+
+
+def _rows(total: int) -> Iterator[tuple[str, int, int, str, str]]:
+    template = execution_events(PER_EXECUTION)
+    per_day = max(1, total // PER_EXECUTION // DAYS)
+    n = written = 0
+    while written < total:
+        instance_id = f"order-{n:07d}"
+        at = FIRST_DAY_MS + min(n // per_day, DAYS - 1) * 86_400_000 + n
+        for event in stamped(template, instance_id, at):
+            yield (instance_id, 1, event.event_id, event.event_type, encode(event).decode())
+            written += 1
+        n += 1
+
+
+def fill(path: str, total: int) -> None:
+    eventstore.open(path).close()
+    con = sqlite3.connect(path, isolation_level=None)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=OFF")
+    con.execute("BEGIN")
+    con.executemany(
+        "INSERT INTO history (instance_id, execution_id, event_id, event_type, event_data)"
+        " VALUES (?,?,?,?,?)",
+        _rows(total),
+    )
+    con.execute("COMMIT")
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
+
+
+def _probe(op: str, path: str, out: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-c", "PROBER = " + repr(_PROBER) + "\n" + _PROBE, op, path, out, CUT],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
+def _short(n: int) -> str:
+    return f"{n // 1_000_000}M" if n >= 1_000_000 else f"{n // 1000}k"
+
+
+def sqlite_results(directory: Path, sizes: list[int]) -> list[Result]:
+    results: list[Result] = []
+    peaks: dict[int, float] = {}
+    for total in [s for s in sizes if s >= 100_000]:
+        path = fresh_path(directory, f"retention-{total}")
+        fill(path, total)
+        export = _probe("export", path, str(directory / "export.jsonl"))
+        (directory / "export.jsonl").unlink(missing_ok=True)
+        retained = _probe("retention", path, str(directory / f"archive-{total}"))
+        peaks[total] = retained["peak_kib"]
+        rate = retained["rows"] / retained["seconds"]
+        results.append(
+            Result(
+                "SQLite retention archive+purge",
+                total,
+                rate,
+                "export of the same store",
+                export["rows"] / export["seconds"],
+                unit="rows/s",
+                note=f"{retained['rows']:,} rows archived and purged in"
+                f" {retained['seconds']:.1f} s; peak {retained['peak_kib'] / 1024:.1f} MiB",
+            )
+        )
+        results.append(
+            Result(
+                "SQLite retention longest write-lock wait of an appender (inverse)",
+                total,
+                LOCK_BUDGET_MS,
+                "longest wait ms",
+                retained["longest_wait_ms"],
+                unit="ms",
+                target=1.0,
+                note=f"ratio = 50 ms budget / longest BEGIN IMMEDIATE wait of another process"
+                f" over {retained['probes']} probes ({retained['longest_wait_ms']:.1f} ms);"
+                f" retention's own longest write unit, commit and checkpoint included:"
+                f" {retained['longest_hold_ms']:.1f} ms of {retained['writes']}",
+            )
+        )
+    if len(peaks) >= 2:
+        small, large = min(peaks), max(peaks)
+        results.append(
+            Result(
+                f"SQLite retention peak memory {_short(small)} vs {_short(large)} (inverse)",
+                large,
+                peaks[small],
+                f"peak KiB at {_short(large)}",
+                peaks[large],
+                unit="KiB",
+                target=1 / 1.2,
+                note=f"ratio = peak({_short(small)})/peak({_short(large)})",
+            )
+        )
+    return results
+
+
+def _append_while(url: str, threads: int, prefix: str, until: Any) -> tuple[float, float]:
+    """(events/s, seconds) of `threads` appenders running until `until()` is true."""
+    counts = [0] * threads
+    template = execution_events(PER_EXECUTION)
+    now_ms = int(time.time() * 1000)
+
+    def work(slot: int) -> None:
+        with eventstore.open(url) as store:
+            n = 0
+            while not until():
+                instance_id = f"{prefix}-{slot}-{n}"
+                store.append(instance_id, 1, stamped(template, instance_id, now_ms))
+                counts[slot] += PER_EXECUTION
+                n += 1
+
+    started = time.perf_counter()
+    pool = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    seconds = time.perf_counter() - started
+    return sum(counts) / seconds, seconds
+
+
+def postgres_results(directory: Path, total: int) -> list[Result]:
+    from tests.postgres_server import running_server
+
+    script = (
+        "import sys, datetime as dt; from pathlib import Path; import eventstore;"
+        " from eventstore.lifecycle.retention import RetentionPolicy, run_retention;"
+        " s = eventstore.open(sys.argv[1]);"
+        " cut = dt.date.fromisoformat(sys.argv[3]);"
+        " r = run_retention(s, RetentionPolicy(cut, Path(sys.argv[2])));"
+        " print(r.purged_rows)"
+    )
+    with running_server() as server:
+        url = server.create_database()
+        with eventstore.open(url) as store:
+            rows = list(_rows(total))
+            for start in range(0, len(rows), PER_EXECUTION * 500):
+                chunk = rows[start : start + PER_EXECUTION * 500]
+                store.import_rows(
+                    dict(
+                        zip(
+                            ("instance_id", "execution_id", "event_id", "event_type", "event_data"),
+                            r,
+                            strict=True,
+                        )
+                    )
+                    for r in chunk
+                )
+        child = subprocess.Popen(
+            [sys.executable, "-c", script, url, str(directory / "pg-archive"), CUT],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        # Appenders for as long as retention runs, then alone for as long.
+        during, seconds = _append_while(url, 4, "during", lambda: child.poll() is not None)
+        child.wait(timeout=600)
+        deadline = time.monotonic() + seconds
+        alone, _ = _append_while(url, 4, "alone", lambda: time.monotonic() >= deadline)
+    return [
+        Result(
+            "PostgreSQL appenders during retention",
+            total,
+            during,
+            "appenders alone",
+            alone,
+            target=0.8,
+            note=f"4 threads appending 6-event executions for the {seconds:.1f} s"
+            f" retention of {total:,} events took, then alone as long",
+        )
+    ]
+
+
+def run(directory: Path, sizes: list[int], rounds: int) -> list[Result]:
+    results = sqlite_results(directory, sizes)
+    try:
+        results += postgres_results(directory, 200_000)
+    except Exception as exc:  # no server binaries on this machine
+        print(f"   skipped PostgreSQL: {exc}")
+    return results
+
+
+if __name__ == "__main__":
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in run(Path(tmp), [100_000, 1_000_000], 1):
+            print(r.workload, r.size, f"{r.ours:,.1f}", r.baseline_name, f"{r.baseline:,.1f}",
+                  f"{r.ratio:.2f}", r.note)  # fmt: skip

@@ -1,0 +1,294 @@
+"""The shard manifest, purges and migration pruning on PostgreSQL (eventstore.lifecycle).
+
+The same three tables as on SQLite (`eventstore_shards`,
+`eventstore_shard_archives`, `eventstore_archived_executions`), in the
+store's schema, created on the first lifecycle write. Writes run in plain
+transactions, without the table's write lock (which exists to keep feed
+positions gap-free; deleting draws none): appenders never wait for
+retention, and lifecycle jobs are serialised by the run lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+import psycopg
+from psycopg import sql
+
+from ...errors import ReadOnlyError
+from ...store.lifecycle_protocol import (
+    ArchivedExecution,
+    ExecutionKey,
+    PurgeKey,
+    ShardArchiveRow,
+    ShardRow,
+)
+from ...store.protocol import RawRow
+from .queries import CREATED_AT, TABLE
+from .translate import DRIVER_ERRORS, translate
+
+__all__ = ["LIFECYCLE_TABLES", "PostgresManifest", "PostgresManifestWriter"]
+
+LIFECYCLE_TABLES: Final = (
+    "eventstore_shards",
+    "eventstore_shard_archives",
+    "eventstore_archived_executions",
+)
+
+_DDL: Final = (
+    "CREATE TABLE IF NOT EXISTS {shards} (shard TEXT PRIMARY KEY,"
+    " state TEXT NOT NULL, executions BIGINT NOT NULL, running BIGINT NOT NULL,"
+    " rows BIGINT NOT NULL, bytes BIGINT NOT NULL, earliest_ms BIGINT, latest_ms BIGINT,"
+    " generations TEXT NOT NULL, archive_location TEXT, archive_rows BIGINT NOT NULL,"
+    " archive_checksum TEXT, updated_at TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS {archives} (archive_id TEXT PRIMARY KEY,"
+    " shard TEXT NOT NULL, state TEXT NOT NULL, location TEXT NOT NULL,"
+    " rows BIGINT NOT NULL, executions BIGINT NOT NULL, checksum TEXT NOT NULL,"
+    " created_at TEXT NOT NULL)",
+    'CREATE TABLE IF NOT EXISTS {index} (instance_id TEXT COLLATE "C" NOT NULL,'
+    " execution_id BIGINT NOT NULL, archive_id TEXT NOT NULL, shard TEXT NOT NULL,"
+    " rows BIGINT NOT NULL, member_offset BIGINT NOT NULL,"
+    " PRIMARY KEY (instance_id, execution_id))",
+    "CREATE INDEX IF NOT EXISTS {by_archive} ON {index} (archive_id, instance_id, execution_id)",
+)
+_SHARD_COLUMNS: Final = (
+    "shard, state, executions, running, rows, bytes, earliest_ms, latest_ms, generations,"
+    " archive_location, archive_rows, archive_checksum, updated_at"
+)
+_ARCHIVE_COLUMNS: Final = (
+    "archive_id, shard, state, location, rows, executions, checksum, created_at"
+)
+_INDEX_COLUMNS: Final = "instance_id, execution_id, archive_id, shard, rows, member_offset"
+
+
+class ManifestQueries:
+    """The manifest's statements for one schema (identifiers quoted)."""
+
+    def __init__(self, schema: str, positioned: bool) -> None:
+        self.names = {
+            "shards": sql.Identifier(schema, "eventstore_shards"),
+            "archives": sql.Identifier(schema, "eventstore_shard_archives"),
+            "index": sql.Identifier(schema, "eventstore_archived_executions"),
+            "by_archive": sql.Identifier("eventstore_archived_by_archive"),
+            "history": sql.Identifier(schema, TABLE),
+            "archive": sql.Identifier(schema, "eventstore_archive"),
+            "log": sql.Identifier(schema, "eventstore_migration_log"),
+        }
+        self.shards_table = f'"{schema}".eventstore_shards'
+        self.ddl = [self._text(ddl) for ddl in _DDL]
+        self._compose_manifest()
+        self._compose_rows(positioned)
+
+    def _compose_manifest(self) -> None:
+        t = self._text
+        self.save_shard = t(
+            "INSERT INTO {shards} ("
+            + _SHARD_COLUMNS
+            + ") VALUES ("
+            + ", ".join(["%s"] * 13)
+            + ") ON CONFLICT (shard) DO UPDATE SET "
+            + ", ".join(f"{c} = EXCLUDED.{c}" for c in _SHARD_COLUMNS.split(", ")[1:])
+        )
+        self.save_archive = t(
+            "INSERT INTO {archives} ("
+            + _ARCHIVE_COLUMNS
+            + ") VALUES ("
+            + ", ".join(["%s"] * 8)
+            + ") ON CONFLICT (archive_id) DO UPDATE SET "
+            + ", ".join(f"{c} = EXCLUDED.{c}" for c in _ARCHIVE_COLUMNS.split(", ")[1:])
+        )
+        self.drop_shard = t("DELETE FROM {shards} WHERE shard = %s")
+        self.forget_index = t("DELETE FROM {index} WHERE archive_id = %s")
+        self.forget_archive = t("DELETE FROM {archives} WHERE archive_id = %s")
+        self.index = t(
+            "INSERT INTO {index} (" + _INDEX_COLUMNS + ") VALUES (%s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT DO NOTHING"
+        )
+        self.manifest = t("SELECT " + _SHARD_COLUMNS + " FROM {shards} ORDER BY shard")
+        self.archives = t(
+            "SELECT " + _ARCHIVE_COLUMNS + " FROM {archives} ORDER BY shard, created_at, archive_id"
+        )
+        self.archived = t(
+            "SELECT "
+            + _INDEX_COLUMNS
+            + " FROM {index} WHERE instance_id = %s AND execution_id = %s"
+        )
+        self.archived_instances = t("SELECT DISTINCT instance_id FROM {index} ORDER BY instance_id")
+        self.archived_of = t(
+            "SELECT execution_id FROM {index} WHERE instance_id = %s ORDER BY execution_id"
+        )
+        self.archived_in = t(
+            "SELECT " + _INDEX_COLUMNS + " FROM {index} WHERE archive_id = %s"
+            " AND (instance_id, execution_id) > (%s, %s) ORDER BY instance_id, execution_id"
+            " LIMIT %s"
+        )
+
+    def _compose_rows(self, positioned: bool) -> None:
+        t = self._text
+        created = CREATED_AT.replace("{", "{{").replace("}", "}}")
+        self.executions_rows = t(
+            "SELECT "
+            + ("eventstore_position" if positioned else "0")
+            + ", instance_id, execution_id, event_id, event_type, event_data, "
+            + created
+            + " FROM {history} WHERE (instance_id, execution_id) IN"
+            " (SELECT * FROM unnest(%s::text[], %s::bigint[]))"
+            " ORDER BY instance_id, execution_id, event_id"
+        )
+        # An execution goes only while it holds exactly the rows its archive
+        # holds: a row that arrived after archiving keeps the whole execution.
+        self.purge = t(
+            "DELETE FROM {history} h USING (SELECT k.i, k.e FROM"
+            " unnest(%s::text[], %s::bigint[], %s::bigint[]) AS k(i, e, n)"
+            " WHERE (SELECT count(*) FROM {history} x"
+            " WHERE x.instance_id = k.i AND x.execution_id = k.e) = k.n) AS ok"
+            " WHERE h.instance_id = ok.i AND h.execution_id = ok.e"
+            " RETURNING h.instance_id, h.execution_id"
+        )
+        self.prune = [
+            t(
+                "DELETE FROM " + table + " WHERE ctid IN"
+                " (SELECT ctid FROM " + table + " WHERE run_id = %s LIMIT %s)"
+            )
+            for table in ("{archive}", "{log}")
+        ]
+        self.vacuum = [t("VACUUM {archive}"), t("VACUUM {log}")]
+
+    def _text(self, template: str) -> bytes:
+        return sql.SQL(template).format(**self.names).as_bytes(None)
+
+
+class PostgresManifestWriter:
+    """The manifest's writes inside one plain transaction (see the module)."""
+
+    __slots__ = ("_cur", "_q")
+
+    def __init__(self, cur: psycopg.Cursor[Any], queries: ManifestQueries) -> None:
+        self._cur = cur
+        self._q = queries
+
+    def ensure_lifecycle_tables(self) -> None:
+        for ddl in self._q.ddl:
+            self._cur.execute(ddl)
+
+    def save_shard(self, row: ShardRow) -> None:
+        self._cur.execute(self._q.save_shard, row)
+
+    def drop_shard(self, shard: str) -> None:
+        self._cur.execute(self._q.drop_shard, (shard,))
+
+    def save_archive(self, row: ShardArchiveRow) -> None:
+        self._cur.execute(self._q.save_archive, row)
+
+    def forget_archive(self, archive_id: str) -> None:
+        self._cur.execute(self._q.forget_index, (archive_id,))
+        self._cur.execute(self._q.forget_archive, (archive_id,))
+
+    def index_archived(self, rows: Sequence[ArchivedExecution]) -> None:
+        if rows:
+            self._cur.executemany(self._q.index, rows)
+
+
+def _columns(keys: Sequence[ExecutionKey]) -> tuple[list[str], list[int]]:
+    return [k[0] for k in keys], [k[1] for k in keys]
+
+
+class PostgresManifest:
+    """PostgresBackend's manifest reads, purges and pruning (a mixin)."""
+
+    readonly: bool
+    description: str
+    _manifest_q: ManifestQueries
+    _q: Any  # the backend's Queries (`.catalog`: the execution catalog's)
+
+    if TYPE_CHECKING:
+
+        def _all(self, query: bytes, args: Sequence[object] = ()) -> list[tuple[Any, ...]]: ...
+
+        def catalog_kept(self) -> bool: ...
+
+        def _connection(self) -> contextlib.AbstractContextManager[psycopg.Connection[Any]]: ...
+
+    @contextlib.contextmanager
+    def _plain_transaction(self, what: str) -> Iterator[psycopg.Cursor[Any]]:
+        """A transaction without the table's write lock: lifecycle writes draw no
+        feed positions (the lock's reason), and jobs are serialised by the run
+        lock, so appenders never wait for them."""
+        if self.readonly:
+            raise ReadOnlyError(f"{self.description} was opened read-only")
+        with self._connection() as con:
+            try:
+                with con.transaction(), con.cursor() as cur:
+                    yield cur
+            except DRIVER_ERRORS as exc:
+                raise translate(exc, what) from None
+
+    @contextlib.contextmanager
+    def manifest_writing(self) -> Iterator[PostgresManifestWriter]:
+        with self._plain_transaction("the shard manifest write failed") as cur:
+            yield PostgresManifestWriter(cur, self._manifest_q)
+
+    def _manifest_rows(self, query: bytes, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        exists = self._all(b"SELECT to_regclass(%s) IS NOT NULL", (self._manifest_q.shards_table,))
+        return self._all(query, args) if exists[0][0] else []
+
+    def shard_manifest(self) -> list[ShardRow]:
+        return [ShardRow(*r) for r in self._manifest_rows(self._manifest_q.manifest)]
+
+    def shard_archives(self) -> list[ShardArchiveRow]:
+        return [ShardArchiveRow(*r) for r in self._manifest_rows(self._manifest_q.archives)]
+
+    def archived_execution(self, instance_id: str, execution_id: int) -> ArchivedExecution | None:
+        rows = self._manifest_rows(self._manifest_q.archived, (instance_id, execution_id))
+        return ArchivedExecution(*rows[0]) if rows else None
+
+    def archived_in(
+        self, archive_id: str, after: ExecutionKey, limit: int
+    ) -> list[ArchivedExecution]:
+        rows = self._manifest_rows(self._manifest_q.archived_in, (archive_id, *after, limit))
+        return [ArchivedExecution(*r) for r in rows]
+
+    def executions_rows(self, keys: Sequence[ExecutionKey]) -> list[RawRow]:
+        if not keys:
+            return []
+        return [RawRow(*r) for r in self._all(self._manifest_q.executions_rows, _columns(keys))]
+
+    def archived_instances(self) -> list[str]:
+        return [str(r[0]) for r in self._manifest_rows(self._manifest_q.archived_instances)]
+
+    def archived_executions_of(self, instance_id: str) -> list[int]:
+        rows = self._manifest_rows(self._manifest_q.archived_of, (instance_id,))
+        return [int(r[0]) for r in rows]
+
+    def purge_executions(self, keys: Sequence[PurgeKey]) -> int:
+        if not keys:
+            return 0
+        args = ([k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys])
+        # No write lock (see _plain_transaction): an execution retention
+        # deletes is terminal, so no append can add to it; the statement
+        # deletes it only while it holds exactly its archived rows.
+        with self._plain_transaction("purge failed") as cur:
+            rows = cur.execute(self._manifest_q.purge, args).fetchall()
+            gone = sorted({(str(r[0]), int(r[1])) for r in rows})
+            # The execution catalog loses them in the same transaction.
+            if gone and self.catalog_kept():
+                cur.executemany(self._q.catalog.remove, gone)
+            return len(rows)
+
+    def prune_migration_run(self, run_id: str, limit: int) -> int:
+        deleted = 0
+        with self._plain_transaction("pruning the migration archive failed") as cur:
+            for query in self._manifest_q.prune:
+                deleted += int(cur.execute(query, (run_id, limit)).rowcount)
+        return deleted
+
+    def reclaim_space(self) -> None:
+        # VACUUM cannot run inside a transaction: pool connections autocommit.
+        with self._connection() as con:
+            try:
+                for query in self._manifest_q.vacuum:
+                    con.execute(query)
+            except DRIVER_ERRORS as exc:
+                raise translate(exc, "cannot reclaim space (VACUUM)") from None

@@ -1,0 +1,392 @@
+"""Retention with an archive: old terminal executions out of the table, into files.
+
+The order of one shard, each step durable before the next starts:
+
+1. record the archive in the manifest as `writing` (its location);
+2. write the shard's terminal executions before the cut to the archive
+   (`store/archive_file.py`: gzip JSON lines, rows verbatim), indexing each
+   execution (which gzip member) in short manifest transactions; fsync,
+   rename into place;
+3. verify the file against the checksum computed while writing (read back
+   from disk, every member decompressed, the rows counted);
+4. record the archive as `verified` with its row count and checksum;
+5. only then delete the archived executions from the table, a bounded batch
+   per transaction, each execution whole and only while it holds exactly
+   the rows archived; then mark the archive `purged`.
+
+Why a run killed anywhere is finished by running it again, with every row
+read back exactly once: until step 4 commits, reads ignore the archive (they
+follow it only for an execution whose rows are all gone from the table, and
+none is deleted before step 5), and the next run forgets a `writing` archive
+and deletes its file; after step 4, the next run verifies the file again and
+completes step 5. A read sees an execution's rows in the table (delete not
+committed) or in the verified archive (committed), never both and never
+neither, because an execution is deleted whole in one transaction.
+
+The run holds the store's run lock (no migration or backfill rewrites rows
+between archiving and deleting them), and running executions always stay.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from ..errors import ValidationError
+from ..store import HistoryStore
+from ..store.archive_file import ARCHIVE_SUFFIX, ArchiveWriter, verify_archive
+from ..store.lifecycle_protocol import (
+    ArchivedExecution,
+    ShardArchiveRow,
+)
+from ..store.shard_key import ROOT_SHARD
+from .census import TERMINAL_STATUSES, ExecutionInfo, ShardTotals, census
+from .manifest import record_shards
+from .spill import SpilledKeys
+
+__all__ = ["RetentionPolicy", "RetentionReport", "ShardOutcome", "run_retention"]
+
+MEMBER_EXECUTIONS: Final = 64
+"""Executions per gzip member: what `store.read()` of one decompresses."""
+PURGE_ROWS: Final = 500
+"""At most about this many rows deleted per transaction (the write-lock hold)."""
+INDEX_BATCH: Final = 500
+
+Progress = Callable[[str, int | None], Callable[[int], object]]
+"""progress(label, total) -> advance(n): how a caller shows progress."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionPolicy:
+    """What a run retires: terminal executions of shards before `cut` (a day)."""
+
+    cut: dt.date
+    archive_dir: Path
+    statuses: tuple[str, ...] = TERMINAL_STATUSES
+    keep_last: int = 0
+    dry_run: bool = False
+    throttle: float = 0.0
+    """Sleep this many times as long as each step took (0: full speed; 3:
+    busy a quarter of the time), to leave a busy host to its appenders."""
+
+    def __post_init__(self) -> None:
+        bad = [s for s in self.statuses if s not in TERMINAL_STATUSES]
+        if bad:
+            raise ValidationError(
+                f"--status {', '.join(bad)}: retention takes only terminal statuses"
+                f" ({', '.join(TERMINAL_STATUSES)})"
+            )
+        if self.keep_last < 0:
+            raise ValidationError(f"keep_last must be 0 or more, not {self.keep_last}")
+        if not 0 <= self.throttle <= 100:
+            raise ValidationError(f"throttle must be from 0 to 100, not {self.throttle}")
+
+    def retires(self, info: ExecutionInfo) -> bool:
+        return (
+            info.shard != ROOT_SHARD
+            and info.shard < self.cut.isoformat()
+            and info.status in self.statuses
+        )
+
+
+@dataclass(slots=True)
+class ShardOutcome:
+    shard: str
+    executions: int
+    rows: int
+    archive: str | None = None
+    checksum: str | None = None
+    purged_rows: int = 0
+    kept_changed: int = 0
+    """Executions left in the table because their rows changed after archiving."""
+
+
+@dataclass(slots=True)
+class RetentionReport:
+    dry_run: bool
+    cut: str
+    shards: list[ShardOutcome] = field(default_factory=list)
+    resumed: list[str] = field(default_factory=list)
+    """Archives an interrupted run left, finished (verified) or forgotten (writing)."""
+    kept_running: int = 0
+    kept_last: int = 0
+    root_executions: int = 0
+    longest_purge_ms: float = 0.0
+    """The longest single delete transaction (the write-lock hold on SQLite)."""
+
+    @property
+    def rows(self) -> int:
+        return sum(s.rows for s in self.shards)
+
+    @property
+    def purged_rows(self) -> int:
+        return sum(s.purged_rows for s in self.shards)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "dry_run": self.dry_run,
+            "cut": self.cut,
+            "rows": self.rows,
+            "purged_rows": self.purged_rows,
+            "kept_running": self.kept_running,
+            "kept_last": self.kept_last,
+            "root_executions": self.root_executions,
+            "resumed": self.resumed,
+            "longest_purge_ms": round(self.longest_purge_ms, 3),
+            "shards": [
+                {
+                    "shard": s.shard,
+                    "executions": s.executions,
+                    "rows": s.rows,
+                    "archive": s.archive,
+                    "checksum": s.checksum,
+                    "purged_rows": s.purged_rows,
+                    "kept_changed": s.kept_changed,
+                }
+                for s in self.shards
+            ],
+        }
+
+
+def _no_progress(label: str, total: int | None) -> Callable[[int], object]:
+    return lambda n: None
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
+
+
+class _Retention:
+    def __init__(self, store: HistoryStore, policy: RetentionPolicy, progress: Progress) -> None:
+        self.store = store
+        self.lifecycle = store.lifecycle
+        self.policy = policy
+        self.progress = progress
+        self.report = RetentionReport(policy.dry_run, policy.cut.isoformat())
+        self.totals: dict[str, ShardTotals] = {}
+
+    def _paced(self, advance: Callable[[int], object]) -> Callable[[int], object]:
+        """`advance`, sleeping `throttle` times as long as each step took."""
+        factor = self.policy.throttle
+        if not factor:
+            return advance
+        mark = time.perf_counter()
+
+        def paced(n: int) -> None:
+            nonlocal mark
+            advance(n)
+            time.sleep((time.perf_counter() - mark) * factor)
+            mark = time.perf_counter()
+
+        return paced
+
+    # -- the plan ------------------------------------------------------------
+
+    def plan(self, spill: SpilledKeys) -> None:
+        """One census pass: shard totals, and the keys to retire spilled by shard."""
+        advance = self._paced(self.progress("census", self.store.count()))
+        instance: list[ExecutionInfo] = []
+        for info in census(self.store, progress=advance):
+            self.totals.setdefault(info.shard, ShardTotals()).add(info)
+            if instance and info.instance_id != instance[0].instance_id:
+                self._choose(instance, spill)
+                instance = []
+            instance.append(info)
+        if instance:
+            self._choose(instance, spill)
+
+    def _choose(self, executions: list[ExecutionInfo], spill: SpilledKeys) -> None:
+        newest = sorted(executions, key=lambda e: e.execution_id, reverse=True)
+        keep = self.policy.keep_last
+        for rank, info in enumerate(newest):
+            if info.shard == ROOT_SHARD:
+                self.report.root_executions += 1
+            if not self.policy.retires(info):
+                self.report.kept_running += info.status == "running"
+            elif rank < keep:
+                self.report.kept_last += 1
+            else:
+                spill.add(info.shard, info.instance_id, info.execution_id, info.rows)
+
+    # -- one shard -----------------------------------------------------------
+
+    def archive_shard(self, shard: str, keys: Iterator[tuple[str, int, int]], rows: int) -> None:
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        archive_id = f"{shard}.{stamp}"
+        path = (self.policy.archive_dir / shard / (archive_id + ARCHIVE_SUFFIX)).resolve()
+        record = ShardArchiveRow(archive_id, shard, "writing", str(path), 0, 0, "", _now())
+        with self.lifecycle.writing() as w:
+            w.save_archive(record)
+        writer = ArchiveWriter(path)
+        try:
+            executions, written = self._write(writer, record, keys, rows)
+        except BaseException:
+            writer.abandon()
+            raise
+        count, checksum = writer.close()
+        # Verify from disk before anything can be deleted (see the module).
+        verify_archive(path, shard, checksum, count)
+        verified = record._replace(
+            state="verified", rows=count, executions=executions, checksum=checksum
+        )
+        with self.lifecycle.writing() as w:
+            w.save_archive(verified)
+        outcome = ShardOutcome(shard, executions, count, str(path), checksum)
+        self.report.shards.append(outcome)
+        self.purge(verified, outcome)
+        totals = self.totals.get(shard)
+        if totals is not None:
+            totals.executions -= executions - outcome.kept_changed
+            totals.rows -= outcome.purged_rows
+            totals.bytes -= written if not outcome.kept_changed else 0
+
+    def _write(
+        self,
+        writer: ArchiveWriter,
+        record: ShardArchiveRow,
+        keys: Iterator[tuple[str, int, int]],
+        rows: int,
+    ) -> tuple[int, int]:
+        advance = self._paced(self.progress(f"archive {record.shard}", rows))
+        index: list[ArchivedExecution] = []
+        executions = written = 0
+        for chunk in _chunks(keys, MEMBER_EXECUTIONS):
+            stored = self.lifecycle.executions_rows([(k[0], k[1]) for k in chunk])
+            if not stored:
+                continue
+            offset = writer.add(stored)
+            counts: dict[tuple[str, int], int] = {}
+            for row in stored:
+                key = (row.instance_id, row.execution_id)
+                counts[key] = counts.get(key, 0) + 1
+                written += len(row.event_data)
+            index += [
+                ArchivedExecution(i, e, record.archive_id, record.shard, n, offset)
+                for (i, e), n in counts.items()
+            ]
+            executions += len(counts)
+            advance(len(stored))
+            if len(index) >= INDEX_BATCH:
+                self._index(index)
+                index = []
+        self._index(index)
+        return executions, written
+
+    def _index(self, index: list[ArchivedExecution]) -> None:
+        if index:
+            with self.lifecycle.writing() as w:
+                w.index_archived(index)
+
+    def purge(self, archive: ShardArchiveRow, outcome: ShardOutcome) -> None:
+        """Delete the archive's executions from the table, then mark it purged."""
+        advance = self._paced(self.progress(f"purge {archive.shard}", archive.rows))
+        batch: list[tuple[str, int, int]] = []
+        pending = 0
+        for entry in self.lifecycle.archived_in(archive.archive_id):
+            batch.append((entry.instance_id, entry.execution_id, entry.rows))
+            pending += entry.rows
+            if pending >= PURGE_ROWS:
+                self._purge_batch(batch, pending, outcome, advance)
+                batch, pending = [], 0
+        self._purge_batch(batch, pending, outcome, advance)
+        with self.lifecycle.writing() as w:
+            w.save_archive(archive._replace(state="purged"))
+
+    def _purge_batch(
+        self,
+        batch: list[tuple[str, int, int]],
+        expected: int,
+        outcome: ShardOutcome,
+        advance: Callable[[int], object],
+    ) -> None:
+        if not batch:
+            return
+        started = time.perf_counter()
+        deleted = self.lifecycle.purge_executions(batch)
+        held = (time.perf_counter() - started) * 1000
+        self.report.longest_purge_ms = max(self.report.longest_purge_ms, held)
+        outcome.purged_rows += deleted
+        if deleted != expected:
+            outcome.kept_changed += sum(1 for k in batch if self._still_stored(k))
+        advance(expected)
+
+    def _still_stored(self, key: tuple[str, int, int]) -> bool:
+        return bool(self.lifecycle.executions_rows([(key[0], key[1])]))
+
+    # -- an interrupted run --------------------------------------------------
+
+    def resume(self) -> None:
+        """Finish what an interrupted run left (see the module docstring)."""
+        for archive in self.lifecycle.archives():
+            if archive.state == "writing":
+                path = Path(archive.location)
+                for leftover in (
+                    path,
+                    path.with_name(path.name + ".partial"),
+                    path.with_name(path.name + ".sha256"),
+                ):
+                    with contextlib.suppress(FileNotFoundError):
+                        leftover.unlink()
+                with self.lifecycle.writing() as w:
+                    w.forget_archive(archive.archive_id)
+                self.report.resumed.append(f"{archive.archive_id}: forgotten (unverified)")
+            elif archive.state == "verified":
+                verify_archive(
+                    Path(archive.location), archive.shard, archive.checksum, archive.rows
+                )
+                outcome = ShardOutcome(
+                    archive.shard,
+                    archive.executions,
+                    archive.rows,
+                    archive.location,
+                    archive.checksum,
+                )
+                self.purge(archive, outcome)
+                self.report.shards.append(outcome)
+                self.report.resumed.append(f"{archive.archive_id}: purged")
+
+
+def _chunks(
+    keys: Iterator[tuple[str, int, int]], size: int
+) -> Iterator[list[tuple[str, int, int]]]:
+    chunk: list[tuple[str, int, int]] = []
+    for key in keys:
+        chunk.append(key)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def run_retention(
+    store: HistoryStore, policy: RetentionPolicy, *, progress: Progress = _no_progress
+) -> RetentionReport:
+    """Archive and delete what `policy` retires, shard by shard, oldest first."""
+    job = _Retention(store, policy, progress)
+    lock = contextlib.nullcontext() if policy.dry_run else store.evolution.run_lock("retention")
+    spill = SpilledKeys()
+    try:
+        with lock:
+            if not policy.dry_run:
+                with store.lifecycle.writing() as w:
+                    w.ensure_lifecycle_tables()
+                job.resume()
+            job.plan(spill)
+            for shard in spill.shards():
+                if policy.dry_run:
+                    job.report.shards.append(
+                        ShardOutcome(shard, spill.counts[shard], spill.rows[shard])
+                    )
+                    continue
+                job.archive_shard(shard, spill.keys(shard), spill.rows[shard])
+            if not policy.dry_run:
+                record_shards(store, job.totals)
+    finally:
+        spill.close()
+    return job.report

@@ -1,0 +1,137 @@
+"""The lifecycle's backend protocols: the shard manifest, purges, migration pruning.
+
+Narrow `@runtime_checkable` capabilities in the manner of `store/protocol.py`
+(kept apart only for that module's length); the store asks with `isinstance`:
+
+    ShardManifestBackend
+                      the shard manifest, the archives retention wrote and
+                      where each archived execution is (eventstore.lifecycle)
+      manifest_writing() -> ManifestWriter
+    Purging           purge_executions: delete whole executions, each atomically
+    MigrationPruning  drop a finished run's archive and log, reclaim the space
+
+`eventstore.lifecycle` reaches them through `HistoryStore.lifecycle`
+(`store/lifecycle.py`), never a backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from typing import Protocol, runtime_checkable
+
+from .row_types import (
+    ArchivedExecution,
+    ExecutionKey,
+    PurgeKey,
+    RawRow,
+    ShardArchiveRow,
+    ShardRow,
+)
+
+__all__ = [
+    "ArchivedExecution",
+    "ExecutionKey",
+    "ManifestWriter",
+    "MigrationPruning",
+    "PurgeKey",
+    "Purging",
+    "ShardArchiveRow",
+    "ShardManifestBackend",
+    "ShardRow",
+]
+
+
+@runtime_checkable
+class ManifestWriter(Protocol):
+    """The shard manifest's writes, inside one short write transaction.
+
+    The tables (`eventstore_shards`, `eventstore_shard_archives`,
+    `eventstore_archived_executions`) are created on first use.
+    """
+
+    def ensure_lifecycle_tables(self) -> None: ...
+
+    def save_shard(self, row: ShardRow) -> None:
+        """Insert or replace a shard's record."""
+        ...
+
+    def drop_shard(self, shard: str) -> None:
+        """Forget a shard that holds nothing any more (root, once rebased)."""
+        ...
+
+    def save_archive(self, row: ShardArchiveRow) -> None:
+        """Insert or replace an archive's record."""
+        ...
+
+    def forget_archive(self, archive_id: str) -> None:
+        """Drop an archive's record and its index (an abandoned, unverified write)."""
+        ...
+
+    def index_archived(self, rows: Sequence[ArchivedExecution]) -> None:
+        """Record where archived executions are (a key already indexed keeps its first)."""
+
+
+@runtime_checkable
+class ShardManifestBackend(Protocol):
+    """A backend that keeps the shard manifest (eventstore.lifecycle).
+
+    Reads return nothing (rather than fail) while the tables do not exist.
+    """
+
+    def manifest_writing(self) -> AbstractContextManager[ManifestWriter]: ...
+
+    def shard_manifest(self) -> list[ShardRow]:
+        """Every recorded shard, in shard order."""
+        ...
+
+    def shard_archives(self) -> list[ShardArchiveRow]:
+        """Every archive retention recorded, oldest shard first."""
+        ...
+
+    def archived_execution(
+        self, instance_id: str, execution_id: int
+    ) -> ArchivedExecution | None: ...
+
+    def archived_in(
+        self, archive_id: str, after: ExecutionKey, limit: int
+    ) -> list[ArchivedExecution]:
+        """An archive's executions after a key, in key order (a page)."""
+        ...
+
+    def executions_rows(self, keys: Sequence[ExecutionKey]) -> list[RawRow]:
+        """Every row of these executions, by key (a retention batch, read whole)."""
+        ...
+
+    def archived_instances(self) -> list[str]:
+        """Instances with an archived execution, in order."""
+        ...
+
+    def archived_executions_of(self, instance_id: str) -> list[int]:
+        """An instance's archived execution ids, in order."""
+        ...
+
+
+@runtime_checkable
+class Purging(Protocol):
+    """A backend that deletes whole executions (retention, after archiving)."""
+
+    def purge_executions(self, keys: Sequence[PurgeKey]) -> int:
+        """Delete every row of these executions in one short write transaction,
+        each whole or not at all, and only while it still holds exactly the
+        rows its key says (the archived count); the rows deleted."""
+        ...
+
+
+@runtime_checkable
+class MigrationPruning(Protocol):
+    """A backend that drops what finished migration runs kept (migrations prune)."""
+
+    def prune_migration_run(self, run_id: str, limit: int) -> int:
+        """Delete up to `limit` archive and log rows of a run in one short
+        write transaction; the rows deleted (0: nothing left)."""
+        ...
+
+    def reclaim_space(self) -> None:
+        """Give freed pages back (SQLite VACUUM; PostgreSQL VACUUM of our tables)."""
+        ...

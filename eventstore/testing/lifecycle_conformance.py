@@ -1,0 +1,231 @@
+"""Conformance of a backend's lifecycle capabilities: the shard manifest, purges, archives.
+
+`LifecycleConformance` is a mixin of test methods for a subclass of
+`HistoryStoreConformance` (whose `store_factory` fixture it uses)::
+
+    class TestMyBackend(HistoryStoreConformance, LifecycleConformance): ...
+
+Every test builds executions on known UTC days, runs retention into
+`self.tmp_path`, and checks what the table, the archives and `store.read()`
+hold afterwards.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .. import events as ev
+from ..errors import ArchiveError, ArchiveMissingError, EventStoreError
+from ..evolution.migrate import migrate, rollback
+from ..evolution.prune import prune_runs
+from ..lifecycle.census import census
+from ..lifecycle.manifest import shard_view
+from ..lifecycle.retention import RetentionPolicy, run_retention
+from ..samples import legacy_rows
+from ..store import HistoryStore
+from ._model import completed, scheduled
+
+__all__ = ["DAY_MS", "FIRST_DAY_MS", "LifecycleConformance", "fill_days", "table_rows"]
+
+DAY_MS = 86_400_000
+FIRST_DAY_MS = 1_763_683_200_000
+"""2025-11-21T00:00:00Z."""
+
+
+def fill_days(
+    store: HistoryStore, days: int, per_day: int, *, prefix: str = "i", executions: int = 1
+) -> None:
+    """`per_day` instances a day, each with `executions` executions (all but a
+    day's last instance's final one completed, continued as new in between)."""
+    for day in range(days):
+        at = FIRST_DAY_MS + day * DAY_MS
+        for n in range(per_day):
+            instance = f"{prefix}-{day}-{n}"
+            for execution in range(1, executions + 1):
+                events: list[ev.Event] = [
+                    ev.OrchestrationStarted(
+                        event_id=1, name="Order", version="1.0.0", input="7", timestamp_ms=at
+                    ),
+                    scheduled(2),
+                    completed(3, 2),
+                ]
+                running = n == per_day - 1 and execution == executions
+                if execution < executions:
+                    events.append(
+                        ev.OrchestrationContinuedAsNew(event_id=4, input="8", timestamp_ms=at)
+                    )
+                elif not running:
+                    events.append(ev.OrchestrationCompleted(event_id=4, output='"ok"'))
+                store.append(instance, execution, events)
+
+
+def table_rows(store: HistoryStore) -> dict[tuple[str, int, int], tuple[str, bytes]]:
+    """Every stored row by key: (event_type, event_data as bytes)."""
+    found = {}
+    for page in store.scan():
+        for r in page:
+            data = r.event_data if isinstance(r.event_data, bytes) else r.event_data.encode()
+            found[(str(r.instance_id), r.execution_id, r.event_id)] = (r.event_type, data)
+    return found
+
+
+def _archive_rows(store: HistoryStore) -> dict[tuple[str, int, int], tuple[str, bytes]]:
+    found = {}
+    for archive in store.lifecycle.archives():
+        with gzip.open(archive.location, "rb") as f:  # a standard tool's reading
+            for line in f:
+                r: dict[str, Any] = json.loads(line)
+                found[(r["instance_id"], r["execution_id"], r["event_id"])] = (
+                    r["event_type"],
+                    r["event_data"].encode(),
+                )
+    return found
+
+
+class LifecycleConformance:
+    """Retention, the shard manifest and reads that follow archives, on any backend."""
+
+    tmp_path: Path
+
+    def _policy(self, day: int, **kw: Any) -> RetentionPolicy:
+        cut = dt.date(2025, 11, 21) + dt.timedelta(days=day)
+        return RetentionPolicy(cut=cut, archive_dir=self.tmp_path / "archive", **kw)
+
+    def test_retention_moves_terminal_executions_and_reads_follow(self, store_factory: Any) -> None:
+        store: HistoryStore = store_factory()
+        fill_days(store, 3, 4)
+        before = table_rows(store)
+        reads = {(i, e): store.read(i, e) for (i, e, _) in before}
+        report = run_retention(store, self._policy(2))
+        assert [s.shard for s in report.shards] == ["2025-11-21", "2025-11-22"]
+        assert report.rows == report.purged_rows == 2 * 3 * 4
+        after = table_rows(store)
+        archived = _archive_rows(store)
+        assert not set(after) & set(archived)
+        assert {**after, **archived} == before
+        for key, events in reads.items():
+            assert store.read(*key) == events
+        running = [i for (i, _, _) in after if i.startswith("i-0")]
+        assert running and all(i == "i-0-3" for i in running)
+
+    def test_archive_checksum_is_the_files_sha256(self, store_factory: Any) -> None:
+        store: HistoryStore = store_factory()
+        fill_days(store, 2, 3)
+        run_retention(store, self._policy(1))
+        (archive,) = store.lifecycle.archives()
+        data = Path(archive.location).read_bytes()
+        assert archive.state == "purged"
+        assert hashlib.sha256(data).hexdigest() == archive.checksum
+        sidecar = Path(archive.location + ".sha256").read_text()
+        assert sidecar.split()[0] == archive.checksum
+
+    def test_dry_run_writes_nothing(self, store_factory: Any) -> None:
+        store: HistoryStore = store_factory()
+        fill_days(store, 2, 3)
+        before = table_rows(store)
+        report = run_retention(store, self._policy(2, dry_run=True))
+        assert report.rows == 2 * 2 * 4
+        assert table_rows(store) == before
+        assert not (self.tmp_path / "archive").exists()
+
+    def test_keep_last_keeps_the_newest_executions_of_each_instance(
+        self, store_factory: Any
+    ) -> None:
+        store: HistoryStore = store_factory()
+        fill_days(store, 1, 2, executions=3)
+        run_retention(store, self._policy(1, keep_last=2))
+        kept = sorted({(i, e) for (i, e, _) in table_rows(store)})
+        assert kept == [("i-0-0", 2), ("i-0-0", 3), ("i-0-1", 2), ("i-0-1", 3)]
+        assert store.read("i-0-0", 1)[0].event_type == "OrchestrationStarted"
+
+    def test_status_filter_and_root_shard(self, store_factory: Any) -> None:
+        store: HistoryStore = store_factory()
+        fill_days(store, 1, 2, executions=2)
+        report = run_retention(store, self._policy(1, statuses=("continued_as_new",)))
+        assert report.rows == 2 * 4
+        assert {(i, e) for (i, e, _) in table_rows(store)} == {("i-0-0", 2), ("i-0-1", 2)}
+
+    def test_a_missing_archive_is_an_error_naming_shard_and_location(
+        self, store_factory: Any
+    ) -> None:
+        store: HistoryStore = store_factory()
+        fill_days(store, 1, 2)
+        run_retention(store, self._policy(1))
+        (archive,) = store.lifecycle.archives()
+        Path(archive.location).unlink()
+        with pytest.raises(ArchiveMissingError) as caught:
+            store.read("i-0-0", 1)
+        assert caught.value.shard == "2025-11-21"
+        assert archive.location in str(caught.value)
+
+    def test_a_damaged_archive_is_an_error(self, store_factory: Any) -> None:
+        store: HistoryStore = store_factory()
+        fill_days(store, 1, 2)
+        run_retention(store, self._policy(1))
+        (archive,) = store.lifecycle.archives()
+        path = Path(archive.location)
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        path.write_bytes(bytes(data))
+        with pytest.raises(ArchiveError, match="2025-11-21"):
+            store.read("i-0-0", 1)
+
+    def test_shards_manifest_records_states(self, store_factory: Any) -> None:
+        store: HistoryStore = store_factory()
+        fill_days(store, 3, 2)
+        run_retention(store, self._policy(2))
+        by_shard = {s["shard"]: s for s in shard_view(store)}
+        assert by_shard["2025-11-21"]["state"] == "archived"  # its running one stays
+        assert by_shard["2025-11-21"]["executions"] == by_shard["2025-11-21"]["running"] == 1
+        assert by_shard["2025-11-21"]["archive_rows"] == 4
+        assert by_shard["2025-11-23"]["state"] == "active"
+        recorded = {s.shard: s for s in store.lifecycle.shards()}
+        assert recorded["2025-11-22"].archive_checksum == by_shard["2025-11-22"]["archive_checksum"]
+
+    def test_purge_keeps_an_execution_whose_rows_changed(self, store_factory: Any) -> None:
+        store: HistoryStore = store_factory()
+        fill_days(store, 1, 2)
+        deleted = store.lifecycle.purge_executions([("i-0-0", 1, 3), ("i-0-1", 1, 3)])
+        assert deleted == 3  # i-0-0 holds 4 rows, not 3: kept whole
+        assert sorted({i for (i, _, _) in table_rows(store)}) == ["i-0-0"]
+
+    def test_census_shards_by_start_day(self, store_factory: Any) -> None:
+        store: HistoryStore = store_factory()
+        fill_days(store, 2, 1)
+        assert [(c.instance_id, c.shard, c.status) for c in census(store)] == [
+            ("i-0-0", "2025-11-21", "running"),
+            ("i-1-0", "2025-11-22", "running"),
+        ]
+
+    def test_migrations_prune_drops_a_runs_originals(self, store_factory: Any) -> None:
+        store: HistoryStore = store_factory()
+        store.import_rows(legacy_rows())
+        run = migrate(store, strategy="eager")
+        assert run.run_id and run.changed
+        dry = prune_runs(store, dry_run=True)
+        assert dry.runs == [run.run_id] and dry.rows == run.changed
+        report = prune_runs(store, archive=self.tmp_path / "kept")
+        assert report.runs == [run.run_id] and report.rows >= run.changed
+        assert store.evolution.archived_rows(run.run_id, ("", -1, -1), 10) == []
+        assert store.evolution.migration_log(run.run_id) == []
+        with pytest.raises(EventStoreError, match="originals are in"):
+            rollback(store, run.run_id)
+        with gzip.open(report.archives[run.run_id], "rt") as f:
+            assert sum(1 for _ in f) == run.changed
+
+    def test_retention_keeps_the_execution_catalog_true(self, store_factory: Any) -> None:
+        store: HistoryStore = store_factory()
+        fill_days(store, 2, 2)
+        run_retention(store, self._policy(1))
+        assert store.catalog_record("i-0-0", 1) is None  # archived and purged
+        running = store.catalog_record("i-0-1", 1)
+        assert running is not None and running.status == "running"
+        assert list(store.catalog_mismatches()) == []
+        assert {r.instance_id for r in store.catalog_executions()} == {"i-0-1", "i-1-0", "i-1-1"}

@@ -1,0 +1,191 @@
+"""Lifecycle beyond the conformance suite: the CLI, rebase after a backfill,
+verbatim archives of hostile rows, and `migrations prune`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+import eventstore
+from eventstore import events as ev
+from eventstore.cli import main
+from eventstore.errors import EventStoreError, MigrationLockedError
+from eventstore.evolution.migrate import backfill_timestamps, list_runs, migrate, rollback
+from eventstore.evolution.prune import prune_runs
+from eventstore.lifecycle.manifest import shard_view
+from eventstore.lifecycle.retention import RetentionPolicy, run_retention
+from eventstore.lifecycle.shards import rebase_shards
+from eventstore.testing.conformance import HOSTILE_INSTANCE_IDS
+from eventstore.testing.lifecycle_conformance import FIRST_DAY_MS, fill_days
+from tests.conftest import V0A_JSONL, V0B_JSONL, StoreFactory
+
+
+def rows_of(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_archives_hold_hostile_rows_verbatim(store_factory: StoreFactory, tmp_path: Path) -> None:
+    store = store_factory()
+    for n, instance in enumerate(HOSTILE_INSTANCE_IDS):
+        started = ev.OrchestrationStarted(
+            event_id=1,
+            name="N",
+            version="1.0.0",
+            input=json.dumps(instance),
+            timestamp_ms=FIRST_DAY_MS + n,
+        )
+        store.append(
+            instance, 1, [started, ev.OrchestrationCompleted(event_id=2, output='"\\u2028"')]
+        )
+    exported = {(r["instance_id"], r["event_id"]): r for r in store.export_rows()}
+    reads = {i: store.read(i, 1) for i in HOSTILE_INSTANCE_IDS}
+    run_retention(store, RetentionPolicy(dt.date(2025, 11, 22), tmp_path / "a"))
+    assert store.count() == 0
+    (archive,) = store.lifecycle.archives()
+    with gzip.open(archive.location, "rt", encoding="utf-8") as f:
+        archived = {(r["instance_id"], r["event_id"]): r for r in map(json.loads, f)}
+    assert archived == exported
+    assert {i: store.read(i) for i in HOSTILE_INSTANCE_IDS} == reads
+
+
+def test_root_executions_are_rebased_after_backfill(
+    store_factory: StoreFactory, tmp_path: Path
+) -> None:
+    store = store_factory()
+    store.import_rows(rows_of(V0B_JSONL))
+    assert [s["shard"] for s in shard_view(store)] == ["root"]
+    report = run_retention(store, RetentionPolicy(dt.date(2100, 1, 1), tmp_path / "a"))
+    assert report.rows == 0 and report.root_executions > 0
+    rebase_shards(store)  # records root
+    migrate(store)
+    backfill_timestamps(store)
+    before, now = rebase_shards(store)
+    assert before and before > 0 and now == 0
+    days = {s.shard for s in store.lifecycle.shards()}
+    assert "root" not in days and days == {"2026-11-21"}
+    reads = {(i, e): store.read(i, e) for i in store.instances() for e in store.executions(i)}
+    report = run_retention(store, RetentionPolicy(dt.date(2026, 11, 22), tmp_path / "a"))
+    assert report.rows > 0
+    assert {(i, e): store.read(i, e) for (i, e) in reads} == reads
+
+
+def test_cli_shards_retention_export_verify(tmp_path: Path) -> None:
+    target = str(tmp_path / "s.db")
+    with eventstore.open(target) as store:
+        fill_days(store, 3, 3)
+        everything = sorted(json.dumps(r, sort_keys=True) for r in store.export_rows())
+    runner = CliRunner()
+    shown = runner.invoke(main, ["shards", target, "--json"])
+    assert shown.exit_code == 0, shown.output
+    shards = json.loads(shown.output)["shards"]
+    assert [(s["shard"], s["state"], s["rows"], s["executions"]) for s in shards] == [
+        ("2025-11-21", "active", 11, 3),
+        ("2025-11-22", "active", 11, 3),
+        ("2025-11-23", "active", 11, 3),
+    ]
+    archive = str(tmp_path / "archive")
+    dry = runner.invoke(
+        main,
+        [
+            "retention",
+            target,
+            "--before",
+            "2025-11-23",
+            "--archive",
+            archive,
+            "--dry-run",
+            "--json",
+        ],
+    )
+    assert json.loads(dry.output)["rows"] == 16 and not os.path.exists(archive)
+    done = runner.invoke(
+        main, ["retention", target, "--before", "2025-11-23", "--archive", archive, "--json"]
+    )
+    assert done.exit_code == 0, done.output
+    report = json.loads(done.output)
+    assert report["purged_rows"] == 16 and [s["shard"] for s in report["shards"]] == [
+        "2025-11-21",
+        "2025-11-22",
+    ]
+    states = {
+        s["shard"]: s["state"]
+        for s in json.loads(runner.invoke(main, ["shards", target, "--json"]).output)["shards"]
+    }
+    assert states == {"2025-11-21": "archived", "2025-11-22": "archived", "2025-11-23": "active"}
+    out = tmp_path / "all.jsonl"
+    assert (
+        runner.invoke(main, ["export", target, "--include-archived", "-o", str(out)]).exit_code == 0
+    )
+    lines = sorted(
+        json.dumps(json.loads(line), sort_keys=True) for line in out.read_text().splitlines()
+    )
+    assert lines == everything
+    shown = runner.invoke(main, ["show", target, "i-0-0", "--json"])
+    assert shown.exit_code == 0 and len(json.loads(shown.output)) == 4
+    verified = runner.invoke(main, ["verify", target, "--include-archived", "--json"])
+    assert verified.exit_code == 0 and all(a["ok"] for a in json.loads(verified.output)["archives"])
+    (Path(report["shards"][0]["archive"])).write_bytes(b"not gzip")
+    broken = runner.invoke(main, ["verify", target, "--include-archived"])
+    assert broken.exit_code == 1 and "2025-11-21" in broken.output
+    os.remove(report["shards"][0]["archive"])
+    missing = runner.invoke(main, ["show", target, "i-0-0"])
+    assert missing.exit_code == 1 and "gone" in missing.output and "Traceback" not in missing.output
+
+
+def test_retention_needs_a_cut(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["retention", str(tmp_path / "s.db"), "--archive", "a"])
+    assert result.exit_code == 2 and "--before" in result.output
+    bad = CliRunner().invoke(
+        main, ["retention", str(tmp_path / "s.db"), "--archive", "a", "--older-than", "3x"]
+    )
+    assert bad.exit_code == 2 and "30d" in bad.output
+
+
+def test_migrations_prune_reclaims_the_archive(tmp_path: Path) -> None:
+    target = str(tmp_path / "m.db")
+    with eventstore.open(target) as store:
+        for copy in range(30):
+            store.import_rows(
+                {**r, "instance_id": f"{r['instance_id']}-{copy}"} for r in rows_of(V0A_JSONL)
+            )
+        report = migrate(store)
+        assert report.changed > 0 and report.run_id
+    size_migrated = os.path.getsize(target)
+    runner = CliRunner()
+    dry = runner.invoke(main, ["migrations", "prune", target, "--dry-run", "--json"])
+    assert json.loads(dry.output)["rows"] == report.changed
+    kept = tmp_path / "kept"
+    pruned = runner.invoke(main, ["migrations", "prune", target, "--archive", str(kept), "--json"])
+    assert pruned.exit_code == 0, pruned.output
+    result = json.loads(pruned.output)
+    assert result["runs"] == [report.run_id] and result["reclaimed"]
+    with gzip.open(result["archives"][report.run_id], "rt") as f:
+        assert sum(1 for _ in f) == report.changed
+    assert os.path.getsize(target) < size_migrated
+    with eventstore.open(target) as store:
+        assert store.evolution.archived_rows(report.run_id, ("", -1, -1), 10) == []
+        assert [r.status for r in list_runs(store)] == ["pruned"]
+        with pytest.raises(EventStoreError, match="originals are in"):
+            rollback(store, report.run_id)
+        assert prune_runs(store).runs == []  # nothing left to prune
+    listed = runner.invoke(main, ["migrations", target])
+    assert "pruned" in listed.output
+
+
+def test_one_lifecycle_job_at_a_time(tmp_path: Path) -> None:
+    target = str(tmp_path / "s.db")
+    with eventstore.open(target) as store, eventstore.open(target) as other:
+        fill_days(store, 2, 2)
+        with store.evolution.run_lock("a migration"):
+            with pytest.raises(MigrationLockedError):
+                run_retention(other, RetentionPolicy(dt.date(2025, 11, 22), tmp_path / "a"))
+            with pytest.raises(MigrationLockedError):
+                prune_runs(other)
+        assert run_retention(other, RetentionPolicy(dt.date(2025, 11, 22), tmp_path / "a")).rows
