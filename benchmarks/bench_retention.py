@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 import subprocess
@@ -226,55 +227,62 @@ def _append_while(url: str, threads: int, prefix: str, until: Any) -> tuple[floa
     return sum(counts) / seconds, seconds
 
 
+_RETENTION_SCRIPT = (
+    "import sys, datetime as dt; from pathlib import Path; import eventstore;"
+    " from eventstore.lifecycle.retention import RetentionPolicy, run_retention;"
+    " s = eventstore.open(sys.argv[1]);"
+    " cut = dt.date.fromisoformat(sys.argv[3]);"
+    " p = RetentionPolicy(cut, Path(sys.argv[2]), throttle=float(sys.argv[4]));"
+    " print(run_retention(s, p).purged_rows)"
+)
+
+
+def _pg_store(server: Any, total: int) -> str:
+    url: str = server.create_database()
+    with eventstore.open(url) as store:
+        rows = _rows(total)
+        columns = ("instance_id", "execution_id", "event_id", "event_type", "event_data")
+        while chunk := list(itertools.islice(rows, PER_EXECUTION * 500)):
+            store.import_rows(dict(zip(columns, r, strict=True)) for r in chunk)
+    return url
+
+
 def postgres_results(directory: Path, total: int) -> list[Result]:
     from tests.postgres_server import running_server
 
-    script = (
-        "import sys, datetime as dt; from pathlib import Path; import eventstore;"
-        " from eventstore.lifecycle.retention import RetentionPolicy, run_retention;"
-        " s = eventstore.open(sys.argv[1]);"
-        " cut = dt.date.fromisoformat(sys.argv[3]);"
-        " r = run_retention(s, RetentionPolicy(cut, Path(sys.argv[2])));"
-        " print(r.purged_rows)"
-    )
+    results = []
     with running_server() as server:
-        url = server.create_database()
-        with eventstore.open(url) as store:
-            rows = list(_rows(total))
-            for start in range(0, len(rows), PER_EXECUTION * 500):
-                chunk = rows[start : start + PER_EXECUTION * 500]
-                store.import_rows(
-                    dict(
-                        zip(
-                            ("instance_id", "execution_id", "event_id", "event_type", "event_data"),
-                            r,
-                            strict=True,
-                        )
-                    )
-                    for r in chunk
+        for throttle in (0, 3):
+            url = _pg_store(server, total)
+            archive = str(directory / f"pg-archive-{throttle}")
+            child = subprocess.Popen(
+                [sys.executable, "-c", _RETENTION_SCRIPT, url, archive, CUT, str(throttle)],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            # Appenders for as long as retention runs, then alone for as long.
+            during, seconds = _append_while(
+                url, 4, "during", lambda child=child: child.poll() is not None
+            )
+            child.wait(timeout=600)
+            deadline = time.monotonic() + seconds
+            alone, _ = _append_while(
+                url, 4, "alone", lambda deadline=deadline: time.monotonic() >= deadline
+            )
+            label = f" (--throttle {throttle})" if throttle else ""
+            results.append(
+                Result(
+                    "PostgreSQL appenders during retention" + label,
+                    total,
+                    during,
+                    "appenders alone",
+                    alone,
+                    target=0.8,
+                    note=f"4 threads appending 6-event executions for the {seconds:.1f} s"
+                    f" retention of {total:,} events took, then alone as long",
                 )
-        child = subprocess.Popen(
-            [sys.executable, "-c", script, url, str(directory / "pg-archive"), CUT],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        # Appenders for as long as retention runs, then alone for as long.
-        during, seconds = _append_while(url, 4, "during", lambda: child.poll() is not None)
-        child.wait(timeout=600)
-        deadline = time.monotonic() + seconds
-        alone, _ = _append_while(url, 4, "alone", lambda: time.monotonic() >= deadline)
-    return [
-        Result(
-            "PostgreSQL appenders during retention",
-            total,
-            during,
-            "appenders alone",
-            alone,
-            target=0.8,
-            note=f"4 threads appending 6-event executions for the {seconds:.1f} s"
-            f" retention of {total:,} events took, then alone as long",
-        )
-    ]
+            )
+    return results
 
 
 def run(directory: Path, sizes: list[int], rounds: int) -> list[Result]:

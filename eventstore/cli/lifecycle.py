@@ -147,10 +147,13 @@ def _print_retention(report: RetentionReport) -> None:
 @click.option(
     "--before",
     type=click.DateTime(formats=["%Y-%m-%d"]),
+    metavar="DATE",
     help="Retire shards of days before this one (YYYY-MM-DD, UTC).",
 )
-@click.option("--archive", "archive_dir", required=True, help="Directory the archives go to.")
-@click.option("--older-than", help="Retire shards older than this (e.g. 30d, 4w).")
+@click.option(
+    "--archive", "archive_dir", required=True, metavar="DIR", help="Directory the archives go to."
+)
+@click.option("--older-than", metavar="AGE", help="Retire shards older than this (e.g. 30d, 4w).")
 @click.option(
     "--status",
     "statuses",
@@ -162,6 +165,7 @@ def _print_retention(report: RetentionReport) -> None:
     "--keep-last",
     type=click.IntRange(min=0),
     default=0,
+    metavar="N",
     help="Keep the newest N executions of each instance (continue-as-new chains).",
 )
 @click.option(
