@@ -79,6 +79,14 @@ _PURGE: Final = (
 )
 
 
+_PRUNE: Final = (
+    "DELETE FROM eventstore_archive WHERE rowid IN"
+    " (SELECT rowid FROM eventstore_archive WHERE run_id = ? LIMIT ?)",
+    "DELETE FROM eventstore_migration_log WHERE rowid IN"
+    " (SELECT rowid FROM eventstore_migration_log WHERE run_id = ? LIMIT ?)",
+)
+
+
 class SQLiteManifestWriter:
     """The manifest's writes on the connection of one write transaction."""
 
@@ -93,7 +101,7 @@ class SQLiteManifestWriter:
 
     def save_shard(self, row: ShardRow) -> None:
         self._con.execute(
-            f"INSERT OR REPLACE INTO eventstore_shards ({_SHARD_COLUMNS})"
+            "INSERT OR REPLACE INTO eventstore_shards (" + _SHARD_COLUMNS + ")"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             row,
         )
@@ -103,7 +111,7 @@ class SQLiteManifestWriter:
 
     def save_archive(self, row: ShardArchiveRow) -> None:
         self._con.execute(
-            f"INSERT OR REPLACE INTO eventstore_shard_archives ({_ARCHIVE_COLUMNS})"
+            "INSERT OR REPLACE INTO eventstore_shard_archives (" + _ARCHIVE_COLUMNS + ")"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             row,
         )
@@ -118,7 +126,7 @@ class SQLiteManifestWriter:
 
     def index_archived(self, rows: Sequence[ArchivedExecution]) -> None:
         self._con.executemany(
-            f"INSERT INTO eventstore_archived_executions ({_INDEX_COLUMNS})"
+            "INSERT INTO eventstore_archived_executions (" + _INDEX_COLUMNS + ")"
             " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             rows,
         )
@@ -154,14 +162,14 @@ class SQLiteManifest:
     def shard_manifest(self) -> list[ShardRow]:
         if not self._has_manifest():
             return []
-        sql = f"SELECT {_SHARD_COLUMNS} FROM eventstore_shards ORDER BY shard"
+        sql = "SELECT " + _SHARD_COLUMNS + " FROM eventstore_shards ORDER BY shard"
         return [ShardRow(*r) for r in self._all(sql)]
 
     def shard_archives(self) -> list[ShardArchiveRow]:
         if not self._has_manifest():
             return []
         sql = (
-            f"SELECT {_ARCHIVE_COLUMNS} FROM eventstore_shard_archives"
+            "SELECT " + _ARCHIVE_COLUMNS + " FROM eventstore_shard_archives"
             " ORDER BY shard, created_at, archive_id"
         )
         return [ShardArchiveRow(*r) for r in self._all(sql)]
@@ -170,7 +178,7 @@ class SQLiteManifest:
         if not self._has_manifest():
             return None
         rows = self._all(
-            f"SELECT {_INDEX_COLUMNS} FROM eventstore_archived_executions"
+            "SELECT " + _INDEX_COLUMNS + " FROM eventstore_archived_executions"
             " WHERE instance_id = ? AND execution_id = ?",
             (instance_id, execution_id),
         )
@@ -182,7 +190,7 @@ class SQLiteManifest:
         if not self._has_manifest():
             return []
         rows = self._all(
-            f"SELECT {_INDEX_COLUMNS} FROM eventstore_archived_executions WHERE archive_id = ?"
+            "SELECT " + _INDEX_COLUMNS + " FROM eventstore_archived_executions WHERE archive_id = ?"
             " AND (instance_id, execution_id) > (?, ?) ORDER BY instance_id, execution_id LIMIT ?",
             (archive_id, *after, limit),
         )
@@ -237,13 +245,8 @@ class SQLiteManifest:
     def prune_migration_run(self, run_id: str, limit: int) -> int:
         deleted = 0
         with self.writing():
-            for table in ("eventstore_archive", "eventstore_migration_log"):
-                cursor = self._con.execute(
-                    f"DELETE FROM {table} WHERE rowid IN"
-                    f" (SELECT rowid FROM {table} WHERE run_id = ? LIMIT ?)",
-                    (run_id, limit),
-                )
-                deleted += int(cursor.rowcount)
+            for statement in _PRUNE:
+                deleted += int(self._con.execute(statement, (run_id, limit)).rowcount)
         return deleted
 
     def reclaim_space(self) -> None:
