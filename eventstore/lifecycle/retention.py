@@ -53,9 +53,9 @@ __all__ = ["RetentionPolicy", "RetentionReport", "ShardOutcome", "run_retention"
 
 MEMBER_EXECUTIONS: Final = 64
 """Executions per gzip member: what `store.read()` of one decompresses."""
-PURGE_ROWS: Final = 500
+PURGE_ROWS: Final = 200
 """At most about this many rows deleted per transaction (the write-lock hold)."""
-INDEX_BATCH: Final = 500
+INDEX_BATCH: Final = 250
 
 Progress = Callable[[str, int | None], Callable[[int], object]]
 """progress(label, total) -> advance(n): how a caller shows progress."""
