@@ -57,17 +57,22 @@ class CatalogMethods:
 
     _catalog_kept: bool
     """Whether appends keep the execution catalog's table (it exists)."""
+    _catalog_backend: ExecutionCatalog | None
+    """The backend, when it offers the catalog (asked once: a runtime-checkable
+    isinstance costs tens of microseconds, more than a catalog read)."""
 
     def _init_catalog(self) -> None:
         backend = cast("HistoryStore", self).backend
-        self._catalog_kept = isinstance(backend, ExecutionCatalog) and backend.catalog_kept()
+        catalog = backend if isinstance(backend, ExecutionCatalog) else None
+        self._catalog_backend = catalog
+        self._catalog_kept = catalog is not None and catalog.catalog_kept()
 
     @property
     def keeps_catalog_table(self) -> bool:
         """True when this store can keep the execution catalog in a table of its
         own (False on a database duroxide created, where it is derived)."""
-        backend = cast("HistoryStore", self).backend
-        return isinstance(backend, ExecutionCatalog) and backend.can_keep_catalog
+        backend = self._catalog_backend
+        return backend is not None and backend.can_keep_catalog
 
     def catalog_executions(
         self,

@@ -35,8 +35,7 @@ _FIRST_KEY: Final = ("", -1)
 
 
 def _backend(store: HistoryStore) -> ExecutionCatalog | None:
-    backend = store.backend
-    return backend if isinstance(backend, ExecutionCatalog) else None
+    return store._catalog_backend
 
 
 def like_pattern(pattern: str) -> re.Pattern[str]:
@@ -131,7 +130,7 @@ def record(store: HistoryStore, instance_id: str, execution_id: int) -> Executio
     backend = _backend(store)
     if backend is None:
         return None
-    if backend.catalog_kept():
+    if store._catalog_kept:  # known at open (and after a rebuild): one point read
         row = backend.catalog_row(instance_id, execution_id)
         return from_row(row) if row is not None else None
     page = backend.execution_summaries((instance_id, execution_id - 1), 1)
