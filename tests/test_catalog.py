@@ -173,6 +173,12 @@ def _foreign_insert(
 def test_catch_up_takes_in_rows_another_program_wrote(db: Path) -> None:
     _foreign_insert(db, "order-3", 1, [_done(2, CLOCK_MS + 7)])
     _foreign_insert(db, "foreign", 1, [_start("Foreign", CLOCK_MS), scheduled(2)])
+    verified = CliRunner().invoke(main, ["verify", "--json", str(db)])
+    assert verified.exit_code == 0, verified.output
+    assert json.loads(verified.stdout)["catalog_behind"] == 2
+    text = CliRunner().invoke(main, ["verify", str(db)])
+    assert "execution catalog behind the history for 2 executions" in text.output
+    assert "catalog catch-up TARGET" in text.output
     with eventstore.open(str(db)) as store:
         report = verify(store)
         assert report.ok  # behind, not wrong
