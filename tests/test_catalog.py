@@ -9,6 +9,8 @@ import csv
 import io
 import json
 import sqlite3
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -231,3 +233,42 @@ def test_migrations_keep_the_catalog(tmp_path: Path) -> None:
         backfill_timestamps(store)
         assert list(store.catalog_mismatches()) == []
         assert {r.shard for r in store.catalog_executions()} != {"root"}
+
+
+@pytest.mark.postgres
+def test_postgres_appends_after_foreign_rows_recompute_side_by_side(
+    postgres_target_factory: Callable[[], str],
+) -> None:
+    """Appends whose catalog row another program left behind recompute it
+    under their own execution's lock: several at once neither deadlock nor
+    wait for the table."""
+    import psycopg
+
+    target = postgres_target_factory()
+    writers = 6
+    with eventstore.open(target) as store:
+        for n in range(writers):
+            store.append(f"pg-{n}", 1, [_start("Pg", CLOCK_MS)])
+    with psycopg.connect(target, autocommit=True) as con:
+        for n in range(writers):
+            event = msgspec.structs.replace(scheduled(2), instance_id=f"pg-{n}", execution_id=1)
+            con.execute(
+                "INSERT INTO history (instance_id, execution_id, event_id, event_type,"
+                " event_data, created_at) VALUES (%s, 1, 2, %s, %s, now())",
+                (f"pg-{n}", event.event_type, encode(event).decode()),
+            )
+    with eventstore.open(target, pool_max_size=writers + 2) as store:
+        barrier = threading.Barrier(writers)
+
+        def append(n: int) -> None:
+            barrier.wait()
+            store.append(f"pg-{n}", 1, [scheduled(3)], expected_last_event_id=2)
+
+        threads = [threading.Thread(target=append, args=(n,)) for n in range(writers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert not any(thread.is_alive() for thread in threads)
+        assert list(store.catalog_mismatches()) == []
+        assert {r.event_count for r in store.catalog_executions()} == {3}

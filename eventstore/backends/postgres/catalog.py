@@ -181,13 +181,19 @@ class CatalogWrites:
         )
         return bool(cursor.rowcount == 1)
 
+    # put and remove run where they are called: in an append's fallback
+    # (store/catalog.py `refresh`, the append's own execution) under the
+    # execution's key the append holds; asking for the table's key there
+    # would be an upgrade from shared, and two appends doing it at once
+    # would deadlock. Every other caller (import, migrations, catch-up,
+    # rebuild) opened its unit with the table's key exclusively.
     def catalog_put(self, rows: Sequence[CatalogRow]) -> None:
         if rows:
-            self._executemany(self._q.catalog.put, rows)
+            self._executemany(self._q.catalog.put, rows, append=True)
 
     def catalog_remove(self, keys: Sequence[tuple[str, int]]) -> None:
         if keys:
-            self._executemany(self._q.catalog.remove, keys)
+            self._executemany(self._q.catalog.remove, keys, append=True)
 
     def catalog_clear(self) -> None:
         for statement in self._q.catalog.clear:
