@@ -19,6 +19,7 @@ from . import (  # noqa: F401  (commands register themselves on `main`)
     query,
     replay,
     schema,
+    show,
     transfer,
     ui,
 )

@@ -1,28 +1,26 @@
-"""Core commands: init, ls, show, stats, verify, demo."""
+"""Core commands: init, stats, verify, demo (`show` and `tail`: eventstore.cli.show)."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import sys
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
-from typing import Any, Final
+from collections.abc import Iterator
+from typing import Any
 
 import click
-import msgspec
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
-from .. import events as ev
 from .._words import plural
-from ..codec import encode
 from ..lifecycle.archived import verify_archives
 from ..opening import open as open_target
 from ..store import HistoryStore
 from ..store.verify import StoreStats, VerifyReport, stats, verify
 from .app import main
+from .describe import print_timeline
 
 # Off a terminal (a pipe, a log file) lines are never wrapped: one message
 # stays one line. Tables still need a width there, hence 120.
@@ -56,147 +54,12 @@ def progress_bar(label: str, total: int | None) -> Iterator[Any]:
         yield lambda n=1: bar.advance(task, n)
 
 
-def _time(ms: int) -> str:
-    if ms <= 0:
-        return ""
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-
-
-def _offset(ms: int, start: int) -> str:
-    if ms <= 0 or start <= 0:
-        return ""
-    return f"+{(ms - start) / 1000:.3f}s"
-
-
-def _failure_summary(details: Any) -> str:
-    kind = getattr(details, "kind", None)
-    if isinstance(kind, ev.Cancelled):
-        return f"cancelled: {kind.reason}"
-    message = str(getattr(details, "message", "") or "").strip()
-    label = kind if isinstance(kind, str) else type(details).__name__
-    return f"{label}: {message.splitlines()[-1] if message else ''}"
-
-
-# What the timeline says of each event type; types not listed show their
-# `reason` if they have one.
-_SUMMARIES: Final[dict[type, Callable[[Any], str]]] = {
-    ev.OrchestrationStarted: lambda e: f"{e.name} v{e.version} input={e.input}",
-    ev.ActivityScheduled: lambda e: f"{e.name}({e.input})",
-    ev.SubOrchestrationScheduled: lambda e: f"{e.name} as {e.instance} ({e.input})",
-    ev.ActivityCompleted: lambda e: f"-> {e.result}",
-    ev.SubOrchestrationCompleted: lambda e: f"-> {e.result}",
-    ev.OrchestrationCompleted: lambda e: f"output={e.output}",
-    ev.ActivityFailed: lambda e: _failure_summary(e.details),
-    ev.OrchestrationFailed: lambda e: _failure_summary(e.details),
-    ev.SubOrchestrationFailed: lambda e: _failure_summary(e.details),
-    ev.TimerCreated: lambda e: f"fire at {_time(e.fire_at_ms) or e.fire_at_ms}",
-    ev.TimerFired: lambda e: f"fire at {_time(e.fire_at_ms) or e.fire_at_ms}",
-    ev.ExternalEvent: lambda e: f"{e.name}: {e.data}",
-    ev.ExternalEventPersistent: lambda e: f"{e.name}: {e.data}",
-    ev.ExternalSubscribed: lambda e: e.name,
-    ev.ExternalSubscribedPersistent: lambda e: e.name,
-    ev.CustomStatusUpdated: lambda e: repr(e.status),
-    ev.KeyValueSet: lambda e: f"{e.key}={e.value}",
-    ev.KeyValueCleared: lambda e: e.key,
-    ev.SystemCall: lambda e: f"{e.op} -> {e.value}",
-    ev.OrchestrationContinuedAsNew: lambda e: f"input={e.input}",
-    ev.UnknownEvent: lambda e: "(unknown type, kept verbatim)",
-}
-
-
-_METADATA_NOTES: Final = (
-    ("worker_id", "worker"),
-    ("scheduled_by_worker_id", "worker"),
-    ("completed_by_worker_id", "worker"),
-    ("retry_count", "retry"),
-    ("trace_id", "trace"),
-)
-"""Phase-2 metadata the timeline shows where an event carries it: (field, word)."""
-
-
-def _metadata_note(event: ev.Event) -> str:
-    notes = [
-        f"{word} {value}"
-        for field, word in _METADATA_NOTES
-        if (value := getattr(event, field, msgspec.UNSET)) is not msgspec.UNSET
-    ]
-    return f"; {', '.join(notes)}" if notes else ""
-
-
-def _summary(event: ev.Event) -> str:
-    """A short description of what an event says, for the timeline."""
-    describe = _SUMMARIES.get(type(event))
-    if describe is not None:
-        return describe(event) + _metadata_note(event)
-    reason = getattr(event, "reason", None)
-    return (str(reason) if reason is not None else "") + _metadata_note(event)
-
-
 @main.command()
 @TARGET
 def init(target: str) -> None:
     """Create a store (the history table) if it does not exist."""
     with open_store(target, readonly=False) as store:
         out.print(f"ready: {store.description} ({store.count()} events)")
-
-
-def _timeline(events: list[ev.Event]) -> list[dict[str, Any]]:
-    start = next((e.timestamp_ms for e in events if e.has_timestamp), 0)
-    return [
-        {
-            "event_id": e.event_id,
-            "event_type": e.event_type,
-            "timestamp_ms": e.timestamp_ms,
-            "time": _time(e.timestamp_ms) or None,
-            "offset_ms": (e.timestamp_ms - start) if e.has_timestamp and start else None,
-            "summary": _summary(e),
-            "event": msgspec.json.decode(encode(e)),
-        }
-        for e in events
-    ]
-
-
-def print_timeline(instance_id: str, execution_id: int, events: list[ev.Event]) -> None:
-    start = next((e.timestamp_ms for e in events if e.has_timestamp), 0)
-    table = Table(title=f"{instance_id} execution {execution_id}", title_justify="left")
-    table.add_column("id", justify="right")
-    table.add_column("type")
-    table.add_column("time (UTC)")
-    table.add_column("offset", justify="right")
-    table.add_column("details", overflow="fold", max_width=60)
-    for e in events:
-        table.add_row(
-            str(e.event_id),
-            e.event_type,
-            _time(e.timestamp_ms),
-            _offset(e.timestamp_ms, start),
-            _summary(e),
-        )
-    out.print(table)
-
-
-@main.command()
-@TARGET
-@click.argument("instance")
-@click.option("--execution", type=int, help="Execution number (default: the latest).")
-@click.option("--json", "as_json", is_flag=True, help="The timeline as JSON.")
-def show(target: str, instance: str, execution: int | None, as_json: bool) -> None:
-    """Show one execution's timeline: id, type, time and offset from the start."""
-    with open_store(target, readonly=True) as store:
-        executions = store.executions(instance, include_archived=True)
-        if not executions:
-            raise click.ClickException(f"no instance {instance!r} in {store.description}")
-        if execution is None:
-            execution = executions[-1]
-        elif execution not in executions:
-            raise click.ClickException(
-                f"instance {instance!r} has no execution {execution} (it has {executions})"
-            )
-        events = store.read(instance, execution)
-    if as_json:
-        click.echo(json.dumps(_timeline(events), ensure_ascii=False, indent=2))
-    else:
-        print_timeline(instance, execution, events)
 
 
 @main.command(name="stats")
@@ -265,9 +128,9 @@ def print_verify(report: VerifyReport) -> None:
     if report.integrity is not None:
         out.print(f"integrity: {report.integrity.summary()}", markup=False)
     for problem in report.problems:
-        out.print(f"[red]{problem}[/red]")
+        out.print(Text(str(problem), style="red"))
     for gap in report.legacy_gaps:
-        out.print(f"tolerated legacy {gap}")
+        out.print(Text(f"tolerated legacy {gap}"))
     if report.legacy_gaps:
         tolerated = plural(len(report.legacy_gaps), "id gap")
         out.print(f"{tolerated} in legacy data tolerated (not problems)")
@@ -371,5 +234,5 @@ def demo(target: str) -> None:
         )
         for summary in store.summaries():
             events = store.read(summary.instance_id)
-            print_timeline(summary.instance_id, summary.latest_execution, events)
+            print_timeline(out, summary.instance_id, summary.latest_execution, events)
         print_verify(verify(store))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import json
 import logging
 import threading
 import time
@@ -37,6 +38,7 @@ from ..codec import Generation
 from ..errors import DecodeError, EventStoreError
 from ..store import HistoryStore
 from ..store.protocol import RawRow
+from .feed_lag import FeedLag
 from .server import (
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
@@ -101,6 +103,7 @@ class FeedExporter:
         *,
         metrics_factory: Callable[[CollectorRegistry], StoreMetrics] | None = None,
         page: int = DEFAULT_PAGE,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if page < 1:
             raise ValueError("page must be at least 1")
@@ -115,6 +118,10 @@ class FeedExporter:
         """Held while a page is applied and while the exposition is rendered, so a
         scrape never sees half a page."""
         r = self.registry
+        self.lag = FeedLag(r, clock=clock)
+        """`eventstore_feed_lag_seconds` (eventstore.metrics.feed_lag)."""
+        self.last_error: str | None = None
+        """Why the last poll of the serving loop failed; None after a good one."""
         self._position_gauge = Gauge(
             "eventstore_exporter_feed_position",
             "The feed position the exporter has read up to.",
@@ -180,6 +187,12 @@ class FeedExporter:
         one decode for the page); else the rows, row by row through the one
         row check, which also names the rows that do not decode.
         """
+        started = self.lag.clock()
+        count, bad = self._read_page()
+        self.lag.read(started, count, reached_head=count < self.page)
+        return count, bad
+
+    def _read_page(self) -> tuple[int, int]:
         plain = self.store.plain_feed_page(self.position, self.page)
         if plain is not None:
             positions, instance_ids, execution_ids, events = plain
@@ -230,6 +243,17 @@ class FeedExporter:
         return bad
 
     # -- exposition ------------------------------------------------------------
+
+    def health(self) -> tuple[bool, bytes]:
+        """What `/healthz` answers: healthy unless the last poll failed (JSON body)."""
+        body = {
+            "status": "ok" if self.last_error is None else "failing",
+            "store": self.store.description,
+            "position": self.position,
+            "feed_lag_seconds": self.lag.seconds(),
+            "error": self.last_error,
+        }
+        return self.last_error is None, json.dumps(body).encode() + b"\n"
 
     def exposition(self) -> bytes:
         """The text exposition format (what `/metrics` answers)."""
@@ -289,15 +313,23 @@ def serve(
                     stop.wait(interval)
             if stop.is_set():
                 break
-            try:
-                result = exporter.poll(stop=stop)
-            except EventStoreError as exc:
-                log.error("reading the feed failed (will retry): %s", exc)
-                continue
-            if wait is not None and result.rows == 0:
-                # The wait woke without new rows: never spin on it.
-                stop.wait(interval / 10)
+            _poll_once(exporter, stop, spin_guard=interval / 10 if wait is not None else None)
     finally:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+def _poll_once(exporter: FeedExporter, stop: threading.Event, *, spin_guard: float | None) -> None:
+    """One poll of the serving loop; a store error is logged, kept for `/healthz`
+    and retried at the next interval."""
+    try:
+        result = exporter.poll(stop=stop)
+    except EventStoreError as exc:
+        log.error("reading the feed failed (will retry): %s", exc)
+        exporter.last_error = str(exc)
+        return
+    exporter.last_error = None
+    if spin_guard is not None and result.rows == 0:
+        # The wait woke without new rows: never spin on it.
+        stop.wait(spin_guard)

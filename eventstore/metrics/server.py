@@ -61,6 +61,10 @@ class Exposition(Protocol):
 
     def exposition(self) -> bytes: ...
 
+    def health(self) -> tuple[bool, bytes]:
+        """(healthy, a JSON body): what `/healthz` answers, 200 or 503."""
+        ...
+
 
 class _WaitingRoom:
     """Connections that have sent nothing yet, watched by one selector thread.
@@ -192,11 +196,14 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_error(500)
                 return
             self._send(200, CONTENT_TYPE_LATEST, body)
+        elif path == "/healthz":
+            healthy, body = self.server.exporter.health()
+            self._send(200 if healthy else 503, "application/json", body)
         elif path == "/":
             self._send(
                 200,
                 "text/plain; charset=utf-8",
-                b"eventstore metrics exporter: see /metrics\n",
+                b"eventstore metrics exporter: see /metrics and /healthz\n",
             )
         else:
             self._send(404, "text/plain; charset=utf-8", b"not found\n")
