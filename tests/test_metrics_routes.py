@@ -88,7 +88,7 @@ def _metrics_row_by_row(store: HistoryStore) -> StoreMetrics:
             metrics.decode_failed(exc.location)
             continue
         metrics.decoded(decoded.generation, 1)
-        metrics.track(row.instance_id, row.execution_id, decoded.event)
+        metrics.track(row.instance_id, row.execution_id, decoded.event, len(row.event_data))
     return metrics
 
 

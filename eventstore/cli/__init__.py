@@ -20,6 +20,7 @@ from . import (  # noqa: F401  (commands register themselves on `main`)
     replay,
     schema,
     show,
+    sizes,
     traces,
     transfer,
     ui,

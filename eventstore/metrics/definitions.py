@@ -13,11 +13,12 @@ from typing import TypeVar
 from .durations import (
     ACTIVITY_BUCKETS,
     APPEND_LATENCY_BUCKETS,
+    HISTORY_BYTES_BUCKETS,
     HISTORY_SIZE_BUCKETS,
     ORCHESTRATION_BUCKETS,
     SUBORCHESTRATION_BUCKETS,
 )
-from .families import CounterFamily, Family, HistogramFamily
+from .families import CounterFamily, Family, HistogramFamily, MaxGaugeFamily
 
 __all__ = ["MetricDefinitions"]
 
@@ -45,6 +46,7 @@ class MetricDefinitions:
         self._define_activities()
         self._define_own()
         self._define_metadata()
+        self._define_sizes()
 
     def _add(self, family: _F, *, capped: bool = True) -> _F:
         # The two overflow counters are labelled by our own names (metric and
@@ -183,5 +185,39 @@ class MetricDefinitions:
                 "OrchestrationStarted, scheduled_by_worker_id, completed_by_worker_id), "
                 "by worker and event type.",
                 ["worker_id", "event_type"],
+            )
+        )
+
+    def _define_sizes(self) -> None:
+        """What `eventstore sizes` reports, against duroxide's limits (eventstore.sizes)."""
+        self.history_bytes = self._add(
+            HistogramFamily(
+                "eventstore_history_bytes",
+                "Stored bytes of an execution's history when it ended (duroxide's "
+                "MAX_HISTORY_BYTES is 5 MiB).",
+                ["orchestration_name"],
+                HISTORY_BYTES_BUCKETS,
+            )
+        )
+        self.history_max_bytes = self._add(
+            MaxGaugeFamily(
+                "eventstore_history_max_bytes",
+                "The largest history an execution of the orchestration ended with, in bytes.",
+                ["orchestration_name"],
+            )
+        )
+        self.payload_max_bytes = self._add(
+            MaxGaugeFamily(
+                "eventstore_payload_max_bytes",
+                "The largest payload seen, in bytes, by kind and name.",
+                ["kind", "name"],
+            )
+        )
+        self.size_limit_exceeded = self._add(
+            CounterFamily(
+                "eventstore_size_limit_exceeded",
+                "Histories (limit=history) and payloads (limit=payload, or small_value for "
+                "external event data) past duroxide's size limits, by orchestration.",
+                ["orchestration_name", "limit"],
             )
         )

@@ -14,6 +14,7 @@ from .limits import UNKNOWN
 __all__ = [
     "ACTIVITY_BUCKETS",
     "APPEND_LATENCY_BUCKETS",
+    "HISTORY_BYTES_BUCKETS",
     "HISTORY_SIZE_BUCKETS",
     "ORCHESTRATION_BUCKETS",
     "SUBORCHESTRATION_BUCKETS",
@@ -27,6 +28,21 @@ ORCHESTRATION_BUCKETS: Final = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 600, 1800, 3
 ACTIVITY_BUCKETS: Final = (0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300)
 SUBORCHESTRATION_BUCKETS: Final = (0.1, 0.5, 1, 5, 10, 30, 60, 300, 600)
 HISTORY_SIZE_BUCKETS: Final = (10, 50, 100, 500, 1000, 5000, 10000)
+_KIB: Final = 1024
+_MIB: Final = 1024 * 1024
+HISTORY_BYTES_BUCKETS: Final = (
+    4 * _KIB,
+    16 * _KIB,
+    64 * _KIB,
+    256 * _KIB,
+    _MIB,
+    2 * _MIB,
+    3 * _MIB,
+    4 * _MIB,
+    5 * _MIB,
+)
+"""Stored bytes of an execution: 1 MiB is the advisor's default threshold
+(continue as new past it), 5 MiB duroxide's MAX_HISTORY_BYTES."""
 APPEND_LATENCY_BUCKETS: Final = (
     0.0005,
     0.001,

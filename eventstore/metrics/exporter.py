@@ -3,9 +3,9 @@
 `FeedExporter.poll` reads the rows added since the last position, a page
 at a time, decodes them with the store's codec and feeds them to the
 metrics: a page of plain V1 rows as the store packs it, decoded in one call
-(`store.plain_feed_page`), any other page row by row through the store's
-row check (`read_all_raw` and `decode_raw`), which also names the rows that
-do not decode.
+(`store.plain_feed_page_sized`, with each row's stored size), any other
+page row by row through the store's row check (`read_all_raw` and
+`decode_raw`), which also names the rows that do not decode.
 After the first catch-up the work per poll is proportional to the rows
 added since the previous one, never to the store's size. A row that does not
 decode is counted, logged with its location, and skipped; the exporter keeps going.
@@ -36,6 +36,7 @@ from prometheus_client.exposition import generate_latest
 
 from ..codec import Generation
 from ..errors import DecodeError, EventStoreError
+from ..sizes import utf8_len
 from ..store import HistoryStore
 from ..store.protocol import RawRow
 from .feed_lag import FeedLag
@@ -193,12 +194,12 @@ class FeedExporter:
         return count, bad
 
     def _read_page(self) -> tuple[int, int]:
-        plain = self.store.plain_feed_page(self.position, self.page)
-        if plain is not None:
-            positions, instance_ids, execution_ids, events = plain
+        sized = self.store.plain_feed_page_sized(self.position, self.page)
+        if sized is not None:
+            (positions, instance_ids, execution_ids, events), sizes = sized
             if positions:
                 with self.lock:
-                    self.metrics.track_page(instance_ids, execution_ids, events)
+                    self.metrics.track_page(instance_ids, execution_ids, events, sizes)
                     self.metrics.decoded(Generation.V1, len(events))
                     key = (instance_ids[-1], execution_ids[-1], events[-1].event_id)
                     self._advance(positions[-1], key, len(positions))
@@ -237,7 +238,9 @@ class FeedExporter:
                     log.warning("skipping undecodable row at %s: %s", exc.location, exc.message)
                     continue
                 counts[decoded.generation] += 1
-                track(row.instance_id, row.execution_id, decoded.event)
+                data = row.event_data
+                size = len(data) if isinstance(data, bytes) else utf8_len(data)
+                track(row.instance_id, row.execution_id, decoded.event, size)
             for generation, count in counts.items():
                 metrics.decoded(generation, count)
         return bad

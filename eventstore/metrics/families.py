@@ -18,12 +18,12 @@ from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.metrics_core import Metric as Metric_
 
 from .limits import DEFAULT_MAX_SERIES, OTHER
 
-__all__ = ["CounterFamily", "Family", "HistogramFamily"]
+__all__ = ["CounterFamily", "Family", "HistogramFamily", "MaxGaugeFamily"]
 
 
 class _CounterChild:
@@ -48,6 +48,17 @@ class _HistogramChild:
         # bisect_left: the first bound >= value, i.e. the `le` bucket it belongs to.
         self.counts[bisect_left(self.bounds, value)] += 1
         self.sum += value
+
+
+class _MaxChild:
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0.0
+
+    def observe(self, value: float) -> None:
+        if value > self.value:
+            self.value = value
 
 
 class Family:
@@ -156,4 +167,17 @@ class HistogramFamily(Family):
                 cumulative += count
                 buckets.append((le, float(cumulative)))
             family.add_metric(values, buckets, child.sum)
+        return family
+
+
+class MaxGaugeFamily(Family):
+    """A gauge of the largest value observed per series (e.g. the largest payload)."""
+
+    def _new_child(self) -> _MaxChild:
+        return _MaxChild()
+
+    def render(self) -> Metric_:
+        family = GaugeMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for values, child in self.children.items():
+            family.add_metric(values, child.value)
         return family

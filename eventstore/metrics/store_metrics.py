@@ -20,10 +20,9 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric as Metric_
 
 from .. import events as ev
-from ..codec import Generation
+from ..codec import Generation, encode
 from ..errors import Location
 from ..events import SYSTEM_CALL_PREFIX, Event
-from .definitions import MetricDefinitions
 from .durations import (
     FINAL_TURN_COUNT,
     ORCHESTRATION_STATUS,
@@ -33,6 +32,9 @@ from .durations import (
     activity_outcome,
 )
 from .limits import DEFAULT_MAX_LABEL_VALUES, DEFAULT_MAX_SERIES, OTHER, UNKNOWN, LabelLimiter
+from .size_metrics import ExecutionState as _Execution
+from .size_metrics import SizeMetrics
+from .size_metrics import Start as _Start
 
 __all__ = ["StoreMetrics"]
 
@@ -42,24 +44,7 @@ _SYSCALL: Final = 1
 _SUBORCHESTRATION: Final = 2
 
 
-_Start = tuple[int, str, str, int, str]
-
-
-class _Execution:
-    """An execution in flight: what its start said and its open starts."""
-
-    __slots__ = ("events", "name", "open", "start_ms", "started", "version")
-
-    def __init__(self) -> None:
-        self.started = False
-        self.name = UNKNOWN
-        self.version = UNKNOWN
-        self.start_ms = 0
-        self.events = 0
-        self.open: dict[int, _Start] = {}
-
-
-class StoreMetrics(MetricDefinitions):
+class StoreMetrics(SizeMetrics):
     """duroxide's metrics computed from stored events, and the store's own.
 
     Implements `StoreObserver`. `track` feeds one event (`batch()` many);
@@ -100,6 +85,7 @@ class StoreMetrics(MetricDefinitions):
         self._define(max_series, series_overflowed)
         self.limiter = LabelLimiter(max_label_values, label_limits, overflowed)
         self._children: dict[tuple[Any, ...], Any] = {}
+        self._largest_payloads: dict[tuple[str, str], Any] = {}
         self._unavailable: dict[tuple[str, str], Any] = {}
         self._generation_children = {g: self.rows_decoded.labels(g.value) for g in Generation}
         self.registry.register(self)
@@ -185,7 +171,7 @@ class StoreMetrics(MetricDefinitions):
             self.append_duration.observe(seconds)
             for event in events:
                 self._child(self.events_appended, _EVENT_TYPE_LABELS, (event.event_type,)).inc()
-                self._track(event.instance_id, event.execution_id, event)
+                self._track(event.instance_id, event.execution_id, event, len(encode(event)))
 
     def decoded(self, generation: Generation, count: int) -> None:
         if count:
@@ -196,21 +182,34 @@ class StoreMetrics(MetricDefinitions):
 
     # -- tracking --------------------------------------------------------------
 
-    def track(self, instance_id: str, execution_id: int, event: Event) -> None:
-        """Feed one event of the given execution (events of an execution in order)."""
+    def track(
+        self, instance_id: str, execution_id: int, event: Event, size: int | None = None
+    ) -> None:
+        """Feed one event of the given execution (events of an execution in order).
+
+        `size`: its stored bytes (event_data), for the history-size metrics;
+        without it, the bytes of its encoding.
+        """
         with self._lock:
-            self._track(instance_id, execution_id, event)
+            self._track(
+                instance_id, execution_id, event, len(encode(event)) if size is None else size
+            )
 
     @contextlib.contextmanager
-    def batch(self) -> Iterator[Callable[[str, int, Event], None]]:
-        """Hold the lock for a batch; yields `track(instance_id, execution_id, event)`."""
+    def batch(self) -> Iterator[Callable[[str, int, Event, int], None]]:
+        """Hold the lock for a batch; yields `track(instance_id, execution_id, event, size)`."""
         with self._lock:
             yield self._track
 
     def track_page(
-        self, instance_ids: Sequence[str], execution_ids: Sequence[int], events: Sequence[Event]
+        self,
+        instance_ids: Sequence[str],
+        execution_ids: Sequence[int],
+        events: Sequence[Event],
+        sizes: Sequence[int],
     ) -> None:
-        """Feed a page of events, each of the execution at the same index.
+        """Feed a page of events, each of the execution at the same index, with
+        its stored size in bytes.
 
         `_track` inlined: a catch-up applies every stored event here, and the
         call per event was a tenth of its cost.
@@ -219,24 +218,30 @@ class StoreMetrics(MetricDefinitions):
             executions = self._executions
             handlers = _HANDLERS
             keys = zip(instance_ids, execution_ids, strict=True)
-            for key, event in zip(keys, events, strict=True):
+            for key, event, size in zip(keys, events, sizes, strict=True):
                 execution = executions.get(key)
                 if execution is None:
                     execution = executions[key] = _Execution()
                 execution.events += 1
+                execution.bytes += size
                 handler = handlers.get(type(event))
                 if handler is not None:
                     handler(self, key, execution, event)
 
-    def _track(self, instance_id: str, execution_id: int, event: Event) -> None:
+    def _track(self, instance_id: str, execution_id: int, event: Event, size: int) -> None:
         key = (instance_id, execution_id)
         execution = self._executions.get(key)
         if execution is None:
             execution = self._executions[key] = _Execution()
         execution.events += 1
+        execution.bytes += size
         handler = _HANDLERS.get(type(event))
         if handler is not None:
             handler(self, key, execution, event)
+
+    def _on_external_event(self, key: tuple[str, int], execution: _Execution, event: Event) -> None:
+        assert isinstance(event, ev.ExternalEvent | ev.ExternalEventPersistent)
+        self._payload(execution, event, event.name)
 
     def _on_started(self, key: tuple[str, int], execution: _Execution, event: Event) -> None:
         assert isinstance(event, ev.OrchestrationStarted)
@@ -244,6 +249,7 @@ class StoreMetrics(MetricDefinitions):
         execution.name = event.name
         execution.version = event.version
         execution.start_ms = event.timestamp_ms
+        self._payload(execution, event, event.name)
         if key[1] > 1:
             initiated_by = "continueAsNew"
         elif event.parent_instance is not None:
@@ -279,6 +285,7 @@ class StoreMetrics(MetricDefinitions):
             attempt = str(retry) if isinstance(retry, int) else RETRY_ATTEMPT
             start = (_ACTIVITY, name, tag, event.timestamp_ms, attempt)
             self._by_worker(event, "scheduled_by_worker_id")
+            self._payload(execution, event, name)
         if execution.open.setdefault(event.event_id, start) is start:
             self._open_starts += 1
 
@@ -288,6 +295,7 @@ class StoreMetrics(MetricDefinitions):
         assert isinstance(event, ev.SubOrchestrationScheduled)
         start = (_SUBORCHESTRATION, event.name, "", event.timestamp_ms, RETRY_ATTEMPT)
         self._by_worker(event, "scheduled_by_worker_id")
+        self._payload(execution, event, event.name)
         if execution.open.setdefault(event.event_id, start) is start:
             self._open_starts += 1
 
@@ -314,6 +322,8 @@ class StoreMetrics(MetricDefinitions):
                 _ACTIVITY_EXEC_LABELS,
                 (UNKNOWN, outcome, RETRY_ATTEMPT, ""),
             ).inc()
+            if outcome == "success":
+                self._payload(execution, event, UNKNOWN)
             return
         del execution.open[source]  # type: ignore[arg-type]
         self._open_starts -= 1
@@ -325,6 +335,8 @@ class StoreMetrics(MetricDefinitions):
             self.activity_executions, _ACTIVITY_EXEC_LABELS, (name, outcome, retry, tag)
         ).inc()
         self._by_worker(event, "completed_by_worker_id")
+        if outcome == "success":
+            self._payload(execution, event, name)
         end_ms = event.timestamp_ms
         if start_ms > 0 and end_ms >= start_ms:  # else `_duration` says why not
             seconds: float | None = (end_ms - start_ms) / 1000.0
@@ -347,6 +359,8 @@ class StoreMetrics(MetricDefinitions):
             child_name = start[1]
         labels = (execution.name, child_name, outcome)
         self._child(self.suborchestration_calls, _SUBORCHESTRATION_LABELS, labels).inc()
+        if outcome == "success":
+            self._payload(execution, event, child_name)
         if start is None:
             return
         start_ms, end_ms = start[3], event.timestamp_ms
@@ -384,6 +398,7 @@ class StoreMetrics(MetricDefinitions):
             self._child(self.history_size, _HISTORY_LABELS, (name,)).observe(execution.events)
         else:
             self._unavailable_inc(Metric.ORCHESTRATION, Reason.MISSING_START)
+        self._ended_sizes(execution, event)
         # Nothing is appended to an ended execution: its open starts can go.
         self._open_starts -= len(execution.open)
         del self._executions[key]
@@ -401,6 +416,7 @@ _DATA_LABELS: Final = frozenset(
         "event_type",
         "retry_attempt",
         "worker_id",
+        "name",
     }
 )
 """Labels whose values come from stored data, and are therefore capped."""
@@ -427,6 +443,8 @@ _HANDLERS: Final[dict[type[ev.EventBase], _Handler]] = {
     ev.SubOrchestrationCompleted: StoreMetrics._on_suborchestration_ended,
     ev.SubOrchestrationFailed: StoreMetrics._on_suborchestration_ended,
     ev.SystemCall: StoreMetrics._on_system_call,
+    ev.ExternalEvent: StoreMetrics._on_external_event,
+    ev.ExternalEventPersistent: StoreMetrics._on_external_event,
     ev.OrchestrationCompleted: StoreMetrics._on_terminal,
     ev.OrchestrationFailed: StoreMetrics._on_terminal,
     ev.OrchestrationContinuedAsNew: StoreMetrics._on_terminal,

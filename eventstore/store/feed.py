@@ -19,7 +19,7 @@ from .results import FeedRecord, PlainFeedPage
 if TYPE_CHECKING:
     from .history import HistoryStore
 
-__all__ = ["pages", "plain_page", "read_all"]
+__all__ = ["pages", "plain_page", "plain_page_sized", "read_all"]
 
 PAGE: Final = 1000
 """Rows per read of the global feed."""
@@ -82,6 +82,26 @@ def _records(store: HistoryStore, after: int, limit: int | None) -> Iterator[Fee
 def plain_page(store: HistoryStore, after: int, limit: int) -> PlainFeedPage | None:
     """`HistoryStore.plain_feed_page`: up to `limit` events after `after` in
     one piece, or None when the page must go row by row."""
+    found = _plain(store, after, limit)
+    return None if found is None else found[0]
+
+
+def plain_page_sized(
+    store: HistoryStore, after: int, limit: int
+) -> tuple[PlainFeedPage, list[int]] | None:
+    """`plain_page`, with each row's stored event_data size in bytes.
+
+    The packed page holds every row's data joined by newlines (no row holds
+    one, or the page is not packed), so the sizes are the pieces' lengths.
+    """
+    found = _plain(store, after, limit)
+    if found is None:
+        return None
+    page, data = found
+    return page, (list(map(len, data.split(b"\n"))) if page[0] else [])
+
+
+def _plain(store: HistoryStore, after: int, limit: int) -> tuple[PlainFeedPage, bytes] | None:
     packed = store.backend.feed_packed(after, limit)
     if packed is None:
         return None
@@ -89,7 +109,7 @@ def plain_page(store: HistoryStore, after: int, limit: int) -> PlainFeedPage | N
     events = store.codec.decode_feed(instance_ids, execution_ids, event_ids, types, data)
     if events is None:
         return None
-    return positions, instance_ids, execution_ids, events
+    return (positions, instance_ids, execution_ids, events), data
 
 
 def _rows(store: HistoryStore, after: int, size: int) -> Iterator[FeedRecord]:
