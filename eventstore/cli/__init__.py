@@ -12,6 +12,7 @@ from . import (  # noqa: F401  (commands register themselves on `main`)
     copy,
     core,
     cutover,
+    dashboard,
     lifecycle,
     listing,
     metrics,
