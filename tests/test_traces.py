@@ -390,3 +390,26 @@ def test_memory_does_not_grow_with_the_store(tmp_path: Path) -> None:
                 store.append(f"order-{n:06}", 1, order_history())
         sizes[count] = _peak_bytes(path)
     assert sizes[3000] < sizes[300] * 1.5, sizes
+
+
+def test_traces_and_sizes_on_every_backend(store_factory: Any) -> None:
+    """The same spans, and sizes equal to the stored rows, on SQLite and PostgreSQL."""
+    from eventstore.sizes.advisor import measure
+
+    store = store_factory()
+    store.append("order-1::sub::7", 1, child_history())
+    store.append("order-1", 1, order_history())
+    stream = TraceStream(store)
+    spans = [span for batch in stream for span in batch]
+    assert len(spans) == 6 and stream.counts.instances == 2
+    assert {s.trace_id for s in spans} == {trace_id("order-1"), trace_id("order-1::sub::7")}
+    ship = next(s for s in spans if s.name == "suborchestration Ship")
+    child = next(s for s in spans if s.name == "orchestration Ship")
+    assert ship.links[0].span_id == child.span_id and child.links[0].span_id == ship.span_id
+    stored = sum(
+        len(r.event_data.encode() if isinstance(r.event_data, str) else r.event_data)
+        for r in store.read_all_raw()
+    )
+    report = measure(store)
+    assert report.executions == 2 and report.bytes == stored
+    assert report.by_name[("activity", "Charge")].max_bytes == 1
