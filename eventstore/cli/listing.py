@@ -124,7 +124,8 @@ def _warn_unlisted(store: HistoryStore, listed: Sequence[ExecutionRecord], every
         names = ", ".join(repr(bytes(i)) for i in undecoded)
         err.print(
             f"warning: {plural(len(undecoded), 'instance id')} not UTF-8 text, not listed:"
-            f" {names} (verify names their rows)"
+            f" {names} (verify names their rows)",
+            markup=False,  # the names are stored data
         )
         return
     unlisted = stored - events
