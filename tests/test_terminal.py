@@ -14,6 +14,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -393,3 +394,33 @@ def test_feed_lag_grows_while_paging_a_backlog_and_is_zero_when_caught_up(
             assert exporter.lag.seconds() == 7.5
             text = exporter.exposition().decode()
             assert "eventstore_feed_lag_seconds 7.5" in text
+
+
+def test_the_feed_lag_takes_in_what_postgresql_holds_back(postgres_target_factory: Any) -> None:
+    """An event committed behind a transaction still open is held back by the
+    feed; the exporter's lag is at least its age, and 0 once it is released."""
+    import psycopg
+
+    target = postgres_target_factory()
+    with eventstore.open(target) as writer:
+        writer.append("first", 1, [started()])
+        with eventstore.open(target, readonly=True) as store:
+            exporter = FeedExporter(store)
+            exporter.poll()
+            assert exporter.lag.seconds() == 0
+            blocker = psycopg.connect(target.split("?")[0], autocommit=False)
+            try:
+                # An open transaction that took a transaction id before the
+                # next append: the feed holds that append back behind it.
+                blocker.execute("SELECT txid_current()")
+                writer.append("second", 1, [started()])
+                time.sleep(1.2)
+                exporter.poll()
+                held, age = store.feed_held_back()
+                assert held == 1 and age is not None
+                assert exporter.lag.seconds() >= min(age, 1.0)
+            finally:
+                blocker.rollback()
+                blocker.close()
+            exporter.poll()
+            assert exporter.lag.seconds() == 0

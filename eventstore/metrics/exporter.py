@@ -178,6 +178,11 @@ class FeedExporter:
                 undecodable += bad
                 if count < self.page:
                     break
+        # What the store's feed holds back behind open transactions
+        # (PostgreSQL's snapshot horizon) is lag too: the feed lag is never
+        # less than the age of the oldest such event.
+        _, held_age = self.store.feed_held_back()
+        self.lag.hold_back(held_age or 0.0)
         self._poll_seconds.observe(time.perf_counter() - started)
         return PollResult(rows_read, undecodable, self.position)
 
