@@ -3,7 +3,7 @@
 `FeedExporter.poll` reads the rows added since the last position, a page
 at a time, decodes them with the store's codec and feeds them to the
 metrics: a page of plain V1 rows as the store packs it, decoded in one call
-(`store.plain_feed_page_sized`, with each row's stored size), any other
+(`store.feed.plain_page_sized`, with each row's stored size), any other
 page row by row through the store's row check (`read_all_raw` and
 `decode_raw`), which also names the rows that do not decode.
 After the first catch-up the work per poll is proportional to the rows
@@ -38,6 +38,7 @@ from ..codec import Generation
 from ..errors import DecodeError, EventStoreError
 from ..sizes import utf8_len
 from ..store import HistoryStore
+from ..store.feed import plain_page_sized
 from ..store.protocol import RawRow
 from .feed_lag import FeedLag
 from .server import (
@@ -199,7 +200,7 @@ class FeedExporter:
         return count, bad
 
     def _read_page(self) -> tuple[int, int]:
-        sized = self.store.plain_feed_page_sized(self.position, self.page)
+        sized = plain_page_sized(self.store, self.position, self.page)
         if sized is not None:
             (positions, instance_ids, execution_ids, events), sizes = sized
             if positions:

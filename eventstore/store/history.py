@@ -429,12 +429,6 @@ class HistoryStore(CatalogMethods, LifecycleMethods):
         when the page must go row by row through the one row check."""
         return feed.plain_page(self, after, limit)
 
-    def plain_feed_page_sized(
-        self, after: int, limit: int
-    ) -> tuple[PlainFeedPage, list[int]] | None:
-        """`plain_feed_page`, with each row's stored size in bytes (its event_data)."""
-        return feed.plain_page_sized(self, after, limit)
-
     def scan(self, batch: int = 2000) -> Iterator[list[RawRow]]:
         """Every stored row, by instance, execution and event id, in pages."""
         return self.backend.scan(batch)
