@@ -213,3 +213,18 @@ class UnknownErrorDetails(ErrorDetails):
     def __init__(self, *, name: str, value: Any) -> None:
         _set(self, "name", name)
         _set(self, "value", value)
+
+
+def failure_summary(details: object) -> str:
+    """One line for an ErrorDetails: its kind and the last line of its message.
+
+    The one wording of a failure that `eventstore show` and the web viewer
+    both print; a cancellation says its reason.
+    """
+    kind = getattr(details, "kind", None)
+    if isinstance(kind, Cancelled):
+        return f"cancelled: {kind.reason}"
+    message = str(getattr(details, "message", "") or "").strip()
+    label = kind if isinstance(kind, str) else type(details).__name__
+    last = message.splitlines()[-1] if message else ""
+    return f"{label}: {last}" if last else str(label)

@@ -46,3 +46,16 @@ def test_variants_of_equal_values_differ_by_type() -> None:
     app = ev.ApplicationError(kind="k", message="m", retryable=False)
     infra = ev.InfrastructureError(operation="k", message="m", retryable=False)
     assert app != infra
+
+
+def test_failure_summary_is_the_kind_and_the_last_line() -> None:
+    from eventstore.error_details import failure_summary
+
+    details = ev.ApplicationError(
+        kind="ActivityFailed", message="trace\n  at x\nboom", retryable=True
+    )
+    assert failure_summary(details) == "ActivityFailed: boom"
+    bare = ev.InfrastructureError(operation="op", message="", retryable=False)
+    assert failure_summary(bare) == "InfrastructureError"
+    cancelled = ev.ApplicationError(kind=ev.Cancelled(reason="user"), message="x", retryable=False)
+    assert failure_summary(cancelled) == "cancelled: user"

@@ -19,6 +19,7 @@ from rich.text import Text
 
 from .. import events as ev
 from ..codec import encode
+from ..error_details import failure_summary
 
 __all__ = [
     "NO_TIME",
@@ -47,15 +48,6 @@ def _offset(ms: int, start: int) -> str:
     return f"+{(ms - start) / 1000:.3f}s"
 
 
-def _failure_summary(details: Any) -> str:
-    kind = getattr(details, "kind", None)
-    if isinstance(kind, ev.Cancelled):
-        return f"cancelled: {kind.reason}"
-    message = str(getattr(details, "message", "") or "").strip()
-    label = kind if isinstance(kind, str) else type(details).__name__
-    return f"{label}: {message.splitlines()[-1] if message else ''}"
-
-
 def _fire_at(ms: int) -> str:
     return f"fire at {format_time(ms) if ms > 0 else ms}"
 
@@ -69,9 +61,9 @@ _SUMMARIES: Final[dict[type, Callable[[Any], str]]] = {
     ev.ActivityCompleted: lambda e: f"-> {e.result}",
     ev.SubOrchestrationCompleted: lambda e: f"-> {e.result}",
     ev.OrchestrationCompleted: lambda e: f"output={e.output}",
-    ev.ActivityFailed: lambda e: _failure_summary(e.details),
-    ev.OrchestrationFailed: lambda e: _failure_summary(e.details),
-    ev.SubOrchestrationFailed: lambda e: _failure_summary(e.details),
+    ev.ActivityFailed: lambda e: failure_summary(e.details),
+    ev.OrchestrationFailed: lambda e: failure_summary(e.details),
+    ev.SubOrchestrationFailed: lambda e: failure_summary(e.details),
     ev.TimerCreated: lambda e: _fire_at(e.fire_at_ms),
     ev.TimerFired: lambda e: _fire_at(e.fire_at_ms),
     ev.ExternalEvent: lambda e: f"{e.name}: {e.data}",

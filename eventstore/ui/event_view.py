@@ -15,8 +15,9 @@ import msgspec
 
 from .. import events as ev
 from ..codec import encode
+from ..error_details import failure_summary
 
-__all__ = ["FAILURE_TYPES", "event_view", "failure_message"]
+__all__ = ["FAILURE_TYPES", "event_view"]
 
 _COMMON: Final = frozenset(
     {"event_id", "source_event_id", "instance_id", "execution_id", "timestamp_ms", "type"}
@@ -47,17 +48,6 @@ FAILURE_TYPES: Final = frozenset(
 LARGE_CHARS: Final = 600
 LARGE_LINES: Final = 16
 """A field longer than this (characters or lines) starts collapsed."""
-
-
-def failure_message(details: object) -> str:
-    """One line for an ErrorDetails: its kind and the last line of its message."""
-    kind = getattr(details, "kind", None)
-    if isinstance(kind, ev.Cancelled):
-        return f"cancelled: {kind.reason}"
-    message = str(getattr(details, "message", "") or "").strip()
-    label = kind if isinstance(kind, str) else type(details).__name__
-    last = message.splitlines()[-1] if message else ""
-    return f"{label}: {last}" if last else str(label)
 
 
 def _pretty(value: object) -> tuple[str, bool]:
@@ -97,7 +87,7 @@ def _field(name: str, value: object) -> dict[str, Any]:
 def _title(event: ev.Event) -> str:
     details = getattr(event, "details", None)
     if details is not None and event.event_type in FAILURE_TYPES:
-        return failure_message(details)
+        return failure_summary(details)
     if isinstance(event, ev.SubOrchestrationScheduled | ev.OrchestrationChained):
         return f"{event.name} as {event.instance}"
     if isinstance(event, ev.OrchestrationStarted):
