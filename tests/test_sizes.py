@@ -215,3 +215,16 @@ def test_memory_does_not_grow_with_the_store(tmp_path: Path) -> None:
                 store.append(f"i-{n:06}", 1, grower(['"r"'] * 2))
         peaks[count] = _peak(path)
     assert peaks[7000] < peaks[700] * 1.2, peaks
+
+
+def test_sizes_says_each_status_as_the_catalog_does(tmp_path: Path) -> None:
+    """One status rule: a cancelled, a failed, a running and a completed
+    execution read the same in `sizes` as in the catalog (`ls`, the viewer)."""
+    path = tmp_path / "sample.db"
+    assert CliRunner().invoke(main, ["demo", str(path)]).exit_code == 0
+    with eventstore.open(str(path)) as store:
+        report = measure(store, top=100)
+        catalog = {(r.instance_id, r.execution_id): r.status for r in store.catalog_executions()}
+    sized = {(e.instance_id, e.execution_id): e.status for e in report.largest_executions}
+    assert sized == catalog
+    assert {"cancelled", "failed", "running", "completed"} <= set(sized.values())

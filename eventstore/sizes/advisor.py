@@ -25,6 +25,7 @@ from typing import Any, Final
 from .. import events as ev
 from ..errors import DecodeError
 from ..store import HistoryStore
+from ..store.catalog import RUNNING, status_of
 from ..store.row_types import RawRow
 from .limits import MAX_HISTORY_BYTES, MAX_PAYLOAD_BYTES, MAX_SMALL_VALUE_BYTES, SOURCE
 from .payloads import KIND_LIMITS, PAYLOAD_FIELDS, utf8_len
@@ -44,12 +45,6 @@ DEFAULT_THRESHOLD: Final = 1024 * 1024
 DEFAULT_TOP: Final = 10
 DEFAULT_MAX_NAMES: Final = 10_000
 OTHER: Final = "other"
-RUNNING: Final = "Running"
-_STATUS: Final = {
-    ev.OrchestrationCompleted: "Completed",
-    ev.OrchestrationFailed: "Failed",
-    ev.OrchestrationContinuedAsNew: "ContinuedAsNew",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,8 +239,9 @@ class _Measure:
     def _event(self, current: _Execution, event: ev.Event) -> None:
         if isinstance(event, ev.OrchestrationStarted):
             current.name = event.name
-        elif type(event) in _STATUS:
-            current.status = _STATUS[type(event)]
+        # The catalog's one status rule (a failure that is a cancellation
+        # says cancelled), so sizes, ls and the viewer agree.
+        current.status = status_of(event)
         if isinstance(event, ev.ActivityScheduled | ev.SubOrchestrationScheduled):
             current.names[event.event_id] = event.name
         found = PAYLOAD_FIELDS.get(type(event))
@@ -336,7 +332,7 @@ class _Measure:
             sizes = self.report.orchestrations.setdefault(name, OrchestrationSizes(name))
         sizes.executions += 1
         sizes.running += size.status == RUNNING
-        sizes.continued_as_new += size.status == "ContinuedAsNew"
+        sizes.continued_as_new += size.status == "continued_as_new"
         sizes.max_events = max(sizes.max_events, size.events)
         sizes.total_bytes += size.bytes
         sizes.over_threshold += over_threshold
