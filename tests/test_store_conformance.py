@@ -49,3 +49,11 @@ class TestPostgreSQL(_ByTarget, LifecycleConformance):
     def new_target(self) -> str:
         factory: Callable[[], str] = self.request.getfixturevalue("postgres_target_factory")
         return factory()
+
+
+@pytest.mark.postgres
+class TestPostgreSQLPartitioned(TestPostgreSQL):
+    """The same suites on a history table partitioned by day shard."""
+
+    def create_store(self, **options: Any) -> HistoryStore:
+        return super().create_store(partition_by_shard=True, **options)

@@ -64,6 +64,7 @@ POSTGRES_OPTIONS: Final[Mapping[str, Option]] = {
     "pool_max_size": Option("a positive integer", _int_at_least(1)),
     "lock_timeout_ms": Option("a positive integer (milliseconds)", _int_at_least(1)),
     "connect_timeout": Option("a positive number (seconds)", _positive_number),
+    "partition_by_shard": Option("True or False", lambda value: type(value) is bool),
 }
 
 

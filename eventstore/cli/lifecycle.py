@@ -61,8 +61,11 @@ def shards_show(target: str, as_json: bool) -> None:
     """Show each day shard: state, executions, running, rows, bytes, times, archive."""
     with open_store(target, readonly=True) as store, progress_bar("census", None) as advance:
         shards = shard_view(store, progress=advance)
+        partitioned = store.lifecycle.partitioned
     if as_json:
-        click.echo(json.dumps({"shards": shards}))
+        # Whether the table is partitioned by shard: only a PostgreSQL store
+        # created with partition_by_shard=True is; any other says false.
+        click.echo(json.dumps({"shards": shards, "partitioned_by_shard": partitioned}))
         return
     if not shards:
         err.print("no shards: the store holds no executions")

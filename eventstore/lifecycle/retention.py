@@ -118,6 +118,8 @@ class RetentionReport:
     root_executions: int = 0
     longest_purge_ms: float = 0.0
     """The longest single delete transaction (the write-lock hold on SQLite)."""
+    dropped_partitions: list[str] = field(default_factory=list)
+    """Shards whose partition this run dropped (a partitioned PostgreSQL table)."""
 
     @property
     def rows(self) -> int:
@@ -138,6 +140,7 @@ class RetentionReport:
             "root_executions": self.root_executions,
             "resumed": self.resumed,
             "longest_purge_ms": round(self.longest_purge_ms, 3),
+            "dropped_partitions": self.dropped_partitions,
             "shards": [
                 {
                     "shard": s.shard,
@@ -364,6 +367,20 @@ def _chunks(
         yield chunk
 
 
+def drop_purged_partitions(store: HistoryStore, report: RetentionReport) -> None:
+    """On a table partitioned by shard (PostgreSQL, opt-in), drop the
+    partition of every shard the manifest records as purged: the rows are
+    gone already, so this only returns the space at once. It runs after the
+    manifest is written, and again on every run, so a run killed anywhere in
+    it (a detach left pending too) is finished by the next."""
+    lifecycle = store.lifecycle
+    if not lifecycle.partitioned:
+        return
+    for row in lifecycle.shards():
+        if row.state == "purged" and lifecycle.drop_partition(row.shard):
+            report.dropped_partitions.append(row.shard)
+
+
 def run_retention(
     store: HistoryStore, policy: RetentionPolicy, *, progress: Progress = _no_progress
 ) -> RetentionReport:
@@ -387,6 +404,7 @@ def run_retention(
                 job.archive_shard(shard, spill.keys(shard), spill.rows[shard])
             if not policy.dry_run:
                 record_shards(store, job.totals)
+                drop_purged_partitions(store, job.report)
     finally:
         spill.close()
     return job.report

@@ -20,6 +20,8 @@ from .manifest import record_shards
 
 __all__ = ["rebase_shards"]
 
+_MOVES_PER_TRANSACTION = 200
+
 
 def _no_progress(label: str, total: int | None) -> Callable[[int], object]:
     return lambda n: None
@@ -39,8 +41,19 @@ def rebase_shards(
         recorded = {row.shard: row for row in store.lifecycle.shards()}
         advance = progress("census", store.count())
         totals: dict[str, ShardTotals] = {}
+        moves: list[tuple[str, int, str]] = []
+        lifecycle = store.lifecycle
+        partitioned = lifecycle.partitioned
         for info in census(store, progress=advance):
             totals.setdefault(info.shard, ShardTotals()).add(info)
+            if partitioned and info.shard != ROOT_SHARD:
+                # A partitioned table: rows still in the root partition move
+                # to their day's (the backend only touches rows in root).
+                moves.append((info.instance_id, info.execution_id, info.shard))
+                if len(moves) >= _MOVES_PER_TRANSACTION:
+                    lifecycle.move_to_shards(moves)
+                    moves = []
+        lifecycle.move_to_shards(moves)
         record_shards(store, totals)
     before = recorded[ROOT_SHARD].executions if ROOT_SHARD in recorded else None
     if before is None and recorded:

@@ -34,6 +34,7 @@ from .protocol import (
 )
 from .results import AppendResult
 from .rules import ExecutionRules, batch_clears
+from .shard_key import derive_shard_key
 
 if TYPE_CHECKING:
     from .history import HistoryStore
@@ -94,6 +95,7 @@ class _Appender:
             event_ids,
             list(map(_EVENT_TYPE, filled)),
             encoded,
+            derive_shard_key(filled[0].timestamp_ms) if event_ids and event_ids[0] == 1 else "",
         )
 
     def _fill(

@@ -17,7 +17,7 @@ import base64
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import ArchiveError, StoreError
 from .archive_file import read_member
@@ -30,6 +30,7 @@ from .lifecycle_protocol import (
     Purging,
     ShardArchiveRow,
     ShardManifestBackend,
+    ShardPartitioning,
     ShardRow,
 )
 from .protocol import RawRow
@@ -109,6 +110,24 @@ class StoreLifecycle:
         if not isinstance(self._backend, Purging):
             raise StoreError(f"{self.description} cannot delete executions")
         return self._backend.purge_executions(keys)
+
+    @property
+    def partitioned(self) -> bool:
+        """Whether the history table is partitioned by shard (PostgreSQL, opt-in)."""
+        backend = self._backend
+        return isinstance(backend, ShardPartitioning) and backend.partitioned_by_shard()
+
+    def drop_partition(self, shard: str) -> bool:
+        """Drop a purged shard's partition if it is empty; whether it is gone."""
+        if not self.partitioned:
+            return False
+        return cast(ShardPartitioning, self._backend).drop_shard_partition(shard)
+
+    def move_to_shards(self, moves: Sequence[tuple[str, int, str]]) -> int:
+        """Move root executions' rows into their day partitions (rebase)."""
+        if not moves or not self.partitioned:
+            return 0
+        return cast(ShardPartitioning, self._backend).move_to_shards(moves)
 
     def prune_migration_run(self, run_id: str, limit: int) -> int:
         if not isinstance(self._backend, MigrationPruning):

@@ -38,6 +38,7 @@ __all__ = [
     "Purging",
     "ShardArchiveRow",
     "ShardManifestBackend",
+    "ShardPartitioning",
     "ShardRow",
 ]
 
@@ -134,4 +135,24 @@ class MigrationPruning(Protocol):
 
     def reclaim_space(self) -> None:
         """Give freed pages back (SQLite VACUUM; PostgreSQL VACUUM of our tables)."""
+        ...
+
+
+@runtime_checkable
+class ShardPartitioning(Protocol):
+    """A backend whose history table can be partitioned by shard (PostgreSQL)."""
+
+    def partitioned_by_shard(self) -> bool:
+        """Whether this table is partitioned by shard (a store opts in at creation)."""
+        ...
+
+    def drop_shard_partition(self, shard: str) -> bool:
+        """Detach and drop the shard's partition if it holds no row; whether
+        it is gone (False: rows remain, or the table is not partitioned)."""
+        ...
+
+    def move_to_shards(self, moves: Sequence[tuple[str, int, str]]) -> int:
+        """Move the rows of these executions (instance, execution, shard),
+        each whole in one statement, from the root partition to their
+        shard's; the rows moved (0 when the table is not partitioned)."""
         ...

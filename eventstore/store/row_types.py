@@ -58,6 +58,10 @@ class NewEvents(NamedTuple):
     event_types: list[str]
     event_data: list[bytes]
     """UTF-8 JSON, as the codec encoded it."""
+    shard: str = ""
+    """The execution's day shard (`shard_key.derive_shard_key`) when this
+    batch starts it (event 1), else empty: a backend that partitions by
+    shard puts a stored execution's rows where its first rows are."""
 
 
 class PackedExecution(NamedTuple):

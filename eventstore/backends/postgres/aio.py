@@ -9,6 +9,7 @@ writer serialise on one lock. Driver errors are translated here, as there.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -29,10 +30,11 @@ from ...store.protocol import (
 )
 from .catalog import summary_of
 from .locks import Statement, WriteLocks
-from .queries import INSERT_ROWS, Queries
+from .partitions import ShardPartitions
+from .queries import Queries
 from .target import mask
 from .translate import DRIVER_ERRORS, translate
-from .writer import refuse_later_writer
+from .writer import insert_chunks, refuse_later_writer
 
 if TYPE_CHECKING:
     from .backend import PostgresBackend
@@ -44,7 +46,7 @@ class AsyncPostgresWriter:
     """PostgresWriter's append statements, awaited; the locks (`locks.WriteLocks`)
     travel with the first statement, as there."""
 
-    __slots__ = ("_con", "_cur", "_locks", "_q")
+    __slots__ = ("_con", "_cur", "_locks", "_partitions", "_q", "_shards")
 
     def __init__(
         self,
@@ -52,11 +54,14 @@ class AsyncPostgresWriter:
         cur: psycopg.AsyncCursor[Any],
         queries: Queries,
         locks: WriteLocks,
+        partitions: ShardPartitions | None = None,
     ) -> None:
         self._con = con
         self._cur = cur
         self._q = queries
         self._locks = locks
+        self._partitions = partitions
+        self._shards: dict[tuple[str, int], str] = {}
 
     @property
     def opened(self) -> bool:
@@ -86,6 +91,8 @@ class AsyncPostgresWriter:
             return 0, ""
         if row[2]:
             raise refuse_later_writer(instance_id, execution_id)
+        if row[3] is not None:
+            self._shards[args] = str(row[3])
         return int(row[0]), str(row[1])
 
     async def rows_between(
@@ -95,17 +102,12 @@ class AsyncPostgresWriter:
         return [StoredRow(*r) for r in await cur.fetchall()]
 
     async def insert(self, batch: NewEvents) -> None:
-        instance_id, execution_id, ids, types, data = batch
-        for start in range(0, len(ids), INSERT_ROWS):
-            params: list[object] = []
-            for event_id, event_type, event_data in zip(
-                ids[start : start + INSERT_ROWS],
-                types[start : start + INSERT_ROWS],
-                data[start : start + INSERT_ROWS],
-                strict=True,
-            ):
-                params += (instance_id, execution_id, event_id, event_type, event_data.decode())
-            await self._execute(self._q.insert_rows(len(params) // 5), params)
+        stored = self._shards.get((batch.instance_id, batch.execution_id))
+        if self._partitions is not None:
+            # Once per new day per process, on a connection of its own.
+            await asyncio.to_thread(self._partitions.ensure, stored or batch.shard or "root")
+        for query, params in insert_chunks(batch, self._q, stored):
+            await self._execute(query, params)
 
     # -- the execution catalog (the sync writer's statements, awaited) ----------
 
@@ -144,6 +146,7 @@ class AsyncPostgresBackend:
         self.readonly = twin.readonly
         self.description = twin.description
         self._q = twin._q
+        self._partitions = twin.partitions
         self._schema = twin.schema
         self._lock_timeout_ms = twin._lock_timeout_ms
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
@@ -210,11 +213,11 @@ class AsyncPostgresBackend:
             if pinned is not None:
                 async with pinned.transaction(), pinned.cursor() as cur:
                     locks = WriteLocks(self._q, self._schema, begin=False)
-                    yield AsyncPostgresWriter(pinned, cur, self._q, locks)
+                    yield AsyncPostgresWriter(pinned, cur, self._q, locks, self._partitions)
                 return
             async with self._connection() as con, con.cursor() as cur:
                 locks = WriteLocks(self._q, self._schema, begin=True)
-                writer = AsyncPostgresWriter(con, cur, self._q, locks)
+                writer = AsyncPostgresWriter(con, cur, self._q, locks, self._partitions)
                 try:
                     yield writer
                 except BaseException:

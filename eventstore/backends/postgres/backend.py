@@ -39,6 +39,7 @@ from . import catalog, window
 from .aio import AsyncPostgresBackend
 from .integrity import postgres_integrity
 from .manifest import LIFECYCLE_TABLES, ManifestQueries, PostgresManifest
+from .partitions import ShardPartitions
 from .queries import EVOLUTION_TABLES, TABLE, Queries, channel_of
 from .run_lock import run_lock
 from .table import prepare
@@ -71,6 +72,7 @@ class PostgresBackend(catalog.CatalogReads, PostgresManifest):
         pool_max_size: int = 10,
         lock_timeout_ms: int = 30_000,
         connect_timeout: float = 10.0,
+        partition_by_shard: bool = False,
     ) -> None:
         for name, value in (
             ("pool_min_size", pool_min_size),
@@ -93,12 +95,16 @@ class PostgresBackend(catalog.CatalogReads, PostgresManifest):
         self._listener: psycopg.Connection[Any] | None = None
         self._listens = True
         self._closed = False
-        positioned, ordered = self._prepare_table()
+        positioned, ordered, partitioned = self._prepare_table(partition_by_shard)
+        self.partitions = (
+            ShardPartitions(self.schema, self._connect, self.description) if partitioned else None
+        )
+        """The shard partitions (partitions.py); None: the table is not partitioned."""
         self.stable_positions = positioned
         # Only a table eventstore created keeps the catalog: a schema duroxide
         # created never gets a table of ours.
         self.can_keep_catalog = positioned
-        self._q = Queries(self.schema, positioned, ordered)
+        self._q = Queries(self.schema, positioned, ordered, partitioned)
         self._manifest_q = ManifestQueries(self.schema, positioned)
         try:
             self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
@@ -139,10 +145,17 @@ class PostgresBackend(catalog.CatalogReads, PostgresManifest):
             raise translate(exc, f"cannot configure a session on {self.description}") from None
         return con
 
-    def _prepare_table(self) -> tuple[bool, bool]:
+    def _prepare_table(self, partition_by_shard: bool) -> tuple[bool, bool, bool]:
         """Check, create or bring up to date the history table (`table.prepare`)."""
         with contextlib.closing(self._connect()) as con:
-            return prepare(con, self.schema, self.description, self._lock_key, self.readonly)
+            return prepare(
+                con,
+                self.schema,
+                self.description,
+                self._lock_key,
+                self.readonly,
+                partition_by_shard,
+            )
 
     @contextlib.contextmanager
     def _connection(self) -> Iterator[psycopg.Connection[Any]]:
@@ -231,6 +244,7 @@ class PostgresBackend(catalog.CatalogReads, PostgresManifest):
             self._connection(),
             nested=getattr(self._local, "connection", None) is not None,
             queries=self._q,
+            partitions=self.partitions,
             schema=self.schema,
         )
 

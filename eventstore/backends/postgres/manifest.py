@@ -26,6 +26,8 @@ from ...store.lifecycle_protocol import (
     ShardRow,
 )
 from ...store.protocol import RawRow
+from .locks import execution_key, lock_key
+from .partitions import ShardPartitions
 from .queries import CREATED_AT, TABLE
 from .translate import DRIVER_ERRORS, translate
 
@@ -100,6 +102,15 @@ class ManifestQueries:
             + ", ".join(f"{c} = EXCLUDED.{c}" for c in _ARCHIVE_COLUMNS.split(", ")[1:])
         )
         self.drop_shard = t("DELETE FROM {shards} WHERE shard = %s")
+        self.in_root = t(
+            "SELECT DISTINCT h.instance_id, h.execution_id FROM {history} h"
+            " JOIN unnest(%s::text[], %s::bigint[]) AS k(i, e)"
+            " ON h.instance_id = k.i AND h.execution_id = k.e WHERE h.eventstore_shard = 'root'"
+        )
+        self.move_to_shard = t(
+            "UPDATE {history} SET eventstore_shard = %s WHERE eventstore_shard = 'root'"
+            " AND instance_id = %s AND execution_id = %s"
+        )
         self.forget_index = t("DELETE FROM {index} WHERE archive_id = %s")
         self.forget_archive = t("DELETE FROM {archives} WHERE archive_id = %s")
         self.index = t(
@@ -202,6 +213,8 @@ class PostgresManifest:
     description: str
     _manifest_q: ManifestQueries
     _q: Any  # the backend's Queries (`.catalog`: the execution catalog's)
+    partitions: ShardPartitions | None
+    schema: str
 
     if TYPE_CHECKING:
 
@@ -292,3 +305,39 @@ class PostgresManifest:
                     con.execute(query)
             except DRIVER_ERRORS as exc:
                 raise translate(exc, "cannot reclaim space (VACUUM)") from None
+
+    # -- the shard partitions (partitions.py) ------------------------------------
+
+    def partitioned_by_shard(self) -> bool:
+        return self.partitions is not None
+
+    def drop_shard_partition(self, shard: str) -> bool:
+        if self.readonly:
+            raise ReadOnlyError(f"{self.description} was opened read-only")
+        return self.partitions is not None and self.partitions.drop_if_empty(shard)
+
+    def move_to_shards(self, moves: Sequence[tuple[str, int, str]]) -> int:
+        """Each execution under the keys an append takes (the table's shared,
+        the execution's exclusively), so no append to it runs between reading
+        its stored shard and inserting: an execution's rows never split.
+        Updating the partition key moves the rows; their position and
+        transaction id stay, so the feed does not change."""
+        if self.partitions is None or not moves:
+            return 0
+        for shard in sorted({m[2] for m in moves}):
+            self.partitions.ensure(shard)  # before the transaction reads the table
+        moved = 0
+        table = lock_key(self.schema)
+        shard_of = {(m[0], m[1]): m[2] for m in moves}
+        with self._plain_transaction("moving rows to their day partitions failed") as cur:
+            # Only the executions that have rows in root (one probe per batch).
+            in_root = cur.execute(
+                self._manifest_q.in_root, ([m[0] for m in moves], [m[1] for m in moves])
+            ).fetchall()
+            for instance_id, execution_id in in_root:
+                shard = shard_of[(instance_id, execution_id)]
+                key = execution_key(self.schema, instance_id, execution_id)
+                cur.execute(self._q.append_lock, (table, key))
+                cur.execute(self._manifest_q.move_to_shard, (shard, instance_id, execution_id))
+                moved += cur.rowcount
+        return moved

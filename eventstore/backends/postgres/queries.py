@@ -102,8 +102,12 @@ text_of = _text
 class Queries:
     """The statements of one table, composed once (identifiers quoted)."""
 
-    def __init__(self, schema: str, positioned: bool, ordered: bool = False) -> None:
+    def __init__(
+        self, schema: str, positioned: bool, ordered: bool = False, partitioned: bool = False
+    ) -> None:
         table = sql.Identifier(schema, TABLE)
+        self.partitioned = partitioned
+        """The table is partitioned by shard (partitions.py): inserts name the shard."""
         self.channel = channel_of(schema)
         self.ordered = ordered
         """The table has `eventstore_xid`: the feed is ordered by (transaction
@@ -157,9 +161,11 @@ class Queries:
         # id is above this one's (only possible inside transaction(), when the
         # runtime's own SQL got the id first); writer.py refuses that append.
         later = "eventstore_xid > pg_current_xact_id_if_assigned()" if self.ordered else "false"
+        # The fourth: the execution's shard, which the append's rows carry.
+        shard = "eventstore_shard" if self.partitioned else "NULL"
         self.last_event = text(
             sql.SQL(
-                "SELECT event_id, event_type, " + later + " FROM {}"
+                "SELECT event_id, event_type, " + later + ", " + shard + " FROM {}"
                 " WHERE instance_id = %s AND execution_id = %s"
                 " ORDER BY event_id DESC LIMIT 1"
             ).format(table)
@@ -171,28 +177,45 @@ class Queries:
                 " ORDER BY event_id"
             )
         )
-        # created_at is always given: duroxide's own PostgreSQL table declares
-        # it NOT NULL without a default.
-        self._insert_head = text(
-            sql.SQL(
-                "INSERT INTO {}"
-                " (instance_id, execution_id, event_id, event_type, event_data, created_at)"
-                " VALUES "
-            ).format(table)
-        )
-        self._inserts: dict[int, bytes] = {}
-        self.insert_or_nothing = text(
-            sql.SQL(
-                "INSERT INTO {}"
-                " (instance_id, execution_id, event_id, event_type, event_data, created_at)"
-                " VALUES (%s, %s, %s, %s, %s, COALESCE(%s::timestamptz, now()))"
-                " ON CONFLICT (instance_id, execution_id, event_id) DO NOTHING RETURNING 1"
-            ).format(table)
-        )
+        self._compose_inserts(table)
         self.event_data_at = text(
             sql.SQL(
                 "SELECT event_data FROM {}"
                 " WHERE instance_id = %s AND execution_id = %s AND event_id = %s"
+            ).format(table)
+        )
+
+    def _compose_inserts(self, table: sql.Identifier) -> None:
+        """The append's multi-row INSERT and the import's insert-or-nothing."""
+        text = _text
+        # created_at is always given: duroxide's own PostgreSQL table declares
+        # it NOT NULL without a default.
+        columns = "instance_id, execution_id, event_id, event_type, event_data, created_at"
+        self.row_params = 5
+        self._row_values = b"(%s, %s, %s, %s, %s, now())"
+        if self.partitioned:
+            columns += ", eventstore_shard"
+            self.row_params = 6
+            self._row_values = b"(%s, %s, %s, %s, %s, now(), %s)"
+        self._insert_head = text(sql.SQL("INSERT INTO {} (" + columns + ") VALUES ").format(table))
+        self._inserts: dict[int, bytes] = {}
+        # An imported row takes its execution's stored shard (root for a new
+        # one: `shards rebase` moves it to its day). The conflict target is
+        # the primary key, which includes the shard on a partitioned table.
+        shard = (
+            ", COALESCE((SELECT eventstore_shard FROM {0} WHERE instance_id = %s"
+            " AND execution_id = %s LIMIT 1), 'root')"
+            if self.partitioned
+            else ""
+        )
+        key = "instance_id, execution_id, event_id" + (
+            ", eventstore_shard" if self.partitioned else ""
+        )
+        self.insert_or_nothing = text(
+            sql.SQL(
+                "INSERT INTO {0} (" + columns + ")"
+                " VALUES (%s, %s, %s, %s, %s, COALESCE(%s::timestamptz, now())" + shard + ")"
+                " ON CONFLICT (" + key + ") DO NOTHING RETURNING 1"
             ).format(table)
         )
 
@@ -336,7 +359,7 @@ class Queries:
         """The multi-row INSERT of `rows` rows (composed once per size)."""
         query = self._inserts.get(rows)
         if query is None:
-            values = b",".join([b"(%s, %s, %s, %s, %s, now())"] * rows)
+            values = b",".join([self._row_values] * rows)
             query = self._inserts[rows] = self._insert_head + values
         return query
 

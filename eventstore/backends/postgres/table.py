@@ -17,6 +17,7 @@ from psycopg import sql
 
 from ...errors import StoreError, StoreNotFoundError
 from .catalog import CatalogQueries
+from .partitions import PARTITIONED_DDL, ROOT, ShardPartitions, is_partitioned
 from .queries import FEED_INDEX, FEED_UPGRADE, HISTORY_DDL, TABLE
 from .translate import translate
 
@@ -26,18 +27,28 @@ _REQUIRED = frozenset({"instance_id", "execution_id", "event_id", "event_type", 
 
 
 def prepare(
-    con: psycopg.Connection[Any], schema: str, description: str, key: int, readonly: bool
-) -> tuple[bool, bool]:
+    con: psycopg.Connection[Any],
+    schema: str,
+    description: str,
+    key: int,
+    readonly: bool,
+    partition_by_shard: bool = False,
+) -> tuple[bool, bool, bool]:
     """(whether the table has our position column, whether it has the feed's
-    transaction ids); `key` is the table's advisory-lock key."""
+    transaction ids, whether it is partitioned by shard); `key` is the
+    table's advisory-lock key. `partition_by_shard` only shapes a table made
+    now: an existing one keeps its shape (partitions.py)."""
     try:
         columns = _columns(con, schema)
         if not columns and readonly:
             raise StoreNotFoundError(f"{description} has no {TABLE} table in schema {schema}")
         earlier = "eventstore_position" in columns and "eventstore_xid" not in columns
         if not readonly and (not columns or (earlier and not _in_recovery(con))):
-            _create_or_upgrade(con, schema, key, upgrade=bool(columns))
+            _create_or_upgrade(
+                con, schema, key, upgrade=bool(columns), partitioned=partition_by_shard
+            )
             columns = _columns(con, schema)
+        partitioned = "eventstore_shard" in columns and is_partitioned(con, schema)
     except psycopg.Error as exc:
         raise translate(exc, f"cannot open {description}") from None
     missing = _REQUIRED - columns
@@ -47,7 +58,7 @@ def prepare(
             f" (missing {', '.join(sorted(missing))})"
         )
     positioned = "eventstore_position" in columns
-    return positioned, positioned and "eventstore_xid" in columns
+    return positioned, positioned and "eventstore_xid" in columns, partitioned
 
 
 def _in_recovery(con: psycopg.Connection[Any]) -> bool:
@@ -67,7 +78,7 @@ def _columns(con: psycopg.Connection[Any], schema: str) -> set[str]:
 
 
 def _create_or_upgrade(
-    con: psycopg.Connection[Any], schema: str, key: int, *, upgrade: bool
+    con: psycopg.Connection[Any], schema: str, key: int, *, upgrade: bool, partitioned: bool
 ) -> None:
     """Under the table's key held exclusively: concurrent first opens (CREATE
     ... IF NOT EXISTS can otherwise race on the catalog) and writers of
@@ -86,7 +97,9 @@ def _create_or_upgrade(
                 con.execute(sql.SQL(statement).format(**names))
             return
         con.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
-        con.execute(sql.SQL(HISTORY_DDL).format(**names))
+        con.execute(sql.SQL(PARTITIONED_DDL if partitioned else HISTORY_DDL).format(**names))
+        if partitioned:  # no DEFAULT partition: rows without a day go to root
+            ShardPartitions(schema, lambda: con, "").make(con, ROOT)
         con.execute(sql.SQL(FEED_INDEX).format(**names))
         # A new store keeps its execution catalog from the start.
         for ddl in CatalogQueries(schema, TABLE).ddl:

@@ -93,10 +93,34 @@ from ...store.protocol import (
 from . import window
 from .catalog import CatalogWrites
 from .locks import Statement, WriteLocks, lock_key
+from .partitions import ShardPartitions
 from .queries import INSERT_ROWS, Queries
 from .translate import DRIVER_ERRORS, translate
 
-__all__ = ["PostgresWriter", "lock_key", "refuse_later_writer", "write_unit"]
+__all__ = ["PostgresWriter", "insert_chunks", "lock_key", "refuse_later_writer", "write_unit"]
+
+
+def insert_chunks(
+    batch: NewEvents, queries: Queries, stored_shard: str | None
+) -> Iterator[tuple[bytes, list[object]]]:
+    """The multi-row INSERTs of a batch: one statement per chunk rather than
+    a pipelined executemany, which psycopg drives statement by statement. On
+    a partitioned table every row names the shard: the stored execution's
+    (read with its last event), else the one the batch derived, else root."""
+    instance_id, execution_id, ids, types, data, new_shard = batch
+    shard = stored_shard or new_shard or "root"
+    extra: tuple[str, ...] = (shard,) if queries.partitioned else ()
+    for start in range(0, len(ids), INSERT_ROWS):
+        params: list[object] = []
+        for event_id, event_type, event_data in zip(
+            ids[start : start + INSERT_ROWS],
+            types[start : start + INSERT_ROWS],
+            data[start : start + INSERT_ROWS],
+            strict=True,
+        ):
+            params += (instance_id, execution_id, event_id, event_type, event_data.decode())
+            params += extra
+        yield queries.insert_rows(len(params) // queries.row_params), params
 
 
 def refuse_later_writer(instance_id: str, execution_id: int) -> StoreBusyError:
@@ -130,7 +154,7 @@ class PostgresWriter(CatalogWrites):
     the same history.
     """
 
-    __slots__ = ("_con", "_cur", "_locks", "_q")
+    __slots__ = ("_con", "_cur", "_locks", "_partitions", "_q", "_shards")
 
     def __init__(
         self,
@@ -138,11 +162,15 @@ class PostgresWriter(CatalogWrites):
         cur: psycopg.Cursor[Any],
         queries: Queries,
         locks: WriteLocks,
+        partitions: ShardPartitions | None = None,
     ) -> None:
         self._con = con
         self._cur = cur
         self._q = queries
         self._locks = locks
+        self._partitions = partitions
+        self._shards: dict[tuple[str, int], str] = {}
+        """The stored shard of each execution this unit read (partitioned table)."""
 
     @property
     def opened(self) -> bool:
@@ -188,6 +216,8 @@ class PostgresWriter(CatalogWrites):
             return 0, ""
         if row[2]:
             raise refuse_later_writer(instance_id, execution_id)
+        if row[3] is not None:
+            self._shards[args] = str(row[3])
         return int(row[0]), str(row[1])
 
     def rows_between(
@@ -199,22 +229,15 @@ class PostgresWriter(CatalogWrites):
         return [StoredRow(*r) for r in rows.fetchall()]
 
     def insert(self, batch: NewEvents) -> None:
-        # One multi-row INSERT per chunk: one statement instead of a pipelined
-        # executemany, which psycopg drives statement by statement.
-        instance_id, execution_id, ids, types, data = batch
-        for start in range(0, len(ids), INSERT_ROWS):
-            params: list[object] = []
-            for event_id, event_type, event_data in zip(
-                ids[start : start + INSERT_ROWS],
-                types[start : start + INSERT_ROWS],
-                data[start : start + INSERT_ROWS],
-                strict=True,
-            ):
-                params += (instance_id, execution_id, event_id, event_type, event_data.decode())
-            self._execute(self._q.insert_rows(len(params) // 5), params, append=True)
+        stored = self._shards.get((batch.instance_id, batch.execution_id))
+        if self._partitions is not None:
+            self._partitions.ensure(stored or batch.shard or "root")
+        for query, params in insert_chunks(batch, self._q, stored):
+            self._execute(query, params, append=True)
 
     def insert_or_compare(self, row: InsertRow) -> str | None:
-        if self._execute(self._q.insert_or_nothing, row).fetchone() is not None:
+        args: Sequence[object] = (*row, row[0], row[1]) if self._q.partitioned else row
+        if self._execute(self._q.insert_or_nothing, args).fetchone() is not None:
             return None
         found = self._execute(self._q.event_data_at, row[:3]).fetchone()
         return str(found[0]) if found else None
@@ -272,7 +295,7 @@ class PostgresWriter(CatalogWrites):
         self._execute(self._q.window.set_generation, (generation, at))
 
     def insert_shadow(self, batch: NewEvents) -> None:
-        instance_id, execution_id, ids, types, data = batch
+        instance_id, execution_id, ids, types, data, _ = batch
         self._executemany(
             self._q.window.insert_shadow,
             [
@@ -297,6 +320,7 @@ def write_unit(
     nested: bool,
     queries: Queries,
     schema: str,
+    partitions: ShardPartitions | None = None,
 ) -> Iterator[PostgresWriter]:
     """A write unit on a connection: a savepoint when `nested` (inside the
     runtime's transaction), else a transaction of its own, opened lazily.
@@ -313,10 +337,11 @@ def write_unit(
             if nested:
                 with con.transaction(), con.cursor() as cur:
                     locks = WriteLocks(queries, schema, begin=False)
-                    yield PostgresWriter(con, cur, queries, locks)
+                    yield PostgresWriter(con, cur, queries, locks, partitions)
                 return
             with con.cursor() as cur:
-                writer = PostgresWriter(con, cur, queries, WriteLocks(queries, schema, begin=True))
+                locks = WriteLocks(queries, schema, begin=True)
+                writer = PostgresWriter(con, cur, queries, locks, partitions)
                 try:
                     yield writer
                 except BaseException:

@@ -83,7 +83,7 @@ def set_write_generation(con: sqlite3.Connection, generation: str, at: str) -> N
 def insert_shadow(con: sqlite3.Connection, batch: NewEvents) -> None:
     # Bound as str where the data is UTF-8 (sqlite3 looks up an adapter for
     # every bytes parameter); the CAST keeps anything else TEXT, as history is.
-    instance_id, execution_id, ids, types, encoded = batch
+    instance_id, execution_id, ids, types, encoded, _ = batch
     try:
         data: list[str] | list[bytes] = [d.decode() for d in encoded]
     except UnicodeDecodeError:

@@ -115,7 +115,7 @@ class SQLiteWriter(CatalogWrites):
         ]
 
     def insert(self, batch: NewEvents) -> None:
-        instance_id, execution_id, ids, types, encoded = batch
+        instance_id, execution_id, ids, types, encoded, _ = batch
         data = _as_text(encoded)
         count = len(ids)
         if count <= _INSERT_ROWS:

@@ -1,0 +1,260 @@
+"""The PostgreSQL history table partitioned by day shard (`partition_by_shard=True`).
+
+The conformance suites run on a partitioned store in test_store_conformance.py;
+this file checks what only partitions have: where rows land, a purged day's
+partition dropped by retention (also when retention is SIGKILLed and run
+again), root executions moved by `shards rebase`, two processes making the
+same day's partition at once, and an existing table keeping its shape.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import psycopg
+import pytest
+
+import eventstore
+from eventstore import events as ev
+from eventstore.errors import TargetError
+from eventstore.evolution.migrate import backfill_timestamps, migrate
+from eventstore.lifecycle.retention import RetentionPolicy, run_retention
+from eventstore.lifecycle.shards import rebase_shards
+from eventstore.store import HistoryStore
+from eventstore.testing.lifecycle_conformance import DAY_MS, FIRST_DAY_MS, fill_days
+from tests.conftest import V0B_JSONL
+from tests.test_migrate_crash import ROOT, run_cli
+from tests.test_retention_crash import holdings, reads, run_child
+
+pytestmark = pytest.mark.postgres
+
+DAY0, DAY1, DAY2 = "2025-11-21", "2025-11-22", "2025-11-23"
+
+
+def partitions(target: str) -> dict[str, str]:
+    """partition table -> its bound, as the catalog says (attached ones only)."""
+    with psycopg.connect(target) as con:
+        rows = con.execute(
+            "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i"
+            " JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'public.history'::regclass"
+        ).fetchall()
+    return {str(r[0]): str(r[1]) for r in rows}
+
+
+def shard_of_rows(target: str) -> dict[tuple[str, int], set[str]]:
+    with psycopg.connect(target) as con:
+        rows = con.execute(
+            "SELECT instance_id, execution_id, tableoid::regclass::text FROM history"
+        ).fetchall()
+    found: dict[tuple[str, int], set[str]] = {}
+    for instance, execution, table in rows:
+        found.setdefault((instance, execution), set()).add(table)
+    return found
+
+
+def complete_running(store: HistoryStore, days: int, per_day: int) -> None:
+    """fill_days leaves each day's last instance running: complete those."""
+    done = ev.OrchestrationCompleted(event_id=4, output='"ok"')
+    for day in range(days):
+        store.append(f"i-{day}-{per_day - 1}", 1, [done])
+
+
+@pytest.fixture
+def target(postgres_target_factory: object) -> str:
+    url = str(postgres_target_factory())  # type: ignore[operator]
+    eventstore.open(url, partition_by_shard=True).close()
+    return url
+
+
+def test_rows_land_in_their_day_partition(target: str) -> None:
+    with eventstore.open(target) as store:
+        fill_days(store, 2, 3)
+        # An append to a stored execution goes where its first rows are.
+        store.append("i-0-2", 1, [ev.OrchestrationCompleted(event_id=4, output='"ok"')])
+    assert partitions(target) == {
+        "history_root": "FOR VALUES IN ('root')",
+        "history_2025_11_21": f"FOR VALUES IN ('{DAY0}')",
+        "history_2025_11_22": f"FOR VALUES IN ('{DAY1}')",
+    }
+    placed = shard_of_rows(target)
+    assert placed[("i-0-2", 1)] == {"history_2025_11_21"}  # every row of it, event 4 too
+    assert placed[("i-1-0", 1)] == {"history_2025_11_22"}
+    shown = run_cli("shards", target, "--json")
+    assert json.loads(shown.stdout)["partitioned_by_shard"] is True
+
+
+def test_an_existing_table_keeps_its_shape(postgres_target_factory: object) -> None:
+    url = str(postgres_target_factory())  # type: ignore[operator]
+    with eventstore.open(url) as store:
+        fill_days(store, 1, 2)
+    with eventstore.open(url, partition_by_shard=True) as store:
+        fill_days(store, 2, 2, prefix="j")
+        assert not store.lifecycle.partitioned
+    assert partitions(url) == {}
+    shown = run_cli("shards", url, "--json")
+    assert json.loads(shown.stdout)["partitioned_by_shard"] is False
+
+
+def test_the_option_is_checked(postgres_target_factory: object) -> None:
+    url = str(postgres_target_factory())  # type: ignore[operator]
+    with pytest.raises(TargetError, match="partition_by_shard must be True or False"):
+        eventstore.open(url, partition_by_shard="yes")  # type: ignore[arg-type]
+    with pytest.raises(TargetError, match="unknown option 'partition_by_shard'"):
+        eventstore.open(":memory:", partition_by_shard=True)  # type: ignore[arg-type]
+
+
+def test_retention_drops_a_purged_days_partition(target: str, tmp_path: Path) -> None:
+    with eventstore.open(target) as store:
+        fill_days(store, 3, 4)
+        complete_running(store, 2, 4)
+        before = {(i, e): store.read(i, e) for i in store.instances() for e in store.executions(i)}
+        report = run_retention(store, RetentionPolicy(dt.date(2025, 11, 23), tmp_path / "a"))
+        assert report.dropped_partitions == [DAY0, DAY1]
+        assert {s.shard: s.state for s in store.lifecycle.shards()} == {
+            DAY0: "purged",
+            DAY1: "purged",
+            DAY2: "active",
+        }
+        assert {key: store.read(*key) for key in before} == before  # from the archives
+        # A later append to a live day, and a run with nothing to do, change nothing.
+        store.append("i-2-3", 1, [ev.OrchestrationCompleted(event_id=4, output='"ok"')])
+        assert run_retention(store, RetentionPolicy(dt.date(2025, 11, 23), tmp_path / "a"))
+    assert set(partitions(target)) == {"history_root", "history_2025_11_23"}
+
+
+def test_a_day_with_a_running_execution_keeps_its_partition(target: str, tmp_path: Path) -> None:
+    with eventstore.open(target) as store:
+        fill_days(store, 2, 3)  # each day's last instance is running
+        report = run_retention(store, RetentionPolicy(dt.date(2025, 11, 23), tmp_path / "a"))
+        assert report.dropped_partitions == []
+    assert "history_2025_11_21" in partitions(target)
+
+
+_MAKER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    import eventstore
+    from eventstore import events as ev
+    target, name, go = sys.argv[1:4]
+    with eventstore.open(target) as store:
+        while not Path(go).exists():
+            time.sleep(0.001)
+        started = ev.OrchestrationStarted(
+            event_id=1, name="N", version="1", input="1", timestamp_ms=int(sys.argv[4])
+        )
+        store.append(name, 1, [started])
+    print("appended")
+    """
+)
+
+
+def test_two_processes_making_the_same_day_both_succeed(target: str, tmp_path: Path) -> None:
+    for round_ in range(3):  # a new day each round: both race to make it
+        go = tmp_path / f"go-{round_}"
+        at = str(FIRST_DAY_MS + (10 + round_) * DAY_MS)
+        children = [
+            subprocess.Popen(
+                [sys.executable, "-c", _MAKER, target, f"w{n}-{round_}", str(go), at],
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for n in range(2)
+        ]
+        go.touch()
+        results = [child.communicate(timeout=120) for child in children]
+        for child, (out, err) in zip(children, results, strict=True):
+            assert child.returncode == 0 and out.strip() == "appended", err
+    made = partitions(target)
+    assert {"history_2025_12_01", "history_2025_12_02", "history_2025_12_03"} <= set(made)
+    with eventstore.open(target) as store:
+        assert len(store.instances()) == 6
+
+
+def test_retention_killed_anywhere_drops_the_partitions_when_run_again(
+    target: str, tmp_path: Path
+) -> None:
+    archive = str(tmp_path / "archive")
+    with eventstore.open(target) as store:
+        fill_days(store, 3, 12)
+        complete_running(store, 2, 12)
+        original = holdings(store)
+        executions = {(k[0], k[1]) for k in original}
+        before = reads(store, executions)
+    killed = 0
+    for ticks, delay in [(1, 0.0), (4, 0.0), (9, 0.0), (14, 0.0), (0, 0.8), (0, 1.2)]:
+        child = run_child("retention", target, archive, str(ticks), str(delay))
+        assert child.returncode in (-9, 2), child.stderr
+        killed += child.returncode == -9
+        with eventstore.open(target) as store:
+            assert holdings(store) == original
+            assert reads(store, executions) == before
+    assert killed >= 3, "the kills should land before the run ends"
+    done = run_cli("retention", target, "--before", DAY2, "--archive", archive, "--json")
+    assert done.returncode == 0, done.stderr
+    assert set(partitions(target)) == {"history_root", "history_2025_11_23"}
+    with eventstore.open(target) as store:
+        assert holdings(store) == original
+        assert reads(store, executions) == before
+
+
+def test_a_detach_left_pending_is_finalized(target: str, tmp_path: Path) -> None:
+    """A kill inside DETACH ... CONCURRENTLY leaves the partition pending:
+    the next run finishes the detach and drops it."""
+    with eventstore.open(target) as store:
+        fill_days(store, 2, 2)
+        complete_running(store, 1, 2)
+        run_retention(store, RetentionPolicy(dt.date(2025, 11, 22), tmp_path / "a"))
+        late = ev.OrchestrationStarted(
+            event_id=1, name="N", version="1", input="1", timestamp_ms=FIRST_DAY_MS
+        )
+        store.append("late", 1, [late])
+    with psycopg.connect(target, autocommit=True) as con:  # the day made again, then
+        assert "history_2025_11_21" in partitions(target)
+        con.execute("DELETE FROM history WHERE instance_id = 'late'")
+        # what an interrupted DETACH CONCURRENTLY leaves (its second transaction killed)
+        con.execute("SET lock_timeout = '200ms'")
+        blocker = psycopg.connect(target)
+        blocker.execute("SELECT 1 FROM history LIMIT 1")
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            con.execute("ALTER TABLE history DETACH PARTITION history_2025_11_21 CONCURRENTLY")
+        blocker.rollback()
+        blocker.close()
+        pending = con.execute(
+            "SELECT inhdetachpending FROM pg_inherits WHERE inhrelid ="
+            " 'history_2025_11_21'::regclass"
+        ).fetchone()
+        assert pending == (True,)
+    with eventstore.open(target) as store:
+        report = run_retention(store, RetentionPolicy(dt.date(2025, 11, 22), tmp_path / "a"))
+    assert DAY0 in report.dropped_partitions
+    with psycopg.connect(target) as con:
+        gone = con.execute("SELECT to_regclass('history_2025_11_21')").fetchone()
+    assert gone == (None,)
+
+
+def test_rebase_moves_root_executions_into_their_day(target: str) -> None:
+    with eventstore.open(target) as store:
+        store.import_rows(
+            [json.loads(line) for line in V0B_JSONL.read_text().splitlines() if line.strip()]
+        )
+        assert all(t == {"history_root"} for t in shard_of_rows(target).values())
+        migrate(store)
+        backfill_timestamps(store)
+        feed = [(r.position, r.instance_id, r.event.event_id) for r in store.read_all()]
+        rebase_shards(store)
+        days = {s.shard for s in store.lifecycle.shards()}
+        placed = shard_of_rows(target)
+        assert {t for tables in placed.values() for t in tables} == {
+            "history_" + day.replace("-", "_") for day in days
+        }
+        assert all(len(tables) == 1 for tables in placed.values())
+        # The rows moved keep their positions and transaction ids: the feed is unchanged.
+        assert [(r.position, r.instance_id, r.event.event_id) for r in store.read_all()] == feed
