@@ -298,7 +298,7 @@ class _Appender:
         catalog are the caller's, after the commit.
         """
         instance_id, execution_id = new.instance_id, new.execution_id
-        last, last_type = writer.last_event(instance_id, execution_id)
+        last, last_type = writer.last_event(instance_id, execution_id, new.shard)
         refused_or_retried = self._check_against_stored(
             writer, last, instance_id, execution_id, batch, filled, expected_last_event_id
         )

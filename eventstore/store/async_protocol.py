@@ -28,7 +28,9 @@ __all__ = ["AsyncCatalogWriter", "AsyncHistoryBackend", "AsyncHistoryWriter"]
 class AsyncHistoryWriter(Protocol):
     """HistoryWriter's append statements, awaited (one transaction or savepoint)."""
 
-    async def last_event(self, instance_id: str, execution_id: int) -> tuple[int, str]: ...
+    async def last_event(
+        self, instance_id: str, execution_id: int, shard: str = ""
+    ) -> tuple[int, str]: ...
 
     async def rows_between(
         self, instance_id: str, execution_id: int, first: int, last: int

@@ -41,7 +41,7 @@ class _Replay:
         self.inserted: NewEvents | None = None
         self.catalog: CatalogDelta | None = None
 
-    def last_event(self, instance_id: str, execution_id: int) -> tuple[int, str]:
+    def last_event(self, instance_id: str, execution_id: int, shard: str = "") -> tuple[int, str]:
         return self._last
 
     def rows_between(
@@ -97,7 +97,7 @@ class AsyncRoute:
         filled, new = appender.prepare(instance_id, execution_id, batch, expected_last_event_id)
         async with self.backend.writing(pinned) as writer:
             # Read under the write lock the unit takes with its first statement.
-            last = await writer.last_event(instance_id, execution_id)
+            last = await writer.last_event(instance_id, execution_id, new.shard)
             fetched: dict[tuple[int, int], list[StoredRow]] = {}
             while True:
                 replay = _Replay(last, fetched)

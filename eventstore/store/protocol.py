@@ -114,10 +114,12 @@ __all__ = [
 class HistoryWriter(Protocol):
     """History operations inside one write transaction (or savepoint)."""
 
-    def last_event(self, instance_id: str, execution_id: int) -> tuple[int, str]:
+    def last_event(self, instance_id: str, execution_id: int, shard: str = "") -> tuple[int, str]:
         """(event_id, event_type) of the execution's last row, (0, "") when it
         has none: the append's concurrency check and the history rules'
-        terminal check need both, so one indexed lookup gives both."""
+        terminal check need both, so one indexed lookup gives both. `shard`
+        is `NewEvents.shard` (the shard the batch derives when it starts the
+        execution): a backend partitioned by shard looks there first."""
         ...
 
     def rows_between(

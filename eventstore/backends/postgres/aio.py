@@ -34,7 +34,7 @@ from .partitions import ShardPartitions
 from .queries import Queries
 from .target import mask
 from .translate import DRIVER_ERRORS, translate
-from .writer import insert_chunks, refuse_later_writer
+from .writer import insert_chunks, last_event_query, last_of, rows_between_query
 
 if TYPE_CHECKING:
     from .backend import PostgresBackend
@@ -80,25 +80,32 @@ class AsyncPostgresWriter:
             await self._send(self._locks.for_table())
         return await self._cur.execute(query, args)
 
-    async def last_event(self, instance_id: str, execution_id: int) -> tuple[int, str]:
-        args = (instance_id, execution_id)
-        before = self._locks.for_execution(instance_id, execution_id)
+    async def _one(self, before: Statement, query: bytes, args: Sequence[object]) -> Any:
         if before[0]:
-            row = await (await self._send(before, self._q.last_event, args)).fetchone()
-        else:
-            row = await (await self._cur.execute(self._q.last_event, args)).fetchone()
-        if row is None:
-            return 0, ""
-        if row[2]:
-            raise refuse_later_writer(instance_id, execution_id)
-        if row[3] is not None:
-            self._shards[args] = str(row[3])
-        return int(row[0]), str(row[1])
+            return await (await self._send(before, query, args)).fetchone()
+        return await (await self._cur.execute(query, args)).fetchone()
+
+    async def last_event(
+        self, instance_id: str, execution_id: int, shard: str = ""
+    ) -> tuple[int, str]:
+        args = (instance_id, execution_id)
+        q = self._q
+        before = self._locks.for_execution(instance_id, execution_id)
+        query: bytes = q.last_event
+        params: tuple[object, ...] = args
+        if q.partitioned:  # as PostgresWriter.last_event
+            found = await self._one(before, q.catalog_shard, args)
+            before = (b"", ())
+            query, params = last_event_query(q, args, found, shard)
+        return last_of(await self._one(before, query, params), args, self._shards)
 
     async def rows_between(
         self, instance_id: str, execution_id: int, first: int, last: int
     ) -> list[StoredRow]:
-        cur = await self._execute(self._q.rows_between, (instance_id, execution_id, first, last))
+        query, params = rows_between_query(
+            self._q, (instance_id, execution_id, first, last), self._shards
+        )
+        cur = await self._execute(query, params)
         return [StoredRow(*r) for r in await cur.fetchall()]
 
     async def insert(self, batch: NewEvents) -> None:

@@ -100,6 +100,46 @@ from .translate import DRIVER_ERRORS, translate
 __all__ = ["PostgresWriter", "insert_chunks", "lock_key", "refuse_later_writer", "write_unit"]
 
 
+def last_event_query(
+    queries: Queries, args: tuple[str, int], found: tuple[Any, ...] | None, derived: str
+) -> tuple[bytes, tuple[object, ...]]:
+    """A partitioned table: where the execution's last event can be.
+
+    Its rows are in the shard derived from its first event (the catalog's
+    shard, or `derived` when this batch starts it) or in root (imports,
+    other programs' rows, legacy rows until rebase). With neither a catalog
+    row nor a batch starting at event 1 (the catalog row of an execution
+    `transaction()` appended to follows that commit), every partition."""
+    if found is not None:
+        return queries.last_event_in, (*args, str(found[0]))
+    if derived:
+        return queries.last_event_in, (*args, derived)
+    return queries.last_event, args
+
+
+def rows_between_query(
+    queries: Queries, args: tuple[str, int, int, int], shards: dict[tuple[str, int], str]
+) -> tuple[bytes, tuple[object, ...]]:
+    shard = shards.get((args[0], args[1]))
+    if shard is None:
+        return queries.rows_between, args
+    return queries.rows_between_in, (*args, shard)
+
+
+def last_of(
+    row: tuple[Any, ...] | None, args: tuple[str, int], shards: dict[tuple[str, int], str]
+) -> tuple[int, str]:
+    """(last event id, its type) from the last-event row; the stored shard
+    noted for the insert; the later-writer refusal (module docstring)."""
+    if row is None:
+        return 0, ""
+    if row[2]:
+        raise refuse_later_writer(*args)
+    if row[3] is not None:
+        shards[args] = str(row[3])
+    return int(row[0]), str(row[1])
+
+
 def insert_chunks(
     batch: NewEvents, queries: Queries, stored_shard: str | None
 ) -> Iterator[tuple[bytes, list[object]]]:
@@ -205,27 +245,32 @@ class PostgresWriter(CatalogWrites):
                 self._send(before)
         self._cur.executemany(query, rows)
 
-    def last_event(self, instance_id: str, execution_id: int) -> tuple[int, str]:
+    def last_event(self, instance_id: str, execution_id: int, shard: str = "") -> tuple[int, str]:
         args = (instance_id, execution_id)
+        q = self._q
         before = self._locks.for_execution(instance_id, execution_id)
+        query: bytes = q.last_event
+        params: tuple[object, ...] = args
+        if q.partitioned:  # the shards to look in first (Queries._compose_pruned)
+            if before[0]:
+                found = self._send(before, q.catalog_shard, args).fetchone()
+                before = (b"", ())
+            else:
+                found = self._cur.execute(q.catalog_shard, args).fetchone()
+            query, params = last_event_query(q, args, found, shard)
         if before[0]:
-            row = self._send(before, self._q.last_event, args).fetchone()
+            row = self._send(before, query, params).fetchone()
         else:
-            row = self._cur.execute(self._q.last_event, args).fetchone()
-        if row is None:
-            return 0, ""
-        if row[2]:
-            raise refuse_later_writer(instance_id, execution_id)
-        if row[3] is not None:
-            self._shards[args] = str(row[3])
-        return int(row[0]), str(row[1])
+            row = self._cur.execute(query, params).fetchone()
+        return last_of(row, args, self._shards)
 
     def rows_between(
         self, instance_id: str, execution_id: int, first: int, last: int
     ) -> list[StoredRow]:
-        rows = self._execute(
-            self._q.rows_between, (instance_id, execution_id, first, last), append=True
+        query, params = rows_between_query(
+            self._q, (instance_id, execution_id, first, last), self._shards
         )
+        rows = self._execute(query, params, append=True)
         return [StoredRow(*r) for r in rows.fetchall()]
 
     def insert(self, batch: NewEvents) -> None:

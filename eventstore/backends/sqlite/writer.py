@@ -97,7 +97,7 @@ class SQLiteWriter(CatalogWrites):
         # write lock): Connection.execute would allocate one per statement.
         self._cursor = con.cursor()
 
-    def last_event(self, instance_id: str, execution_id: int) -> tuple[int, str]:
+    def last_event(self, instance_id: str, execution_id: int, shard: str = "") -> tuple[int, str]:
         row = self._cursor.execute(_LAST_EVENT, (instance_id, execution_id)).fetchone()
         return (row[0], row[1]) if row is not None else (0, "")
 
