@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .._words import plural
+from ..errors import StoreError
 from ..lifecycle.census import TERMINAL_STATUSES
 from ..lifecycle.manifest import shard_view
 from ..lifecycle.retention import RetentionPolicy, RetentionReport, run_retention
@@ -61,7 +62,10 @@ def shards_show(target: str, as_json: bool) -> None:
     """Show each day shard: state, executions, running, rows, bytes, times, archive."""
     with open_store(target, readonly=True) as store, progress_bar("census", None) as advance:
         shards = shard_view(store, progress=advance)
-        partitioned = store.lifecycle.partitioned
+        try:
+            partitioned = store.lifecycle.partitioned
+        except StoreError:  # a backend without a shard manifest
+            partitioned = False
     if as_json:
         # Whether the table is partitioned by shard: only a PostgreSQL store
         # created with partition_by_shard=True is; any other says false.
