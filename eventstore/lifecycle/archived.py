@@ -2,9 +2,11 @@
 
 Both stream each archive the manifest lists (never the whole file in
 memory) and take an execution from an archive only when the table no longer
-holds it, the same rule `store.read()` follows: an execution archived by a
-run that was interrupted before its delete is still read from the table, so
-every row comes out exactly once.
+holds it and the manifest's index names that archive, the rule
+`store.read()` follows: an execution archived by a run that was interrupted
+before its delete is still read from the table, and of an execution id
+reused after a purge and archived again only the newest copy counts, so
+every execution comes out exactly once.
 """
 
 from __future__ import annotations
@@ -35,7 +37,13 @@ def _executions(store: HistoryStore, archive: ShardArchiveRow) -> Iterator[list[
     current: list[dict[str, Any]] = []
 
     def gone(rows: list[dict[str, Any]]) -> bool:
-        return store.last_event_id(rows[0]["instance_id"], rows[0]["execution_id"]) == 0
+        instance_id, execution_id = rows[0]["instance_id"], rows[0]["execution_id"]
+        if store.last_event_id(instance_id, execution_id) != 0:
+            return False  # the table holds it: its rows are the execution
+        # An id reused after a purge and archived again: only the copy the
+        # index names (the newest) is the execution; older ones are superseded.
+        where = store.lifecycle.archived_execution(instance_id, execution_id)
+        return where is not None and where.archive_id == archive.archive_id
 
     for row in read_archive(Path(archive.location), archive.shard):
         key = (row["instance_id"], row["execution_id"])

@@ -18,7 +18,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import StoreError
 from ..events import Event
@@ -30,6 +30,8 @@ from .protocol import GroupCommitting, HasAsyncTwin
 from .results import AppendResult, FeedRecord
 
 __all__ = ["AsyncFeed", "AsyncHistoryStore", "AsyncTransaction"]
+
+T = TypeVar("T")
 
 _IN_TRANSACTION: ContextVar[tuple[AsyncHistoryStore, object, AsyncTransaction] | None] = ContextVar(
     "eventstore_async_transaction", default=None
@@ -255,10 +257,20 @@ class AsyncHistoryStore:
     # -- reading -------------------------------------------------------------
 
     async def read(self, instance_id: str, execution_id: int | None = None) -> list[Event]:
-        """The events of one execution (the latest by default), in event-id order."""
-        if self._route is not None:
-            return await self._route.read(instance_id, execution_id)
-        return self.sync.read(instance_id, execution_id)
+        """The events of one execution (the latest by default), in event-id order.
+
+        Like HistoryStore.read, an execution retention moved to an archive is
+        read from the archive the shard manifest names (ArchiveMissingError,
+        ArchiveError as there), only when the table holds none of its rows.
+        """
+        if self._route is None:
+            return self.sync.read(instance_id, execution_id)
+        events = await self._route.read(instance_id, execution_id)
+        if events or self.sync._lifecycle is None:
+            return events
+        # The manifest lookup and the file's gzip member are blocking work:
+        # off the loop. Reached only by reads the table had nothing for.
+        return await asyncio.to_thread(self.sync.read_archived, instance_id, execution_id)
 
     async def last_event_id(self, instance_id: str, execution_id: int | None = None) -> int:
         """The last stored event id of an execution (the latest by default); 0 if none."""
@@ -266,15 +278,29 @@ class AsyncHistoryStore:
             return await self._route.last_event_id(instance_id, execution_id)
         return self.sync.last_event_id(instance_id, execution_id)
 
-    async def executions(self, instance_id: str) -> list[int]:
-        if self._route is not None:
-            return await self._route.backend.executions(instance_id)
-        return self.sync.executions(instance_id)
+    async def executions(self, instance_id: str, *, include_archived: bool = False) -> list[int]:
+        """HistoryStore.executions: the table's (and with `include_archived`,
+        the archives') execution ids of the instance, in order."""
+        if self._route is None or include_archived:
+            return await self._off_loop_if_routed(
+                self.sync.executions, instance_id, include_archived=include_archived
+            )
+        return await self._route.backend.executions(instance_id)
 
-    async def instances(self) -> list[str]:
-        if self._route is not None:
-            return await self._route.backend.instances()
-        return self.sync.instances()
+    async def instances(self, *, include_archived: bool = False) -> list[str]:
+        """HistoryStore.instances (with `include_archived`, the archives' too)."""
+        if self._route is None or include_archived:
+            return await self._off_loop_if_routed(
+                self.sync.instances, include_archived=include_archived
+            )
+        return await self._route.backend.instances()
+
+    async def _off_loop_if_routed(self, call: Callable[..., T], *args: Any, **kw: Any) -> T:
+        """A sync store call: in a thread where the store has an awaited route
+        (its sync pool blocks), inline on SQLite as every other read there."""
+        if self._route is None:
+            return call(*args, **kw)
+        return await asyncio.to_thread(call, *args, **kw)
 
     async def count(self) -> int:
         if self._route is not None:

@@ -343,16 +343,10 @@ class HistoryStore(CatalogMethods, LifecycleMethods):
         """
         if execution_id is None:
             execution_id = self.backend.latest_execution(instance_id)
-            if execution_id is None and self._lifecycle is not None:
-                # Archived executions are older than any the table holds (an
-                # execution ends before its successor starts).
-                execution_id = self._lifecycle.latest_execution(instance_id)
             if execution_id is None:
-                return []
+                return self.read_archived(instance_id, None)
         events = self._read_table(instance_id, execution_id)
-        if events or self._lifecycle is None:
-            return events
-        return self._lifecycle.read_archived(self, instance_id, execution_id)
+        return events or self.read_archived(instance_id, execution_id)
 
     def _read_table(self, instance_id: str, execution_id: int) -> list[Event]:
         backend, codec = self.backend, self.codec

@@ -70,7 +70,10 @@ class ManifestWriter(Protocol):
         ...
 
     def index_archived(self, rows: Sequence[ArchivedExecution]) -> None:
-        """Record where archived executions are (a key already indexed keeps its first)."""
+        """Record where archived executions are. A key indexed already (an
+        execution id reused after a purge, or one a purge kept because rows
+        were added after its archiving) now names this archive: the newest
+        copy is the one reads follow (proposals/lifecycle.md, reused ids)."""
 
 
 @runtime_checkable

@@ -25,6 +25,7 @@ from .. import events as ev
 from ..errors import ArchiveError, ArchiveMissingError, EventStoreError
 from ..evolution.migrate import migrate, rollback
 from ..evolution.prune import prune_runs
+from ..lifecycle.archived import archived_export_rows, verify_archives
 from ..lifecycle.census import census
 from ..lifecycle.manifest import shard_view
 from ..lifecycle.retention import RetentionPolicy, run_retention
@@ -229,3 +230,41 @@ class LifecycleConformance:
         assert running is not None and running.status == "running"
         assert list(store.catalog_mismatches()) == []
         assert {r.instance_id for r in store.catalog_executions()} == {"i-0-1", "i-1-0", "i-1-1"}
+
+    def test_a_reused_execution_id_is_the_tables_never_the_archives(
+        self, store_factory: Any
+    ) -> None:
+        """The rule for an id reused after a purge (a runtime restarting an
+        instance by id): the table's rows are the execution; archived again,
+        the newest copy is the one reads, export and verify follow."""
+        store: HistoryStore = store_factory()
+        fill_days(store, 1, 2)
+        first_life = store.read("i-0-0", 1)
+        run_retention(store, self._policy(1))
+        assert store.read("i-0-0", 1) == first_life  # from the archive
+        at = FIRST_DAY_MS + 3_600_000
+        started = ev.OrchestrationStarted(
+            event_id=1, name="Order", version="2.0.0", input="99", timestamp_ms=at
+        )
+        store.append("i-0-0", 1, [started, scheduled(2)])  # the id again: not refused
+        second_life = store.read("i-0-0", 1)
+        assert [e.event_id for e in second_life] == [1, 2]
+        assert second_life != first_life[:2]
+        assert store.read("i-0-0") == second_life
+        assert store.executions("i-0-0", include_archived=True) == [1]
+        assert not [r for r in archived_export_rows(store) if r["instance_id"] == "i-0-0"]
+
+        store.append(
+            "i-0-0", 1, [completed(3, 2), ev.OrchestrationCompleted(event_id=4, output='"again"')]
+        )
+        second_life = store.read("i-0-0", 1)
+        report = run_retention(store, self._policy(1))
+        assert report.purged_rows == 4  # archived again, and purged this time
+        assert not [k for k in table_rows(store) if k[0] == "i-0-0"]
+        assert store.read("i-0-0", 1) == second_life  # the newest archive
+        exported = [r for r in archived_export_rows(store) if r["instance_id"] == "i-0-0"]
+        assert sorted(r["event_id"] for r in exported) == [1, 2, 3, 4]
+        assert '"2.0.0"' in exported[0]["event_data"]
+        assert all(check.ok for check in verify_archives(store))
+        assert list(store.catalog_mismatches()) == []
+        assert run_retention(store, self._policy(1)).rows == 0  # nothing left to move

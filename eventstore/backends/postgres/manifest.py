@@ -115,7 +115,9 @@ class ManifestQueries:
         self.forget_archive = t("DELETE FROM {archives} WHERE archive_id = %s")
         self.index = t(
             "INSERT INTO {index} (" + _INDEX_COLUMNS + ") VALUES (%s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT DO NOTHING"
+            " ON CONFLICT (instance_id, execution_id) DO UPDATE SET"
+            " archive_id = EXCLUDED.archive_id, shard = EXCLUDED.shard,"
+            " rows = EXCLUDED.rows, member_offset = EXCLUDED.member_offset"
         )
         self.manifest = t("SELECT " + _SHARD_COLUMNS + " FROM {shards} ORDER BY shard")
         self.archives = t(

@@ -127,7 +127,9 @@ class SQLiteManifestWriter:
     def index_archived(self, rows: Sequence[ArchivedExecution]) -> None:
         self._con.executemany(
             "INSERT INTO eventstore_archived_executions (" + _INDEX_COLUMNS + ")"
-            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (instance_id, execution_id) DO UPDATE SET"
+            " archive_id = excluded.archive_id, shard = excluded.shard,"
+            " rows = excluded.rows, member_offset = excluded.member_offset",
             rows,
         )
 
