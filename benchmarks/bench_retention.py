@@ -4,9 +4,10 @@
   spread over 10 days) loses the 9 oldest days to `run_retention`, archived
   and purged, in a fresh interpreter: rows/s against `export` of the same
   store in the same run (both stream the whole store), peak memory (VmHWM)
-  at 100k against 1M (flat means a ratio near 1), and the longest write
+  at 100k against 1M (flat means a ratio near 1), the longest write
   transaction retention held (every `writing()` of the backend timed: the
-  manifest's and the purges'), against the 50 ms budget.
+  manifest's and the purges') and the longest `BEGIN IMMEDIATE` wait of
+  another process probing all along, each against the 50 ms budget.
 * PostgreSQL: 4 threads appending (batches of 6, one execution each) for a
   fixed time, alone and while retention runs in another process on the same
   store: the ratio of their event rates (target at least 0.8).
@@ -80,11 +81,15 @@ with eventstore.open(path) as store:
                 rows += 1
 seconds = time.perf_counter() - started
 flag.unlink()
-waited = json.loads(prober.communicate()[0]) if prober else {"max": 0.0, "probes": 0}
+waited = (json.loads(prober.communicate()[0]) if prober
+          else {"max": 0.0, "p99": 0.0, "probes": 0})
 with open("/proc/self/status", encoding="ascii") as status:
     peak = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+holds.sort()
+p99 = holds[int(len(holds) * 0.99)] if holds else 0.0
 print(json.dumps({"rows": rows, "seconds": seconds, "peak_kib": peak,
                   "longest_hold_ms": max(holds, default=0.0), "writes": len(holds),
+                  "p99_hold_ms": p99, "p99_wait_ms": waited["p99"],
                   "longest_wait_ms": waited["max"], "probes": waited["probes"]}))
 """
 
@@ -100,7 +105,9 @@ while Path(flag).exists():
     waits.append((time.perf_counter() - started) * 1000)
     con.execute("ROLLBACK")
     time.sleep(0.002)
-print(json.dumps({"max": max(waits, default=0.0), "probes": len(waits)}))
+waits.sort()
+print(json.dumps({"max": max(waits, default=0.0), "probes": len(waits),
+                  "p99": waits[int(len(waits) * 0.99)] if waits else 0.0}))
 """
 
 
@@ -172,7 +179,21 @@ def sqlite_results(directory: Path, sizes: list[int]) -> list[Result]:
         )
         results.append(
             Result(
-                "SQLite retention longest write-lock wait of an appender (inverse)",
+                "SQLite retention longest write-lock hold (inverse)",
+                total,
+                LOCK_BUDGET_MS,
+                "longest hold ms",
+                retained["longest_hold_ms"],
+                unit="ms",
+                target=1.0,
+                note=f"ratio = 50 ms budget / retention's longest write transaction,"
+                f" BEGIN IMMEDIATE to COMMIT ({retained['longest_hold_ms']:.1f} ms of"
+                f" {retained['writes']}; 99th percentile {retained['p99_hold_ms']:.1f} ms)",
+            )
+        )
+        results.append(
+            Result(
+                "SQLite retention longest write-lock wait of another process (inverse)",
                 total,
                 LOCK_BUDGET_MS,
                 "longest wait ms",
@@ -180,9 +201,8 @@ def sqlite_results(directory: Path, sizes: list[int]) -> list[Result]:
                 unit="ms",
                 target=1.0,
                 note=f"ratio = 50 ms budget / longest BEGIN IMMEDIATE wait of another process"
-                f" over {retained['probes']} probes ({retained['longest_wait_ms']:.1f} ms);"
-                f" retention's own longest write unit, commit and checkpoint included:"
-                f" {retained['longest_hold_ms']:.1f} ms of {retained['writes']}",
+                f" over {retained['probes']} probes ({retained['longest_wait_ms']:.1f} ms;"
+                f" 99th percentile {retained['p99_wait_ms']:.1f} ms)",
             )
         )
     if len(peaks) >= 2:

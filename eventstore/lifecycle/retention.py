@@ -40,6 +40,7 @@ from typing import Any, Final
 from ..errors import ValidationError
 from ..store import HistoryStore
 from ..store.archive_file import ARCHIVE_SUFFIX, ArchiveWriter, verify_archive
+from ..store.lifecycle import StoreLifecycle
 from ..store.lifecycle_protocol import (
     ArchivedExecution,
     ShardArchiveRow,
@@ -56,9 +57,61 @@ MEMBER_EXECUTIONS: Final = 64
 PURGE_ROWS: Final = 200
 """At most about this many rows deleted per transaction (the write-lock hold)."""
 INDEX_BATCH: Final = 250
+"""At most this many executions indexed per manifest transaction."""
+HOLD_BUDGET_MS: Final = 10.0
+"""What one retention write transaction should take, BEGIN to COMMIT: batches
+shrink (down to one execution) while a transaction takes longer and grow back
+while they take under half of it. On SQLite this is how long an appender may
+wait for the write lock behind retention, so it sits well under the 50 ms
+the issue allows: a loaded host stretches a few transactions several times."""
 
 Progress = Callable[[str, int | None], Callable[[int], object]]
 """progress(label, total) -> advance(n): how a caller shows progress."""
+
+
+class WriteBudget:
+    """The size of retention's write transactions, held to `HOLD_BUDGET_MS`.
+
+    Each transaction's time from BEGIN to COMMIT is what another writer of
+    a SQLite file may wait for the lock (PostgreSQL's appenders do not wait
+    on it, but short transactions keep its locks and WAL small too). The
+    size halves when a transaction overran the budget and grows by a quarter
+    when one took under half of it, between one unit and `ceiling`. After
+    each transaction retention pauses for `pause` times as long as it held
+    the lock (at least `min_pause_s`): an appender of another process whose
+    busy handler is sleeping then finds the lock free at its next try
+    instead of retention's next transaction (SQLite's waiters poll; they do
+    not queue), which is what bounds their wait, not the hold alone.
+    """
+
+    __slots__ = ("ceiling", "lifecycle", "longest_ms", "size")
+
+    pause: Final = 1.0
+    min_pause_s: Final = 0.002
+
+    def __init__(self, lifecycle: StoreLifecycle, ceiling: int) -> None:
+        self.lifecycle = lifecycle
+        self.ceiling = ceiling
+        self.size = ceiling
+        self.longest_ms = 0.0
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Time one write transaction, adapt the size, then pause."""
+        started = time.perf_counter()
+        yield
+        # The backend's own figure where it has one (SQLite: lock to commit,
+        # without the wait for the lock or the checkpoint after a purge).
+        seconds = self.lifecycle.last_write_seconds()
+        if seconds is None:
+            seconds = time.perf_counter() - started
+        held_ms = seconds * 1000
+        self.longest_ms = max(self.longest_ms, held_ms)
+        if held_ms > HOLD_BUDGET_MS:
+            self.size = max(1, self.size // 2)
+        elif held_ms < HOLD_BUDGET_MS / 2:
+            self.size = min(self.ceiling, self.size + max(1, self.size // 4))
+        time.sleep(max(self.min_pause_s, seconds * self.pause))
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +171,8 @@ class RetentionReport:
     root_executions: int = 0
     longest_purge_ms: float = 0.0
     """The longest single delete transaction (the write-lock hold on SQLite)."""
+    longest_write_ms: float = 0.0
+    """The longest of retention's write transactions (purges, index batches)."""
     dropped_partitions: list[str] = field(default_factory=list)
     """Shards whose partition this run dropped (a partitioned PostgreSQL table)."""
 
@@ -140,6 +195,7 @@ class RetentionReport:
             "root_executions": self.root_executions,
             "resumed": self.resumed,
             "longest_purge_ms": round(self.longest_purge_ms, 3),
+            "longest_write_ms": round(self.longest_write_ms, 3),
             "dropped_partitions": self.dropped_partitions,
             "shards": [
                 {
@@ -172,6 +228,8 @@ class _Retention:
         self.progress = progress
         self.report = RetentionReport(policy.dry_run, policy.cut.isoformat())
         self.totals: dict[str, ShardTotals] = {}
+        self.purges = WriteBudget(self.lifecycle, PURGE_ROWS)
+        self.indexes = WriteBudget(self.lifecycle, INDEX_BATCH)
 
     def _paced(self, advance: Callable[[int], object]) -> Callable[[int], object]:
         """`advance`, sleeping `throttle` times as long as each step took."""
@@ -274,16 +332,19 @@ class _Retention:
             ]
             executions += len(counts)
             advance(len(stored))
-            if len(index) >= INDEX_BATCH:
-                self._index(index)
-                index = []
-        self._index(index)
+            while len(index) >= self.indexes.size:
+                index = self._index(index)
+        while index:
+            index = self._index(index)
         return executions, written
 
-    def _index(self, index: list[ArchivedExecution]) -> None:
-        if index:
-            with self.lifecycle.writing() as w:
-                w.index_archived(index)
+    def _index(self, index: list[ArchivedExecution]) -> list[ArchivedExecution]:
+        """Index up to a budget's worth of `index` in one transaction; the rest."""
+        size = self.indexes.size
+        with self.indexes.held(), self.lifecycle.writing() as w:
+            w.index_archived(index[:size])
+        self.report.longest_write_ms = max(self.report.longest_write_ms, self.indexes.longest_ms)
+        return index[size:]
 
     def purge(self, archive: ShardArchiveRow, outcome: ShardOutcome) -> None:
         """Delete the archive's executions from the table, then mark it purged."""
@@ -293,7 +354,7 @@ class _Retention:
         for entry in self.lifecycle.archived_in(archive.archive_id):
             batch.append((entry.instance_id, entry.execution_id, entry.rows))
             pending += entry.rows
-            if pending >= PURGE_ROWS:
+            if pending >= self.purges.size:
                 self._purge_batch(batch, pending, outcome, advance)
                 batch, pending = [], 0
         self._purge_batch(batch, pending, outcome, advance)
@@ -309,10 +370,10 @@ class _Retention:
     ) -> None:
         if not batch:
             return
-        started = time.perf_counter()
-        deleted = self.lifecycle.purge_executions(batch)
-        held = (time.perf_counter() - started) * 1000
-        self.report.longest_purge_ms = max(self.report.longest_purge_ms, held)
+        with self.purges.held():
+            deleted = self.lifecycle.purge_executions(batch)
+        self.report.longest_purge_ms = max(self.report.longest_purge_ms, self.purges.longest_ms)
+        self.report.longest_write_ms = max(self.report.longest_write_ms, self.purges.longest_ms)
         outcome.purged_rows += deleted
         if deleted != expected:
             outcome.kept_changed += sum(1 for k in batch if self._still_stored(k))

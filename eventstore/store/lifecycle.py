@@ -32,6 +32,7 @@ from .lifecycle_protocol import (
     ShardManifestBackend,
     ShardPartitioning,
     ShardRow,
+    TimesItsWrites,
 )
 from .protocol import RawRow
 
@@ -110,6 +111,12 @@ class StoreLifecycle:
         if not isinstance(self._backend, Purging):
             raise StoreError(f"{self.description} cannot delete executions")
         return self._backend.purge_executions(keys)
+
+    def last_write_seconds(self) -> float | None:
+        """How long the last manifest write or purge held the write lock, where
+        the backend says (SQLite); None where it does not."""
+        backend = self._backend
+        return backend.last_write_seconds() if isinstance(backend, TimesItsWrites) else None
 
     @property
     def partitioned(self) -> bool:

@@ -40,6 +40,7 @@ __all__ = [
     "ShardManifestBackend",
     "ShardPartitioning",
     "ShardRow",
+    "TimesItsWrites",
 ]
 
 
@@ -158,4 +159,13 @@ class ShardPartitioning(Protocol):
         """Move the rows of these executions (instance, execution, shard),
         each whole in one statement, from the root partition to their
         shard's; the rows moved (0 when the table is not partitioned)."""
+        ...
+
+
+@runtime_checkable
+class TimesItsWrites(Protocol):
+    """A backend that says how long its last lifecycle write held the write lock."""
+
+    def last_write_seconds(self) -> float:
+        """Seconds from the last manifest write's or purge's lock to its commit."""
         ...

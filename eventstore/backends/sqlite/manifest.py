@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
@@ -150,10 +151,27 @@ class SQLiteManifest:
 
         def writing(self) -> SQLiteWrite: ...
 
+    _last_hold_s: float = 0.0
+
     @contextlib.contextmanager
     def manifest_writing(self) -> Iterator[SQLiteManifestWriter]:
-        with self.writing():
+        with self._timed_write():
             yield SQLiteManifestWriter(self._con)
+
+    @contextlib.contextmanager
+    def _timed_write(self) -> Iterator[None]:
+        """`writing()`, timed from BEGIN IMMEDIATE's return to COMMIT's: how
+        long the write lock was held (retention sizes its batches by it)."""
+        started = 0.0
+        try:
+            with self.writing():
+                started = time.perf_counter()
+                yield
+        finally:
+            self._last_hold_s = time.perf_counter() - started if started else 0.0
+
+    def last_write_seconds(self) -> float:
+        return self._last_hold_s
 
     def _has_manifest(self) -> bool:
         rows = self._all(
@@ -224,7 +242,7 @@ class SQLiteManifest:
         # write lock is held for a few milliseconds (the retention benchmark
         # measures the longest hold).
         deleted = 0
-        with self.writing():
+        with self._timed_write():
             gone = []
             for key in keys:
                 count = int(self._con.execute(_PURGE, key).rowcount)
