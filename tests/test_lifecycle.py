@@ -7,6 +7,7 @@ import datetime as dt
 import gzip
 import json
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from eventstore.cli import main
 from eventstore.errors import EventStoreError, MigrationLockedError
 from eventstore.evolution.migrate import backfill_timestamps, list_runs, migrate, rollback
 from eventstore.evolution.prune import prune_runs
+from eventstore.lifecycle.census import census, shard_census
 from eventstore.lifecycle.manifest import shard_view
 from eventstore.lifecycle.retention import RetentionPolicy, run_retention
 from eventstore.lifecycle.shards import rebase_shards
@@ -189,3 +191,37 @@ def test_one_lifecycle_job_at_a_time(tmp_path: Path) -> None:
             with pytest.raises(MigrationLockedError):
                 prune_runs(other)
         assert run_retention(other, RetentionPolicy(dt.date(2025, 11, 22), tmp_path / "a")).rows
+
+
+def test_a_store_without_a_kept_catalog_takes_the_history_scan(tmp_path: Path) -> None:
+    """Where the catalog is derived (a store from before it; a database
+    duroxide created), retention and `shards` scan the history instead, with
+    the same outcome as the catalog route on a store that keeps one."""
+    kept, derived = tmp_path / "kept.db", tmp_path / "derived.db"
+    for path in (kept, derived):
+        with eventstore.open(str(path)) as store:
+            fill_days(store, 3, 3)
+    with sqlite3.connect(derived) as con:  # a store from before the catalog
+        con.execute("DROP TABLE eventstore_executions")
+    views, reports = [], []
+    for path in (kept, derived):
+        with eventstore.open(str(path)) as store:
+            assert store.lifecycle.has_catalog_census() == (path == kept)
+            policy = RetentionPolicy(dt.date(2025, 11, 23), tmp_path / f"archive-{path.stem}")
+            report = run_retention(store, policy)
+            reports.append([(s.shard, s.executions, s.rows, s.purged_rows) for s in report.shards])
+            views.append(
+                [
+                    {k: v for k, v in s.items() if not k.startswith("archive")}
+                    for s in shard_view(store)
+                ]
+            )
+    assert reports[0] == reports[1] and reports[0]
+    assert views[0] == views[1]
+
+
+def test_a_duroxide_database_takes_the_history_scan(duroxide_db: Path) -> None:
+    with eventstore.open(str(duroxide_db), readonly=True) as store:
+        assert not store.lifecycle.has_catalog_census()
+        assert list(shard_census(store)) == list(census(store))
+        assert sum(s["executions"] for s in shard_view(store)) == len(list(census(store))) > 0

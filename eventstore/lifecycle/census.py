@@ -1,11 +1,27 @@
 """One pass over the store: every execution with its shard, status and size.
 
-The census streams `store.scan()` (keyset pages, constant memory) and yields
-one `ExecutionInfo` per execution, in (instance, execution) order: its shard
-from the `OrchestrationStarted` timestamp (`derive_shard_key`, the one rule),
-its status from its last row, its rows, bytes and generations. Shard totals
-(`ShardTotals`) come from the same pass. Retention and `eventstore shards`
-both stand on it.
+`shard_census` yields one `ExecutionInfo` per execution, in (instance,
+execution) order: its shard (`derive_shard_key` of the `OrchestrationStarted`
+timestamp, the one rule), its status, rows, bytes and generations. Shard
+totals (`ShardTotals`) come from the same pass. Retention and `eventstore
+shards` stand on it. Two routes to the same answer:
+
+* the execution catalog, where it is authoritative (a table eventstore
+  created, which appends, imports and migrations keep in their own
+  transactions; retention catches it up with other programs' rows first):
+  one keyset page of catalog rows at a time, each with the first bytes of
+  its execution's first and last rows for the generation sniff. No other
+  history row is read.
+* `census`: a scan of the whole history (keyset pages, constant memory),
+  status from each execution's last row, where the catalog is derived (a
+  database duroxide created, a store from before the catalog) and for
+  `shards rebase`, which exists to derive shards from the events again.
+
+The generations differ in one respect: the catalog route sniffs each
+execution's first and last rows, the scan every row. An execution's rows
+come from the writers of its lifetime in order (legacy ones, then V1 after
+an upgrade), so its first and last rows show both generations when it has
+both.
 """
 
 from __future__ import annotations
@@ -18,12 +34,13 @@ from typing import Final
 from .. import events as ev
 from ..codec import UNRECORDED_TYPE
 from ..codec.generation import legacy_shaped
-from ..errors import DecodeError
+from ..errors import DecodeError, StoreError
 from ..store import HistoryStore
+from ..store.lifecycle_protocol import CatalogCensusRow
 from ..store.protocol import RawRow
 from ..store.shard_key import derive_shard_key
 
-__all__ = ["TERMINAL_STATUSES", "ExecutionInfo", "ShardTotals", "census"]
+__all__ = ["TERMINAL_STATUSES", "ExecutionInfo", "ShardTotals", "census", "shard_census"]
 
 _STATUS_OF: Final = {
     "OrchestrationCompleted": "completed",
@@ -129,3 +146,54 @@ def census(
             progress(len(page))
     if current:
         yield _info(store, current)
+
+
+_FROM_CATALOG: Final = {"cancelled": "failed"}
+"""The catalog tells a cancellation from a failure; retention's statuses go by
+the terminal event's type, for which a cancellation is an OrchestrationFailed."""
+
+
+def _generations(*heads: bytes | str | None) -> set[str]:
+    return {"V0" if legacy_shaped(head) else "V1" for head in heads if head is not None}
+
+
+def _from_catalog(
+    rows: Iterator[CatalogCensusRow], progress: Callable[[int], object] | None
+) -> Iterator[ExecutionInfo]:
+    for row in rows:
+        if row.first_head is None:
+            continue  # rows deleted by another program: not in the table
+        yield ExecutionInfo(
+            row.instance_id,
+            row.execution_id,
+            row.shard,
+            _FROM_CATALOG.get(row.status, row.status),
+            row.started_ms,
+            row.event_count,
+            row.stored_bytes,
+            _generations(row.first_head, row.last_head),
+        )
+        if progress is not None:
+            progress(row.event_count)
+
+
+def shard_census(
+    store: HistoryStore,
+    *,
+    catch_up: bool = False,
+    progress: Callable[[int], object] | None = None,
+) -> Iterator[ExecutionInfo]:
+    """Every execution the table holds, in key order: from the execution
+    catalog where the store keeps one (caught up first with `catch_up`),
+    else by the history scan (`census`)."""
+    try:
+        lifecycle = store.lifecycle
+    except StoreError:  # a backend without the lifecycle's tables
+        return census(store, progress=progress)
+    if lifecycle.has_catalog_census():
+        if catch_up:
+            store.catalog_catch_up()
+        rows = lifecycle.catalog_census()
+        if rows is not None:
+            return _from_catalog(rows, progress)
+    return census(store, progress=progress)

@@ -8,7 +8,9 @@ the rows all its archives hold and the newest checksum.
 
 Retention records it (`record_shards`) after each run; `eventstore shards`
 shows `shard_view`: the recorded archives merged with a census of what the
-table holds now, so it is right even on a store no lifecycle job touched.
+table holds now (from the execution catalog where the store keeps one, else
+a scan of the history), so it is right even on a store no lifecycle job
+touched.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from ..store.lifecycle_protocol import (
     ShardArchiveRow,
     ShardRow,
 )
-from .census import ShardTotals, census
+from .census import ShardTotals, shard_census
 
 __all__ = ["record_shards", "shard_rows", "shard_view"]
 
@@ -95,7 +97,7 @@ def shard_view(
 ) -> list[dict[str, Any]]:
     """The manifest as `eventstore shards --json` prints it (census of the table now)."""
     totals: dict[str, ShardTotals] = {}
-    for info in census(store, progress=progress):
+    for info in shard_census(store, progress=progress):
         totals.setdefault(info.shard, ShardTotals()).add(info)
     try:
         archives = store.lifecycle.archives()

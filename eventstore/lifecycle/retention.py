@@ -3,8 +3,10 @@
 The order of one shard, each step durable before the next starts:
 
 1. record the archive in the manifest as `writing` (its location);
-2. write the shard's terminal executions before the cut to the archive
-   (`store/archive_file.py`: gzip JSON lines, rows verbatim), indexing each
+2. write the shard's terminal executions before the cut (chosen from the
+   execution catalog where the store keeps one, `census.shard_census`) to
+   the archive (`store/archive_file.py`: gzip JSON lines, rows verbatim),
+   indexing each
    execution (which gzip member) in short manifest transactions; fsync,
    rename into place;
 3. verify the file against the checksum computed while writing (read back
@@ -46,7 +48,7 @@ from ..store.lifecycle_protocol import (
     ShardArchiveRow,
 )
 from ..store.shard_key import ROOT_SHARD
-from .census import TERMINAL_STATUSES, ExecutionInfo, ShardTotals, census
+from .census import TERMINAL_STATUSES, ExecutionInfo, ShardTotals, shard_census
 from .manifest import record_shards
 from .spill import SpilledKeys
 
@@ -252,7 +254,8 @@ class _Retention:
         """One census pass: shard totals, and the keys to retire spilled by shard."""
         advance = self._paced(self.progress("census", self.store.count()))
         instance: list[ExecutionInfo] = []
-        for info in census(self.store, progress=advance):
+        infos = shard_census(self.store, catch_up=not self.policy.dry_run, progress=advance)
+        for info in infos:
             self.totals.setdefault(info.shard, ShardTotals()).add(info)
             if instance and info.instance_id != instance[0].instance_id:
                 self._choose(instance, spill)

@@ -23,6 +23,8 @@ from ..errors import ArchiveError, StoreError
 from .archive_file import read_member
 from .lifecycle_protocol import (
     ArchivedExecution,
+    CatalogCensus,
+    CatalogCensusRow,
     ExecutionKey,
     ManifestWriter,
     MigrationPruning,
@@ -34,7 +36,7 @@ from .lifecycle_protocol import (
     ShardRow,
     TimesItsWrites,
 )
-from .protocol import RawRow
+from .protocol import ExecutionCatalog, RawRow
 
 if TYPE_CHECKING:
     from ..events import Event
@@ -111,6 +113,32 @@ class StoreLifecycle:
         if not isinstance(self._backend, Purging):
             raise StoreError(f"{self.description} cannot delete executions")
         return self._backend.purge_executions(keys)
+
+    def catalog_census(self, page: int = 2000) -> Iterator[CatalogCensusRow] | None:
+        """Every execution of the execution catalog in key order, paged
+        (constant memory), with its first and last rows' first bytes; None
+        where the catalog is not kept in a table (a database duroxide
+        created, a store from before the catalog): there it is derived from
+        the history, and the caller's census reads the history itself."""
+        backend = self._backend
+        if not isinstance(backend, CatalogCensus) or not self._catalog_table():
+            return None
+        return self._catalog_pages(backend, page)
+
+    def has_catalog_census(self) -> bool:
+        """Whether `catalog_census` reads a kept catalog (False: derive)."""
+        return isinstance(self._backend, CatalogCensus) and self._catalog_table()
+
+    def _catalog_table(self) -> bool:
+        backend = self._backend
+        return isinstance(backend, ExecutionCatalog) and backend.catalog_kept()
+
+    @staticmethod
+    def _catalog_pages(backend: CatalogCensus, page: int) -> Iterator[CatalogCensusRow]:
+        after: ExecutionKey = ("", -1)
+        while batch := backend.catalog_census_page(after, page):
+            yield from batch
+            after = (batch[-1].instance_id, batch[-1].execution_id)
 
     def last_write_seconds(self) -> float | None:
         """How long the last manifest write or purge held the write lock, where

@@ -22,6 +22,7 @@ from typing import Protocol, runtime_checkable
 
 from .row_types import (
     ArchivedExecution,
+    CatalogCensusRow,
     ExecutionKey,
     PurgeKey,
     RawRow,
@@ -31,6 +32,8 @@ from .row_types import (
 
 __all__ = [
     "ArchivedExecution",
+    "CatalogCensus",
+    "CatalogCensusRow",
     "ExecutionKey",
     "ManifestWriter",
     "MigrationPruning",
@@ -168,4 +171,15 @@ class TimesItsWrites(Protocol):
 
     def last_write_seconds(self) -> float:
         """Seconds from the last manifest write's or purge's lock to its commit."""
+        ...
+
+
+@runtime_checkable
+class CatalogCensus(Protocol):
+    """A backend that pages its execution catalog for the lifecycle's census."""
+
+    def catalog_census_page(self, after: ExecutionKey, limit: int) -> list[CatalogCensusRow]:
+        """Catalog rows after a key, in key order, each with the first three
+        bytes of its execution's first and last stored rows (one query; []
+        when the store keeps no catalog table)."""
         ...

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 __all__ = [
+    "CatalogCensusRow",
     "CatalogDelta",
     "CatalogQuery",
     "CatalogRow",
@@ -332,3 +333,19 @@ class ArchivedExecution(NamedTuple):
     rows: int
     offset: int
     """Byte offset of the gzip member holding the execution's rows."""
+
+
+class CatalogCensusRow(NamedTuple):
+    """One execution as the catalog holds it, for the lifecycle's census: its
+    catalog fields and the first bytes of its first and last rows (the
+    generation sniff, `codec/generation.py`, is applied by the caller)."""
+
+    instance_id: str
+    execution_id: int
+    status: str
+    started_ms: int | None
+    event_count: int
+    stored_bytes: int
+    shard: str
+    first_head: bytes | str | None
+    last_head: bytes | str | None

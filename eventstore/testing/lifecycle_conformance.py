@@ -26,7 +26,7 @@ from ..errors import ArchiveError, ArchiveMissingError, EventStoreError
 from ..evolution.migrate import migrate, rollback
 from ..evolution.prune import prune_runs
 from ..lifecycle.archived import archived_export_rows, verify_archives
-from ..lifecycle.census import census
+from ..lifecycle.census import census, shard_census
 from ..lifecycle.manifest import shard_view
 from ..lifecycle.retention import RetentionPolicy, run_retention
 from ..samples import legacy_rows
@@ -268,3 +268,29 @@ class LifecycleConformance:
         assert all(check.ok for check in verify_archives(store))
         assert list(store.catalog_mismatches()) == []
         assert run_retention(store, self._policy(1)).rows == 0  # nothing left to move
+
+    def test_the_catalog_census_is_the_history_scans(self, store_factory: Any) -> None:
+        """Retention and `shards` read the execution catalog where the store
+        keeps one; it says what a scan of the history says, execution by
+        execution (shard, status, start, rows, bytes, generations)."""
+        store: HistoryStore = store_factory()
+        fill_days(store, 2, 3, executions=2)
+        store.import_rows(legacy_rows())  # legacy rows: root, generation V0
+        cancelled = ev.OrchestrationFailed(
+            event_id=2,
+            details=ev.ApplicationError(
+                kind=ev.Cancelled(reason="operator"), message="", retryable=False
+            ),
+        )
+        started = ev.OrchestrationStarted(
+            event_id=1, name="Order", version="1.0.0", input="7", timestamp_ms=FIRST_DAY_MS
+        )
+        store.append("cancelled", 1, [started, cancelled])
+        assert store.lifecycle.has_catalog_census()
+        scanned = list(census(store))
+        from_catalog = list(shard_census(store))
+        assert from_catalog == scanned
+        assert {i.status for i in scanned} >= {"running", "completed", "failed", "continued_as_new"}
+        assert {g for i in scanned for g in i.generations} == {"V0", "V1"}
+        legacy = [r for r in scanned if r.shard == "root"]
+        assert legacy and all(r.generations == {"V0"} for r in legacy)

@@ -20,6 +20,7 @@ from psycopg import sql
 from ...errors import ReadOnlyError
 from ...store.lifecycle_protocol import (
     ArchivedExecution,
+    CatalogCensusRow,
     ExecutionKey,
     PurgeKey,
     ShardArchiveRow,
@@ -75,6 +76,7 @@ class ManifestQueries:
             "index": sql.Identifier(schema, "eventstore_archived_executions"),
             "by_archive": sql.Identifier("eventstore_archived_by_archive"),
             "history": sql.Identifier(schema, TABLE),
+            "executions": sql.Identifier(schema, "eventstore_executions"),
             "archive": sql.Identifier(schema, "eventstore_archive"),
             "log": sql.Identifier(schema, "eventstore_migration_log"),
         }
@@ -110,6 +112,18 @@ class ManifestQueries:
         self.move_to_shard = t(
             "UPDATE {history} SET eventstore_shard = %s WHERE eventstore_shard = 'root'"
             " AND instance_id = %s AND execution_id = %s"
+        )
+        self.catalog_census = t(
+            "SELECT c.instance_id, c.execution_id, c.status, c.started_ms, c.event_count,"
+            " c.bytes, c.shard,"
+            " (SELECT substr(h.event_data, 1, 3) FROM {history} h WHERE"
+            "  h.instance_id = c.instance_id AND h.execution_id = c.execution_id"
+            "  ORDER BY h.event_id LIMIT 1),"
+            " (SELECT substr(h.event_data, 1, 3) FROM {history} h WHERE"
+            "  h.instance_id = c.instance_id AND h.execution_id = c.execution_id"
+            "  ORDER BY h.event_id DESC LIMIT 1)"
+            " FROM {executions} c WHERE (c.instance_id, c.execution_id) > (%s, %s)"
+            " ORDER BY c.instance_id, c.execution_id LIMIT %s"
         )
         self.forget_index = t("DELETE FROM {index} WHERE archive_id = %s")
         self.forget_archive = t("DELETE FROM {archives} WHERE archive_id = %s")
@@ -269,6 +283,12 @@ class PostgresManifest:
         if not keys:
             return []
         return [RawRow(*r) for r in self._all(self._manifest_q.executions_rows, _columns(keys))]
+
+    def catalog_census_page(self, after: ExecutionKey, limit: int) -> list[CatalogCensusRow]:
+        if not self.catalog_kept():
+            return []
+        rows = self._all(self._manifest_q.catalog_census, (*after, limit))
+        return [CatalogCensusRow(*r) for r in rows]
 
     def archived_instances(self) -> list[str]:
         return [str(r[0]) for r in self._manifest_rows(self._manifest_q.archived_instances)]

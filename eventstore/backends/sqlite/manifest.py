@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ...store.lifecycle_protocol import (
     ArchivedExecution,
+    CatalogCensusRow,
     ExecutionKey,
     PurgeKey,
     ShardArchiveRow,
@@ -69,6 +70,23 @@ _INDEX_COLUMNS: Final = "instance_id, execution_id, archive_id, shard, rows, mem
 _EXECUTION_ROWS: Final = (
     "SELECT rowid, instance_id, execution_id, event_id, event_type, CAST(event_data AS BLOB),"
     " created_at FROM history WHERE instance_id = ? AND execution_id = ? ORDER BY event_id"
+)
+
+
+# The catalog's page for the lifecycle's census: each execution's fields and
+# the first bytes of its first and last rows (two primary-key probes each),
+# so the census reads no other row of the history.
+_CATALOG_CENSUS: Final = (
+    "SELECT c.instance_id, c.execution_id, c.status, c.started_ms, c.event_count, c.bytes,"
+    " c.shard,"
+    " (SELECT substr(CAST(h.event_data AS BLOB), 1, 3) FROM history h"
+    "  WHERE h.instance_id = c.instance_id AND h.execution_id = c.execution_id"
+    "  ORDER BY h.event_id LIMIT 1),"
+    " (SELECT substr(CAST(h.event_data AS BLOB), 1, 3) FROM history h"
+    "  WHERE h.instance_id = c.instance_id AND h.execution_id = c.execution_id"
+    "  ORDER BY h.event_id DESC LIMIT 1)"
+    " FROM eventstore_executions c WHERE (c.instance_id, c.execution_id) > (?, ?)"
+    " ORDER BY c.instance_id, c.execution_id LIMIT ?"
 )
 
 
@@ -151,6 +169,8 @@ class SQLiteManifest:
 
         def writing(self) -> SQLiteWrite: ...
 
+        def catalog_kept(self) -> bool: ...
+
     _last_hold_s: float = 0.0
 
     @contextlib.contextmanager
@@ -221,6 +241,11 @@ class SQLiteManifest:
         for key in keys:
             found += map(RawRow._make, self._all(_EXECUTION_ROWS, key))
         return found
+
+    def catalog_census_page(self, after: ExecutionKey, limit: int) -> list[CatalogCensusRow]:
+        if not self.catalog_kept():
+            return []
+        return [CatalogCensusRow(*r) for r in self._all(_CATALOG_CENSUS, (*after, limit))]
 
     def archived_instances(self) -> list[str]:
         if not self._has_manifest():
