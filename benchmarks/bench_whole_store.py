@@ -2,9 +2,12 @@
 
 Each operation runs in a fresh interpreter so its peak resident memory
 (VmHWM) is its own; memory must not grow with the store's size. The full run
-(sizes up to 1M) also measures verify and export at 10M events against 1M
-(issue 20's floor: at most 1.2x). Retention (issue 16) does not exist yet, so
-it has no row here.
+(sizes up to 1M) also measures verify, export and retention at 10M events
+against 1M (issue 20's floor: at most 1.2x). Retention runs last, on the
+store the others read, after `rebuild_catalog()` (a store eventstore wrote
+keeps its execution catalog; the raw fill does not, and the rebuild is kept
+out of the verify and export figures): every execution is on one day and
+terminal, so it archives and purges the whole store.
 
 Stores are filled by `fast_fill`: the template execution is encoded once and
 each execution's rows are spliced from its pieces (instance id, timestamps),
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -42,10 +46,16 @@ import eventstore
 from eventstore.store.verify import verify
 op, path, out = sys.argv[1:4]
 started = time.perf_counter()
-with eventstore.open(path, readonly=op != "migrate") as store:
+with eventstore.open(path, readonly=op not in ("migrate", "retention")) as store:
     if op == "migrate":
         from eventstore.evolution.migrate import migrate
         rows = migrate(store, strategy="eager").scanned
+    elif op == "retention":
+        import datetime as dt
+        from pathlib import Path
+        from eventstore.lifecycle.retention import RetentionPolicy, run_retention
+        policy = RetentionPolicy(dt.date.fromisoformat(CUT), Path(out + ".archive"))
+        rows = run_retention(store, policy).purged_rows
     elif op == "verify":
         rows = verify(store).rows
     else:
@@ -119,11 +129,30 @@ def fast_fill(path: str, total: int) -> float:
     return time.perf_counter() - started
 
 
+_CUT = "2026-11-19"
+"""The day after `_BASE_MS`'s: retention retires every execution of the store."""
+
+
 def _probe(op: str, path: str, out: str) -> dict[str, float]:
+    script = f"CUT = {_CUT!r}\n" + _PROBE
     done = subprocess.run(
-        [sys.executable, "-c", _PROBE, op, path, out], capture_output=True, text=True, check=True
+        [sys.executable, "-c", script, op, path, out], capture_output=True, text=True, check=True
     )
     return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
+def _retention(directory: Path, path: str) -> dict[str, float]:
+    """Retention of the whole store in its own interpreter, after the catalog's rebuild."""
+    started = time.perf_counter()
+    with eventstore.open(path) as store:
+        store.rebuild_catalog()
+    rebuilt = time.perf_counter() - started
+    out = directory / "retention"
+    try:
+        probe = _probe("retention", path, str(out))
+    finally:
+        shutil.rmtree(str(out) + ".archive", ignore_errors=True)
+    return {**probe, "rebuild_seconds": rebuilt}
 
 
 def _measure(
@@ -152,8 +181,13 @@ def _short(size: int) -> str:
 
 def run(directory: Path, sizes: list[int], rounds: int) -> list[Result]:
     results = []
-    peaks: dict[str, dict[int, float]] = {"verify": {}, "export": {}, "eager migrate": {}}
-    # The full run (up to 1M) adds 10M, for verify and export only: an eager
+    peaks: dict[str, dict[int, float]] = {
+        "verify": {},
+        "export": {},
+        "eager migrate": {},
+        "retention": {},
+    }
+    # The full run (up to 1M) adds 10M, for verify, export and retention: an eager
     # migrate of 10M legacy rows would add minutes and has its own 1M figure.
     measured = [s for s in sizes if s >= 100_000]
     if 1_000_000 in measured:
@@ -174,6 +208,16 @@ def run(directory: Path, sizes: list[int], rounds: int) -> list[Result]:
                        note=f"peak memory {probe['peak_kib'] / 1024:.1f} MiB; store filled in "
                        f"{fill_seconds:.1f} s", rounds=1)
             )  # fmt: skip
+        retained = _retention(directory, path)
+        peaks["retention"][total] = retained["peak_kib"]
+        results.append(
+            Result("retention throughput (archive + purge)", total,
+                   retained["rows"] / retained["seconds"], "(none)",
+                   retained["rows"] / retained["seconds"],
+                   note=f"peak memory {retained['peak_kib'] / 1024:.1f} MiB;"
+                   f" {retained['rows']:,} rows in {retained['seconds']:.1f} s; catalog rebuilt"
+                   f" first in {retained['rebuild_seconds']:.1f} s", rounds=1)
+        )  # fmt: skip
         for leftover in (path, legacy):
             fresh_path(directory, Path(leftover).name)
     for op, by_size in peaks.items():
