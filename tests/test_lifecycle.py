@@ -7,6 +7,7 @@ import datetime as dt
 import gzip
 import json
 import os
+import shutil
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -17,11 +18,19 @@ from click.testing import CliRunner
 import eventstore
 from eventstore import events as ev
 from eventstore.cli import main
-from eventstore.errors import EventStoreError, MigrationLockedError
+from eventstore.errors import (
+    ArchiveMissingError,
+    EventStoreError,
+    MigrationLockedError,
+    StoreError,
+    ValidationError,
+)
 from eventstore.evolution.migrate import backfill_timestamps, list_runs, migrate, rollback
 from eventstore.evolution.prune import prune_runs
+from eventstore.lifecycle.archived import verify_archives
 from eventstore.lifecycle.census import census, shard_census
 from eventstore.lifecycle.manifest import shard_view
+from eventstore.lifecycle.relocate import relocate_archives
 from eventstore.lifecycle.retention import RetentionPolicy, run_retention
 from eventstore.lifecycle.shards import rebase_shards
 from eventstore.testing.conformance import HOSTILE_INSTANCE_IDS
@@ -225,3 +234,65 @@ def test_a_duroxide_database_takes_the_history_scan(duroxide_db: Path) -> None:
         assert not store.lifecycle.has_catalog_census()
         assert list(shard_census(store)) == list(census(store))
         assert sum(s["executions"] for s in shard_view(store)) == len(list(census(store))) > 0
+
+
+def test_relocate_archive_after_the_directory_moved(
+    store_factory: StoreFactory, tmp_path: Path
+) -> None:
+    store = store_factory()
+    fill_days(store, 3, 2)
+    before = {i: store.read(i, 1) for i in ("i-0-0", "i-1-0")}
+    old, new = tmp_path / "archive", tmp_path / "elsewhere" / "archive"
+    run_retention(store, RetentionPolicy(dt.date(2025, 11, 23), old))
+    new.parent.mkdir()
+    shutil.move(old, new)
+    with pytest.raises(ArchiveMissingError, match="relocate-archive") as caught:
+        store.read("i-0-0", 1)
+    assert str(old) in str(caught.value)
+
+    with pytest.raises(ValidationError, match=f"they are under {old}"):
+        relocate_archives(store, tmp_path / "nowhere", new)
+    one = next(new.rglob("*.jsonl.gz"))
+    one.rename(one.with_suffix(".away"))
+    recorded = store.lifecycle.archives()
+    with pytest.raises(StoreError, match=r"nothing relocated: 1 of 2 archives"):
+        relocate_archives(store, old, new)
+    assert store.lifecycle.archives() == recorded  # all or nothing
+    one.with_suffix(".away").rename(one)
+    assert len(relocate_archives(store, old, new, dry_run=True)) == 2
+    assert store.lifecycle.archives() == recorded
+
+    moves = relocate_archives(store, old, new)
+    assert sorted(m.shard for m in moves) == ["2025-11-21", "2025-11-22"]
+    assert all(m.new.startswith(str(new.resolve())) for m in moves)
+    for instance, events in before.items():
+        assert store.read(instance, 1) == events
+    assert all(
+        s["archive"].startswith(str(new.resolve())) for s in shard_view(store) if s["archive"]
+    )
+    assert all(check.ok for check in verify_archives(store))
+
+
+def test_cli_relocate_archive(tmp_path: Path) -> None:
+    target = str(tmp_path / "s.db")
+    with eventstore.open(target) as store:
+        fill_days(store, 2, 2)
+        run_retention(store, RetentionPolicy(dt.date(2025, 11, 22), tmp_path / "a"))
+    shutil.move(tmp_path / "a", tmp_path / "b")
+    runner = CliRunner()
+    failed = runner.invoke(
+        main, ["shards", "relocate-archive", target, str(tmp_path / "x"), str(tmp_path)]
+    )
+    assert failed.exit_code != 0 and "Traceback" not in failed.output
+    assert "no archive the shard manifest records" in failed.output
+    done = runner.invoke(
+        main,
+        ["shards", "relocate-archive", target, str(tmp_path / "a"), str(tmp_path / "b"), "--json"],
+    )
+    assert done.exit_code == 0, done.output
+    (moved,) = json.loads(done.output)["relocated"]
+    assert moved["shard"] == "2025-11-21" and moved["new"].startswith(
+        str((tmp_path / "b").resolve())
+    )
+    shown = runner.invoke(main, ["show", target, "i-0-0", "--execution", "1"])
+    assert shown.exit_code == 0, shown.output

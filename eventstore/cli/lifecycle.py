@@ -18,6 +18,7 @@ from .._words import plural
 from ..errors import StoreError
 from ..lifecycle.census import TERMINAL_STATUSES
 from ..lifecycle.manifest import shard_view
+from ..lifecycle.relocate import relocate_archives
 from ..lifecycle.retention import RetentionPolicy, RetentionReport, run_retention
 from ..lifecycle.shards import rebase_shards
 from .app import DefaultGroup, main
@@ -100,6 +101,32 @@ def shards_rebase(target: str) -> None:
         f"shard root holds {plural(now, 'execution')} (recorded before: {was});"
         " every other execution is recorded in its day shard"
     )
+
+
+@shards_group.command(name="relocate-archive")
+@TARGET
+@click.argument("old_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("new_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Check the files at NEW_DIR and change nothing.")
+@click.option("--json", "as_json", is_flag=True, help='{"relocated": [{"archive": ..., ...}]}.')
+def shards_relocate_archive(
+    target: str, old_dir: Path, new_dir: Path, dry_run: bool, as_json: bool
+) -> None:
+    """Point the manifest's archives at NEW_DIR after the archive directory moved.
+
+    Every archive recorded under OLD_DIR must be at the same place under
+    NEW_DIR and pass its sha256 and row count there; else nothing changes.
+    """
+    with open_store(target, readonly=False) as store, progress_bar("check", None) as advance:
+        moves = relocate_archives(store, old_dir, new_dir, dry_run=dry_run, progress=advance)
+    if as_json:
+        rows = [
+            {"archive": m.archive_id, "shard": m.shard, "old": m.old, "new": m.new} for m in moves
+        ]
+        click.echo(json.dumps({"dry_run": dry_run, "relocated": rows}))
+        return
+    verb = "would relocate" if dry_run else "relocated"
+    out.print(f"{verb} {plural(len(moves), 'archive')} to {new_dir.resolve()}", markup=False)
 
 
 _DURATION = re.compile(r"^(\d+)([dw])$")

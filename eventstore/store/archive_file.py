@@ -118,7 +118,10 @@ def _open(path: Path, shard: str) -> IO[bytes]:
         return open(path, "rb")
     except FileNotFoundError:
         raise ArchiveMissingError(
-            f"the archive of shard {shard} is gone: {path}", shard=shard, location=str(path)
+            f"the archive of shard {shard} is gone: {path} (if the archive directory moved:"
+            " eventstore shards relocate-archive TARGET OLD_DIR NEW_DIR)",
+            shard=shard,
+            location=str(path),
         ) from None
     except OSError as exc:
         raise ArchiveError(
