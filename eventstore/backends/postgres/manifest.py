@@ -84,6 +84,24 @@ class ManifestQueries:
         self.ddl = [self._text(ddl) for ddl in _DDL]
         self._compose_manifest()
         self._compose_rows(positioned)
+        self._compose_catalog_census()
+
+    def _compose_catalog_census(self) -> None:
+        # The catalog's page for the lifecycle's census: each execution's
+        # fields and the first bytes of its first and last rows.
+        t = self._text
+        self.catalog_census = t(
+            "SELECT c.instance_id, c.execution_id, c.status, c.started_ms, c.event_count,"
+            " c.bytes, c.shard,"
+            " (SELECT substr(h.event_data, 1, 3) FROM {history} h WHERE"
+            "  h.instance_id = c.instance_id AND h.execution_id = c.execution_id"
+            "  ORDER BY h.event_id LIMIT 1),"
+            " (SELECT substr(h.event_data, 1, 3) FROM {history} h WHERE"
+            "  h.instance_id = c.instance_id AND h.execution_id = c.execution_id"
+            "  ORDER BY h.event_id DESC LIMIT 1)"
+            " FROM {executions} c WHERE (c.instance_id, c.execution_id) > (%s, %s)"
+            " ORDER BY c.instance_id, c.execution_id LIMIT %s"
+        )
 
     def _compose_manifest(self) -> None:
         t = self._text
@@ -112,18 +130,6 @@ class ManifestQueries:
         self.move_to_shard = t(
             "UPDATE {history} SET eventstore_shard = %s WHERE eventstore_shard = 'root'"
             " AND instance_id = %s AND execution_id = %s"
-        )
-        self.catalog_census = t(
-            "SELECT c.instance_id, c.execution_id, c.status, c.started_ms, c.event_count,"
-            " c.bytes, c.shard,"
-            " (SELECT substr(h.event_data, 1, 3) FROM {history} h WHERE"
-            "  h.instance_id = c.instance_id AND h.execution_id = c.execution_id"
-            "  ORDER BY h.event_id LIMIT 1),"
-            " (SELECT substr(h.event_data, 1, 3) FROM {history} h WHERE"
-            "  h.instance_id = c.instance_id AND h.execution_id = c.execution_id"
-            "  ORDER BY h.event_id DESC LIMIT 1)"
-            " FROM {executions} c WHERE (c.instance_id, c.execution_id) > (%s, %s)"
-            " ORDER BY c.instance_id, c.execution_id LIMIT %s"
         )
         self.forget_index = t("DELETE FROM {index} WHERE archive_id = %s")
         self.forget_archive = t("DELETE FROM {archives} WHERE archive_id = %s")
