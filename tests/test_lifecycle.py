@@ -296,3 +296,27 @@ def test_cli_relocate_archive(tmp_path: Path) -> None:
     )
     shown = runner.invoke(main, ["show", target, "i-0-0", "--execution", "1"])
     assert shown.exit_code == 0, shown.output
+
+
+def test_an_archive_index_from_before_positions_gains_the_column(tmp_path: Path) -> None:
+    target = tmp_path / "s.db"
+    with eventstore.open(str(target)) as store:
+        fill_days(store, 2, 2)
+    with sqlite3.connect(target) as con:  # the index as the first release made it
+        con.execute(
+            "CREATE TABLE eventstore_archived_executions (instance_id TEXT NOT NULL,"
+            " execution_id INTEGER NOT NULL, archive_id TEXT NOT NULL, shard TEXT NOT NULL,"
+            " rows INTEGER NOT NULL, member_offset INTEGER NOT NULL,"
+            " PRIMARY KEY (instance_id, execution_id))"
+        )
+        con.execute(
+            "INSERT INTO eventstore_archived_executions VALUES ('gone', 1, 'a', '2025-01-01', 3, 0)"
+        )
+    with eventstore.open(str(target)) as store:
+        before = store.read("i-0-0", 1)
+        report = run_retention(store, RetentionPolicy(dt.date(2025, 11, 22), tmp_path / "a"))
+        assert report.purged_rows == 4
+        assert store.read("i-0-0", 1) == before
+        assert store.lifecycle.archived_execution("gone", 1) is not None
+        where = store.lifecycle.archived_execution("i-0-0", 1)
+        assert where is not None and where.last_position

@@ -14,7 +14,8 @@ The order of one shard, each step durable before the next starts:
 4. record the archive as `verified` with its row count and checksum;
 5. only then delete the archived executions from the table, a bounded batch
    per transaction, each execution whole and only while it holds exactly
-   the rows archived; then mark the archive `purged`.
+   the rows archived, its last row at the archived position (an id reused
+   after a purge is another execution); then mark the archive `purged`.
 
 Why a run killed anywhere is finished by running it again, with every row
 read back exactly once: until step 4 commits, reads ignore the archive (they
@@ -45,6 +46,7 @@ from ..store.archive_file import ARCHIVE_SUFFIX, ArchiveWriter, verify_archive
 from ..store.lifecycle import StoreLifecycle
 from ..store.lifecycle_protocol import (
     ArchivedExecution,
+    PurgeKey,
     ShardArchiveRow,
 )
 from ..store.shard_key import ROOT_SHARD
@@ -325,12 +327,18 @@ class _Retention:
                 continue
             offset = writer.add(stored)
             counts: dict[tuple[str, int], int] = {}
+            last: dict[tuple[str, int], int] = {}
             for row in stored:
                 key = (row.instance_id, row.execution_id)
                 counts[key] = counts.get(key, 0) + 1
+                last[key] = max(last.get(key, 0), row.position)
                 written += len(row.event_data)
+            # The last row's position goes with the count into the purge's
+            # condition (0: a table without positions, not checked).
             index += [
-                ArchivedExecution(i, e, record.archive_id, record.shard, n, offset)
+                ArchivedExecution(
+                    i, e, record.archive_id, record.shard, n, offset, last[(i, e)] or None
+                )
                 for (i, e), n in counts.items()
             ]
             executions += len(counts)
@@ -352,10 +360,10 @@ class _Retention:
     def purge(self, archive: ShardArchiveRow, outcome: ShardOutcome) -> None:
         """Delete the archive's executions from the table, then mark it purged."""
         advance = self._paced(self.progress(f"purge {archive.shard}", archive.rows))
-        batch: list[tuple[str, int, int]] = []
+        batch: list[PurgeKey] = []
         pending = 0
         for entry in self.lifecycle.archived_in(archive.archive_id):
-            batch.append((entry.instance_id, entry.execution_id, entry.rows))
+            batch.append((entry.instance_id, entry.execution_id, entry.rows, entry.last_position))
             pending += entry.rows
             if pending >= self.purges.size:
                 self._purge_batch(batch, pending, outcome, advance)
@@ -366,7 +374,7 @@ class _Retention:
 
     def _purge_batch(
         self,
-        batch: list[tuple[str, int, int]],
+        batch: list[PurgeKey],
         expected: int,
         outcome: ShardOutcome,
         advance: Callable[[int], object],
@@ -382,7 +390,7 @@ class _Retention:
             outcome.kept_changed += sum(1 for k in batch if self._still_stored(k))
         advance(expected)
 
-    def _still_stored(self, key: tuple[str, int, int]) -> bool:
+    def _still_stored(self, key: PurgeKey) -> bool:
         return bool(self.lifecycle.executions_rows([(key[0], key[1])]))
 
     # -- an interrupted run --------------------------------------------------

@@ -279,9 +279,12 @@ class ExecutionSummary(NamedTuple):
 ExecutionKey = tuple[str, int]
 """(instance_id, execution_id) of one execution."""
 
-PurgeKey = tuple[str, int, int]
-"""(instance_id, execution_id, rows): an execution to delete, and the rows it
-must still hold (its archived copy's) for the delete to happen."""
+PurgeKey = tuple[str, int, int, int | None]
+"""(instance_id, execution_id, rows, last_position): an execution to delete,
+the rows it must still hold (its archived copy's) and the feed position of
+its last row when it was archived (None: not checked, a table without
+positions) for the delete to happen. The position tells a copy apart from
+an execution id reused after a purge with as many rows."""
 
 
 class ShardRow(NamedTuple):
@@ -333,6 +336,9 @@ class ArchivedExecution(NamedTuple):
     rows: int
     offset: int
     """Byte offset of the gzip member holding the execution's rows."""
+    last_position: int | None = None
+    """The feed position of its last row when archived (None: no positions,
+    or indexed before positions were recorded)."""
 
 
 class CatalogCensusRow(NamedTuple):

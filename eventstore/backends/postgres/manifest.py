@@ -52,8 +52,10 @@ _DDL: Final = (
     " created_at TEXT NOT NULL)",
     'CREATE TABLE IF NOT EXISTS {index} (instance_id TEXT COLLATE "C" NOT NULL,'
     " execution_id BIGINT NOT NULL, archive_id TEXT NOT NULL, shard TEXT NOT NULL,"
-    " rows BIGINT NOT NULL, member_offset BIGINT NOT NULL,"
+    " rows BIGINT NOT NULL, member_offset BIGINT NOT NULL, last_position BIGINT,"
     " PRIMARY KEY (instance_id, execution_id))",
+    # An index made before archived positions were recorded gains the column.
+    "ALTER TABLE {index} ADD COLUMN IF NOT EXISTS last_position BIGINT",
     "CREATE INDEX IF NOT EXISTS {by_archive} ON {index} (archive_id, instance_id, execution_id)",
 )
 _SHARD_COLUMNS: Final = (
@@ -63,7 +65,9 @@ _SHARD_COLUMNS: Final = (
 _ARCHIVE_COLUMNS: Final = (
     "archive_id, shard, state, location, rows, executions, checksum, created_at"
 )
-_INDEX_COLUMNS: Final = "instance_id, execution_id, archive_id, shard, rows, member_offset"
+_INDEX_COLUMNS: Final = (
+    "instance_id, execution_id, archive_id, shard, rows, member_offset, last_position"
+)
 
 
 class ManifestQueries:
@@ -134,10 +138,10 @@ class ManifestQueries:
         self.forget_index = t("DELETE FROM {index} WHERE archive_id = %s")
         self.forget_archive = t("DELETE FROM {archives} WHERE archive_id = %s")
         self.index = t(
-            "INSERT INTO {index} (" + _INDEX_COLUMNS + ") VALUES (%s, %s, %s, %s, %s, %s)"
+            "INSERT INTO {index} (" + _INDEX_COLUMNS + ") VALUES (%s, %s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (instance_id, execution_id) DO UPDATE SET"
-            " archive_id = EXCLUDED.archive_id, shard = EXCLUDED.shard,"
-            " rows = EXCLUDED.rows, member_offset = EXCLUDED.member_offset"
+            " archive_id = EXCLUDED.archive_id, shard = EXCLUDED.shard, rows = EXCLUDED.rows,"
+            " member_offset = EXCLUDED.member_offset, last_position = EXCLUDED.last_position"
         )
         self.manifest = t("SELECT " + _SHARD_COLUMNS + " FROM {shards} ORDER BY shard")
         self.archives = t(
@@ -172,11 +176,20 @@ class ManifestQueries:
         )
         # An execution goes only while it holds exactly the rows its archive
         # holds: a row that arrived after archiving keeps the whole execution.
+        # Only while the execution holds exactly its archived rows, its last
+        # row at the archived position (an id reused after a purge, with as
+        # many rows, stays: see the SQLite backend's statement).
+        last = (
+            " AND (k.p IS NULL OR (SELECT max(x.eventstore_position) FROM {history} x"
+            " WHERE x.instance_id = k.i AND x.execution_id = k.e) = k.p)"
+            if positioned
+            else ""
+        )
         self.purge = t(
             "DELETE FROM {history} h USING (SELECT k.i, k.e FROM"
-            " unnest(%s::text[], %s::bigint[], %s::bigint[]) AS k(i, e, n)"
+            " unnest(%s::text[], %s::bigint[], %s::bigint[], %s::bigint[]) AS k(i, e, n, p)"
             " WHERE (SELECT count(*) FROM {history} x"
-            " WHERE x.instance_id = k.i AND x.execution_id = k.e) = k.n) AS ok"
+            " WHERE x.instance_id = k.i AND x.execution_id = k.e) = k.n" + last + ") AS ok"
             " WHERE h.instance_id = ok.i AND h.execution_id = ok.e"
             " RETURNING h.instance_id, h.execution_id"
         )
@@ -306,7 +319,12 @@ class PostgresManifest:
     def purge_executions(self, keys: Sequence[PurgeKey]) -> int:
         if not keys:
             return 0
-        args = ([k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys])
+        args = (
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+            [k[2] for k in keys],
+            [k[3] for k in keys],
+        )
         # No write lock (see _plain_transaction): an execution retention
         # deletes is terminal, so no append can add to it; the statement
         # deletes it only while it holds exactly its archived rows.

@@ -53,7 +53,7 @@ LIFECYCLE_DDL: Final = (
     " created_at TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS eventstore_archived_executions (instance_id TEXT NOT NULL,"
     " execution_id INTEGER NOT NULL, archive_id TEXT NOT NULL, shard TEXT NOT NULL,"
-    " rows INTEGER NOT NULL, member_offset INTEGER NOT NULL,"
+    " rows INTEGER NOT NULL, member_offset INTEGER NOT NULL, last_position INTEGER,"
     " PRIMARY KEY (instance_id, execution_id))",
     "CREATE INDEX IF NOT EXISTS eventstore_archived_by_archive"
     " ON eventstore_archived_executions (archive_id, instance_id, execution_id)",
@@ -66,7 +66,9 @@ _SHARD_COLUMNS: Final = (
 _ARCHIVE_COLUMNS: Final = (
     "archive_id, shard, state, location, rows, executions, checksum, created_at"
 )
-_INDEX_COLUMNS: Final = "instance_id, execution_id, archive_id, shard, rows, member_offset"
+_INDEX_COLUMNS: Final = (
+    "instance_id, execution_id, archive_id, shard, rows, member_offset, last_position"
+)
 _EXECUTION_ROWS: Final = (
     "SELECT rowid, instance_id, execution_id, event_id, event_type, CAST(event_data AS BLOB),"
     " created_at FROM history WHERE instance_id = ? AND execution_id = ? ORDER BY event_id"
@@ -91,10 +93,16 @@ _CATALOG_CENSUS: Final = (
 
 
 # An execution goes only while it holds exactly the rows its archive holds:
-# a row that arrived after archiving (an import) keeps the whole execution.
+# a row that arrived after archiving (an import) keeps the whole execution,
+# and so does a last row at another position than the archived one's: the
+# id was purged and started again (a run finishing an interrupted purge
+# meets it), with as many rows by chance. Positions are the table's integer
+# primary key: VACUUM keeps them.
 _PURGE: Final = (
     "DELETE FROM history WHERE instance_id = ?1 AND execution_id = ?2"
     " AND (SELECT COUNT(*) FROM history WHERE instance_id = ?1 AND execution_id = ?2) = ?3"
+    " AND (?4 IS NULL OR"
+    " (SELECT MAX(position) FROM history WHERE instance_id = ?1 AND execution_id = ?2) = ?4)"
 )
 
 
@@ -117,6 +125,15 @@ class SQLiteManifestWriter:
     def ensure_lifecycle_tables(self) -> None:
         for ddl in LIFECYCLE_DDL:
             self._con.execute(ddl)
+        # An index made before archived positions were recorded gains the
+        # column; its rows keep NULL there (purged by row count alone).
+        columns = {
+            r[1] for r in self._con.execute("PRAGMA table_info(eventstore_archived_executions)")
+        }
+        if "last_position" not in columns:
+            self._con.execute(
+                "ALTER TABLE eventstore_archived_executions ADD COLUMN last_position INTEGER"
+            )
 
     def save_shard(self, row: ShardRow) -> None:
         self._con.execute(
@@ -146,9 +163,9 @@ class SQLiteManifestWriter:
     def index_archived(self, rows: Sequence[ArchivedExecution]) -> None:
         self._con.executemany(
             "INSERT INTO eventstore_archived_executions (" + _INDEX_COLUMNS + ")"
-            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (instance_id, execution_id) DO UPDATE SET"
-            " archive_id = excluded.archive_id, shard = excluded.shard,"
-            " rows = excluded.rows, member_offset = excluded.member_offset",
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (instance_id, execution_id) DO UPDATE SET"
+            " archive_id = excluded.archive_id, shard = excluded.shard, rows = excluded.rows,"
+            " member_offset = excluded.member_offset, last_position = excluded.last_position",
             rows,
         )
 
