@@ -13,9 +13,9 @@ import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Final, NamedTuple
 
-from ..errors import StoreError
+from ..errors import PositionsRenumberedError, StoreError
 from .catalog import ExecutionRecord, as_row, from_row, record_from_summary, refresh
-from .protocol import CatalogQuery, CatalogWriter, ExecutionCatalog
+from .protocol import CatalogQuery, CatalogWriter, ExecutionCatalog, FeedRow
 
 if TYPE_CHECKING:
     from .history import HistoryStore
@@ -139,6 +139,20 @@ def record(store: HistoryStore, instance_id: str, execution_id: int) -> Executio
     return record_from_summary(store, page[0])
 
 
+def _feed_page(store: HistoryStore, position: int) -> tuple[list[FeedRow], int]:
+    """A page of the feed after `position`, and the position it was read after."""
+    try:
+        return store.backend.feed(position, _PAGE * 5), position
+    except PositionsRenumberedError:
+        if not position:
+            raise
+    # The row the catalog was caught up to is gone: retention purged its
+    # execution, and PostgreSQL's feed resumes only after a row it holds.
+    # Read the feed from the start instead; executions the catalog has
+    # current cost one comparison each.
+    return store.backend.feed(0, _PAGE * 5), 0
+
+
 def catch_up(store: HistoryStore) -> int:
     """Bring the catalog up to the global feed; how many executions changed.
 
@@ -154,7 +168,7 @@ def catch_up(store: HistoryStore) -> int:
     changed = 0
     position = backend.catalog_position()
     while True:
-        rows = store.backend.feed(position, _PAGE * 5)
+        rows, position = _feed_page(store, position)
         if not rows:
             return changed
         newest: dict[tuple[str, int], int] = {}

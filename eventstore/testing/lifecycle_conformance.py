@@ -306,3 +306,16 @@ class LifecycleConformance:
         assert {g for i in scanned for g in i.generations} == {"V0", "V1"}
         legacy = [r for r in scanned if r.shard == "root"]
         assert legacy and all(r.generations == {"V0"} for r in legacy)
+
+    def test_catalog_catch_up_after_a_purge_of_its_position(self, store_factory: Any) -> None:
+        """The row the catalog was caught up to may be purged (PostgreSQL's
+        feed resumes only after a row it holds): catching up still works."""
+        store: HistoryStore = store_factory()
+        fill_days(store, 2, 2)
+        store.append("i-0-1", 1, [ev.OrchestrationCompleted(event_id=4, output='"ok"')])
+        store.catalog_catch_up()  # caught up to i-0-1's last row, the feed's newest
+        assert run_retention(store, self._policy(1)).purged_rows == 8
+        store.append("i-1-1", 1, [ev.OrchestrationCompleted(event_id=4, output='"ok"')])
+        assert store.catalog_catch_up() == 0  # the append kept its own row
+        assert run_retention(store, self._policy(1)).rows == 0
+        assert list(store.catalog_mismatches()) == []
