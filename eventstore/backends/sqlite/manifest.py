@@ -33,7 +33,13 @@ from .translate import translate
 if TYPE_CHECKING:
     from .writer import SQLiteWrite
 
-__all__ = ["LIFECYCLE_DDL", "LIFECYCLE_TABLES", "SQLiteManifest", "SQLiteManifestWriter"]
+__all__ = [
+    "CHECKPOINT_AFTER_ROWS",
+    "LIFECYCLE_DDL",
+    "LIFECYCLE_TABLES",
+    "SQLiteManifest",
+    "SQLiteManifestWriter",
+]
 
 LIFECYCLE_TABLES: Final = (
     "eventstore_shards",
@@ -105,6 +111,9 @@ _PURGE: Final = (
     " (SELECT MAX(position) FROM history WHERE instance_id = ?1 AND execution_id = ?2) = ?4)"
 )
 
+
+CHECKPOINT_AFTER_ROWS: Final = 1000
+"""Purged rows between two PASSIVE checkpoints (a few hundred WAL pages)."""
 
 _PRUNE: Final = (
     "DELETE FROM eventstore_archive WHERE rowid IN"
@@ -189,6 +198,7 @@ class SQLiteManifest:
         def catalog_kept(self) -> bool: ...
 
     _last_hold_s: float = 0.0
+    _purged_since_checkpoint: int = 0
 
     @contextlib.contextmanager
     def manifest_writing(self) -> Iterator[SQLiteManifestWriter]:
@@ -294,14 +304,20 @@ class SQLiteManifest:
             # The execution catalog loses them in the same transaction.
             if gone and catalog.exists(self._con):
                 catalog.remove(self._con, gone)
-        # Checkpoint now, outside the transaction: a PASSIVE checkpoint takes
-        # no write lock, so appenders go on meanwhile, and the WAL stays below
-        # the size at which a COMMIT (ours or an appender's) would run one.
-        with self._lock:
-            try:
-                self._con.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            except sqlite3.Error as exc:
-                raise translate(exc, "checkpoint after a purge failed") from None
+        # Checkpoint outside the transaction, once CHECKPOINT_AFTER_ROWS rows
+        # were deleted since the last: a PASSIVE checkpoint takes no write
+        # lock, so appenders go on meanwhile, and the WAL stays below the size
+        # at which a COMMIT (ours or an appender's) would run one inside its
+        # own timing. Not after every purge: each checkpoint syncs the WAL and
+        # the database file, and retention's budgeted purges are small.
+        self._purged_since_checkpoint += deleted
+        if self._purged_since_checkpoint >= CHECKPOINT_AFTER_ROWS:
+            self._purged_since_checkpoint = 0
+            with self._lock:
+                try:
+                    self._con.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error as exc:
+                    raise translate(exc, "checkpoint after a purge failed") from None
         return deleted
 
     def prune_migration_run(self, run_id: str, limit: int) -> int:
