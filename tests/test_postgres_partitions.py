@@ -258,3 +258,65 @@ def test_rebase_moves_root_executions_into_their_day(target: str) -> None:
         assert all(len(tables) == 1 for tables in placed.values())
         # The rows moved keep their positions and transaction ids: the feed is unchanged.
         assert [(r.position, r.instance_id, r.event.event_id) for r in store.read_all()] == feed
+
+
+def test_a_day_retired_whole_loses_its_partition_without_row_deletes(
+    target: str, tmp_path: Path
+) -> None:
+    """Every execution of the day archived: the partition is detached and
+    dropped (no DELETE reaches it), the catalog forgets those executions, and
+    reads follow the archive."""
+    with eventstore.open(target) as store:
+        fill_days(store, 2, 4)
+        complete_running(store, 1, 4)
+        before = {(f"i-0-{n}", 1): store.read(f"i-0-{n}", 1) for n in range(4)}
+    with psycopg.connect(target, autocommit=True) as con:
+        deletes_before = con.execute(
+            "SELECT n_tup_del FROM pg_stat_user_tables WHERE relname = 'history_2025_11_21'"
+        ).fetchone()
+    assert deletes_before == (0,)
+    with eventstore.open(target) as store:
+        report = run_retention(store, RetentionPolicy(dt.date(2025, 11, 22), tmp_path / "a"))
+        assert report.dropped_partitions == [DAY0]
+        assert report.purged_rows == report.rows == sum(len(e) for e in before.values())
+        assert {key: store.read(*key) for key in before} == before
+        assert list(store.catalog_mismatches()) == []
+        assert [r.instance_id for r in store.catalog_executions(shard=DAY0)] == []
+        assert {s.shard: s.state for s in store.lifecycle.shards()}[DAY0] == "purged"
+    assert "history_2025_11_21" not in partitions(target)
+
+
+def test_a_day_with_a_late_execution_keeps_it(target: str, tmp_path: Path) -> None:
+    """An execution of the day that arrives after archiving stays: the
+    partition is not dropped, the archived executions are deleted row by row."""
+    with eventstore.open(target) as store:
+        fill_days(store, 2, 3)
+        complete_running(store, 1, 3)
+        late = ev.OrchestrationStarted(
+            event_id=1, name="N", version="1", input="1", timestamp_ms=FIRST_DAY_MS + 5
+        )
+        # An execution started that day, but still running: retention keeps it.
+        store.append("late", 1, [late])
+        report = run_retention(store, RetentionPolicy(dt.date(2025, 11, 22), tmp_path / "a"))
+        assert report.dropped_partitions == []
+        assert report.purged_rows == report.rows > 0
+        assert [e.event_id for e in store.read("late", 1)] == [1]
+    assert shard_of_rows(target)[("late", 1)] == {"history_2025_11_21"}
+
+
+def test_a_detached_table_holding_rows_is_attached_again_by_a_maker(target: str) -> None:
+    """A table left detached (retention killed between detach and drop) is
+    never replaced by a maker of that day: it is attached again, rows kept."""
+    with eventstore.open(target) as store:
+        fill_days(store, 1, 2)
+        before = store.read("i-0-0", 1)
+    with psycopg.connect(target, autocommit=True) as con:
+        con.execute("ALTER TABLE history DETACH PARTITION history_2025_11_21")
+    with eventstore.open(target) as store:  # a fresh process: no partition known
+        assert store.executions("i-0-0") == []
+        started = ev.OrchestrationStarted(
+            event_id=1, name="N", version="1", input="1", timestamp_ms=FIRST_DAY_MS + 9
+        )
+        store.append("new-on-that-day", 1, [started])
+        assert store.read("i-0-0", 1) == before
+    assert "history_2025_11_21" in partitions(target)

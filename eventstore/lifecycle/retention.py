@@ -358,8 +358,24 @@ class _Retention:
         return index[size:]
 
     def purge(self, archive: ShardArchiveRow, outcome: ShardOutcome) -> None:
-        """Delete the archive's executions from the table, then mark it purged."""
+        """Delete the archive's executions from the table, then mark it purged.
+
+        On a table partitioned by shard, a day whose partition holds exactly
+        this archive's rows (every execution of it retired) loses the whole
+        partition instead: detached and dropped, no row deleted, so
+        appenders do not compete with a row-by-row delete (see
+        `ShardPartitions.drop_archived`). Anything else is deleted row by row."""
         advance = self._paced(self.progress(f"purge {archive.shard}", archive.rows))
+        dropped = self.lifecycle.drop_archived_partition(
+            archive.shard, archive.archive_id, archive.rows
+        )
+        if dropped is not None:
+            outcome.purged_rows += dropped
+            self.report.dropped_partitions.append(archive.shard)
+            advance(archive.rows)
+            with self.lifecycle.writing() as w:
+                w.save_archive(archive._replace(state="purged"))
+            return
         batch: list[PurgeKey] = []
         pending = 0
         for entry in self.lifecycle.archived_in(archive.archive_id):
@@ -449,6 +465,8 @@ def drop_purged_partitions(store: HistoryStore, report: RetentionReport) -> None
     if not lifecycle.partitioned:
         return
     for row in lifecycle.shards():
+        if row.shard in report.dropped_partitions:
+            continue
         if row.state == "purged" and lifecycle.drop_partition(row.shard):
             report.dropped_partitions.append(row.shard)
 

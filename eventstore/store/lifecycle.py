@@ -158,6 +158,15 @@ class StoreLifecycle:
             return False
         return cast(ShardPartitioning, self._backend).drop_shard_partition(shard)
 
+    def drop_archived_partition(self, shard: str, archive_id: str, rows: int) -> int | None:
+        """Retire a day as a metadata operation: its partition dropped when
+        it holds exactly this verified archive's rows; the rows dropped, or
+        None (not partitioned, or it holds more: delete row by row)."""
+        if not self.partitioned:
+            return None
+        backend = cast(ShardPartitioning, self._backend)
+        return backend.drop_archived_partition(shard, archive_id, rows)
+
     def move_to_shards(self, moves: Sequence[tuple[str, int, str]]) -> int:
         """Move root executions' rows into their day partitions (rebase)."""
         if not moves or not self.partitioned:

@@ -158,6 +158,13 @@ class ShardPartitioning(Protocol):
         it is gone (False: rows remain, or the table is not partitioned)."""
         ...
 
+    def drop_archived_partition(self, shard: str, archive_id: str, rows: int) -> int | None:
+        """Drop the shard's partition when it holds exactly the rows of this
+        verified archive, forgetting its executions in the execution catalog
+        (a metadata operation instead of row deletes); the rows dropped, or
+        None when it holds anything else (the caller deletes row by row)."""
+        ...
+
     def move_to_shards(self, moves: Sequence[tuple[str, int, str]]) -> int:
         """Move the rows of these executions (instance, execution, shard),
         each whole in one statement, from the root partition to their

@@ -362,6 +362,13 @@ class PostgresManifest:
             raise ReadOnlyError(f"{self.description} was opened read-only")
         return self.partitions is not None and self.partitions.drop_if_empty(shard)
 
+    def drop_archived_partition(self, shard: str, archive_id: str, rows: int) -> int | None:
+        if self.readonly:
+            raise ReadOnlyError(f"{self.description} was opened read-only")
+        if self.partitions is None:
+            return None
+        return self.partitions.drop_archived(shard, archive_id, rows)
+
     def move_to_shards(self, moves: Sequence[tuple[str, int, str]]) -> int:
         """Each execution under the keys an append takes (the table's shared,
         the execution's exclusively), so no append to it runs between reading

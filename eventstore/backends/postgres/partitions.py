@@ -46,12 +46,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import psycopg
 from psycopg import sql
 
-from ...errors import StoreError
+from ...errors import StoreBusyError, StoreError
 from .locks import lock_key
 from .queries import TABLE
 from .translate import DRIVER_ERRORS, translate
@@ -59,6 +59,7 @@ from .translate import DRIVER_ERRORS, translate
 __all__ = ["PARTITIONED_DDL", "ShardPartitions", "is_partitioned", "partition_name"]
 
 ROOT: Final = "root"
+T = TypeVar("T")
 
 # HISTORY_DDL's columns, partitioned by shard; the keys include the shard.
 PARTITIONED_DDL: Final = """
@@ -82,10 +83,30 @@ _ATTACH: Final = "ALTER TABLE {table} ATTACH PARTITION {part} FOR VALUES IN ({bo
 _DETACH: Final = "ALTER TABLE {table} DETACH PARTITION {part} CONCURRENTLY"
 _FINALIZE: Final = "ALTER TABLE {table} DETACH PARTITION {part} FINALIZE"
 _HOLDS_ROWS: Final = "SELECT EXISTS (SELECT 1 FROM {part})"
+# A partition holds exactly one archive's rows: every row it holds belongs to
+# an execution that archive indexes, and their number is the archive's.
+_ARCHIVED_ROWS: Final = (
+    "SELECT (SELECT count(*) FROM {part}), (SELECT count(*) FROM {part} p JOIN {index} a"
+    " ON a.instance_id = p.instance_id AND a.execution_id = p.execution_id"
+    " WHERE a.archive_id = %s)"
+)
+_FORGET_CATALOG: Final = (
+    "DELETE FROM {executions} e USING {index} a WHERE a.archive_id = %s"
+    " AND e.instance_id = a.instance_id AND e.execution_id = a.execution_id"
+)
+_ATTACHED: Final = (
+    "SELECT i.inhdetachpending FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+    " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s"
+)
 
 
-def _run(con: psycopg.Connection[Any], template: str, names: dict[str, sql.Composable]) -> Any:
-    return con.execute(sql.SQL(template).format(**names))
+def _run(
+    con: psycopg.Connection[Any],
+    template: str,
+    names: dict[str, sql.Composable],
+    args: tuple[object, ...] | None = None,
+) -> Any:
+    return con.execute(sql.SQL(template).format(**names), args)
 
 
 def partition_name(shard: str) -> str:
@@ -107,28 +128,44 @@ class ShardPartitions:
     """Makes and drops the partitions of one partitioned history table."""
 
     def __init__(
-        self, schema: str, connect: Callable[[], psycopg.Connection[Any]], description: str
+        self,
+        schema: str,
+        connect: Callable[[], psycopg.Connection[Any]],
+        description: str,
+        table: str = TABLE,
     ) -> None:
         self._schema = schema
         self._connect = connect
         self._description = description
+        self._table = table
         self._known: set[str] = set()
 
     def _names(self, shard: str) -> dict[str, sql.Composable]:
         return {
-            "table": sql.Identifier(self._schema, TABLE),
+            "table": sql.Identifier(self._schema, self._table),
             "part": sql.Identifier(self._schema, partition_name(shard)),
             "bound": sql.Literal(shard),
+            "index": sql.Identifier(self._schema, "eventstore_archived_executions"),
+            "executions": sql.Identifier(self._schema, "eventstore_executions"),
         }
 
-    def _exists(self, con: psycopg.Connection[Any], shard: str) -> bool:
+    def _attached(self, con: psycopg.Connection[Any], shard: str) -> bool | None:
+        """None: the shard's table is no partition (absent, or detached);
+        True: attached; False: a detach of it is pending."""
+        row = con.execute(_ATTACHED, (self._schema, partition_name(shard))).fetchone()
+        return None if row is None else not row[0]
+
+    def _table_exists(self, con: psycopg.Connection[Any], shard: str) -> bool:
         row = con.execute(
-            "SELECT EXISTS (SELECT 1 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
-            " JOIN pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE n.nspname = %s AND c.relname = %s AND NOT i.inhdetachpending)",
-            (self._schema, partition_name(shard)),
+            "SELECT to_regclass(%s) IS NOT NULL",
+            (sql.Identifier(self._schema, partition_name(shard)).as_string(con),),
         ).fetchone()
         return bool(row and row[0])
+
+    def forget(self, shard: str) -> None:
+        """The shard's partition is no longer known to exist (another process
+        dropped it): the next `ensure` looks again."""
+        self._known.discard(shard)
 
     def ensure(self, shard: str) -> None:
         """The shard's partition exists (made now if not); see the module docstring."""
@@ -142,67 +179,171 @@ class ShardPartitions:
         self._known.add(shard)
 
     def make(self, con: psycopg.Connection[Any], shard: str) -> None:
-        """Make the partition on `con` (autocommit), under the shard's key."""
+        """Make the partition on `con` (autocommit), under the shard's key.
+
+        A table of the shard that exists but is detached (retention was
+        killed between its detach and its drop) is attached again rather
+        than replaced: it may hold rows, and only retention decides that
+        they may go. While retention is dropping the shard's partition (it
+        holds the shard's drop key), this fails at once with StoreBusyError
+        rather than wait for a detach that waits for the caller's own
+        transaction."""
         names = self._names(shard)
         with con.transaction():
-            con.execute(
-                "SELECT pg_advisory_xact_lock(%s)", (lock_key(self._schema, "shard:" + shard),)
-            )
-            if self._exists(con, shard):
+            busy = con.execute(
+                "SELECT pg_try_advisory_xact_lock_shared(%s)", (self._drop_key(shard),)
+            ).fetchone()
+            if not (busy and busy[0]):
+                raise StoreBusyError(
+                    f"{self._description}: retention is dropping the partition of shard"
+                    f" {shard}; retry the append"
+                )
+            con.execute("SELECT pg_advisory_xact_lock(%s)", (self._make_key(shard),))
+            attached = self._attached(con, shard)
+            if attached:
                 return
-            con.execute(sql.SQL("DROP TABLE IF EXISTS {part}").format(**names))
-            con.execute(
-                sql.SQL(
-                    "CREATE TABLE {part} (LIKE {table} INCLUDING DEFAULTS,"
-                    " CHECK (eventstore_shard = {bound}))"
-                ).format(**names)
-            )
+            if attached is None and not self._table_exists(con, shard):
+                con.execute(
+                    sql.SQL(
+                        "CREATE TABLE {part} (LIKE {table} INCLUDING DEFAULTS,"
+                        " CHECK (eventstore_shard = {bound}))"
+                    ).format(**names)
+                )
+            if attached is False:  # a detach a killed run left pending
+                _run(con, _FINALIZE, names)
             _run(con, _ATTACH, names)
+
+    def _make_key(self, shard: str) -> int:
+        return lock_key(self._schema, "shard:" + shard)
+
+    def _drop_key(self, shard: str) -> int:
+        return lock_key(self._schema, "drop:" + shard)
 
     def drop_if_empty(self, shard: str) -> bool:
         """Detach and drop the shard's partition when it holds no row (a
-        purged day); whether it is gone. A detach a killed run left pending
-        is finalized first. Never the root partition: legacy rows and rows
-        of other programs land there."""
+        purged day); whether it was dropped now. A detach a killed run left
+        pending is finalized first. Never the root partition: legacy rows and
+        rows of other programs land there."""
         if shard == ROOT:
             return False
+        return self._dropping(shard, lambda con, names: self._drop(con, shard, names))
+
+    def drop_archived(self, shard: str, archive_id: str, rows: int) -> int | None:
+        """Retire a day whose partition holds exactly one verified archive's
+        rows as a metadata operation: detach the partition (CONCURRENTLY),
+        check the detached table again, forget the archive's executions in
+        the execution catalog, and drop it. The rows dropped; None when the
+        partition holds anything else (running executions, rows that arrived
+        after archiving): then the caller deletes the archived executions
+        row by row. Finishes a drop a killed run left (pending, detached)."""
+        if shard == ROOT:
+            return None
+        return self._dropping(
+            shard, lambda con, names: self._drop_archived(con, shard, names, archive_id, rows)
+        )
+
+    def _dropping(
+        self, shard: str, body: Callable[[psycopg.Connection[Any], dict[str, sql.Composable]], T]
+    ) -> T:
+        """`body(con, names)` on a connection of its own, holding the shard's
+        drop key for the session (makers of the day fail fast meanwhile)."""
         names = self._names(shard)
         try:
             with contextlib.closing(self._connect()) as con:
-                return self._drop(con, shard, names)
+                con.execute("SELECT pg_advisory_lock(%s)", (self._drop_key(shard),))
+                return body(con, names)
         except DRIVER_ERRORS as exc:
             raise translate(exc, f"cannot drop the partition of shard {shard}") from None
+
+    def _holds_archive(
+        self,
+        con: psycopg.Connection[Any],
+        names: dict[str, sql.Composable],
+        archive: str,
+        rows: int,
+    ) -> bool:
+        found = _run(con, _ARCHIVED_ROWS, names, (archive,)).fetchone()
+        return found is not None and int(found[0]) == int(found[1]) == rows
+
+    def _drop_archived(
+        self,
+        con: psycopg.Connection[Any],
+        shard: str,
+        names: dict[str, sql.Composable],
+        archive_id: str,
+        rows: int,
+    ) -> int | None:
+        attached = self._attached(con, shard)
+        if attached is None and not self._table_exists(con, shard):
+            return None  # dropped already: the row deletes find nothing to do
+        if attached and not self._holds_archive(con, names, archive_id, rows):
+            return None
+        if attached:
+            # CONCURRENTLY: appends and reads go on meanwhile; it waits for
+            # the transactions that use the parent instead of locking them out.
+            _run(con, _DETACH, names)
+        elif attached is False:
+            _run(con, _FINALIZE, names)
+        # Detached, nothing can reach the table any more: check it again (an
+        # execution of that day may have started between the check and the
+        # detach). Anything else in it: it goes back, and the rows are deleted.
+        if not self._holds_archive(con, names, archive_id, rows):
+            self._put_back(con, shard, names)
+            return None
+        with con.transaction():
+            con.execute("SELECT pg_advisory_xact_lock(%s)", (self._make_key(shard),))
+            if self._attached(con, shard) is not None:
+                return None  # a maker attached it again meanwhile
+            # The catalog loses the executions with their rows (a purge does
+            # the same in its own transaction); reads follow the archive.
+            _run(con, _FORGET_CATALOG, names, (archive_id,))
+            con.execute(sql.SQL("DROP TABLE {part}").format(**names))
+        self._known.discard(shard)
+        return rows
+
+    def _put_back(
+        self, con: psycopg.Connection[Any], shard: str, names: dict[str, sql.Composable]
+    ) -> None:
+        """A detached table holding rows goes back: attached (a CHECK equal
+        to the bound spares the scan); if a maker made the day again
+        meanwhile, its rows are copied into the table (positions and
+        transaction ids kept) and it is dropped."""
+        try:
+            with con.transaction():
+                _run(con, _ATTACH, names)
+        except (psycopg.errors.DuplicateObject, psycopg.errors.InvalidObjectDefinition):
+            with con.transaction():
+                _run(con, "INSERT INTO {table} SELECT * FROM {part}", names)
+                con.execute(sql.SQL("DROP TABLE {part}").format(**names))
 
     def _drop(
         self, con: psycopg.Connection[Any], shard: str, names: dict[str, sql.Composable]
     ) -> bool:
-        pending = con.execute(
-            "SELECT i.inhdetachpending FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
-            " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s"
-            " AND c.relname = %s",
-            (self._schema, partition_name(shard)),
-        ).fetchone()
-        if pending is None:  # not attached: dropped already, or a leftover of a killed run
-            con.execute(sql.SQL("DROP TABLE IF EXISTS {part}").format(**names))
+        attached = self._attached(con, shard)
+        if attached is None:  # not attached: dropped already, or a leftover of a killed run
+            if not self._table_exists(con, shard):
+                return False
+            if _run(con, _HOLDS_ROWS, names).fetchone() == (True,):
+                self._put_back(con, shard, names)
+                return False
+            con.execute(sql.SQL("DROP TABLE {part}").format(**names))
             return True
-        if pending[0]:
+        if not attached:
             _run(con, _FINALIZE, names)
         else:
             found = _run(con, _HOLDS_ROWS, names).fetchone()
             if found is None or found[0]:
                 return False
-            # CONCURRENTLY: appends and reads go on meanwhile (it waits for
-            # the transactions using the parent instead of locking them out).
             # A row appended to the day between the check and the detach
             # would go with the partition, so the detached table is checked
-            # again before it is dropped, and attached back if it holds one.
+            # again before it is dropped, and put back if it holds one.
             _run(con, _DETACH, names)
         row = _run(con, _HOLDS_ROWS, names).fetchone()
         if row is not None and row[0]:
-            _run(con, _ATTACH, names)
+            self._put_back(con, shard, names)
             raise StoreError(
                 f"{self._description}: shard {shard} received rows while its partition was"
-                " detached; it is attached again and kept"
+                " detached; they are back in the table"
             )
         con.execute(sql.SQL("DROP TABLE {part}").format(**names))
         self._known.discard(shard)
