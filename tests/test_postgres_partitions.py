@@ -14,6 +14,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import psycopg
@@ -320,3 +321,62 @@ def test_a_detached_table_holding_rows_is_attached_again_by_a_maker(target: str)
         store.append("new-on-that-day", 1, [started])
         assert store.read("i-0-0", 1) == before
     assert "history_2025_11_21" in partitions(target)
+
+
+_STALE_APPENDER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    import eventstore
+    from eventstore import events as ev
+    target, ready, go, at = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])
+
+    def execution(name):
+        started = ev.OrchestrationStarted(
+            event_id=1, name="N", version="1", input="1", timestamp_ms=at
+        )
+        return [started, ev.OrchestrationCompleted(event_id=2, output='"ok"')]
+
+    with eventstore.open(target) as store:
+        store.append("first", 1, execution("first"))  # this process makes the day
+        ready.touch()
+        while not go.exists():
+            time.sleep(0.01)
+        # Another process dropped the day meanwhile: this process's knowledge is stale.
+        store.append("second", 1, execution("second"))
+        print(len(store.read("second", 1)))
+    """
+)
+
+
+def test_an_append_to_a_day_another_process_dropped_makes_it_again(
+    target: str, tmp_path: Path
+) -> None:
+    ready, go = tmp_path / "ready", tmp_path / "go"
+    child = subprocess.Popen(
+        [sys.executable, "-c", _STALE_APPENDER, target, str(ready), str(go), str(FIRST_DAY_MS)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for _ in range(3000):
+            if ready.exists() or child.poll() is not None:
+                break
+            time.sleep(0.01)
+        assert ready.exists(), child.communicate()[1]
+        with eventstore.open(target) as store:
+            report = run_retention(store, RetentionPolicy(dt.date(2025, 11, 22), tmp_path / "a"))
+            assert report.dropped_partitions == [DAY0]
+        assert "history_2025_11_21" not in partitions(target)
+        go.touch()
+        out, err = child.communicate(timeout=120)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 0, err
+    assert out.strip() == "2"
+    assert shard_of_rows(target)[("second", 1)] == {"history_2025_11_21"}
+    with eventstore.open(target) as store:
+        assert len(store.read("first", 1)) == 2  # from the archive

@@ -34,7 +34,14 @@ from .partitions import ShardPartitions
 from .queries import Queries
 from .target import mask
 from .translate import DRIVER_ERRORS, translate
-from .writer import insert_chunks, last_event_query, last_of, rows_between_query
+from .writer import (
+    dropped_meanwhile,
+    insert_chunks,
+    last_event_query,
+    last_of,
+    partition_missing,
+    rows_between_query,
+)
 
 if TYPE_CHECKING:
     from .backend import PostgresBackend
@@ -110,11 +117,29 @@ class AsyncPostgresWriter:
 
     async def insert(self, batch: NewEvents) -> None:
         stored = self._shards.get((batch.instance_id, batch.execution_id))
-        if self._partitions is not None:
+        shard = stored or batch.shard or "root"
+        partitions = self._partitions
+        if partitions is not None:
             # Once per new day per process, on a connection of its own.
-            await asyncio.to_thread(self._partitions.ensure, stored or batch.shard or "root")
-        for query, params in insert_chunks(batch, self._q, stored):
-            await self._execute(query, params)
+            await asyncio.to_thread(partitions.ensure, shard)
+        try:
+            for query, params in insert_chunks(batch, self._q, stored):
+                await self._execute(query, params)
+        except psycopg.errors.CheckViolation as exc:
+            if partitions is None or not partition_missing(exc, batch, stored):
+                raise
+            # As PostgresWriter._start_over: the day was dropped by another process.
+            partitions.forget(shard)
+            if self._locks.nested:
+                await asyncio.to_thread(partitions.ensure, shard)
+                raise dropped_meanwhile(batch, shard) from None
+            await self._con.execute(b"ROLLBACK")
+            self._locks.restart()
+            await asyncio.to_thread(partitions.ensure, shard)
+            if (await self.last_event(batch.instance_id, batch.execution_id, shard))[0] != 0:
+                raise dropped_meanwhile(batch, shard) from None
+            for query, params in insert_chunks(batch, self._q, None):
+                await self._execute(query, params)
 
     # -- the execution catalog (the sync writer's statements, awaited) ----------
 

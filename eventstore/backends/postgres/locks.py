@@ -74,6 +74,17 @@ class WriteLocks:
         self.exclusive = False
 
     @property
+    def nested(self) -> bool:
+        """A savepoint inside `transaction()`: the unit cannot start over."""
+        return not self._begin
+
+    def restart(self) -> None:
+        """After a ROLLBACK of the unit's own transaction: nothing is held,
+        the next statement opens it again."""
+        self._executions = None
+        self.exclusive = False
+
+    @property
     def opened(self) -> bool:
         """Whether the opening was handed out (a failed one still asks for a ROLLBACK)."""
         return self.exclusive or self._executions is not None

@@ -97,7 +97,15 @@ from .partitions import ShardPartitions
 from .queries import INSERT_ROWS, Queries
 from .translate import DRIVER_ERRORS, translate
 
-__all__ = ["PostgresWriter", "insert_chunks", "lock_key", "refuse_later_writer", "write_unit"]
+__all__ = [
+    "PostgresWriter",
+    "dropped_meanwhile",
+    "insert_chunks",
+    "lock_key",
+    "partition_missing",
+    "refuse_later_writer",
+    "write_unit",
+]
 
 
 def last_event_query(
@@ -161,6 +169,25 @@ def insert_chunks(
             params += (instance_id, execution_id, event_id, event_type, event_data.decode())
             params += extra
         yield queries.insert_rows(len(params) // queries.row_params), params
+
+
+def partition_missing(exc: Exception, batch: NewEvents, stored: str | None) -> bool:
+    """The insert of a new execution failed because its day's partition, which
+    this process made or saw earlier, is gone: another process (retention)
+    dropped it. SQLSTATE 23514 with PostgreSQL's routing message."""
+    return (
+        stored is None
+        and isinstance(exc, psycopg.errors.CheckViolation)
+        and "no partition of relation" in str(exc)
+    )
+
+
+def dropped_meanwhile(batch: NewEvents, shard: str) -> StoreBusyError:
+    return StoreBusyError(
+        f"cannot append to {batch.instance_id!r} execution {batch.execution_id}: the"
+        f" partition of shard {shard} was dropped by another process and is made again;"
+        " nothing was written, retry"
+    )
 
 
 def refuse_later_writer(instance_id: str, execution_id: int) -> StoreBusyError:
@@ -275,9 +302,37 @@ class PostgresWriter(CatalogWrites):
 
     def insert(self, batch: NewEvents) -> None:
         stored = self._shards.get((batch.instance_id, batch.execution_id))
+        shard = stored or batch.shard or "root"
         if self._partitions is not None:
-            self._partitions.ensure(stored or batch.shard or "root")
-        for query, params in insert_chunks(batch, self._q, stored):
+            self._partitions.ensure(shard)
+        try:
+            for query, params in insert_chunks(batch, self._q, stored):
+                self._execute(query, params, append=True)
+        except psycopg.errors.CheckViolation as exc:
+            if self._partitions is None or not partition_missing(exc, batch, stored):
+                raise
+            self._start_over(batch, shard, self._partitions)
+
+    def _start_over(self, batch: NewEvents, shard: str, partitions: ShardPartitions) -> None:
+        """The day's partition this process knew was dropped by another
+        (retention): make it again and retry the append once, in a new
+        transaction, under the same locks and checks. The failed insert was
+        the unit's first write (an append's reads come before it), and the
+        execution was new: if it still is, the checks the store made hold
+        and the insert is redone; if another writer created it meanwhile,
+        StoreBusyError (nothing written). A unit inside `transaction()`
+        cannot start over: StoreBusyError, and the retry of the transaction
+        finds the partition."""
+        partitions.forget(shard)
+        if self._locks.nested:
+            partitions.ensure(shard)
+            raise dropped_meanwhile(batch, shard)
+        self._con.execute(b"ROLLBACK")
+        self._locks.restart()
+        partitions.ensure(shard)
+        if self.last_event(batch.instance_id, batch.execution_id, shard)[0] != 0:
+            raise dropped_meanwhile(batch, shard)
+        for query, params in insert_chunks(batch, self._q, None):
             self._execute(query, params, append=True)
 
     def insert_or_compare(self, row: InsertRow) -> str | None:
