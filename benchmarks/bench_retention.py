@@ -18,7 +18,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import sqlite3
 import subprocess
@@ -302,51 +301,82 @@ _RETENTION_SCRIPT = (
 )
 
 
-def _pg_store(server: Any, total: int) -> str:
+def _pg_store(server: Any, total: int, partitioned: bool) -> str:
+    """A store of `total` events over DAYS days, filled with COPY (both
+    layouts alike: on a partitioned table each row names its day's partition,
+    made first), then the execution catalog derived."""
+    import psycopg
+
+    from eventstore.store.shard_key import derive_shard_key
+
     url: str = server.create_database()
+    with eventstore.open(url, partition_by_shard=partitioned) as store:
+        partitions = getattr(store.backend, "partitions", None)
+        days = {derive_shard_key(FIRST_DAY_MS + d * 86_400_000) for d in range(DAYS)}
+        for day in sorted(days):
+            if partitions is not None:
+                partitions.ensure(day)
+    columns = "instance_id, execution_id, event_id, event_type, event_data, created_at"
+    if partitioned:
+        columns += ", eventstore_shard"
+    statement = f"COPY history ({columns}) FROM STDIN"
+    with psycopg.connect(url) as con, con.cursor() as cur, cur.copy(statement) as copy:
+        for row in _rows(total):
+            day = min(int(row[0].split("-")[1]) // _per_day(total), DAYS - 1)
+            shard = derive_shard_key(FIRST_DAY_MS + day * 86_400_000)
+            copy.write_row((*row, "2025-11-21 00:00:00", *((shard,) if partitioned else ())))
     with eventstore.open(url) as store:
-        rows = _rows(total)
-        columns = ("instance_id", "execution_id", "event_id", "event_type", "event_data")
-        while chunk := list(itertools.islice(rows, PER_EXECUTION * 500)):
-            store.import_rows(dict(zip(columns, r, strict=True)) for r in chunk)
+        store.rebuild_catalog()
     return url
 
 
-def postgres_results(directory: Path, total: int) -> list[Result]:
+def _per_day(total: int) -> int:
+    return max(1, total // PER_EXECUTION // DAYS)
+
+
+def _retention_ratio(
+    server: Any, directory: Path, total: int, throttle: float, partitioned: bool
+) -> Result:
+    url = _pg_store(server, total, partitioned)
+    layout = "partitioned" if partitioned else "plain"
+    archive = str(directory / f"pg-archive-{layout}-{throttle}-{time.monotonic_ns()}")
+    child = subprocess.Popen(
+        [sys.executable, "-c", _RETENTION_SCRIPT, url, archive, CUT, str(throttle)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    # Appenders for as long as retention runs, then alone for as long.
+    during, seconds = _append_while(url, 4, "during", lambda: child.poll() is not None)
+    purged = int((child.communicate(timeout=600)[0] or "0").strip() or 0)
+    deadline = time.monotonic() + seconds
+    alone, _ = _append_while(url, 4, "alone", lambda: time.monotonic() >= deadline)
+    label = f" (--throttle {throttle:g})" if throttle else ""
+    return Result(
+        f"PostgreSQL appenders during retention, {layout} table" + label,
+        total,
+        during,
+        "appenders alone",
+        alone,
+        target=0.8,
+        note=f"4 threads appending 6-event executions for the {seconds:.1f} s"
+        f" retention of {total:,} events took ({purged:,} rows retired), then alone as long",
+    )
+
+
+def postgres_results(
+    directory: Path, total: int, runs: int = 1, throttles: tuple[float, ...] = (0, 3)
+) -> list[Result]:
+    """Alternating plain and partitioned tables, each run in the same server."""
     from tests.postgres_server import running_server
 
     results = []
     with running_server() as server:
-        for throttle in (0, 3):
-            url = _pg_store(server, total)
-            archive = str(directory / f"pg-archive-{throttle}")
-            child = subprocess.Popen(
-                [sys.executable, "-c", _RETENTION_SCRIPT, url, archive, CUT, str(throttle)],
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            # Appenders for as long as retention runs, then alone for as long.
-            during, seconds = _append_while(
-                url, 4, "during", lambda child=child: child.poll() is not None
-            )
-            child.wait(timeout=600)
-            deadline = time.monotonic() + seconds
-            alone, _ = _append_while(
-                url, 4, "alone", lambda deadline=deadline: time.monotonic() >= deadline
-            )
-            label = f" (--throttle {throttle})" if throttle else ""
-            results.append(
-                Result(
-                    "PostgreSQL appenders during retention" + label,
-                    total,
-                    during,
-                    "appenders alone",
-                    alone,
-                    target=0.8,
-                    note=f"4 threads appending 6-event executions for the {seconds:.1f} s"
-                    f" retention of {total:,} events took, then alone as long",
-                )
-            )
+        for _ in range(runs):
+            for throttle in throttles:
+                for partitioned in (False, True):
+                    results.append(
+                        _retention_ratio(server, directory, total, throttle, partitioned)
+                    )
     return results
 
 
@@ -363,6 +393,10 @@ if __name__ == "__main__":
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        for r in run(Path(tmp), [100_000, 1_000_000], 1):
+        if "--postgres" in sys.argv:  # --postgres RUNS: alternating runs, unthrottled
+            found = postgres_results(Path(tmp), 200_000, int(sys.argv[-1]), (0,))
+        else:
+            found = run(Path(tmp), [100_000, 1_000_000], 1)
+        for r in found:
             print(r.workload, r.size, f"{r.ours:,.1f}", r.baseline_name, f"{r.baseline:,.1f}",
                   f"{r.ratio:.2f}", r.note)  # fmt: skip

@@ -22,7 +22,6 @@ from ...errors import (
 )
 from ...store.protocol import (
     ArchivedRow,
-    ExecutionRow,
     FeedRow,
     IntegrityResult,
     MigrationLogRow,
@@ -32,7 +31,6 @@ from ...store.protocol import (
     RawRow,
     RowKey,
     SchemaVersionRow,
-    StoredRow,
     WindowCounts,
 )
 from . import catalog, window
@@ -40,6 +38,7 @@ from .aio import AsyncPostgresBackend
 from .integrity import postgres_integrity
 from .manifest import LIFECYCLE_TABLES, ManifestQueries, PostgresManifest
 from .partitions import ShardPartitions
+from .pruned import ExecutionReads, PrunedQueries
 from .queries import EVOLUTION_TABLES, TABLE, Queries, channel_of
 from .run_lock import run_lock
 from .table import prepare
@@ -53,7 +52,7 @@ _CLOSE_CHECK_SECONDS: Final = 0.5
 _POLL_SECONDS: Final = 0.05
 
 
-class PostgresBackend(catalog.CatalogReads, PostgresManifest):
+class PostgresBackend(catalog.CatalogReads, PostgresManifest, ExecutionReads):
     """History rows in a PostgreSQL table, through a connection pool.
 
     Options: `schema` (a plain identifier, default "public"; also accepted as
@@ -106,6 +105,7 @@ class PostgresBackend(catalog.CatalogReads, PostgresManifest):
         self.can_keep_catalog = positioned
         self._q = Queries(self.schema, positioned, ordered, partitioned)
         self._manifest_q = ManifestQueries(self.schema, positioned)
+        self._pruned = PrunedQueries(self.schema) if partitioned else None
         try:
             self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
                 conninfo,
@@ -290,23 +290,12 @@ class PostgresBackend(catalog.CatalogReads, PostgresManifest):
             except DRIVER_ERRORS as exc:
                 raise translate(exc, "read failed") from None
 
-    def execution_rows(self, instance_id: str, execution_id: int) -> list[ExecutionRow]:
-        return self._all(self._q.execution_rows, (instance_id, execution_id))
-
     def execution_packed(self, instance_id: str, execution_id: int) -> PackedExecution | None:
         return None  # rows arrive in one round trip already; see execution_rows
-
-    def position_of(self, instance_id: str, execution_id: int, event_id: int) -> int | None:
-        rows = self._all(self._q.position_of, (instance_id, execution_id, event_id))
-        return int(rows[0][0]) if rows else None
 
     def latest_execution(self, instance_id: str) -> int | None:
         value = self._all(self._q.latest_execution, (instance_id,))[0][0]
         return int(value) if value is not None else None
-
-    def last_event_id(self, instance_id: str, execution_id: int) -> int:
-        value = self._all(self._q.last_event_id, (instance_id, execution_id))[0][0]
-        return int(value) if value is not None else 0
 
     def executions(self, instance_id: str) -> list[int]:
         return [int(r[0]) for r in self._all(self._q.executions, (instance_id,))]
@@ -316,16 +305,6 @@ class PostgresBackend(catalog.CatalogReads, PostgresManifest):
 
     def overview(self) -> list[tuple[str, int, int, int]]:
         return [(str(r[0]), int(r[1]), int(r[2]), int(r[3])) for r in self._all(self._q.overview)]
-
-    def edge_rows(
-        self, instance_id: str, execution_id: int
-    ) -> tuple[StoredRow | None, StoredRow | None]:
-        first = self._all(self._q.first_row, (instance_id, execution_id))
-        last = self._all(self._q.last_row, (instance_id, execution_id))
-        return (
-            StoredRow(*first[0]) if first else None,
-            StoredRow(*last[0]) if last else None,
-        )
 
     def feed(self, after: int, limit: int) -> list[FeedRow]:
         """Rows after the row at position `after` (0: from the start) in the
