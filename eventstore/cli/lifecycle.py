@@ -18,6 +18,7 @@ from .._words import plural
 from ..errors import StoreError
 from ..lifecycle.census import TERMINAL_STATUSES
 from ..lifecycle.manifest import shard_view
+from ..lifecycle.partition import BATCH_ROWS, partition_store
 from ..lifecycle.relocate import relocate_archives
 from ..lifecycle.retention import RetentionPolicy, RetentionReport, run_retention
 from ..lifecycle.shards import rebase_shards
@@ -127,6 +128,29 @@ def shards_relocate_archive(
         return
     verb = "would relocate" if dry_run else "relocated"
     out.print(f"{verb} {plural(len(moves), 'archive')} to {new_dir.resolve()}", markup=False)
+
+
+@shards_group.command(name="partition")
+@TARGET
+@click.option(
+    "--batch-rows",
+    type=click.IntRange(min=1),
+    default=BATCH_ROWS,
+    show_default=True,
+    help="Rows copied per transaction.",
+)
+def shards_partition(target: str, batch_rows: int) -> None:
+    """Convert a PostgreSQL history table into partitions by day shard (offline:
+    stop the writers first; run again after an interruption)."""
+    with open_store(target, readonly=False) as store, progress_tasks() as progress:
+        rows = partition_store(store, batch=batch_rows, progress=progress)
+    if rows < 0:
+        out.print("the history table is partitioned by day shard already; nothing to do")
+        return
+    out.print(
+        f"the history table is partitioned by day shard now ({plural(rows, 'row')} kept,"
+        " positions and transaction ids unchanged); restart the store's writers"
+    )
 
 
 _DURATION = re.compile(r"^(\d+)([dw])$")

@@ -74,6 +74,11 @@ class CatalogMethods:
         backend = self._catalog_backend
         return backend is not None and backend.can_keep_catalog
 
+    @property
+    def catalog_table_kept(self) -> bool:
+        """True when the catalog's table exists and appends keep it current."""
+        return self._catalog_kept
+
     def catalog_executions(
         self,
         *,

@@ -14,7 +14,7 @@ retention run is before, inside or after its delete.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -166,6 +166,18 @@ class StoreLifecycle:
             return None
         backend = cast(ShardPartitioning, self._backend)
         return backend.drop_archived_partition(shard, archive_id, rows)
+
+    def convert_to_partitioned(
+        self, batch: int, start: Callable[[str, int | None], Callable[[int], object]]
+    ) -> int:
+        """Convert the history table into the partitioned layout (PostgreSQL);
+        the rows it holds, -1 when it was partitioned already."""
+        backend = self._backend
+        if not isinstance(backend, ShardPartitioning):
+            raise StoreError(
+                f"{self.description}: only a PostgreSQL history table can be partitioned"
+            )
+        return backend.convert_to_partitioned(batch, start)
 
     def move_to_shards(self, moves: Sequence[tuple[str, int, str]]) -> int:
         """Move root executions' rows into their day partitions (rebase)."""

@@ -16,7 +16,7 @@ Narrow `@runtime_checkable` capabilities in the manner of `store/protocol.py`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol, runtime_checkable
 
@@ -163,6 +163,15 @@ class ShardPartitioning(Protocol):
         verified archive, forgetting its executions in the execution catalog
         (a metadata operation instead of row deletes); the rows dropped, or
         None when it holds anything else (the caller deletes row by row)."""
+        ...
+
+    def convert_to_partitioned(
+        self, batch: int, start: Callable[[str, int | None], Callable[[int], object]]
+    ) -> int:
+        """Convert an unpartitioned history table eventstore created into the
+        partitioned layout (offline, resumable; the backend's module says
+        how); the rows the converted table holds. Refuses a table another
+        program created."""
         ...
 
     def move_to_shards(self, moves: Sequence[tuple[str, int, str]]) -> int:

@@ -11,13 +11,13 @@ retention, and lifecycle jobs are serialised by the run lock.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import psycopg
 from psycopg import sql
 
-from ...errors import ReadOnlyError
+from ...errors import ReadOnlyError, StoreError
 from ...store.lifecycle_protocol import (
     ArchivedExecution,
     CatalogCensusRow,
@@ -27,6 +27,7 @@ from ...store.lifecycle_protocol import (
     ShardRow,
 )
 from ...store.protocol import RawRow
+from .convert import convert_to_partitioned
 from .locks import execution_key, lock_key
 from .partitions import ShardPartitions
 from .queries import CREATED_AT, TABLE
@@ -250,6 +251,7 @@ class PostgresManifest:
     _q: Any  # the backend's Queries (`.catalog`: the execution catalog's)
     partitions: ShardPartitions | None
     schema: str
+    stable_positions: bool
 
     if TYPE_CHECKING:
 
@@ -258,6 +260,8 @@ class PostgresManifest:
         def catalog_kept(self) -> bool: ...
 
         def _connection(self) -> contextlib.AbstractContextManager[psycopg.Connection[Any]]: ...
+
+        def _connect(self) -> psycopg.Connection[Any]: ...
 
     @contextlib.contextmanager
     def _plain_transaction(self, what: str) -> Iterator[psycopg.Cursor[Any]]:
@@ -368,6 +372,25 @@ class PostgresManifest:
         if self.partitions is None:
             return None
         return self.partitions.drop_archived(shard, archive_id, rows)
+
+    def convert_to_partitioned(
+        self, batch: int, start: Callable[[str, int | None], Callable[[int], object]]
+    ) -> int:
+        """convert.py; refused on a table another program (duroxide) created:
+        it has no positions to keep, and we never reshape another's table."""
+        if self.readonly:
+            raise ReadOnlyError(f"{self.description} was opened read-only")
+        if not self.stable_positions:
+            raise StoreError(
+                f"{self.description}: its history table was created by another program"
+                " (duroxide: no eventstore_position column); it is never converted"
+            )
+        if self.partitions is not None:
+            return -1
+        with contextlib.closing(self._connect()) as con:
+            return convert_to_partitioned(
+                con, self.schema, self.description, batch=batch, start=start
+            )
 
     def move_to_shards(self, moves: Sequence[tuple[str, int, str]]) -> int:
         """Each execution under the keys an append takes (the table's shared,
