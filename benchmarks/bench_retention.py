@@ -296,7 +296,8 @@ _RETENTION_SCRIPT = (
     " from eventstore.lifecycle.retention import RetentionPolicy, run_retention;"
     " s = eventstore.open(sys.argv[1]);"
     " cut = dt.date.fromisoformat(sys.argv[3]);"
-    " p = RetentionPolicy(cut, Path(sys.argv[2]), throttle=float(sys.argv[4]));"
+    " t = None if sys.argv[4] == 'auto' else float(sys.argv[4]);"
+    " p = RetentionPolicy(cut, Path(sys.argv[2]), throttle=t);"
     " print(run_retention(s, p).purged_rows)"
 )
 
@@ -335,13 +336,21 @@ def _per_day(total: int) -> int:
 
 
 def _retention_ratio(
-    server: Any, directory: Path, total: int, throttle: float, partitioned: bool
+    server: Any, directory: Path, total: int, throttle: float | None, partitioned: bool
 ) -> Result:
     url = _pg_store(server, total, partitioned)
     layout = "partitioned" if partitioned else "plain"
     archive = str(directory / f"pg-archive-{layout}-{throttle}-{time.monotonic_ns()}")
     child = subprocess.Popen(
-        [sys.executable, "-c", _RETENTION_SCRIPT, url, archive, CUT, str(throttle)],
+        [
+            sys.executable,
+            "-c",
+            _RETENTION_SCRIPT,
+            url,
+            archive,
+            CUT,
+            "auto" if throttle is None else str(throttle),
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -350,7 +359,7 @@ def _retention_ratio(
     purged = int((child.communicate(timeout=600)[0] or "0").strip() or 0)
     deadline = time.monotonic() + seconds
     alone, _ = _append_while(url, 4, "alone", lambda: time.monotonic() >= deadline)
-    label = f" (--throttle {throttle:g})" if throttle else ""
+    label = " (default pacing)" if throttle is None else f" (--throttle {throttle:g})"
     return Result(
         f"PostgreSQL appenders during retention, {layout} table" + label,
         total,
@@ -364,7 +373,7 @@ def _retention_ratio(
 
 
 def postgres_results(
-    directory: Path, total: int, runs: int = 1, throttles: tuple[float, ...] = (0, 3)
+    directory: Path, total: int, runs: int = 1, throttles: tuple[float | None, ...] = (None, 0)
 ) -> list[Result]:
     """Alternating plain and partitioned tables, each run in the same server."""
     from tests.postgres_server import running_server
@@ -393,8 +402,8 @@ if __name__ == "__main__":
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        if "--postgres" in sys.argv:  # --postgres RUNS: alternating runs, unthrottled
-            found = postgres_results(Path(tmp), 200_000, int(sys.argv[-1]), (0,))
+        if "--postgres" in sys.argv:  # --postgres RUNS: alternating runs, default pacing
+            found = postgres_results(Path(tmp), 200_000, int(sys.argv[-1]), (None,))
         else:
             found = run(Path(tmp), [100_000, 1_000_000], 1)
         for r in found:

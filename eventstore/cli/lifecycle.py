@@ -229,8 +229,10 @@ def _print_retention(report: RetentionReport) -> None:
 @click.option(
     "--throttle",
     type=click.FloatRange(0, 100),
-    default=0.0,
-    help="Sleep FACTOR times as long as each step took (3: busy a quarter of the time).",
+    default=None,
+    help="Sleep FACTOR times as long as each step took (3: busy a quarter of the time;"
+    " 0: full speed). Default: 1 on PostgreSQL, where appenders run beside retention;"
+    " 0 on SQLite.",
     metavar="FACTOR",
 )
 @click.option("--dry-run", is_flag=True, help="Report what would be archived; write nothing.")
@@ -242,7 +244,7 @@ def retention_command(
     older_than: str | None,
     statuses: tuple[str, ...],
     keep_last: int,
-    throttle: float,
+    throttle: float | None,
     dry_run: bool,
     as_json: bool,
 ) -> None:

@@ -68,6 +68,12 @@ shrink (down to one execution) while a transaction takes longer and grow back
 while they take under half of it. On SQLite this is how long an appender may
 wait for the write lock behind retention, so it sits well under the 50 ms
 the issue allows: a loaded host stretches a few transactions several times."""
+AUTO_THROTTLE: Final = 1.0
+"""The default pacing where appenders run beside retention (PostgreSQL):
+retention sleeps as long as each step (census page, archive member, purge
+batch) took, so it is busy at most half the time. Measured: unpaced, the
+appenders of a loaded 2-core host kept 0.55x to 1.09x of their rate (most
+runs under 0.8x), paced so 0.8x and above (proposals/lifecycle.md)."""
 
 Progress = Callable[[str, int | None], Callable[[int], object]]
 """progress(label, total) -> advance(n): how a caller shows progress."""
@@ -127,9 +133,11 @@ class RetentionPolicy:
     statuses: tuple[str, ...] = TERMINAL_STATUSES
     keep_last: int = 0
     dry_run: bool = False
-    throttle: float = 0.0
+    throttle: float | None = None
     """Sleep this many times as long as each step took (0: full speed; 3:
-    busy a quarter of the time), to leave a busy host to its appenders."""
+    busy a quarter of the time), to leave a busy host to its appenders.
+    None: `AUTO_THROTTLE` where appends run beside retention (PostgreSQL),
+    else full speed."""
 
     def __post_init__(self) -> None:
         bad = [s for s in self.statuses if s not in TERMINAL_STATUSES]
@@ -140,7 +148,7 @@ class RetentionPolicy:
             )
         if self.keep_last < 0:
             raise ValidationError(f"keep_last must be 0 or more, not {self.keep_last}")
-        if not 0 <= self.throttle <= 100:
+        if self.throttle is not None and not 0 <= self.throttle <= 100:
             raise ValidationError(f"throttle must be from 0 to 100, not {self.throttle}")
 
     def retires(self, info: ExecutionInfo) -> bool:
@@ -231,13 +239,16 @@ class _Retention:
         self.policy = policy
         self.progress = progress
         self.report = RetentionReport(policy.dry_run, policy.cut.isoformat())
+        self.throttle = policy.throttle
+        if self.throttle is None:
+            self.throttle = AUTO_THROTTLE if self.lifecycle.appends_run_beside else 0.0
         self.totals: dict[str, ShardTotals] = {}
         self.purges = WriteBudget(self.lifecycle, PURGE_ROWS)
         self.indexes = WriteBudget(self.lifecycle, INDEX_BATCH)
 
     def _paced(self, advance: Callable[[int], object]) -> Callable[[int], object]:
         """`advance`, sleeping `throttle` times as long as each step took."""
-        factor = self.policy.throttle
+        factor = self.throttle
         if not factor:
             return advance
         mark = time.perf_counter()

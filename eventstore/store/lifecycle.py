@@ -152,6 +152,13 @@ class StoreLifecycle:
         backend = self._backend
         return isinstance(backend, ShardPartitioning) and backend.partitioned_by_shard()
 
+    @property
+    def appends_run_beside(self) -> bool:
+        """Whether appends of other connections run while lifecycle jobs write
+        (PostgreSQL: no lock keeps them apart, only CPU and disk are shared),
+        so a job should pace itself by default."""
+        return isinstance(self._backend, ShardPartitioning)
+
     def drop_partition(self, shard: str) -> bool:
         """Drop a purged shard's partition if it is empty; whether it is gone."""
         if not self.partitioned:
