@@ -107,7 +107,7 @@ if __name__ == "__main__":
     mode = sys.argv[1]
     if mode == "work":  # under callgrind: open, warm up, then `count` executions
         with eventstore.open(sys.argv[2]) as store:
-            _appends(store, "warm-" + sys.argv[3], 10)
+            _appends(store, "warm-" + sys.argv[3], DAYS)  # every day known: no making
             _appends(store, sys.argv[3], int(sys.argv[4]) // 3 or 1)
     elif mode == "wall":
         wall(int(sys.argv[2]) if len(sys.argv) > 2 else 5)

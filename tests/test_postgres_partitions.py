@@ -91,7 +91,7 @@ def test_rows_land_in_their_day_partition(target: str) -> None:
 
 def test_an_existing_table_keeps_its_shape(postgres_target_factory: object) -> None:
     url = str(postgres_target_factory())  # type: ignore[operator]
-    with eventstore.open(url) as store:
+    with eventstore.open(url, partition_by_shard=False) as store:
         fill_days(store, 1, 2)
     with eventstore.open(url, partition_by_shard=True) as store:
         fill_days(store, 2, 2, prefix="j")

@@ -46,14 +46,17 @@ class TestSQLiteMemory(_ByTarget, LifecycleConformance):
 
 @pytest.mark.postgres
 class TestPostgreSQL(_ByTarget, LifecycleConformance):
+    """A new PostgreSQL store: its history table partitioned by day shard."""
+
     def new_target(self) -> str:
         factory: Callable[[], str] = self.request.getfixturevalue("postgres_target_factory")
         return factory()
 
 
 @pytest.mark.postgres
-class TestPostgreSQLPartitioned(TestPostgreSQL):
-    """The same suites on a history table partitioned by day shard."""
+class TestPostgreSQLUnpartitioned(TestPostgreSQL):
+    """The same suites on an unpartitioned history table (a store made before
+    partitioning was the default, or with partition_by_shard=False)."""
 
     def create_store(self, **options: Any) -> HistoryStore:
-        return super().create_store(partition_by_shard=True, **options)
+        return super().create_store(partition_by_shard=False, **options)

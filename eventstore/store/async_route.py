@@ -12,6 +12,7 @@ nothing, and the route awaits the insert once the run went through.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, cast
@@ -125,7 +126,11 @@ class AsyncRoute:
             if store.observer is not None:
                 store.observer.appended(filled, seconds)
             if not store._catalog_recorded:
-                store._record_catalog()
+                # In a thread: the recording takes the table's key
+                # exclusively, which other tasks' appends on this event loop
+                # hold shared until they commit; waiting for it on the loop
+                # would stall them until the lock timeout.
+                await asyncio.to_thread(store._record_catalog)
         return result
 
     async def _advance_catalog(

@@ -71,7 +71,7 @@ class PostgresBackend(catalog.CatalogReads, PostgresManifest, ExecutionReads):
         pool_max_size: int = 10,
         lock_timeout_ms: int = 30_000,
         connect_timeout: float = 10.0,
-        partition_by_shard: bool = False,
+        partition_by_shard: bool = True,
     ) -> None:
         for name, value in (
             ("pool_min_size", pool_min_size),

@@ -32,7 +32,7 @@ def prepare(
     description: str,
     key: int,
     readonly: bool,
-    partition_by_shard: bool = False,
+    partition_by_shard: bool = True,
 ) -> tuple[bool, bool, bool]:
     """(whether the table has our position column, whether it has the feed's
     transaction ids, whether it is partitioned by shard); `key` is the
