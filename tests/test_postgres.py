@@ -420,10 +420,13 @@ def test_runtime_sql_errors_pass_through_and_roll_back_everything(
 # -- tables, positions, created_at ------------------------------------------------------
 
 
+@pytest.mark.parametrize("partitioned", [True, False], ids=["partitioned", "plain"])
 def test_table_has_duroxides_columns_and_stable_positions(
-    url: str, opened: Callable[..., HistoryStore]
+    url: str, opened: Callable[..., HistoryStore], partitioned: bool
 ) -> None:
-    store = opened(url)
+    """duroxide's columns and key, then ours; a new table is partitioned by
+    day shard by default, which adds the shard to the columns and the key."""
+    store = opened(url, partition_by_shard=partitioned)
     assert store.stable_positions
     with psycopg.connect(url) as con:
         columns = con.execute(
@@ -444,8 +447,9 @@ def test_table_has_duroxides_columns_and_stable_positions(
         ("created_at", "timestamp with time zone"),
         ("eventstore_position", "bigint"),
         ("eventstore_xid", "xid8"),
-    ]
-    assert [k[0] for k in key] == ["instance_id", "execution_id", "event_id"]
+    ] + ([("eventstore_shard", "text")] if partitioned else [])
+    shard = ["eventstore_shard"] if partitioned else []
+    assert [k[0] for k in key] == ["instance_id", "execution_id", "event_id", *shard]
 
 
 EARLIER_DDL = """
@@ -656,7 +660,7 @@ def run_one_postgres_test(tmp_path: Path, **env: str) -> subprocess.CompletedPro
     return subprocess.run(
         [
             sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rs", "-q",
-            "tests/test_postgres.py::test_table_has_duroxides_columns_and_stable_positions",
+            "tests/test_postgres.py::test_table_has_duroxides_columns_and_stable_positions[plain]",
         ],
         cwd=root, env=environment, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
