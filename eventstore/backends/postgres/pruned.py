@@ -1,16 +1,20 @@
 """Reads of one execution that name its partition (a table partitioned by shard).
 
 A statement on a partitioned table that does not constrain the partition key
-is planned against every partition: with a month of days kept, reading one
-execution spent more time planning than running (proposals/lifecycle.md has
-the figures). The execution catalog, which appends keep in their own
-transaction, says each execution's shard; its rows are in that shard's
-partition, or in root (imports, other programs' rows, legacy rows until
-`shards rebase`). So these reads ask the catalog first (a primary-key probe
-of a small table) and then read with the shard given, which the planner
-prunes to two partitions. Both statements go over one pooled connection. An
-execution without a catalog row (written by another program, or inside a
-`transaction()` still open) is read from every partition, as before.
+is planned against every partition and starts a scan of each: with a month
+of days kept, reading one execution spent more time planning than running
+(proposals/lifecycle.md has the figures). The execution catalog, which
+appends keep in their own transaction, says each execution's shard; its rows
+are in that shard's partition, or in root (imports, other programs' rows,
+legacy rows until `shards rebase`). So these reads constrain the shard to
+`IN ((<the catalog's shard>), (<'root' if the catalog has the row>))`, two
+uncorrelated subqueries that PostgreSQL runs first (InitPlans) and prunes
+with at execution: every other partition's scan is never started, in one
+statement and one round trip, and psycopg's prepared statement keeps one
+plan for it per connection. An execution without a catalog row (another
+program's, or one a `transaction()` still open wrote) gives both NULL and no
+row: then, and only when the pruned read finds nothing, the read is made
+again against every partition, so it is never partial and never wrong.
 
 The global feed cannot be pruned this way: it spans every day by definition
 (the order is (transaction id, position), not shard). Its statement stays
@@ -34,12 +38,15 @@ from .translate import DRIVER_ERRORS, translate
 
 __all__ = ["ExecutionReads", "PrunedQueries"]
 
-_IN_SHARD = " AND eventstore_shard IN (%s, 'root')"
+_IN_SHARD = (
+    " AND eventstore_shard IN ((SELECT shard FROM {executions}" + "{key}" + "),"
+    " (SELECT 'root' FROM {executions}" + "{key}" + "))"
+)
 _KEY = " WHERE instance_id = %s AND execution_id = %s"
 
 
 class PrunedQueries:
-    """The reads of one execution with its shard as the last parameter."""
+    """The reads of one execution, pruned by the catalog's shard (the key given again)."""
 
     def __init__(self, schema: str) -> None:
         names = {
@@ -48,9 +55,9 @@ class PrunedQueries:
         }
 
         def text(template: str) -> bytes:
+            template = template.replace("{key}", _KEY)
             return sql.SQL(template).format(**names).as_bytes(None)
 
-        self.shard = text("SELECT shard FROM {executions}" + _KEY)
         self.execution_rows = text(
             "SELECT event_id, event_type, event_data FROM {table}"
             + _KEY
@@ -85,52 +92,46 @@ class ExecutionReads:
         def _connection(self) -> AbstractContextManager[psycopg.Connection[Any]]: ...
 
     def _execution_read(
-        self, plain: bytes, pruned: Sequence[bytes], args: tuple[object, ...]
+        self, plain: Sequence[bytes], pruned: Sequence[bytes], args: tuple[object, ...]
     ) -> list[list[tuple[Any, ...]]]:
-        """Each of `pruned` (with the execution's shard) or, without a
-        catalog row or partitions, `plain`'s one statement."""
+        """Each of `pruned` (the execution's key given again for the shard's
+        subqueries); where the first finds nothing, each of `plain`."""
         with self._connection() as con:
             try:
                 if self._pruned is not None:
-                    found = con.execute(self._pruned.shard, args[:2]).fetchone()
-                    if found is not None:
-                        return [con.execute(q, (*args, found[0])).fetchall() for q in pruned]
-                return [con.execute(plain, args).fetchall()]
+                    extra = (*args, *args[:2], *args[:2])
+                    found = [con.execute(q, extra).fetchall() for q in pruned]
+                    if found[0] and found[0][0] != (0,):
+                        return found
+                return [con.execute(q, args).fetchall() for q in plain]
             except DRIVER_ERRORS as exc:
                 raise translate(exc, "read failed") from None
 
-    def _pruned_of(self, name: str) -> list[bytes]:
-        return [getattr(self._pruned, name)] if self._pruned is not None else []
+    def _pruned_of(self, *names: str) -> list[bytes]:
+        return [getattr(self._pruned, n) for n in names] if self._pruned is not None else []
 
     def execution_rows(self, instance_id: str, execution_id: int) -> list[ExecutionRow]:
         args = (instance_id, execution_id)
-        return self._execution_read(
-            self._q.execution_rows, self._pruned_of("execution_rows"), args
-        )[0]
+        pruned = self._pruned_of("execution_rows")
+        return self._execution_read([self._q.execution_rows], pruned, args)[0]
 
     def position_of(self, instance_id: str, execution_id: int, event_id: int) -> int | None:
         args = (instance_id, execution_id, event_id)
-        rows = self._execution_read(self._q.position_of, self._pruned_of("position_of"), args)[0]
+        pruned = self._pruned_of("position_of")
+        rows = self._execution_read([self._q.position_of], pruned, args)[0]
         return int(rows[0][0]) if rows else None
 
     def last_event_id(self, instance_id: str, execution_id: int) -> int:
         args = (instance_id, execution_id)
-        rows = self._execution_read(self._q.last_event_id, self._pruned_of("last_event_id"), args)
-        value = rows[0][0][0]
+        pruned = self._pruned_of("last_event_id")
+        rows = self._execution_read([self._q.last_event_id], pruned, args)[0]
+        value = rows[0][0]
         return int(value) if value is not None else 0
 
     def edge_rows(
         self, instance_id: str, execution_id: int
     ) -> tuple[StoredRow | None, StoredRow | None]:
-        args = (instance_id, execution_id)
-        if self._pruned is not None:
-            found = self._execution_read(b"", [self._pruned.first_row, self._pruned.last_row], args)
-            if len(found) == 2:
-                first, last = found
-                return (
-                    StoredRow(*first[0]) if first else None,
-                    StoredRow(*last[0]) if last else None,
-                )
-        first = self._execution_read(self._q.first_row, [], args)[0]
-        last = self._execution_read(self._q.last_row, [], args)[0]
+        plain = [self._q.first_row, self._q.last_row]
+        pruned = self._pruned_of("first_row", "last_row")
+        first, last = self._execution_read(plain, pruned, (instance_id, execution_id))
         return (StoredRow(*first[0]) if first else None, StoredRow(*last[0]) if last else None)
