@@ -5,7 +5,8 @@
   planned) on the same table, and against an unpartitioned table holding the
   same rows; alternating rounds in one run.
 * The planning and execution times PostgreSQL reports (EXPLAIN ANALYZE) for
-  the two statements of that read, on a fresh connection (custom plans).
+  that read unpruned, with the shard as a constant, and as the store sends
+  it (the catalog's shard as InitPlans), on a fresh connection.
 * The global feed: pages of 1,000 through `read_all` on both tables (no
   pruning is possible: the feed spans every day), and its statement's
   planning time.
@@ -23,6 +24,7 @@ from typing import Any
 import psycopg
 
 import eventstore
+from eventstore.backends.postgres.pruned import PrunedQueries
 from eventstore.store import HistoryStore
 
 from .common import execution_events, stamped
@@ -113,6 +115,7 @@ def main(rounds: int) -> None:
                   f" (each round: {', '.join(f'{v:,.1f}' for v in values)})")  # fmt: skip
         instance = "d15-007"
         plain_q = "SELECT event_id, event_type, event_data FROM history WHERE instance_id = %s AND execution_id = %s ORDER BY event_id"  # noqa: E501
+        initplan_q = PrunedQueries("public").execution_rows.decode()
         pruned_q = plain_q.replace(" ORDER", " AND eventstore_shard IN (%s, 'root') ORDER")
         catalog_q = (
             "SELECT shard FROM eventstore_executions WHERE instance_id = %s AND execution_id = %s"
@@ -121,6 +124,7 @@ def main(rounds: int) -> None:
         for label, url, query, args in [
             ("execution rows, every partition", part_url, plain_q, (instance, 1)),
             ("execution rows, shard named", part_url, pruned_q, (instance, 1, "2025-12-06")),
+            ("execution rows, as the store reads them", part_url, initplan_q, (instance, 1) * 3),
             ("the catalog's shard", part_url, catalog_q, (instance, 1)),
             ("execution rows, unpartitioned", plain_url, plain_q, (instance, 1)),
             ("feed page, partitioned", part_url, feed_q, ()),
