@@ -24,7 +24,10 @@ __all__ = ["postgres_integrity"]
 _PG_INDEXES: Final = (
     "SELECT c.relname, c.oid::regclass::text FROM pg_index i"
     " JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam"
-    " WHERE i.indrelid = %s::regclass AND a.amname = 'btree' AND i.indpred IS NULL"
+    # A table partitioned by shard: the partitions' own indexes (a
+    # partitioned index has no pages to check); a plain table is its own leaf.
+    " WHERE i.indrelid IN (SELECT relid FROM pg_partition_tree(%s::regclass) WHERE isleaf)"
+    " AND c.relkind = 'i' AND a.amname = 'btree' AND i.indpred IS NULL"
     " ORDER BY c.relname"
 )
 _AMCHECK: Final = "amcheck bt_index_check"
