@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from ..store import HistoryStore
 
-__all__ = ["partition_store"]
+__all__ = ["drop_purged_partitions", "partition_store"]
 
 BATCH_ROWS = 10_000
 """Rows copied per transaction."""
@@ -51,3 +51,22 @@ def partition_store(
             else:
                 store.rebuild_catalog()
         return lifecycle.convert_to_partitioned(batch, progress)
+
+
+def drop_purged_partitions(store: HistoryStore, dropped: list[str]) -> list[str]:
+    """On a table partitioned by shard, drop the partition of every shard the
+    manifest records as purged (its rows deleted one by one) and `dropped`
+    does not name (retention dropped it whole); the shards dropped now. The
+    rows are gone already, so this only returns the space at once. It runs
+    after the manifest is written, and again on every run, so a run killed
+    anywhere in it (a detach left pending too) is finished by the next."""
+    lifecycle = store.lifecycle
+    if not lifecycle.partitioned:
+        return []
+    return [
+        row.shard
+        for row in lifecycle.shards()
+        if row.shard not in dropped
+        and row.state == "purged"
+        and lifecycle.drop_partition(row.shard)
+    ]

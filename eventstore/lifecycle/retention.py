@@ -52,6 +52,7 @@ from ..store.lifecycle_protocol import (
 from ..store.shard_key import ROOT_SHARD
 from .census import TERMINAL_STATUSES, ExecutionInfo, ShardTotals, shard_census
 from .manifest import record_shards
+from .partition import drop_purged_partitions
 from .spill import SpilledKeys
 
 __all__ = ["RetentionPolicy", "RetentionReport", "ShardOutcome", "run_retention"]
@@ -70,10 +71,8 @@ wait for the write lock behind retention, so it sits well under the 50 ms
 the issue allows: a loaded host stretches a few transactions several times."""
 AUTO_THROTTLE: Final = 1.0
 """The default pacing where appenders run beside retention (PostgreSQL):
-retention sleeps as long as each step (census page, archive member, purge
-batch) took, so it is busy at most half the time. Measured: unpaced, the
-appenders of a loaded 2-core host kept 0.55x to 1.09x of their rate (most
-runs under 0.8x), paced so 0.8x and above (proposals/lifecycle.md)."""
+sleep as long as each step took, busy at most half the time (measured in
+proposals/lifecycle.md)."""
 
 Progress = Callable[[str, int | None], Callable[[int], object]]
 """progress(label, total) -> advance(n): how a caller shows progress."""
@@ -466,22 +465,6 @@ def _chunks(
         yield chunk
 
 
-def drop_purged_partitions(store: HistoryStore, report: RetentionReport) -> None:
-    """On a table partitioned by shard (PostgreSQL, opt-in), drop the
-    partition of every shard the manifest records as purged: the rows are
-    gone already, so this only returns the space at once. It runs after the
-    manifest is written, and again on every run, so a run killed anywhere in
-    it (a detach left pending too) is finished by the next."""
-    lifecycle = store.lifecycle
-    if not lifecycle.partitioned:
-        return
-    for row in lifecycle.shards():
-        if row.shard in report.dropped_partitions:
-            continue
-        if row.state == "purged" and lifecycle.drop_partition(row.shard):
-            report.dropped_partitions.append(row.shard)
-
-
 def run_retention(
     store: HistoryStore, policy: RetentionPolicy, *, progress: Progress = _no_progress
 ) -> RetentionReport:
@@ -505,7 +488,9 @@ def run_retention(
                 job.archive_shard(shard, spill.keys(shard), spill.rows[shard])
             if not policy.dry_run:
                 record_shards(store, job.totals)
-                drop_purged_partitions(store, job.report)
+                job.report.dropped_partitions += drop_purged_partitions(
+                    store, job.report.dropped_partitions
+                )
     finally:
         spill.close()
     return job.report
