@@ -208,6 +208,7 @@ def test_the_viewer_goes_through_the_store_and_only_the_cli_opens_it() -> None:
         "eventstore.events",
         "eventstore.errors",
         "eventstore.error_details",
+        "eventstore.pairing",
         "eventstore.codec",
         "eventstore.store",
         "eventstore.ui",
@@ -221,3 +222,13 @@ def test_the_viewer_goes_through_the_store_and_only_the_cli_opens_it() -> None:
         if not name.startswith(("eventstore.ui", "eventstore.cli")):
             bad = sorted(t for t in targets if t.startswith("eventstore.ui"))
             assert not bad, f"{name} imports the viewer: {bad}"
+
+
+def test_the_pairing_rule_is_pure_beside_the_events_model() -> None:
+    """eventstore.pairing (which event ends which) sits in the data layer: it
+    imports the events model and nothing else of ours, so the viewer, the
+    traces, the metrics and the CLI may all call it."""
+    graph = import_graph()
+    assert graph["eventstore.pairing"] == {"eventstore.events"}
+    users = {name for name, targets in graph.items() if "eventstore.pairing" in targets}
+    assert {"eventstore.ui.timeline", "eventstore.traces.spans", "eventstore.cli.describe"} <= users

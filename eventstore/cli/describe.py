@@ -20,6 +20,8 @@ from rich.text import Text
 from .. import events as ev
 from ..codec import encode
 from ..error_details import failure_summary
+from ..pairing import ALREADY_ENDED, NO_SOURCE, NO_WAIT, WRONG_KIND, Pair, pair_history
+from ..pairing import NO_TIME as _NO_TIME
 
 __all__ = [
     "NO_TIME",
@@ -31,7 +33,7 @@ __all__ = [
     "timeline_table",
 ]
 
-NO_TIME: Final = "no time"
+NO_TIME: Final = _NO_TIME
 """What a legacy event without a timestamp shows where a time would be (never 1970)."""
 
 
@@ -108,47 +110,72 @@ def summary(event: ev.Event) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Pairing:
-    """A completion's scheduling event, and the time between them where both have one."""
+    """What the "for" column says of an event that ends (or lets go of) an
+    operation: the scheduling event `eventstore.pairing` pairs it with, and the
+    time between them where both have one; or why it pairs with nothing."""
 
-    source_event_id: int
-    source_type: str | None
-    """The scheduling event's type, None when the execution does not hold it."""
+    scheduled_id: int | None
+    """The event it answers (by source_event_id, or by name for an external event)."""
+    scheduled_type: str | None
+    """That event's type, None when the execution does not hold it."""
     duration_ms: int | None
     unavailable: str | None
-    """Why there is no duration: 'no time' (an end without a timestamp),
-    'clock skew' (the end stamped before the start), 'no source'."""
+    """Why there is no duration: 'no time' (an end without a timestamp), 'clock
+    skew' (the end stamped before the start), or why it pairs with nothing
+    ('no source', 'wrong kind', 'already ended', 'no wait', 'never taken')."""
+    paired: bool
+    ended_by: int | None = None
 
     def describe(self) -> str:
-        if self.source_type is None:
-            return f"of {self.source_event_id} (not in this execution)"
-        if self.duration_ms is None:
-            return f"of {self.source_event_id}, {self.unavailable}"
-        return f"of {self.source_event_id}, {self.duration_ms / 1000:.3f}s"
+        of = f"of {self.scheduled_id}" if self.scheduled_id is not None else ""
+        if self.paired:
+            if self.duration_ms is None:
+                return f"{of}, {self.unavailable}"
+            return f"{of}, {self.duration_ms / 1000:.3f}s"
+        reason = self.unavailable
+        if reason == NO_SOURCE:
+            return f"{of} (not in this execution)" if of else "(names no event)"
+        if reason == WRONG_KIND:
+            return f"{of} (a {self.scheduled_type}: not what it ends)"
+        if reason == ALREADY_ENDED:
+            return f"{of} (already ended by {self.ended_by})"
+        if reason == NO_WAIT:
+            return "(no wait open: dropped)"
+        return f"({reason})"
 
 
 def pair_events(events: Iterable[ev.Event]) -> dict[int, Pairing]:
-    """Completion event id -> its pairing with the event its source_event_id names.
+    """Event id -> its pairing, for every event that ends (or lets go of) an
+    operation; the rule is `eventstore.pairing`'s.
 
     Durations only where both ends carry a timestamp: a legacy event says
     'no time', never a duration measured from 1970.
     """
-    by_id: dict[int, ev.Event] = {}
+    found = pair_history(events)
     pairings: dict[int, Pairing] = {}
-    for event in events:
-        by_id[event.event_id] = event
-        source_id = event.source_event_id
-        if source_id is None:
-            continue
-        source = by_id.get(source_id)
-        if source is None:
-            pairings[event.event_id] = Pairing(source_id, None, None, "no source")
-        elif not (source.has_timestamp and event.has_timestamp):
-            pairings[event.event_id] = Pairing(source_id, source.event_type, None, NO_TIME)
-        elif event.timestamp_ms < source.timestamp_ms:
-            pairings[event.event_id] = Pairing(source_id, source.event_type, None, "clock skew")
-        else:
-            duration = event.timestamp_ms - source.timestamp_ms
-            pairings[event.event_id] = Pairing(source_id, source.event_type, duration, None)
+    for event_id, pair in found.by_end().items():
+        request = pair.cancel_requested
+        timed = (
+            pair
+            if request is None or request.event_id != event_id
+            else Pair(pair.scheduled, request)
+        )
+        scheduled = pair.scheduled
+        pairings[event_id] = Pairing(
+            scheduled.event_id, scheduled.event_type, timed.duration_ms, timed.no_duration, True
+        )
+    for unpaired in found.unpaired:
+        event = unpaired.event
+        if event.event_type == "OrchestrationStarted":
+            continue  # a carried message nobody took: nothing this row ends
+        pairings[event.event_id] = Pairing(
+            event.source_event_id,
+            unpaired.source_type,
+            None,
+            unpaired.reason,
+            False,
+            unpaired.ended_by,
+        )
     return pairings
 
 
@@ -203,7 +230,8 @@ def event_json(event: ev.Event, start_ms: int, pairing: Pairing | None) -> dict[
         "time": format_time(event.timestamp_ms) if event.has_timestamp else None,
         "offset_ms": (event.timestamp_ms - start_ms) if event.has_timestamp and start_ms else None,
         "source_event_id": event.source_event_id,
-        "source_event_type": pairing.source_type if pairing else None,
+        "pairs_with": pairing.scheduled_id if pairing and pairing.paired else None,
+        "source_event_type": pairing.scheduled_type if pairing else None,
         "duration_ms": pairing.duration_ms if pairing else None,
         "duration_unavailable": pairing.unavailable if pairing else None,
         "summary": summary(event),

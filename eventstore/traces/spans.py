@@ -8,25 +8,28 @@ it, a span per
   source_event_id names it (system calls, duroxide's reserved activities,
   are bookkeeping and get none, as in the metrics);
 * timer: TimerCreated to its TimerFired;
-* external wait: ExternalSubscribed to the next ExternalEvent of that name
-  (duroxide matches them by name, in order), or to the subscription's
-  cancellation; the persistent (queue) kinds alike;
+* external wait: ExternalSubscribed to the ExternalEvent that answers it by
+  name, or to the subscription's cancellation; the persistent (queue) kinds
+  alike;
 * sub-orchestration: SubOrchestrationScheduled to its Completed / Failed,
   linked to the child's execution span in the child's own trace.
 
 A child instance's execution span links back to the parent's
 sub-orchestration span when its start names the parent execution.
 
+Which event ends which span is `eventstore.pairing`'s rule, shared with the
+viewer and `eventstore show`.
+
 Only where both ends carry a timestamp: events without one produce no span
 (`TraceCounts` counts them, and the spans they cost). Status comes from
 ErrorDetails: a failure is ERROR with its message, a completion OK.
 Events arrive one at a time; what is kept is the execution's open starts
-and its finished spans, never the events.
+(and the pairing's open scheduling events and event types) and its finished
+spans, never the whole history.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeAlias
@@ -35,6 +38,7 @@ from msgspec import UNSET
 
 from .. import events as ev
 from ..metrics.durations import activity_outcome
+from ..pairing import Pair, Pairer
 from .ids import EXECUTION_EVENT_ID, child_instance_id, span_id, trace_id
 
 __all__ = [
@@ -157,7 +161,7 @@ class ExecutionSpans:
         self.span_id = span_id(instance_id, execution_id)
         self.spans: list[Span] = []
         self._open: dict[int, _Open | None] = {}
-        self._waits: dict[tuple[bool, str], deque[int]] = {}
+        self._pairs = Pairer()
         self._start: _Open | None = None
         self._last_ms = 0
         self._end: ev.Event | None = None
@@ -173,6 +177,9 @@ class ExecutionSpans:
         handler = _HANDLERS.get(type(event))
         if handler is not None:
             handler(self, event)
+        found = self._pairs.add(event)
+        if isinstance(found, Pair) and found.end is not None:
+            self._ended(found)
 
     def _started(self, event: Any) -> None:
         attributes: Attributes = [
@@ -252,32 +259,24 @@ class ExecutionSpans:
             f"external {event.name}",
             [("duroxide.external.name", event.name), ("duroxide.external.persistent", persistent)],
         )
-        self._waits.setdefault((persistent, event.name), deque()).append(event.event_id)
 
-    def _external_event(self, event: Any) -> None:
-        persistent = isinstance(event, ev.ExternalEventPersistent)
-        waiting = self._waits.get((persistent, event.name))
-        while waiting:
-            opened = self._open.pop(waiting.popleft(), None)
-            if opened is not None:  # else cancelled meanwhile
-                self._emit(opened, event, STATUS_OK, "", [])
-                return
-
-    def _ended(self, event: Any) -> None:
-        source = event.source_event_id
-        opened = self._open.pop(source, None) if source is not None else None
-        if opened is None:
-            return  # a system call, or a start this execution does not hold
-        details = getattr(event, "details", None)
-        if isinstance(
-            event, ev.ExternalSubscribedCancelled | ev.ExternalSubscribedPersistentCancelled
+    def _ended(self, pair: Pair) -> None:
+        opened = self._open.pop(pair.scheduled.event_id, None)
+        end = pair.end
+        if opened is None or end is None:
+            return  # a system call: bookkeeping, no span
+        details = getattr(end, "details", None)
+        if pair.by_name:
+            self._emit(opened, pair, STATUS_OK, "", [])
+        elif isinstance(
+            end, ev.ExternalSubscribedCancelled | ev.ExternalSubscribedPersistentCancelled
         ):
-            self._emit(opened, event, STATUS_UNSET, "", [("duroxide.cancelled", True)])
+            self._emit(opened, pair, STATUS_UNSET, "", [("duroxide.cancelled", True)])
         elif isinstance(details, ev.ErrorDetails):
             message, attributes = failure(details)
-            self._emit(opened, event, STATUS_ERROR, message, attributes)
+            self._emit(opened, pair, STATUS_ERROR, message, attributes)
         else:
-            self._emit(opened, event, STATUS_OK, "", [("duroxide.outcome", "success")])
+            self._emit(opened, pair, STATUS_OK, "", [("duroxide.outcome", "success")])
 
     def _terminal(self, event: ev.Event) -> None:
         self._end = event
@@ -285,11 +284,13 @@ class ExecutionSpans:
     # -- spans -------------------------------------------------------------------
 
     def _emit(
-        self, opened: _Open, end: ev.Event, status: int, message: str, attributes: Attributes
+        self, opened: _Open, pair: Pair, status: int, message: str, attributes: Attributes
     ) -> None:
-        span = self._span(opened, end.timestamp_ms, self.span_id, status, message)
+        assert pair.end is not None
+        end_ms = pair.end_ms or 0  # 0: the end has no timestamp, `_span` counts it
+        span = self._span(opened, end_ms, self.span_id, status, message)
         if span is not None:
-            span.attributes += [("duroxide.end_event_id", end.event_id), *attributes]
+            span.attributes += [("duroxide.end_event_id", pair.end.event_id), *attributes]
             self.spans.append(span)
 
     def _span(
@@ -357,19 +358,10 @@ _OUTCOMES: Final[dict[type, str]] = {
 _HANDLERS: Final[dict[type, Callable[[ExecutionSpans, Any], None]]] = {
     ev.OrchestrationStarted: ExecutionSpans._started,
     ev.ActivityScheduled: ExecutionSpans._activity_scheduled,
-    ev.ActivityCompleted: ExecutionSpans._ended,
-    ev.ActivityFailed: ExecutionSpans._ended,
     ev.TimerCreated: ExecutionSpans._timer_created,
-    ev.TimerFired: ExecutionSpans._ended,
     ev.SubOrchestrationScheduled: ExecutionSpans._suborchestration_scheduled,
-    ev.SubOrchestrationCompleted: ExecutionSpans._ended,
-    ev.SubOrchestrationFailed: ExecutionSpans._ended,
     ev.ExternalSubscribed: ExecutionSpans._subscribed,
     ev.ExternalSubscribedPersistent: ExecutionSpans._subscribed,
-    ev.ExternalEvent: ExecutionSpans._external_event,
-    ev.ExternalEventPersistent: ExecutionSpans._external_event,
-    ev.ExternalSubscribedCancelled: ExecutionSpans._ended,
-    ev.ExternalSubscribedPersistentCancelled: ExecutionSpans._ended,
     ev.OrchestrationCompleted: ExecutionSpans._terminal,
     ev.OrchestrationFailed: ExecutionSpans._terminal,
     ev.OrchestrationContinuedAsNew: ExecutionSpans._terminal,

@@ -1,18 +1,21 @@
 """An execution's timeline: the bars the viewer draws, built from its events.
 
-A bar runs from a scheduling event to the event that ends it:
+A bar runs from a scheduling event to the event that ends it, as
+`eventstore.pairing` pairs them (the one rule, shared with the trace spans and
+`eventstore show`):
 
-* an activity, from ActivityScheduled to the ActivityCompleted, ActivityFailed
-  or ActivityCancelRequested whose `source_event_id` names it;
+* an activity, from ActivityScheduled to the ActivityCompleted or
+  ActivityFailed whose `source_event_id` names it (or, when the code let go of
+  it and nothing ended it since, to the ActivityCancelRequested);
 * a timer, from TimerCreated to its TimerFired; the part up to `fire_at_ms` is
   the wait asked for, the rest (if any) is how late it fired;
 * a sub-orchestration, from SubOrchestrationScheduled to its completion; when
   the child's own history is in the store, the part until the child's
   OrchestrationStarted is the wait (queued) and the rest the child's run;
-* an external wait, from ExternalSubscribed (or ...Persistent) to the first
-  ExternalEvent (...Persistent) of the same name after it, in order (external
-  events are matched by name, not by source id: see the wire format), or to
-  its cancellation, which names it by `source_event_id`.
+* an external wait, from ExternalSubscribed (or ...Persistent) to the event
+  that answers it by name, oldest wait first (a queue subscription may take a
+  message queued before it: the bar then ends where it starts), or to its
+  cancellation, which names it by `source_event_id`.
 
 A bar with no end is open: still waiting while the execution runs, never
 awaited once it has ended. A bar whose ends lack a timestamp (legacy rows, read
@@ -21,12 +24,12 @@ with `timestamp_ms` 0) is listed without times, never placed at 1970.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from .. import events as ev
+from ..pairing import pair_history
 
 __all__ = ["Bar", "Segment", "build_bars"]
 
@@ -48,14 +51,9 @@ _OUTCOME_BY_END: Final[dict[type[ev.EventBase], str]] = {
     ev.SubOrchestrationCancelRequested: "cancelled",
     ev.ExternalEvent: "completed",
     ev.ExternalEventPersistent: "completed",
+    ev.OrchestrationStarted: "completed",  # a queued message carried into this execution
     ev.ExternalSubscribedCancelled: "cancelled",
     ev.ExternalSubscribedPersistentCancelled: "cancelled",
-}
-
-# Delivered external events end the oldest open subscription of their name.
-_DELIVERY_OF: Final[dict[type[ev.EventBase], type[ev.EventBase]]] = {
-    ev.ExternalEvent: ev.ExternalSubscribed,
-    ev.ExternalEventPersistent: ev.ExternalSubscribedPersistent,
 }
 
 
@@ -127,50 +125,26 @@ ChildStart = Callable[[str], int | None]
 
 
 def build_bars(events: list[ev.Event], child_start: ChildStart | None = None) -> list[Bar]:
-    """The bars of one execution's events (in event-id order), in the order scheduled."""
-    bars: dict[int, Bar] = {}
-    waiting_by_name: dict[tuple[type[ev.EventBase], str], deque[Bar]] = {}
-    for event in events:
-        kind = _KIND_BY_SCHEDULING.get(type(event))
-        if kind is not None:
-            bar = Bar(kind, _label(event), event.event_id, _time(event))
-            if isinstance(event, ev.SubOrchestrationScheduled):
-                bar.child = (event.instance, 1)
-            bars[event.event_id] = bar
-            if kind == "external":
-                key = (type(event), str(getattr(event, "name", "")))
-                waiting_by_name.setdefault(key, deque()).append(bar)
-            continue
-        outcome = _OUTCOME_BY_END.get(type(event))
-        if outcome is None:
-            continue
-        bar_or_none = _ended_bar(event, bars, waiting_by_name)
-        if bar_or_none is not None and bar_or_none.end_event_id is None:
-            bar_or_none.end_event_id = event.event_id
-            bar_or_none.end_ms = _time(event)
-            bar_or_none.outcome = outcome
-    scheduled = {e.event_id: e for e in events if e.event_id in bars}
-    for bar in bars.values():
-        bar.segments = _segments(bar, scheduled[bar.start_event_id], child_start)
-    return list(bars.values())
+    """The bars of one execution's events (in event-id order), in the order scheduled.
 
-
-def _ended_bar(
-    event: ev.Event,
-    bars: dict[int, Bar],
-    waiting_by_name: dict[tuple[type[ev.EventBase], str], deque[Bar]],
-) -> Bar | None:
-    subscription = _DELIVERY_OF.get(type(event))
-    if subscription is not None:
-        waiting = waiting_by_name.get((subscription, str(getattr(event, "name", ""))))
-        while waiting:
-            bar = waiting.popleft()
-            if bar.end_event_id is None:  # not cancelled meanwhile
-                return bar
-        return None
-    if event.source_event_id is None:
-        return None
-    return bars.get(event.source_event_id)
+    Which event ends which bar is `eventstore.pairing`'s rule; a bar the code
+    let go of (a cancel request) and nothing ended since ends at the request.
+    """
+    bars = []
+    for pair in pair_history(events).pairs:
+        scheduled = pair.scheduled
+        kind = _KIND_BY_SCHEDULING[type(scheduled)]
+        bar = Bar(kind, _label(scheduled), scheduled.event_id, _time(scheduled))
+        if isinstance(scheduled, ev.SubOrchestrationScheduled):
+            bar.child = (scheduled.instance, 1)
+        end = pair.end if pair.end is not None else pair.cancel_requested
+        if end is not None:
+            bar.end_event_id = end.event_id
+            bar.end_ms = pair.end_ms if end is pair.end else _time(end)
+            bar.outcome = _OUTCOME_BY_END.get(type(end), "completed")
+        bar.segments = _segments(bar, scheduled, child_start)
+        bars.append(bar)
+    return bars
 
 
 def _segments(bar: Bar, scheduled: ev.Event, child_start: ChildStart | None) -> list[Segment]:
