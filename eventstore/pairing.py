@@ -34,9 +34,10 @@ column are all built from these pairs.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable
 from typing import Final
+
+import msgspec
 
 from . import events as ev
 
@@ -93,11 +94,12 @@ _DELIVERY_OF: Final[dict[type[ev.EventBase], type[ev.EventBase]]] = {
 }
 """An external event type -> the subscription type it answers (by name)."""
 
+_SUBSCRIPTIONS: Final = frozenset(_DELIVERY_OF.values())
+
 _CANCEL_REQUESTS: Final = frozenset({"ActivityCancelRequested", "SubOrchestrationCancelRequested"})
 
 
-@dataclass(frozen=True, slots=True)
-class Pair:
+class Pair(msgspec.Struct, frozen=True, gc=False):
     """A scheduling event and the event that ended it (None: still open)."""
 
     scheduled: ev.Event
@@ -141,8 +143,7 @@ class Pair:
         return CLOCK_SKEW if end_ms < self.scheduled.timestamp_ms else None
 
 
-@dataclass(frozen=True, slots=True)
-class Unpaired:
+class Unpaired(msgspec.Struct, frozen=True, gc=False):
     """An event that ends something, and ends nothing: reported, never dropped."""
 
     event: ev.Event
@@ -174,19 +175,16 @@ class Pairer:
     def add(self, event: ev.Event) -> Pair | Unpaired | None:
         """Take the next event: its pair (opened, noted or ended by it, or ended
         at once by a queued message), what it failed to end, or None."""
-        cls = type(event)
-        found: Pair | Unpaired | None = None
-        if cls in SCHEDULING_TYPES:
-            found = self._schedule(event)
-        elif cls in _DELIVERY_OF:
-            found = self._deliver(event)
-        elif event.event_type in ev.COMPLETION_SOURCES:
-            found = self._end_by_source(event)
-        elif isinstance(event, ev.OrchestrationStarted) and event.carry_forward_events:
-            for name, _data in event.carry_forward_events:
-                self._queued.setdefault(name, deque()).append(event)
+        route = _ROUTES.get(type(event))
+        found = route(self, event) if route is not None else None
         self._types.setdefault(event.event_id, event.event_type)
         return found
+
+    def _started(self, event: ev.Event) -> None:
+        assert isinstance(event, ev.OrchestrationStarted)
+        if event.carry_forward_events:
+            for name, _data in event.carry_forward_events:
+                self._queued.setdefault(name, deque()).append(event)
 
     def open_pairs(self) -> list[Pair]:
         """What nothing has ended, in the order scheduled."""
@@ -200,12 +198,13 @@ class Pairer:
 
     def _schedule(self, event: ev.Event) -> Pair:
         pair = Pair(event)
-        if event.event_id in self._open or event.event_id in self._ended_by:
+        if event.event_id in self._types:
             return pair  # a repeated event id (damaged data): the first one keeps it
         self._open[event.event_id] = pair
-        if isinstance(event, ev.ExternalSubscribed | ev.ExternalSubscribedPersistent):
+        if type(event) in _SUBSCRIPTIONS:
+            assert isinstance(event, ev.ExternalSubscribed | ev.ExternalSubscribedPersistent)
             queued = self._queued.get(event.name)
-            if isinstance(event, ev.ExternalSubscribedPersistent) and queued:
+            if queued and isinstance(event, ev.ExternalSubscribedPersistent):
                 return self._close(pair, queued.popleft(), by_name=True)
             self._waits.setdefault((type(event), event.name), deque()).append(event.event_id)
         return pair
@@ -235,7 +234,7 @@ class Pairer:
         if event.event_type in _CANCEL_REQUESTS:
             if pair.cancel_requested is not None:
                 return Unpaired(event, ALREADY_ENDED, source_type, pair.cancel_requested.event_id)
-            pair = self._open[source] = replace(pair, cancel_requested=event)
+            pair = self._open[source] = Pair(pair.scheduled, None, False, event)
             return pair
         return self._close(pair, event, by_name=False)
 
@@ -243,11 +242,21 @@ class Pairer:
         scheduled_id = pair.scheduled.event_id
         del self._open[scheduled_id]
         self._ended_by[scheduled_id] = end.event_id
-        return replace(pair, end=end, by_name=by_name)
+        return Pair(pair.scheduled, end, by_name, pair.cancel_requested)
 
 
-@dataclass(frozen=True, slots=True)
-class HistoryPairs:
+_Route = Callable[[Pairer, ev.Event], "Pair | Unpaired | None"]
+
+_ROUTES: Final[dict[type[ev.EventBase], _Route]] = {
+    **dict.fromkeys(SCHEDULING_TYPES, Pairer._schedule),
+    **dict.fromkeys(_DELIVERY_OF, Pairer._deliver),
+    **{ev.EVENT_TYPES[name]: Pairer._end_by_source for name in ev.COMPLETION_SOURCES},
+    ev.OrchestrationStarted: Pairer._started,
+}
+"""Event type -> what it does to the pairing (types not listed do nothing)."""
+
+
+class HistoryPairs(msgspec.Struct, frozen=True):
     """One execution's pairs: every scheduling event with what ended it, and
     every event that ends something and ended nothing."""
 
@@ -276,13 +285,16 @@ def pair_history(events: Iterable[ev.Event]) -> HistoryPairs:
     pairer = Pairer()
     pairs: dict[int, Pair] = {}
     unpaired: list[Unpaired] = []
+    add = pairer.add
     for event in events:
-        found = pairer.add(event)
+        found = add(event)
+        if found is None:
+            continue
         if isinstance(found, Pair):
             known = pairs.get(found.scheduled.event_id)
             if known is None or known.scheduled is found.scheduled:  # not a repeated id
                 pairs[found.scheduled.event_id] = found
-        elif found is not None:
+        else:
             unpaired.append(found)
     unpaired += pairer.never_taken()
     return HistoryPairs(tuple(pairs.values()), tuple(unpaired))
