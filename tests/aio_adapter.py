@@ -59,6 +59,12 @@ class SyncOverAsync:
     def instances(self) -> list[str]:
         return self.run(self.aio.instances())
 
+    def head_position(self) -> int:
+        return self.run(self.aio.head_position())
+
+    def read_last(self, count: int) -> list[Any]:
+        return self.run(self.aio.read_last(count))
+
     def count(self) -> int:
         return self.run(self.aio.count())
 

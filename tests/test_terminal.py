@@ -278,28 +278,36 @@ def test_ctrl_c_ends_a_follow_without_a_traceback(tmp_path: Path, spawned: list[
 def test_tail_prints_the_feed_and_follows_it(
     tmp_path: Path, duroxide_db: Path, spawned: list[Lines], runner: CliRunner
 ) -> None:
-    whole = runner.invoke(main, ["tail", str(duroxide_db), "--no-follow", "--json"])
-    assert whole.exit_code == 0, whole.output
-    rows = [json.loads(line) for line in whole.output.splitlines()]
-    assert len(rows) == 154
-    positions = [r["position"] for r in rows]
+    def tail_positions(*args: str) -> list[int]:
+        result = runner.invoke(main, ["tail", str(duroxide_db), "--no-follow", "--json", *args])
+        assert result.exit_code == 0, result.output
+        return [json.loads(line)["position"] for line in result.output.splitlines()]
+
+    positions = tail_positions("--from-start")
+    assert len(positions) == 154
     assert positions == sorted(positions) and len(set(positions)) == 154
-    resumed = runner.invoke(
-        main, ["tail", str(duroxide_db), "--no-follow", "--json", "--after", str(positions[99])]
+    # As tail(1): the last 10 by default, -n to choose, then (here not) follow.
+    assert tail_positions() == positions[-10:]
+    assert tail_positions("-n", "3") == tail_positions("--lines", "3") == positions[-3:]
+    assert tail_positions("-n", "0") == []
+    assert tail_positions("-n", "500") == positions
+    assert tail_positions("--after", str(positions[99])) == positions[100:]
+    both = runner.invoke(main, ["tail", str(duroxide_db), "-n", "3", "--from-start"])
+    assert both.exit_code == 2 and "choose one of -n/--lines, --after and --from-start" in (
+        both.output
     )
-    assert [json.loads(x)["position"] for x in resumed.output.splitlines()] == positions[100:]
 
     path = tmp_path / "s.db"
     history = paired_history()
     with eventstore.open(str(path)) as store:
         store.append("order-1", 1, history[:3])
-        tail = Lines("tail", str(path), "--json", "--interval", "20ms")
+        tail = Lines("tail", str(path), "--json", "--interval", "20ms", "-n", "2")
         spawned.append(tail)
-        assert [json.loads(x)["event_id"] for x in tail.wait_for(3)] == [1, 2, 3]
+        assert [json.loads(x)["event_id"] for x in tail.wait_for(2)] == [2, 3]
         store.append("order-1", 1, history[3:], expected_last_event_id=3)
-        rows = [json.loads(x) for x in tail.wait_for(6)]
-    assert [r["event_id"] for r in rows] == [1, 2, 3, 4, 5, 6]
-    assert rows[1]["event"]["input"] == HOSTILE
+        rows = [json.loads(x) for x in tail.wait_for(5)]
+    assert [r["event_id"] for r in rows] == [2, 3, 4, 5, 6]
+    assert rows[0]["event"]["input"] == HOSTILE
     tail.process.send_signal(signal.SIGINT)
     assert tail.finish()[0] == 130
 

@@ -21,6 +21,7 @@ from rich.text import Text
 from .. import events as ev
 from ..errors import DecodeError
 from ..store import HistoryStore
+from ..store.protocol import RawRow
 from .app import main
 from .core import TARGET, err, open_store, out
 from .describe import (
@@ -183,15 +184,26 @@ def _print_fresh(
     out.print(table)
 
 
+DEFAULT_LINES: Final = 10
+"""How many of the feed's last events `tail` starts with, as tail(1) does."""
+
+
 @main.command()
 @TARGET
 @click.option(
+    "-n",
+    "--lines",
+    type=click.IntRange(min=0),
+    default=None,
+    help=f"Start with the last N events of the feed (default {DEFAULT_LINES}; 0: only new ones).",
+)
+@click.option(
     "--after",
     type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
-    help="Start after this feed position (0: from the first event).",
+    default=None,
+    help="Start after this feed position (the number each line starts with), to resume.",
 )
+@click.option("--from-start", is_flag=True, help="Start at the feed's first event.")
 @click.option(
     "--follow/--no-follow",
     default=True,
@@ -200,14 +212,34 @@ def _print_fresh(
 )
 @INTERVAL
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per event and line.")
-def tail(target: str, after: int, follow: bool, interval: float, as_json: bool) -> None:
-    """Print the global feed, every event in commit order, as it grows.
+def tail(
+    target: str,
+    lines: int | None,
+    after: int | None,
+    from_start: bool,
+    follow: bool,
+    interval: float,
+    as_json: bool,
+) -> None:
+    """Print the end of the global feed (every event, in commit order) and follow it.
 
-    Each line starts with the event's feed position: pass it to --after to
-    resume there. Rows that do not decode are named on stderr and skipped.
+    As tail -f does: the last 10 events (-n to choose how many), then each new
+    one as it is committed, until Ctrl-C. Each line starts with the event's feed
+    position: pass it to --after to resume there; --from-start prints the whole
+    feed. Rows that do not decode are named on stderr and skipped.
     """
+    if (lines is not None) + (after is not None) + from_start > 1:
+        raise click.UsageError("choose one of -n/--lines, --after and --from-start")
     with open_store(target, readonly=True) as store, _until_interrupted():
-        position = after
+        if from_start or after is not None:
+            position = after or 0
+        else:
+            # The feed's last rows end at its head: following from there skips
+            # nothing (store.head_position(), PostgreSQL's horizon included).
+            last = store.read_last_raw(DEFAULT_LINES if lines is None else lines)
+            for row in last:
+                _print_row(store, row, as_json=as_json)
+            position = last[-1].position if last else store.head_position()
         while True:
             position = _print_feed(store, position, as_json=as_json)
             if not follow:
@@ -223,31 +255,36 @@ def _print_feed(store: HistoryStore, after: int, *, as_json: bool) -> int:
     position = after
     for row in store.read_all_raw(after):
         position = row.position
-        try:
-            event = store.decode_raw(row).event
-        except DecodeError as exc:
-            err.print(Text(f"skipping undecodable row at {exc.location}: {exc.message}"))
-            continue
-        if as_json:
-            _emit_json(
-                {
-                    "position": row.position,
-                    "instance_id": row.instance_id,
-                    "execution_id": row.execution_id,
-                    "event_id": event.event_id,
-                    "event_type": event.event_type,
-                    "timestamp_ms": event.timestamp_ms,
-                    "source_event_id": event.source_event_id,
-                    "summary": summary(event),
-                    "event": event_json(event, 0, None)["event"],
-                }
-            )
-        else:
-            out.print(
-                Text(
-                    f"{row.position:>10}  {format_time(event.timestamp_ms):<23}  "
-                    f"{row.instance_id} #{row.execution_id}/{event.event_id}  "
-                    f"{event.event_type}  {summary(event)}"
-                )
-            )
+        _print_row(store, row, as_json=as_json)
     return position
+
+
+def _print_row(store: HistoryStore, row: RawRow, *, as_json: bool) -> None:
+    """One feed row as a line (a row that does not decode: named on stderr)."""
+    try:
+        event = store.decode_raw(row).event
+    except DecodeError as exc:
+        err.print(Text(f"skipping undecodable row at {exc.location}: {exc.message}"))
+        return
+    if as_json:
+        _emit_json(
+            {
+                "position": row.position,
+                "instance_id": row.instance_id,
+                "execution_id": row.execution_id,
+                "event_id": event.event_id,
+                "event_type": event.event_type,
+                "timestamp_ms": event.timestamp_ms,
+                "source_event_id": event.source_event_id,
+                "summary": summary(event),
+                "event": event_json(event, 0, None)["event"],
+            }
+        )
+    else:
+        out.print(
+            Text(
+                f"{row.position:>10}  {format_time(event.timestamp_ms):<23}  "
+                f"{row.instance_id} #{row.execution_id}/{event.event_id}  "
+                f"{event.event_type}  {summary(event)}"
+            )
+        )

@@ -22,12 +22,15 @@ from typing import Any, TypeVar
 
 from ..errors import StoreError
 from ..events import Event
+from . import feed_api
 from .async_group import AsyncGroup
+from .async_protocol import AsyncHasFeedHead
 from .async_route import AsyncPagedFeed, AsyncRoute
 from .grouping import GroupedAppender
 from .history import HistoryStore
 from .protocol import GroupCommitting, HasAsyncTwin
 from .results import AppendResult, FeedRecord
+from .row_types import RawRow
 
 __all__ = ["AsyncFeed", "AsyncHistoryStore", "AsyncTransaction"]
 
@@ -306,6 +309,25 @@ class AsyncHistoryStore:
         if self._route is not None:
             return await self._route.backend.count()
         return self.sync.count()
+
+    async def head_position(self) -> int:
+        """`HistoryStore.head_position`, awaited: the feed position of the last
+        event a reader can see now (0: none); resuming after it skips nothing."""
+        rows = await self._last_rows(1)
+        return rows[-1].position if rows else 0
+
+    async def read_last(self, count: int) -> list[FeedRecord]:
+        """`HistoryStore.read_last`, awaited: the last `count` events of the
+        global feed, in commit order."""
+        return feed_api.records(self.sync, await self._last_rows(count))
+
+    async def _last_rows(self, count: int) -> list[RawRow]:
+        backend = self._route.backend if self._route is not None else None
+        if not isinstance(backend, AsyncHasFeedHead):
+            return self.sync.read_last_raw(count)
+        if feed_api.check_count(count) == 0:
+            return []
+        return [RawRow._make(row) for row in await backend.feed_last(count)]
 
     def read_all(
         self, after: int | FeedRecord = 0, limit: int | None = None

@@ -21,7 +21,7 @@ from .protocol import (
     StoredRow,
 )
 
-__all__ = ["AsyncCatalogWriter", "AsyncHistoryBackend", "AsyncHistoryWriter"]
+__all__ = ["AsyncCatalogWriter", "AsyncHasFeedHead", "AsyncHistoryBackend", "AsyncHistoryWriter"]
 
 
 @runtime_checkable
@@ -91,3 +91,10 @@ class AsyncHistoryBackend(Protocol):
     async def key_at(self, position: int) -> tuple[str | bytes, int, int] | None: ...
 
     async def count(self) -> int: ...
+
+
+@runtime_checkable
+class AsyncHasFeedHead(Protocol):
+    """`protocol.HasFeedHead`, awaited: the feed's last rows, in feed order."""
+
+    async def feed_last(self, limit: int) -> list[FeedRow]: ...

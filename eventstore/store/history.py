@@ -28,6 +28,7 @@ from . import feed, transfer
 from .append import _Appender
 from .catalog_api import CatalogMethods
 from .evolution import StoreEvolution
+from .feed_api import FeedHeadMethods
 from .grouping import GroupedAppender
 from .lifecycle_api import LifecycleMethods
 from .protocol import (
@@ -84,7 +85,7 @@ class Transaction:
         )
 
 
-class HistoryStore(CatalogMethods, LifecycleMethods):
+class HistoryStore(CatalogMethods, FeedHeadMethods, LifecycleMethods):
     """Orchestration histories: append-only, optimistic, idempotent, any generation."""
 
     def __init__(

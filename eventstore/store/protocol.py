@@ -94,6 +94,7 @@ __all__ = [
     "EvolutionBackend",
     "EvolutionWriter",
     "HistoryBackend",
+    "HasFeedHead",
     "HoldsBackTheFeed",
     "HistoryWriter",
     "RowKey",
@@ -329,6 +330,20 @@ class HoldsBackTheFeed(Protocol):
 
     def held_back(self) -> tuple[int, float | None]:
         """(committed events held back, age in seconds of the oldest or None)."""
+        ...
+
+
+@runtime_checkable
+class HasFeedHead(Protocol):
+    """A backend that can read its feed from the end: where a reader could
+    resume now without skipping anything, and the rows just before it."""
+
+    def feed_last(self, limit: int) -> list[FeedRow]:
+        """The last `limit` rows the feed shows now, in feed order: the last of
+        them is the feed's head, and resuming after its position skips nothing
+        committed since (PostgreSQL: only rows below the snapshot's horizon,
+        as `feed` itself; a transaction still open cannot commit rows before
+        them). Empty when the feed shows nothing."""
         ...
 
 

@@ -60,6 +60,7 @@ from ..store import HistoryStore
 from ._hostile import HOSTILE
 from ._model import CLOCK_MS, check_append_model, completed, fixed_clock, scheduled, started
 from .catalog_conformance import CatalogConformance
+from .feed_conformance import FeedHeadConformance
 
 __all__ = ["HOSTILE_INSTANCE_IDS", "HistoryStoreConformance", "StoreFactory"]
 
@@ -81,10 +82,11 @@ def rowcount(store: HistoryStore) -> int:
     return store.count()
 
 
-class HistoryStoreConformance(CatalogConformance):
+class HistoryStoreConformance(CatalogConformance, FeedHeadConformance):
     """The contract every backend keeps. Subclass it (name the subclass Test...).
 
-    The execution catalog's tests come from `CatalogConformance`."""
+    The execution catalog's tests come from `CatalogConformance`, the feed
+    head's from `FeedHeadConformance`."""
 
     request: pytest.FixtureRequest
     tmp_path: Path

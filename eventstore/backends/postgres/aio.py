@@ -29,6 +29,7 @@ from ...store.protocol import (
     StoredRow,
 )
 from .catalog import summary_of
+from .feed_head import AsyncFeedHeadReads
 from .locks import Statement, WriteLocks
 from .partitions import ShardPartitions
 from .queries import Queries
@@ -171,7 +172,7 @@ class AsyncPostgresWriter:
         return summary_of(rows[0]) if rows else None
 
 
-class AsyncPostgresBackend:
+class AsyncPostgresBackend(AsyncFeedHeadReads):
     """History rows of a PostgresBackend's table, through an AsyncConnectionPool."""
 
     def __init__(self, twin: PostgresBackend) -> None:

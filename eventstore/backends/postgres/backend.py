@@ -33,7 +33,7 @@ from ...store.protocol import (
     SchemaVersionRow,
     WindowCounts,
 )
-from . import catalog, window
+from . import catalog, feed_head, window
 from .aio import AsyncPostgresBackend
 from .integrity import postgres_integrity
 from .manifest import LIFECYCLE_TABLES, ManifestQueries, PostgresManifest
@@ -52,7 +52,9 @@ _CLOSE_CHECK_SECONDS: Final = 0.5
 _POLL_SECONDS: Final = 0.05
 
 
-class PostgresBackend(catalog.CatalogReads, PostgresManifest, ExecutionReads):
+class PostgresBackend(
+    catalog.CatalogReads, feed_head.FeedHeadReads, PostgresManifest, ExecutionReads
+):
     """History rows in a PostgreSQL table, through a connection pool.
 
     Options: `schema` (a plain identifier, default "public"; also accepted as

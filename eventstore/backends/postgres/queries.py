@@ -11,6 +11,7 @@ from typing import Final
 from psycopg import sql
 
 from .catalog import CatalogQueries
+from .feed_head import HORIZON, feed_end_query, feed_last_query
 from .window import WindowQueries
 
 __all__ = [
@@ -137,17 +138,7 @@ class Queries:
         self.evolution = EvolutionQueries(schema, positioned)
         self.window = WindowQueries(schema, TABLE)
         self.catalog = CatalogQueries(schema, TABLE)
-        # The position of the feed's last row: the last in (transaction id,
-        # position) order where the table has transaction ids (writer.py).
-        end = "SELECT COALESCE(MAX(eventstore_position), 0) FROM {}"
-        if ordered:
-            end = (
-                "SELECT COALESCE((SELECT eventstore_position FROM {} ORDER BY"
-                " eventstore_xid DESC, eventstore_position DESC LIMIT 1), 0)"
-            )
-        self.feed_end = text_of(
-            sql.SQL(end if positioned else "SELECT COUNT(*) FROM {}").format(table)
-        )
+        self.feed_end = feed_end_query(table, positioned, ordered)  # feed_head.py
 
     def _compose_writes(self, table: sql.Identifier, stored: sql.Composed) -> None:
         """The statements of a write unit (under the table's lock)."""
@@ -325,7 +316,8 @@ class Queries:
         (the argument is in writer.py). Every statement takes the position to
         resume after three times (`after`, the row's transaction id looked up
         by it; 0 for the start) and gives no rows when no row has it. A table
-        without transaction ids is read in position order."""
+        without transaction ids is read in position order. Its end: feed_head.py."""
+        self.feed_last = feed_last_query(raw, self.ordered)
         if not self.ordered:
             self.feed = _text(
                 raw
@@ -344,7 +336,7 @@ class Queries:
             "(SELECT eventstore_xid FROM {} WHERE eventstore_position = %s),"
             " CASE WHEN %s = 0 THEN '0'::xid8 END), %s)"
         ).format(table)
-        horizon = sql.SQL("(SELECT pg_snapshot_xmin(pg_current_snapshot()))")
+        horizon = HORIZON
         self.feed = _text(
             raw
             + sql.SQL(" WHERE ")

@@ -53,7 +53,7 @@ from ...store.protocol import (
     StoredRow,
     WindowCounts,
 )
-from . import catalog, manifest, tables, window
+from . import catalog, feed_head, manifest, tables, window
 from .catalog import CatalogReads
 from .connect import connect
 from .group import commit_group
@@ -103,7 +103,7 @@ _EXECUTION_ROWS: Final = "SELECT event_id, event_type, CAST(event_data AS BLOB) 
 )
 
 
-class SQLiteBackend(CatalogReads, manifest.SQLiteManifest):
+class SQLiteBackend(CatalogReads, feed_head.FeedHeadReads, manifest.SQLiteManifest):
     """History rows in a SQLite file (or in memory)."""
 
     def __init__(
