@@ -20,10 +20,10 @@ from eventstore.store import HistoryStore
 from eventstore.ui import ViewerServer, create_app
 from eventstore.ui.server import bind_socket
 
-from .ui_browser import chromium, require_chromium
+from .ui_browser import chromium, require_chromium, require_playwright
 from .ui_histories import HOSTILE, HOSTILE_INSTANCE, LEGACY_INSTANCE, T, seed
 
-pytest.importorskip("playwright")
+require_playwright()
 
 
 @pytest.fixture(scope="module")

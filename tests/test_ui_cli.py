@@ -31,6 +31,7 @@ from eventstore.cli.ui import is_loopback
 from eventstore.ui import ViewerServer, create_app
 from eventstore.ui.server import bind_socket
 
+from .ui_browser import require_chromium, require_playwright
 from .ui_histories import T, seed
 
 
@@ -283,3 +284,23 @@ def test_a_database_duroxide_wrote_is_viewed_and_list_and_pages_agree(duroxide_d
             ended = {b["end_event_id"] for b in view["bars"]}
             sourced = {e["event_id"] for e in view["events"] if e["source_event_id"] is not None}
             assert sourced <= ended, row
+
+
+@pytest.mark.parametrize("missing", ["playwright", "chromium"])
+def test_the_browser_tests_fail_under_ci_rather_than_skip(
+    missing: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Without Playwright or Chromium the browser tests skip on a developer's
+    machine; under CI=true, which installs both, they fail instead."""
+    if missing == "playwright":
+        monkeypatch.setitem(sys.modules, "playwright", None)  # import raises ImportError
+        check = require_playwright
+    else:
+        monkeypatch.setattr("tests.ui_browser.CHROMIUM", tmp_path / "no-chromium")
+        check = require_chromium
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match=missing):
+        check()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match=missing):
+        check()

@@ -1,7 +1,8 @@
 """Debian's Chromium, driven by Playwright through its executable (nothing downloaded).
 
-scripts/system-deps.sh installs /usr/bin/chromium; without it these tests skip
-(under CI=true they fail: there the browser must be installed).
+scripts/system-deps.sh installs /usr/bin/chromium and the dev extra installs
+Playwright; without either these tests skip (under CI=true they fail: there
+both must be installed, and a skip would hide that the viewer went untested).
 """
 
 from __future__ import annotations
@@ -26,6 +27,17 @@ FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+def require_playwright() -> None:
+    """At a test module's top: Playwright, or a skip (a failure under CI=true)."""
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        message = "playwright is not installed (the dev extra: pip install -e '.[dev]')"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message, allow_module_level=True)
 
 
 def require_chromium() -> None:
