@@ -17,6 +17,7 @@ from eventstore.pairing import (
     NO_SOURCE,
     NO_TIME,
     NO_WAIT,
+    SCHEDULING_TYPES,
     WRONG_KIND,
     Pair,
     Pairer,
@@ -29,12 +30,7 @@ from eventstore.traces.spans import ExecutionSpans, TraceCounts
 from eventstore.ui.timeline import build_bars
 
 _EXTERNAL = frozenset(
-    {
-        "ExternalSubscribed",
-        "ExternalSubscribedPersistent",
-        "ExternalEvent",
-        "ExternalEventPersistent",
-    }
+    name for name in ev.EVENT_TYPES if name.startswith("External") and "Cancelled" not in name
 )
 _DELIVERIES = frozenset({"ExternalEvent", "ExternalEventPersistent"})
 
@@ -61,15 +57,7 @@ def test_every_end_is_paired_once_or_reported_never_dropped(history: list[ev.Eve
     assert scheduled == [e.event_id for e in history if e.event_type in _SCHEDULING_NAMES]
 
 
-_SCHEDULING_NAMES = frozenset(
-    {
-        "ActivityScheduled",
-        "TimerCreated",
-        "SubOrchestrationScheduled",
-        "ExternalSubscribed",
-        "ExternalSubscribedPersistent",
-    }
-)
+_SCHEDULING_NAMES = frozenset(t.event_type for t in SCHEDULING_TYPES)
 
 
 @settings(max_examples=150)
