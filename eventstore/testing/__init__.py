@@ -9,7 +9,9 @@
   `HistoryStoreConformance` to run the store's contract against a backend
   (needs pytest and `hypothesis`).
 * `eventstore.testing.strategies` holds Hypothesis strategies (needs the
-  `hypothesis` package).
+  `hypothesis` package); `eventstore.testing.tangled` draws histories in any
+  tangle of operations and ends, valid or not, for code that reads a
+  history's shape (`eventstore.pairing`).
 """
 
 from .builder import DEFAULT_START_MS, HistoryBuilder, RawJson, payload
