@@ -48,6 +48,7 @@ __all__ = [
     "NO_SOURCE",
     "NO_TIME",
     "NO_WAIT",
+    "OPEN",
     "SCHEDULING_TYPES",
     "WRONG_KIND",
     "HistoryPairs",
@@ -275,9 +276,6 @@ class HistoryPairs(msgspec.Struct, frozen=True):
             if end is not None and not isinstance(end, ev.OrchestrationStarted):
                 found.setdefault(end.event_id, pair)  # not a message carried in at the start
         return found
-
-    def unpaired_by_event(self) -> dict[int, Unpaired]:
-        return {u.event.event_id: u for u in self.unpaired}
 
 
 def pair_history(events: Iterable[ev.Event]) -> HistoryPairs:
