@@ -34,7 +34,7 @@ from eventstore.lifecycle.relocate import relocate_archives
 from eventstore.lifecycle.retention import RetentionPolicy, run_retention
 from eventstore.lifecycle.shards import rebase_shards
 from eventstore.testing.conformance import HOSTILE_INSTANCE_IDS
-from eventstore.testing.lifecycle_conformance import FIRST_DAY_MS, fill_days
+from eventstore.testing.lifecycle_conformance import FIRST_DAY_MS, fill_days, newer
 from tests.conftest import V0A_JSONL, V0B_JSONL, StoreFactory
 
 
@@ -57,8 +57,9 @@ def test_archives_hold_hostile_rows_verbatim(store_factory: StoreFactory, tmp_pa
         )
     exported = {(r["instance_id"], r["event_id"]): r for r in store.export_rows()}
     reads = {i: store.read(i, 1) for i in HOSTILE_INSTANCE_IDS}
+    newer(store)  # a running execution holds the newest row: every hostile one goes
     run_retention(store, RetentionPolicy(dt.date(2025, 11, 22), tmp_path / "a"))
-    assert store.count() == 0
+    assert store.count() == 1
     (archive,) = store.lifecycle.archives()
     with gzip.open(archive.location, "rt", encoding="utf-8") as f:
         archived = {(r["instance_id"], r["event_id"]): r for r in map(json.loads, f)}
@@ -320,3 +321,58 @@ def test_an_archive_index_from_before_positions_gains_the_column(tmp_path: Path)
         assert store.lifecycle.archived_execution("gone", 1) is not None
         where = store.lifecycle.archived_execution("i-0-0", 1)
         assert where is not None and where.last_position
+
+
+def test_retention_on_a_duroxide_database(duroxide_db: Path, tmp_path: Path) -> None:
+    """duroxide's table has no `position` column (its rowid is the feed's
+    position): retention archives and deletes there too, every read returns
+    what it returned before, and a second run finds nothing new to retire."""
+    with eventstore.open(str(duroxide_db)) as store:
+        keys = sorted({(r.instance_id, r.execution_id) for p in store.scan() for r in p})
+        before = {k: store.read(*k) for k in keys}
+        newest = store.read_last_raw(1)[0]
+        report = run_retention(store, RetentionPolicy(dt.date(2030, 1, 1), tmp_path / "a"))
+        assert report.purged_rows > 0
+        assert report.kept_newest == f"{newest.instance_id}/{newest.execution_id}"
+        assert {k: store.read(*k) for k in keys} == before
+        again = run_retention(store, RetentionPolicy(dt.date(2030, 1, 1), tmp_path / "a"))
+        assert again.rows == 0 and again.kept_newest == report.kept_newest
+
+
+def test_retention_never_hands_a_position_out_again(tmp_path: Path) -> None:
+    """SQLite gives a new row max(rowid) + 1, so retiring the execution that
+    holds the newest row would give its position to the next append, and a
+    feed reader resuming after it would miss that append for good."""
+    with eventstore.open(str(tmp_path / "s.db")) as store:
+        fill_days(store, 2, 2)
+        store.append(
+            "last",
+            1,
+            [
+                ev.OrchestrationStarted(
+                    event_id=1, name="Order", version="1", input="7", timestamp_ms=FIRST_DAY_MS
+                ),
+                ev.OrchestrationCompleted(event_id=2, output='"ok"'),
+            ],
+        )
+        head = store.head_position()
+        report = run_retention(store, RetentionPolicy(dt.date(2030, 1, 1), tmp_path / "a"))
+        assert report.kept_newest == "last/1" and report.purged_rows > 0
+        assert store.read("last", 1)  # still in the table
+        store.append(
+            "next",
+            1,
+            [
+                ev.OrchestrationStarted(
+                    event_id=1, name="Order", version="1", input="7", timestamp_ms=FIRST_DAY_MS
+                )
+            ],
+        )
+        after = [(r.instance_id, r.position > head) for r in store.read_all(after=head)]
+        assert after == [("next", True)]
+        # With a newer row there, the next run retires it.
+        assert (
+            run_retention(store, RetentionPolicy(dt.date(2030, 1, 1), tmp_path / "a")).kept_newest
+            is None
+        )
+        assert store.read("last", 1)  # now from the archive

@@ -27,7 +27,7 @@ from eventstore.evolution.migrate import backfill_timestamps, migrate
 from eventstore.lifecycle.retention import RetentionPolicy, run_retention
 from eventstore.lifecycle.shards import rebase_shards
 from eventstore.store import HistoryStore
-from eventstore.testing.lifecycle_conformance import DAY_MS, FIRST_DAY_MS, fill_days
+from eventstore.testing.lifecycle_conformance import DAY_MS, FIRST_DAY_MS, fill_days, newer
 from tests.conftest import V0B_JSONL
 from tests.test_migrate_crash import ROOT, run_cli
 from tests.test_retention_crash import holdings, reads, run_child
@@ -59,10 +59,13 @@ def shard_of_rows(target: str) -> dict[tuple[str, int], set[str]]:
 
 
 def complete_running(store: HistoryStore, days: int, per_day: int) -> None:
-    """fill_days leaves each day's last instance running: complete those."""
+    """fill_days leaves each day's last instance running: complete those,
+    then start one on the day after (retention leaves the execution holding
+    the newest row for a later run)."""
     done = ev.OrchestrationCompleted(event_id=4, output='"ok"')
     for day in range(days):
         store.append(f"i-{day}-{per_day - 1}", 1, [done])
+    newer(store, day=days)
 
 
 @pytest.fixture
@@ -367,6 +370,7 @@ def test_an_append_to_a_day_another_process_dropped_makes_it_again(
             time.sleep(0.01)
         assert ready.exists(), child.communicate()[1]
         with eventstore.open(target) as store:
+            newer(store, day=1)  # "first" no longer holds the newest row
             report = run_retention(store, RetentionPolicy(dt.date(2025, 11, 22), tmp_path / "a"))
             assert report.dropped_partitions == [DAY0]
         assert "history_2025_11_21" not in partitions(target)

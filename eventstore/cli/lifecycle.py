@@ -188,9 +188,17 @@ def _print_retention(report: RetentionReport) -> None:
             markup=False,
         )
         if s.kept_changed:
-            out.print(f"  kept {plural(s.kept_changed, 'execution')} whose rows changed")
+            out.print(
+                f"  kept {plural(s.kept_changed, 'execution')} in the table"
+                " (rows changed after archiving, or the table's newest row)"
+            )
     total = f"{plural(report.rows, 'row')} in {plural(len(report.shards), 'shard')}"
     out.print(f"{verb} {total} before {report.cut}; running executions kept: {report.kept_running}")
+    if report.kept_newest:
+        out.print(
+            f"kept {report.kept_newest}: it holds the newest row (a later run retires it)",
+            markup=False,
+        )
     if report.kept_last:
         out.print(f"kept by --keep-last: {plural(report.kept_last, 'execution')}")
     if report.root_executions:

@@ -36,9 +36,9 @@ import contextlib
 import datetime as dt
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 from ..errors import ValidationError
 from ..store import HistoryStore
@@ -53,6 +53,7 @@ from ..store.shard_key import ROOT_SHARD
 from .census import TERMINAL_STATUSES, ExecutionInfo, ShardTotals, shard_census
 from .manifest import record_shards
 from .partition import drop_purged_partitions
+from .retention_report import RetentionReport, ShardOutcome
 from .spill import SpilledKeys
 
 __all__ = ["RetentionPolicy", "RetentionReport", "ShardOutcome", "run_retention"]
@@ -158,71 +159,6 @@ class RetentionPolicy:
         )
 
 
-@dataclass(slots=True)
-class ShardOutcome:
-    shard: str
-    executions: int
-    rows: int
-    archive: str | None = None
-    checksum: str | None = None
-    purged_rows: int = 0
-    kept_changed: int = 0
-    """Executions left in the table because their rows changed after archiving."""
-
-
-@dataclass(slots=True)
-class RetentionReport:
-    dry_run: bool
-    cut: str
-    shards: list[ShardOutcome] = field(default_factory=list)
-    resumed: list[str] = field(default_factory=list)
-    """Archives an interrupted run left, finished (verified) or forgotten (writing)."""
-    kept_running: int = 0
-    kept_last: int = 0
-    root_executions: int = 0
-    longest_purge_ms: float = 0.0
-    """The longest single delete transaction (the write-lock hold on SQLite)."""
-    longest_write_ms: float = 0.0
-    """The longest of retention's write transactions (purges, index batches)."""
-    dropped_partitions: list[str] = field(default_factory=list)
-    """Shards whose partition this run dropped (a partitioned PostgreSQL table)."""
-
-    @property
-    def rows(self) -> int:
-        return sum(s.rows for s in self.shards)
-
-    @property
-    def purged_rows(self) -> int:
-        return sum(s.purged_rows for s in self.shards)
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "dry_run": self.dry_run,
-            "cut": self.cut,
-            "rows": self.rows,
-            "purged_rows": self.purged_rows,
-            "kept_running": self.kept_running,
-            "kept_last": self.kept_last,
-            "root_executions": self.root_executions,
-            "resumed": self.resumed,
-            "longest_purge_ms": round(self.longest_purge_ms, 3),
-            "longest_write_ms": round(self.longest_write_ms, 3),
-            "dropped_partitions": self.dropped_partitions,
-            "shards": [
-                {
-                    "shard": s.shard,
-                    "executions": s.executions,
-                    "rows": s.rows,
-                    "archive": s.archive,
-                    "checksum": s.checksum,
-                    "purged_rows": s.purged_rows,
-                    "kept_changed": s.kept_changed,
-                }
-                for s in self.shards
-            ],
-        }
-
-
 def _no_progress(label: str, total: int | None) -> Callable[[int], object]:
     return lambda n: None
 
@@ -238,6 +174,7 @@ class _Retention:
         self.policy = policy
         self.progress = progress
         self.report = RetentionReport(policy.dry_run, policy.cut.isoformat())
+        self.newest: tuple[str, int] | None = None
         self.throttle = policy.throttle
         if self.throttle is None:
             self.throttle = AUTO_THROTTLE if self.lifecycle.appends_run_beside else 0.0
@@ -265,6 +202,15 @@ class _Retention:
     def plan(self, spill: SpilledKeys) -> None:
         """One census pass: shard totals, and the keys to retire spilled by shard."""
         advance = self._paced(self.progress("census", self.store.count()))
+        # The execution holding the feed's newest row stays for a later run.
+        # SQLite gives a new row max(rowid) + 1: deleting the newest row
+        # would hand its position out again, and a feed reader resuming
+        # after it (the exporter, the catalog's catch-up, `tail`) would miss
+        # every row written next. Once a newer row exists it goes like any
+        # other. (PostgreSQL's identity never repeats; one rule for both.)
+        # The purge statement refuses it too, where the deletion happens.
+        head = self.store.read_last_raw(1)
+        self.newest = (str(head[0].instance_id), int(head[0].execution_id)) if head else None
         instance: list[ExecutionInfo] = []
         infos = shard_census(self.store, catch_up=not self.policy.dry_run, progress=advance)
         for info in infos:
@@ -286,6 +232,8 @@ class _Retention:
                 self.report.kept_running += info.status == "running"
             elif rank < keep:
                 self.report.kept_last += 1
+            elif (info.instance_id, info.execution_id) == self.newest:
+                self.report.kept_newest = f"{info.instance_id}/{info.execution_id}"
             else:
                 spill.add(info.shard, info.instance_id, info.execution_id, info.rows)
 

@@ -33,7 +33,7 @@ from ..samples import legacy_rows
 from ..store import HistoryStore
 from ._model import completed, scheduled
 
-__all__ = ["DAY_MS", "FIRST_DAY_MS", "LifecycleConformance", "fill_days", "table_rows"]
+__all__ = ["DAY_MS", "FIRST_DAY_MS", "LifecycleConformance", "fill_days", "newer", "table_rows"]
 
 DAY_MS = 86_400_000
 FIRST_DAY_MS = 1_763_683_200_000
@@ -65,6 +65,21 @@ def fill_days(
                 elif not running:
                     events.append(ev.OrchestrationCompleted(event_id=4, output='"ok"'))
                 store.append(instance, execution, events)
+
+
+def newer(store: HistoryStore, instance_id: str = "newer", *, day: int = 0) -> None:
+    """A running execution appended last (on `day`): the feed's newest row.
+
+    Retention never retires the execution holding the newest row, so a test
+    that means every terminal execution to go appends one of these last."""
+    started = ev.OrchestrationStarted(
+        event_id=1,
+        name="Order",
+        version="1.0.0",
+        input="7",
+        timestamp_ms=FIRST_DAY_MS + day * DAY_MS,
+    )
+    store.append(instance_id, 1, [started])
 
 
 def table_rows(store: HistoryStore) -> dict[tuple[str, int, int], tuple[str, bytes]]:
@@ -193,9 +208,25 @@ class LifecycleConformance:
     def test_purge_keeps_an_execution_whose_rows_changed(self, store_factory: Any) -> None:
         store: HistoryStore = store_factory()
         fill_days(store, 1, 2)
+        newer(store)  # the execution holding the newest row is never purged
         deleted = store.lifecycle.purge_executions([("i-0-0", 1, 3, None), ("i-0-1", 1, 3, None)])
         assert deleted == 3  # i-0-0 holds 4 rows, not 3: kept whole
-        assert sorted({i for (i, _, _) in table_rows(store)}) == ["i-0-0"]
+        assert sorted({i for (i, _, _) in table_rows(store)}) == ["i-0-0", "newer"]
+
+    def test_purge_keeps_the_execution_holding_the_newest_row(self, store_factory: Any) -> None:
+        """SQLite gives a new row max(rowid) + 1: deleting the newest row
+        would hand its position out again and a feed reader resuming after it
+        would miss what comes next. Retention leaves that execution for a
+        later run (and the purge refuses it where positions can repeat)."""
+        store: HistoryStore = store_factory()
+        fill_days(store, 1, 1)
+        store.append("i-0-0", 1, [ev.OrchestrationCompleted(event_id=4, output='"ok"')])
+        head = store.head_position()
+        report = run_retention(store, self._policy(1))
+        assert report.kept_newest == "i-0-0/1" and report.rows == 0
+        newer(store)
+        assert [r.instance_id for r in store.read_all(after=head)] == ["newer"]
+        assert run_retention(store, self._policy(1)).purged_rows == 4
 
     def test_a_reused_id_is_not_purged_for_its_archived_copy(self, store_factory: Any) -> None:
         """A run finishing an interrupted purge meets an id purged and started
@@ -269,6 +300,7 @@ class LifecycleConformance:
         store.append(
             "i-0-0", 1, [completed(3, 2), ev.OrchestrationCompleted(event_id=4, output='"again"')]
         )
+        newer(store)  # so that i-0-0 no longer holds the newest row
         second_life = store.read("i-0-0", 1)
         report = run_retention(store, self._policy(1))
         assert report.purged_rows == 4  # archived again, and purged this time
@@ -314,8 +346,9 @@ class LifecycleConformance:
         fill_days(store, 2, 2)
         store.append("i-0-1", 1, [ev.OrchestrationCompleted(event_id=4, output='"ok"')])
         store.catalog_catch_up()  # caught up to i-0-1's last row, the feed's newest
-        assert run_retention(store, self._policy(1)).purged_rows == 8
         store.append("i-1-1", 1, [ev.OrchestrationCompleted(event_id=4, output='"ok"')])
-        assert store.catalog_catch_up() == 0  # the append kept its own row
+        assert run_retention(store, self._policy(1)).purged_rows == 8
+        newer(store)
+        assert store.catalog_catch_up() == 0  # the appends kept their own rows
         assert run_retention(store, self._policy(1)).rows == 0
         assert list(store.catalog_mismatches()) == []

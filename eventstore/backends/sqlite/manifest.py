@@ -102,13 +102,23 @@ _CATALOG_CENSUS: Final = (
 # a row that arrived after archiving (an import) keeps the whole execution,
 # and so does a last row at another position than the archived one's: the
 # id was purged and started again (a run finishing an interrupted purge
-# meets it), with as many rows by chance. Positions are the table's integer
-# primary key: VACUUM keeps them.
+# meets it), with as many rows by chance.
+#
+# Positions are the rowid (our tables alias it as `position`, duroxide's
+# table has only the implicit one, so the statement says `rowid`). SQLite
+# gives a new row max(rowid) + 1, so deleting the table's newest row would
+# hand its position out again, and a feed reader resuming after it (the
+# exporter, the catalog's catch-up, `tail`) would never see the new rows.
+# The execution holding the newest row therefore stays in the table (it is
+# archived, and reads take the table's rows); a later run deletes it once
+# a newer row exists.
 _PURGE: Final = (
     "DELETE FROM history WHERE instance_id = ?1 AND execution_id = ?2"
     " AND (SELECT COUNT(*) FROM history WHERE instance_id = ?1 AND execution_id = ?2) = ?3"
+    " AND (SELECT MAX(rowid) FROM history WHERE instance_id = ?1 AND execution_id = ?2)"
+    " < (SELECT MAX(rowid) FROM history)"
     " AND (?4 IS NULL OR"
-    " (SELECT MAX(position) FROM history WHERE instance_id = ?1 AND execution_id = ?2) = ?4)"
+    " (SELECT MAX(rowid) FROM history WHERE instance_id = ?1 AND execution_id = ?2) = ?4)"
 )
 
 
