@@ -9,6 +9,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import eventstore
 from eventstore import DecodeError, RowMismatchError
@@ -207,6 +209,33 @@ def test_plain_v1_pages_take_the_packed_route(tmp_path: Path) -> None:
             assert [r.event.event_id for r in store.read_all()] == [1, 2, 3, 1, 2, 3]
         finally:
             del backend.feed
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.sets(st.integers(1, 24), max_size=12),
+    st.integers(0, 26),
+    st.integers(1, 30),
+)
+def test_pages_with_gaps_in_their_positions_read_as_row_by_row(
+    tmp_path_factory: pytest.TempPathFactory, deleted: set[int], after: int, limit: int
+) -> None:
+    """Positions a page holds are inferred from its bounds when they are
+    contiguous; deleted rows leave gaps, which must read exactly as row by row."""
+    rows = [(1, "OrchestrationStarted", START_V1)] + [
+        (n, "ActivityScheduled", _good(n)) for n in range(2, 22)
+    ]
+    with _store(tmp_path_factory.mktemp("gaps"), rows) as store:
+        con = store.backend.connection  # type: ignore[attr-defined]
+        con.executemany("DELETE FROM history WHERE rowid = ?", [(d,) for d in sorted(deleted)])
+        expected = [r for r in _feed_row_by_row(store) if r[0] > after][:limit]
+        page = store.plain_feed_page(after, limit)
+        assert page is not None  # the packed route, gaps and all
+        positions, instance_ids, execution_ids, events = page
+        assert list(zip(positions, instance_ids, execution_ids, events, strict=True)) == expected
+        assert _feed(store, after=after, limit=limit) == expected
 
 
 HOSTILE_KEYS = [
