@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, Final, cast
 
 import msgspec
@@ -110,19 +110,7 @@ class Codec:
                 pass
         return self._decode_legacy(data, instance_id, execution_id, False)  # type: ignore[return-value]
 
-    def decode_rows(
-        self,
-        rows: Iterable[tuple[int, str, bytes | str]],
-        instance_id: str,
-        execution_id: int,
-    ) -> list[Event]:
-        """Decode the stored rows (event_id, event_type, data) of one execution.
-
-        Equivalent to `decode` per row plus a check that each row's columns
-        agree with its event, done in one call with the V1 dispatch inline: the
-        read path of a store. Raises RowDecodeError naming the row's index.
-        """
-        return decode_rows(self, rows, instance_id, execution_id)
+    decode_rows = decode_rows  # the read route row by row (codec/row_route.py)
 
     def _legacy_row(self, data: bytes | str, instance_id: str, execution_id: int) -> Event | None:
         """`decode` of a legacy row whose identity the row gives, in its common

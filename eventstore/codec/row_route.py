@@ -37,7 +37,12 @@ Row = tuple[int, str, bytes | str]
 def decode_rows(
     codec: Codec, rows: Iterable[Row], instance_id: str, execution_id: int
 ) -> list[Event]:
-    """`Codec.decode_rows`."""
+    """Decode the stored rows (event_id, event_type, data) of one execution.
+
+    `Codec.decode_rows` (this function is the method): `decode` per row plus
+    a check that each row's columns agree with its event, in one call.
+    Raises RowDecodeError naming the row's index.
+    """
     if type(rows) is not list:
         rows = list(rows)
     if rows and rows[0][2][2:3].isupper():  # `legacy_shaped`
