@@ -360,3 +360,28 @@ def _row_by_row_of(store: HistoryStore, instance_id: str) -> list[ev.Event]:
         return store.read(instance_id, 1)
     finally:
         del backend.execution_packed
+
+
+@pytest.mark.parametrize("duroxide_table", [False, True], ids=["eventstore's table", "duroxide's"])
+def test_a_whole_feed_page_is_a_range_of_the_rowid_read_in_its_order(
+    tmp_path: Path, duroxide_table: bool
+) -> None:
+    """The packed page's range query has no ORDER BY (an aggregate cannot
+    take one on SQLite 3.40); its rows come in rowid order because the only
+    plan for a rowid range walks the table's own b-tree. Any other plan
+    would pair events with the wrong positions: fail here first."""
+    from eventstore.backends.sqlite.packed import _PACKED_RANGE
+
+    path = tmp_path / "plan.db"
+    if duroxide_table:
+        fixture = Path(__file__).parent / "fixtures" / "duroxide-0.1.32" / "runtime.db"
+        path.write_bytes(fixture.read_bytes())
+    else:
+        eventstore.open(str(path)).close()
+    con = sqlite3.connect(path)
+    con.execute("ANALYZE")
+    plan = " ".join(
+        row[-1] for row in con.execute("EXPLAIN QUERY PLAN " + _PACKED_RANGE, (0, 1000))
+    )
+    con.close()
+    assert plan == "SEARCH history USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)"

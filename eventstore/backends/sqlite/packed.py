@@ -42,11 +42,24 @@ _COLUMNS: Final = (
     " group_concat(instance_id, '\n'), group_concat(execution_id),"
     " group_concat(event_id), group_concat(event_type, '\n'),"
     " CAST(group_concat(event_data, '\n') AS BLOB)"
+)
+_PAGE: Final = (
     " FROM (SELECT rowid AS pos, instance_id, execution_id, event_id, event_type, event_data"
     " FROM history WHERE rowid > ? ORDER BY rowid LIMIT ?)"
 )
-_PACKED_FEED: Final = "SELECT count(*), min(pos), max(pos)," + _COLUMNS
-_PACKED_FEED_POSITIONS: Final = "SELECT count(*), group_concat(pos), NULL," + _COLUMNS
+_PACKED_FEED: Final = "SELECT count(*), min(pos), max(pos)," + _COLUMNS + _PAGE
+_PACKED_FEED_POSITIONS: Final = "SELECT count(*), group_concat(pos), NULL," + _COLUMNS + _PAGE
+
+# The common page first: the `limit` positions right after `after`, a range
+# of the rowid, aggregated without the subquery that LIMIT needs (SQLite runs
+# that as a co-routine, copying every column of every row once more: 2.2k
+# instructions per event). When the range holds `limit` rows it holds every
+# position in it, so the page is whole and has no gap; fewer (the feed's end,
+# or deleted rows) and the page is asked for as above.
+_PACKED_RANGE: Final = (
+    "SELECT count(*), min(rowid), max(rowid)," + _COLUMNS + " FROM history"
+    " WHERE rowid > ?1 AND rowid <= ?1 + ?2"
+)
 
 
 def packed_feed(con: sqlite3.Connection, after: int, limit: int) -> PackedFeed | None:
@@ -54,8 +67,12 @@ def packed_feed(con: sqlite3.Connection, after: int, limit: int) -> PackedFeed |
     page must be read row by row."""
     try:
         ((count, first, last, odd, instances, executions, event_ids, types, data),) = con.execute(
-            _PACKED_FEED, (after, limit)
+            _PACKED_RANGE, (after, limit)
         ).fetchall()
+        if count != limit:  # the feed's end, or a gap: the page as LIMIT takes it
+            ((count, first, last, odd, instances, executions, event_ids, types, data),) = (
+                con.execute(_PACKED_FEED, (after, limit)).fetchall()
+            )
         listed = None
         if count and last - first + 1 != count:  # a gap: the positions themselves
             ((count, listed, last, odd, instances, executions, event_ids, types, data),) = (
