@@ -9,6 +9,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import eventstore
 from eventstore import DecodeError, RowMismatchError
@@ -209,6 +211,33 @@ def test_plain_v1_pages_take_the_packed_route(tmp_path: Path) -> None:
             del backend.feed
 
 
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.sets(st.integers(1, 24), max_size=12),
+    st.integers(0, 26),
+    st.integers(1, 30),
+)
+def test_pages_with_gaps_in_their_positions_read_as_row_by_row(
+    tmp_path_factory: pytest.TempPathFactory, deleted: set[int], after: int, limit: int
+) -> None:
+    """Positions a page holds are inferred from its bounds when they are
+    contiguous; deleted rows leave gaps, which must read exactly as row by row."""
+    rows = [(1, "OrchestrationStarted", START_V1)] + [
+        (n, "ActivityScheduled", _good(n)) for n in range(2, 22)
+    ]
+    with _store(tmp_path_factory.mktemp("gaps"), rows) as store:
+        con = store.backend.connection  # type: ignore[attr-defined]
+        con.executemany("DELETE FROM history WHERE rowid = ?", [(d,) for d in sorted(deleted)])
+        expected = [r for r in _feed_row_by_row(store) if r[0] > after][:limit]
+        page = store.plain_feed_page(after, limit)
+        assert page is not None  # the packed route, gaps and all
+        positions, instance_ids, execution_ids, events = page
+        assert list(zip(positions, instance_ids, execution_ids, events, strict=True)) == expected
+        assert _feed(store, after=after, limit=limit) == expected
+
+
 HOSTILE_KEYS = [
     ("instance id a BLOB", "UPDATE history SET instance_id = CAST(instance_id AS BLOB) WHERE event_id = 2 AND instance_id = 'i'"),  # noqa: E501
     ("execution id text", "UPDATE history SET execution_id = '1' WHERE event_id = 2 AND instance_id = 'i'"),  # noqa: E501
@@ -331,3 +360,28 @@ def _row_by_row_of(store: HistoryStore, instance_id: str) -> list[ev.Event]:
         return store.read(instance_id, 1)
     finally:
         del backend.execution_packed
+
+
+@pytest.mark.parametrize("duroxide_table", [False, True], ids=["eventstore's table", "duroxide's"])
+def test_a_whole_feed_page_is_a_range_of_the_rowid_read_in_its_order(
+    tmp_path: Path, duroxide_table: bool
+) -> None:
+    """The packed page's range query has no ORDER BY (an aggregate cannot
+    take one on SQLite 3.40); its rows come in rowid order because the only
+    plan for a rowid range walks the table's own b-tree. Any other plan
+    would pair events with the wrong positions: fail here first."""
+    from eventstore.backends.sqlite.packed import _PACKED_RANGE
+
+    path = tmp_path / "plan.db"
+    if duroxide_table:
+        fixture = Path(__file__).parent / "fixtures" / "duroxide-0.1.32" / "runtime.db"
+        path.write_bytes(fixture.read_bytes())
+    else:
+        eventstore.open(str(path)).close()
+    con = sqlite3.connect(path)
+    con.execute("ANALYZE")
+    plan = " ".join(
+        row[-1] for row in con.execute("EXPLAIN QUERY PLAN " + _PACKED_RANGE, (0, 1000))
+    )
+    con.close()
+    assert plan == "SEARCH history USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, Final, cast
 
 import msgspec
@@ -20,8 +20,18 @@ from .decoders import (
     _LegacyPlan,
 )
 from .generation import Generation, legacy_shaped, plain_lines
-from .legacy import _FAILURE_TYPES, LegacyFailure, _fill_context, _fill_identity, builtin_registry
-from .rows import _force_setattr, _reconcile, reconcile_row
+from .legacy import (
+    _FAILURE_TYPES,
+    LegacyFailure,
+    _failure_to_v1,
+    _fill_context,
+    _fill_identity,
+    _v0_snapshot_type,
+    builtin_registry,
+)
+from .legacy_rows import RowPlan
+from .row_route import decode_rows
+from .rows import _force_setattr, reconcile_row
 from .unknown import _json_object, _unknown
 from .upcasting import UpcastContext, UpcasterRegistry
 
@@ -50,7 +60,14 @@ class Codec:
         self.registry = registry if registry is not None else builtin_registry()
         self.max_event_bytes = max_event_bytes
         self._plans: dict[str | bytes, _LegacyPlan] = {}
+        self._row_plans: dict[str, RowPlan] = {}
+        """Legacy types read straight through their body on the read route
+        (`legacy_rows`, `row_route`), by type name; only those upcast by the
+        built-in step. Failures (a LegacyFailure body) are kept apart."""
+        self._failure_plans: dict[str, RowPlan] = {}
         self.registry.on_change(self._plans.clear)
+        self.registry.on_change(self._row_plans.clear)
+        self.registry.on_change(self._failure_plans.clear)
 
     # -- decoding ----------------------------------------------------------
     #
@@ -93,53 +110,7 @@ class Codec:
                 pass
         return self._decode_legacy(data, instance_id, execution_id, False)  # type: ignore[return-value]
 
-    def decode_rows(
-        self,
-        rows: Iterable[tuple[int, str, bytes | str]],
-        instance_id: str,
-        execution_id: int,
-    ) -> list[Event]:
-        """Decode the stored rows (event_id, event_type, data) of one execution.
-
-        Equivalent to `decode` per row plus a check that each row's columns
-        agree with its event, done in one call with the V1 dispatch inline: the
-        read path of a store. Raises RowDecodeError naming the row's index.
-        """
-        v1 = _V1_DECODER.decode
-        limit = self.max_event_bytes
-        events: list[Event] = []
-        append = events.append
-        legacy = self._legacy_row
-        for index, (event_id, event_type, data) in enumerate(rows):
-            event: Event | None = None
-            failed: Exception | None = None
-            if len(data) <= limit:
-                if not data[2:3].isupper():  # `legacy_shaped`, inline
-                    try:
-                        event = v1(data)
-                    except _DECODE_ERRORS as exc:
-                        failed = exc
-                else:
-                    event = legacy(data, instance_id, execution_id)
-            if event is None:
-                try:
-                    if failed is None:  # legacy, or too large: the full dispatch
-                        event = self.decode(
-                            data, instance_id=instance_id, execution_id=execution_id
-                        )
-                    else:  # not V1 after all: explain, or keep as unknown
-                        event = self._slow(data, failed, instance_id, execution_id).event
-                except DecodeError as exc:
-                    raise RowDecodeError(index, exc.message) from None
-            if (  # inline for speed; _reconcile completes or explains
-                event.event_id != event_id
-                or event.event_type != event_type
-                or event.instance_id != instance_id
-                or event.execution_id != execution_id
-            ):
-                _reconcile(index, event, event_id, event_type, instance_id, execution_id)
-            append(event)
-        return events
+    decode_rows = decode_rows  # the read route row by row (codec/row_route.py)
 
     def _legacy_row(self, data: bytes | str, instance_id: str, execution_id: int) -> Event | None:
         """`decode` of a legacy row whose identity the row gives, in its common
@@ -293,7 +264,17 @@ class Codec:
         plan = _LegacyPlan(name, decoder, upgrade, versions, name in _FAILURE_TYPES)
         # Both spellings of the key, so bytes and str input share the plan.
         self._plans[name] = self._plans[name.encode()] = plan
+        if self._builtin_step(name, upgrade):
+            plans = self._failure_plans if name in _FAILURE_TYPES else self._row_plans
+            plans[name] = RowPlan(name, _v0_snapshot_type(name))
         return plan
+
+    def _builtin_step(self, name: str, upgrade: object) -> bool:
+        """Whether the registered V0b -> V1 path of a legacy type is the built-in one."""
+        if name not in _FAILURE_TYPES:
+            return upgrade is _fill_context
+        chain = self.registry.path(name, Generation.V0B, Generation.V1)
+        return len(chain) == 1 and chain[0].fn is _failure_to_v1
 
     def _decode_legacy(
         self,
