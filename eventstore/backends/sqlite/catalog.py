@@ -10,6 +10,15 @@ store derives records from the history instead.
 The DDL is written here rather than by sqlite-utils: the table is WITHOUT
 ROWID (the key is the row, one B-tree instead of two: an append's update
 touches one page fewer), which sqlite-utils does not write.
+
+One secondary index, on `started_ms` (`ls --since/--until`; a listing by
+shard narrows its time filter to the shard's day, store/shard_key.py
+`shard_start_bounds`). Every index is a B-tree a new execution's append
+writes into and a page its commit writes to the log: the index on `shard`
+that stores made before it was dropped cost a new execution's append 11,900
+instructions and one page (benchmarks/append_callgrind.py), and
+`drop_retired_indexes` removes it from those stores when they are opened
+for writing.
 """
 
 from __future__ import annotations
@@ -41,7 +50,6 @@ CATALOG_DDL: Final = (
     " PRIMARY KEY (instance_id, execution_id)) WITHOUT ROWID",
     "CREATE INDEX IF NOT EXISTS eventstore_executions_started"
     " ON eventstore_executions (started_ms)",
-    "CREATE INDEX IF NOT EXISTS eventstore_executions_shard ON eventstore_executions (shard)",
     "CREATE TABLE IF NOT EXISTS eventstore_catalog_state ("
     " name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
 )
@@ -111,6 +119,30 @@ def like_to_glob(pattern: str) -> str:
 def ensure(con: sqlite3.Connection) -> None:
     for ddl in CATALOG_DDL:
         con.execute(ddl)
+    drop_retired_indexes(con)
+
+
+RETIRED_INDEXES: Final = ("eventstore_executions_shard",)
+"""Indexes earlier versions made that no query needs any more."""
+
+
+def drop_retired_indexes(con: sqlite3.Connection) -> None:
+    """Drop `RETIRED_INDEXES` where a store still has them (opening for writing).
+
+    A store another process is writing to may keep them for now: a busy or
+    locked database leaves them to the next open rather than fail this one
+    (they cost appends time, never correctness).
+    """
+    marks = ", ".join("?" * len(RETIRED_INDEXES))
+    found = con.execute(
+        f"SELECT name FROM sqlite_master WHERE type = 'index' AND name IN ({marks})",
+        RETIRED_INDEXES,
+    ).fetchall()
+    for (name,) in found:
+        try:
+            con.execute(f'DROP INDEX IF EXISTS "{name}"')
+        except sqlite3.OperationalError:
+            return
 
 
 def exists(con: sqlite3.Connection) -> bool:
