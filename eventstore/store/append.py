@@ -5,7 +5,7 @@ from __future__ import annotations
 import operator
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Final, cast
+from typing import TYPE_CHECKING, Final
 
 import msgspec
 
@@ -27,7 +27,6 @@ from ..events import Event, EventBase, UnknownEvent
 from . import catalog
 from .identity import check_identity
 from .protocol import (
-    CatalogWriter,
     HistoryWriter,
     NewEvents,
     StoredRow,
@@ -319,7 +318,7 @@ class _Appender:
             # a group commit or inside transaction()): it commits with the
             # rows or not at all, so a killed append never leaves the catalog
             # disagreeing with the history. See store/catalog.py.
-            catalog.advance(store, cast(CatalogWriter, writer), new, filled, last)
+            catalog.advance(store, writer, new, filled, last)  # type: ignore[arg-type]
         return AppendResult(filled, filled[-1].event_id, True)
 
     def _check_rules(

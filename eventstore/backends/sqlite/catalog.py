@@ -69,6 +69,15 @@ _ADVANCE: Final = (
     " event_count = event_count + ?, bytes = bytes + ?"
     " WHERE instance_id = ? AND execution_id = ? AND last_event_id = ?"
 )
+# A running execution that stays running (most appends): the row already
+# says `running` and no end, because its last event, the one at
+# `last_event_id`, was no terminal event (the append would have been
+# refused), so only the three columns that move are written.
+_ADVANCE_RUNNING: Final = (
+    "UPDATE eventstore_executions SET last_event_id = ?,"
+    " event_count = event_count + ?, bytes = bytes + ?"
+    " WHERE instance_id = ? AND execution_id = ? AND last_event_id = ?"
+)
 _POSITION: Final = "SELECT value FROM eventstore_catalog_state WHERE name = 'feed_position'"
 _SET_POSITION: Final = (
     "INSERT OR REPLACE INTO eventstore_catalog_state (name, value) VALUES ('feed_position', ?)"
@@ -158,9 +167,12 @@ def advance(cursor: sqlite3.Cursor, delta: CatalogDelta) -> bool:
         cursor.execute(_PUT, row)
         return True
     instance_id, execution_id, _, _, status, _, ended, last, count, size, _ = row
-    cursor.execute(
-        _ADVANCE, (status, ended, last, count, size, instance_id, execution_id, previous)
-    )
+    if status == "running":
+        cursor.execute(_ADVANCE_RUNNING, (last, count, size, instance_id, execution_id, previous))
+    else:
+        cursor.execute(
+            _ADVANCE, (status, ended, last, count, size, instance_id, execution_id, previous)
+        )
     return cursor.rowcount == 1
 
 
