@@ -131,27 +131,27 @@ def ensure(con: sqlite3.Connection) -> None:
     drop_retired_indexes(con)
 
 
-RETIRED_INDEXES: Final = ("eventstore_executions_shard",)
-"""Indexes earlier versions made that no query needs any more."""
+# An index earlier versions made that no query needs any more (a listing by
+# shard searches the index on started_ms through the shard's day).
+_RETIRED_INDEX_FOUND: Final = (
+    "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'eventstore_executions_shard'"
+)
+_DROP_RETIRED_INDEX: Final = "DROP INDEX IF EXISTS eventstore_executions_shard"
 
 
 def drop_retired_indexes(con: sqlite3.Connection) -> None:
-    """Drop `RETIRED_INDEXES` where a store still has them (opening for writing).
+    """Drop the index on `shard` where a store still has it (opening for writing).
 
-    A store another process is writing to may keep them for now: a busy or
-    locked database leaves them to the next open rather than fail this one
-    (they cost appends time, never correctness).
+    A store another process is writing to may keep it for now: a busy or
+    locked database leaves it to the next open rather than fail this one
+    (it costs appends time, never correctness).
     """
-    marks = ", ".join("?" * len(RETIRED_INDEXES))
-    found = con.execute(
-        f"SELECT name FROM sqlite_master WHERE type = 'index' AND name IN ({marks})",
-        RETIRED_INDEXES,
-    ).fetchall()
-    for (name,) in found:
-        try:
-            con.execute(f'DROP INDEX IF EXISTS "{name}"')
-        except sqlite3.OperationalError:
-            return
+    if con.execute(_RETIRED_INDEX_FOUND).fetchone() is None:
+        return
+    try:
+        con.execute(_DROP_RETIRED_INDEX)
+    except sqlite3.OperationalError:
+        return
 
 
 def exists(con: sqlite3.Connection) -> bool:
