@@ -334,6 +334,15 @@ class _Appender:
         from what is stored: the last event and, per referenced event outside
         the batch, its row, read in this transaction (`_stored_types`)."""
         stored_type = self._stored_types(writer, instance_id, execution_id, filled, last)
+        if last_type != UNRECORDED_TYPE and batch_clears(
+            [event.event_id for event in filled],
+            [event.event_type for event in filled],
+            filled,
+            last,
+            last_type,
+            stored_type,
+        ):
+            return  # sources in earlier turns, of the right kinds: no walk needed
         rules = ExecutionRules(last_event_id=last, started=last > 0, lookup=stored_type)
         if last_type == UNRECORDED_TYPE:  # the column does not say: the event does
             last_type = stored_type(last) or ""
