@@ -211,11 +211,16 @@ def batch_clears(
         allowed = kinds.get(event_type)
         if allowed is not None:
             source = event.source_event_id
-            if source is None or source >= event.event_id:
-                return False
-            if source >= last_id:
-                if known[source - last_id] not in allowed:
-                    return False
-            elif stored is None or source <= 0 or stored(source) not in allowed:
+            if (
+                source is None
+                or not last_id <= source < event.event_id
+                or known[source - last_id] not in allowed
+            ) and (
+                # the second try, for a source before the stored last event
+                stored is None
+                or source is None
+                or not 0 < source < last_id
+                or stored(source) not in allowed
+            ):
                 return False
     return True
