@@ -342,9 +342,9 @@ def test_stored_sources_far_apart_are_each_read_alone(
         store.append(I, 1, history)
         reads = _count_reads(monkeypatch)
         store.append(
-            I, 1, [done(101, 2), ev.TimerFired(event_id=102, source_event_id=100, fire_at_ms=5)]
+            I, 1, [done(101, 2), ev.TimerFired(event_id=102, source_event_id=99, fire_at_ms=5)]
         )
-        assert reads == [(2, 2), (100, 100)]
+        assert reads == [(2, 2), (99, 99)]
         with pytest.raises(HistoryRuleError, match=r"event 104\b.*names source event 99"):
             store.append(
                 I, 1, [ev.TimerFired(event_id=103, source_event_id=3, fire_at_ms=5), done(104, 99)]

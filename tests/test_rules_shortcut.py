@@ -66,18 +66,23 @@ def _walk_refuses(last: int, stored: dict[int, str], events: list[ev.Event]) -> 
     return any(rules.check(event) for event in events)
 
 
-def _clears(last: int, last_type: str, events: list[ev.Event]) -> bool:
+def _clears(
+    last: int, last_type: str, events: list[ev.Event], stored: dict[int, str] | None = None
+) -> bool:
     types = [e.event_type for e in events]
-    return batch_clears([e.event_id for e in events], types, events, last, last_type)
+    lookup = None if stored is None else stored.get
+    return batch_clears([e.event_id for e in events], types, events, last, last_type, lookup)
 
 
 @settings(max_examples=3000, deadline=None)
-@given(situations())
+@given(situations(), st.booleans())
 def test_the_shortcut_never_clears_what_the_rules_refuse(
-    situation: tuple[int, dict[int, str], list[ev.Event]],
+    situation: tuple[int, dict[int, str], list[ev.Event]], with_stored_types: bool
 ) -> None:
+    """Also when it answers sources before the stored last event from the
+    stored types (the append's second try, after reading them)."""
     last, stored, events = situation
-    if _clears(last, stored.get(last, ""), events):
+    if _clears(last, stored.get(last, ""), events, stored if with_stored_types else None):
         assert not _walk_refuses(last, stored, events)
 
 
@@ -101,8 +106,15 @@ def test_the_shortcut_clears_the_common_batches() -> None:
 
 def test_the_shortcut_sends_the_rest_to_the_walk() -> None:
     completion = [_event("ActivityCompleted", 4, 2), _event("OrchestrationCompleted", 5, None)]
-    # The source (2) is stored but not the last event: the walk looks it up.
+    # The source (2) is stored but not the last event: the walk looks it up,
+    # unless the stored types are given, and then only when they fit.
     assert not _clears(3, "ActivityScheduled", completion)
+    stored = {1: "OrchestrationStarted", 2: "ActivityScheduled", 3: "ActivityScheduled"}
+    assert _clears(3, "ActivityScheduled", completion, stored)
+    assert not _clears(3, "ActivityScheduled", completion, {**stored, 2: "TimerCreated"})
+    assert not _clears(3, "ActivityScheduled", completion, {1: "OrchestrationStarted"})
+    orphan = [_event("ActivityCompleted", 4, 0)]
+    assert not _clears(3, "ActivityScheduled", orphan, {0: "ActivityScheduled", **stored})
     assert not _clears(3, "OrchestrationCompleted", [_event("ActivityScheduled", 4, None)])
     assert not _clears(3, "TimerCreated", [_event("ActivityCompleted", 4, 3)])
     assert not _clears(3, "ActivityScheduled", [_event("ActivityCompleted", 4, None)])

@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from eventstore.lifecycle import ROOT_SHARD, derive_shard_key
+from eventstore.store.shard_key import shard_start_bounds
 
 
 def test_no_timestamp_is_root() -> None:
@@ -50,3 +51,28 @@ def test_keys_sort_in_time_order() -> None:
     keys = [derive_shard_key(ms) for ms in moments]
     assert keys == sorted(keys)
     assert all(len(key) == 10 for key in keys)
+
+
+@given(st.integers(min_value=1, max_value=2**64 - 1))
+def test_a_shards_start_bounds_hold_exactly_its_starts(ms: int) -> None:
+    """`shard_start_bounds` inverts `derive_shard_key`: the catalog lists a
+    shard through its start-time index with these bounds."""
+    key = derive_shard_key(ms)
+    bounds = shard_start_bounds(key)
+    assert bounds is not None
+    lo, hi = bounds
+    assert lo <= ms and (hi is None or ms < hi)
+    assert derive_shard_key(lo) == key
+    if lo > 1:
+        assert derive_shard_key(lo - 1) != key
+    if hi is not None:
+        assert derive_shard_key(hi - 1) == key and derive_shard_key(hi) != key
+    else:
+        assert key == "9999-12-31"
+
+
+def test_only_day_keys_have_start_bounds() -> None:
+    assert shard_start_bounds(ROOT_SHARD) is None  # no start time: no bounds
+    for other in ("", "20261208", "2026-1-08", "2026-02-30", "1969-12-31", "day", "2026-12-08 "):
+        assert shard_start_bounds(other) is None
+    assert shard_start_bounds("1970-01-01") == (1, 86_400_000)  # 0 is "no time"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import operator
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Final, cast
+from typing import TYPE_CHECKING, Final
 
 import msgspec
 
@@ -27,7 +27,6 @@ from ..events import Event, EventBase, UnknownEvent
 from . import catalog
 from .identity import check_identity
 from .protocol import (
-    CatalogWriter,
     HistoryWriter,
     NewEvents,
     StoredRow,
@@ -319,7 +318,7 @@ class _Appender:
             # a group commit or inside transaction()): it commits with the
             # rows or not at all, so a killed append never leaves the catalog
             # disagreeing with the history. See store/catalog.py.
-            catalog.advance(store, cast(CatalogWriter, writer), new, filled, last)
+            catalog.advance(store, writer, new, filled, last)  # type: ignore[arg-type]
         return AppendResult(filled, filled[-1].event_id, True)
 
     def _check_rules(
@@ -335,6 +334,15 @@ class _Appender:
         from what is stored: the last event and, per referenced event outside
         the batch, its row, read in this transaction (`_stored_types`)."""
         stored_type = self._stored_types(writer, instance_id, execution_id, filled, last)
+        if last_type != UNRECORDED_TYPE and batch_clears(
+            [event.event_id for event in filled],
+            [event.event_type for event in filled],
+            filled,
+            last,
+            last_type,
+            stored_type,
+        ):
+            return  # sources in earlier turns, of the right kinds: no walk needed
         rules = ExecutionRules(last_event_id=last, started=last > 0, lookup=stored_type)
         if last_type == UNRECORDED_TYPE:  # the column does not say: the event does
             last_type = stored_type(last) or ""

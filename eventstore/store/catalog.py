@@ -126,31 +126,36 @@ def advance(
     catalog (another program): the row is recomputed from the history in this
     same transaction, so it is exact either way.
     """
+    # Runs in every append's transaction: plain locals, no helper calls on
+    # the common path (a continuing, running execution), one statement.
     final = filled[-1]
-    ended = final.timestamp_ms if final.event_type in ev.TERMINAL_TYPES else 0
-    size = 0
-    for data in written.event_data:
-        size += len(data)
-    name = version = None
-    started: int | None = None
+    status = _BY_TERMINAL.get(final.event_type)
+    if status is None:
+        status, ended = RUNNING, None
+    else:
+        if status == "failed":
+            status = status_of(final)
+        ended = final.timestamp_ms if final.timestamp_ms > 0 else None
+    event_ids = written.event_ids
+    name = version = started = None
     shard = ""
     if last == 0:
         first = filled[0]
         if type(first) is ev.OrchestrationStarted:
             name, version = catalog_text(first.name), catalog_text(first.version)
         started = _time(first.timestamp_ms)
-        shard = derive_shard_key(started)
+        shard = written.shard or derive_shard_key(started)  # prepare derived it
     row: CatalogRow = (
         written.instance_id,
         written.execution_id,
         name,
         version,
-        status_of(final),
+        status,
         started,
-        _time(ended),
-        written.event_ids[-1],
-        len(written.event_ids),
-        size,
+        ended,
+        event_ids[-1],
+        len(event_ids),
+        sum(map(len, written.event_data)),
         shard,
     )
     if not writer.catalog_advance(CatalogDelta(row, last)):

@@ -16,6 +16,7 @@ from . import catalog_ops
 from .catalog import STATUSES, ExecutionRecord, catalog_text, refresh
 from .catalog_ops import CatalogMismatch
 from .protocol import CatalogQuery, CatalogWriter, ExecutionCatalog
+from .shard_key import shard_start_bounds
 
 if TYPE_CHECKING:
     from .history import HistoryStore
@@ -39,6 +40,24 @@ _INT64_MAX = 2**63 - 1
 def _count(name: str, value: int | None, *, minimum: int) -> None:
     if value is not None and (type(value) is not int or value < minimum or value > _INT64_MAX):
         raise ValueError(f"{name} must be an integer from {minimum} to {_INT64_MAX}, not {value!r}")
+
+
+def _within_shard(
+    shard: str, since_ms: int | None, until_ms: int | None
+) -> tuple[int | None, int | None]:
+    """The time filter narrowed to the start times `derive_shard_key` puts in
+    `shard` (store/shard_key.py): the same executions, since a record's shard
+    is derived from its `started_ms`, but found through the catalog's index
+    on `started_ms` (there is none on `shard`: it would cost every new
+    execution's append an index entry and a page written to the log)."""
+    bounds = shard_start_bounds(shard)
+    if bounds is None:
+        return since_ms, until_ms  # 'root' (no start time) or no day key
+    lo, hi = bounds
+    since_ms = lo if since_ms is None else max(since_ms, lo)
+    if hi is not None:
+        until_ms = hi if until_ms is None else min(until_ms, hi)
+    return since_ms, until_ms
 
 
 def _like(pattern: str | None) -> str | None:
@@ -108,6 +127,8 @@ class CatalogMethods:
         _count("offset", offset, minimum=0)
         for label, value in (("since_ms", since_ms), ("until_ms", until_ms)):
             _count(label, value, minimum=-(2**63))
+        if isinstance(shard, str):
+            since_ms, until_ms = _within_shard(shard, since_ms, until_ms)
         query = CatalogQuery(
             _statuses(status),
             catalog_text(name) if isinstance(name, str) else name,

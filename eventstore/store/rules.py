@@ -180,6 +180,7 @@ def batch_clears(
     events: list[ev.Event],
     last_id: int,
     last_type: str,
+    stored: Callable[[int], str | None] | None = None,
 ) -> bool:
     """True when a batch appended after the stored event `last_id` (of type
     `last_type`; "" when nothing is stored) breaks none of the rules; False
@@ -187,8 +188,9 @@ def batch_clears(
 
     `event_ids` strictly increase (the append checked that while preparing
     the batch), so first and last in place make them contiguous. A source
-    before the stored last event sends the batch to the walk, which looks it
-    up.
+    before the stored last event is answered by `stored` (the walk's own
+    lookup of stored types, after the append read them); without it, it
+    sends the batch to the walk.
     """
     count = len(event_ids)
     if not (
@@ -213,6 +215,12 @@ def batch_clears(
                 source is None
                 or not last_id <= source < event.event_id
                 or known[source - last_id] not in allowed
+            ) and (
+                # the second try, for a source before the stored last event
+                stored is None
+                or source is None
+                or not 0 < source < last_id
+                or stored(source) not in allowed
             ):
                 return False
     return True

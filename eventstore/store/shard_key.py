@@ -13,16 +13,18 @@ their own transaction; `eventstore.lifecycle` re-exports it for its users.
 
 from __future__ import annotations
 
+import datetime
 import functools
 from typing import Final
 
-__all__ = ["ROOT_SHARD", "derive_shard_key"]
+__all__ = ["ROOT_SHARD", "derive_shard_key", "shard_start_bounds"]
 
 ROOT_SHARD: Final = "root"
 
 _DAY_MS: Final = 86_400_000
 _LAST_DAY: Final = 2_932_896
 """Days from 1970-01-01 to 9999-12-31, the last day a ten-character key names."""
+_EPOCH_ORDINAL: Final = datetime.date(1970, 1, 1).toordinal()
 
 
 def derive_shard_key(started_timestamp_ms: int | None) -> str:
@@ -38,6 +40,27 @@ def derive_shard_key(started_timestamp_ms: int | None) -> str:
     if not started_timestamp_ms or started_timestamp_ms <= 0:
         return ROOT_SHARD
     return _day_key(min(started_timestamp_ms // _DAY_MS, _LAST_DAY))
+
+
+def shard_start_bounds(shard: str) -> tuple[int, int | None] | None:
+    """The start timestamps `derive_shard_key` puts in `shard`: `lo <= started
+    < hi` (no `hi` for the last day, which also takes every later start).
+    None for `'root'` (executions without a start time) and for anything that
+    is no day key `derive_shard_key` writes.
+
+    The catalog keeps one index on `started_ms` and none on `shard`: a
+    listing by shard adds these bounds to its time filter, and they select
+    exactly the executions `derive_shard_key` puts in that shard.
+    """
+    try:
+        day = datetime.date.fromisoformat(shard)
+    except (TypeError, ValueError):
+        return None
+    days = day.toordinal() - _EPOCH_ORDINAL
+    if len(shard) != 10 or days < 0 or _day_key(days) != shard:
+        return None  # not written by derive_shard_key (another spelling, before 1970)
+    lo = days * _DAY_MS
+    return (max(lo, 1), None) if days == _LAST_DAY else (max(lo, 1), lo + _DAY_MS)
 
 
 @functools.lru_cache(maxsize=4096)

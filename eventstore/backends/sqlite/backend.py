@@ -85,9 +85,16 @@ _PACKED: Final = (
 )
 
 
-def _create_tables(con: sqlite3.Connection) -> None:
-    """The history table and the execution catalog, in one transaction: a new
-    store keeps its catalog from the start."""
+def _tables(con: sqlite3.Connection, path: str, readonly: bool) -> tables.HistoryTable | None:
+    """The history table; where there is none, made with the catalog (one transaction)."""
+    table = tables.inspect(con)
+    if table is not None:
+        if not readonly and table.stable_positions:
+            catalog.drop_retired_indexes(con)  # indexes an older version made
+        return table
+    if readonly:
+        con.close()
+        raise StoreNotFoundError(f"{path} has no history table")
     con.execute("BEGIN IMMEDIATE")
     try:
         con.execute(HISTORY_DDL)
@@ -96,6 +103,7 @@ def _create_tables(con: sqlite3.Connection) -> None:
         con.execute("ROLLBACK")
         raise
     con.execute("COMMIT")
+    return tables.inspect(con)
 
 
 _EXECUTION_ROWS: Final = "SELECT event_id, event_type, CAST(event_data AS BLOB) FROM history " + (
@@ -134,13 +142,7 @@ class SQLiteBackend(CatalogReads, feed_head.FeedHeadReads, manifest.SQLiteManife
             if not readonly and not self.memory:
                 con.execute("PRAGMA journal_mode = WAL")
             con.execute(f"PRAGMA synchronous = {synchronous.upper()}")
-            table = tables.inspect(con)
-            if table is None:
-                if readonly:
-                    con.close()
-                    raise StoreNotFoundError(f"{path} has no history table")
-                _create_tables(con)
-                table = tables.inspect(con)
+            table = _tables(con, path, readonly)
         except sqlite3.DatabaseError as exc:
             raise translate(exc, f"cannot open {path}") from None
         if table is None or table.missing:
@@ -203,8 +205,7 @@ class SQLiteBackend(CatalogReads, feed_head.FeedHeadReads, manifest.SQLiteManife
         """The store's run lock (one migration, backfill or rollback at a time).
 
         Raises MigrationLockedError at once when another holds it; see
-        run_lock.py for why a killed holder cannot leave it stuck.
-        """
+        run_lock.py for why a killed holder cannot leave it stuck."""
         if self.readonly:
             raise ReadOnlyError(f"{self.description} was opened read-only")
         if self.memory:
@@ -269,7 +270,6 @@ class SQLiteBackend(CatalogReads, feed_head.FeedHeadReads, manifest.SQLiteManife
 
     def _all(self, sql: str, args: tuple[object, ...] = (), *, tolerant: bool = False) -> list[Any]:
         """Every row of a read; `tolerant` for whole-store reads (see `undecoded`)."""
-
         con = self._reader
 
         def fetch(values: tuple[object, ...]) -> list[Any]:

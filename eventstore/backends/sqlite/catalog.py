@@ -10,6 +10,15 @@ store derives records from the history instead.
 The DDL is written here rather than by sqlite-utils: the table is WITHOUT
 ROWID (the key is the row, one B-tree instead of two: an append's update
 touches one page fewer), which sqlite-utils does not write.
+
+One secondary index, on `started_ms` (`ls --since/--until`; a listing by
+shard narrows its time filter to the shard's day, store/shard_key.py
+`shard_start_bounds`). Every index is a B-tree a new execution's append
+writes into and a page its commit writes to the log: the index on `shard`
+that stores made before it was dropped cost a new execution's append 11,900
+instructions and one page (benchmarks/append_callgrind.py), and
+`drop_retired_indexes` removes it from those stores when they are opened
+for writing.
 """
 
 from __future__ import annotations
@@ -41,7 +50,6 @@ CATALOG_DDL: Final = (
     " PRIMARY KEY (instance_id, execution_id)) WITHOUT ROWID",
     "CREATE INDEX IF NOT EXISTS eventstore_executions_started"
     " ON eventstore_executions (started_ms)",
-    "CREATE INDEX IF NOT EXISTS eventstore_executions_shard ON eventstore_executions (shard)",
     "CREATE TABLE IF NOT EXISTS eventstore_catalog_state ("
     " name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
 )
@@ -58,6 +66,15 @@ _PUT: Final = f"INSERT OR REPLACE INTO eventstore_executions ({COLUMNS}) VALUES"
 # store recomputes it from the history instead.
 _ADVANCE: Final = (
     "UPDATE eventstore_executions SET status = ?, ended_ms = ?, last_event_id = ?,"
+    " event_count = event_count + ?, bytes = bytes + ?"
+    " WHERE instance_id = ? AND execution_id = ? AND last_event_id = ?"
+)
+# A running execution that stays running (most appends): the row already
+# says `running` and no end, because its last event, the one at
+# `last_event_id`, was no terminal event (the append would have been
+# refused), so only the three columns that move are written.
+_ADVANCE_RUNNING: Final = (
+    "UPDATE eventstore_executions SET last_event_id = ?,"
     " event_count = event_count + ?, bytes = bytes + ?"
     " WHERE instance_id = ? AND execution_id = ? AND last_event_id = ?"
 )
@@ -111,6 +128,30 @@ def like_to_glob(pattern: str) -> str:
 def ensure(con: sqlite3.Connection) -> None:
     for ddl in CATALOG_DDL:
         con.execute(ddl)
+    drop_retired_indexes(con)
+
+
+# An index earlier versions made that no query needs any more (a listing by
+# shard searches the index on started_ms through the shard's day).
+_RETIRED_INDEX_FOUND: Final = (
+    "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'eventstore_executions_shard'"
+)
+_DROP_RETIRED_INDEX: Final = "DROP INDEX IF EXISTS eventstore_executions_shard"
+
+
+def drop_retired_indexes(con: sqlite3.Connection) -> None:
+    """Drop the index on `shard` where a store still has it (opening for writing).
+
+    A store another process is writing to may keep it for now: a busy or
+    locked database leaves it to the next open rather than fail this one
+    (it costs appends time, never correctness).
+    """
+    if con.execute(_RETIRED_INDEX_FOUND).fetchone() is None:
+        return
+    try:
+        con.execute(_DROP_RETIRED_INDEX)
+    except sqlite3.OperationalError:
+        return
 
 
 def exists(con: sqlite3.Connection) -> bool:
@@ -126,9 +167,12 @@ def advance(cursor: sqlite3.Cursor, delta: CatalogDelta) -> bool:
         cursor.execute(_PUT, row)
         return True
     instance_id, execution_id, _, _, status, _, ended, last, count, size, _ = row
-    cursor.execute(
-        _ADVANCE, (status, ended, last, count, size, instance_id, execution_id, previous)
-    )
+    if status == "running":
+        cursor.execute(_ADVANCE_RUNNING, (last, count, size, instance_id, execution_id, previous))
+    else:
+        cursor.execute(
+            _ADVANCE, (status, ended, last, count, size, instance_id, execution_id, previous)
+        )
     return cursor.rowcount == 1
 
 

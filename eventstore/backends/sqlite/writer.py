@@ -98,8 +98,10 @@ class SQLiteWriter(CatalogWrites):
         self._cursor = con.cursor()
 
     def last_event(self, instance_id: str, execution_id: int, shard: str = "") -> tuple[int, str]:
-        row = self._cursor.execute(_LAST_EVENT, (instance_id, execution_id)).fetchone()
-        return (row[0], row[1]) if row is not None else (0, "")
+        row: tuple[int, str] | None = self._cursor.execute(
+            _LAST_EVENT, (instance_id, execution_id)
+        ).fetchone()
+        return (0, "") if row is None else row  # (event_id, event_type) as selected
 
     def rows_between(
         self, instance_id: str, execution_id: int, first: int, last: int
