@@ -44,6 +44,7 @@ __all__ = [
     "from_row",
     "record_from_summary",
     "refresh",
+    "row_after",
     "status_of",
 ]
 
@@ -126,6 +127,17 @@ def advance(
     catalog (another program): the row is recomputed from the history in this
     same transaction, so it is exact either way.
     """
+    row = row_after(written, filled, last)
+    if not writer.catalog_advance(CatalogDelta(row, last)):
+        refresh(store, writer, written.instance_id, written.execution_id)
+
+
+def row_after(written: NewEvents, filled: list[Event], last: int) -> CatalogRow:
+    """The catalog's change for one append after the stored `last` event: a
+    new execution's whole row (`last` 0), else the fields that move (status,
+    end, last id) and the increments (events, bytes), name, version, start
+    and shard left None/empty. `advance` and the one-flight append
+    (store/one_flight.py) both take it from here."""
     final = filled[-1]
     ended = final.timestamp_ms if final.event_type in ev.TERMINAL_TYPES else 0
     size = 0
@@ -140,7 +152,7 @@ def advance(
             name, version = catalog_text(first.name), catalog_text(first.version)
         started = _time(first.timestamp_ms)
         shard = derive_shard_key(started)
-    row: CatalogRow = (
+    return (
         written.instance_id,
         written.execution_id,
         name,
@@ -153,8 +165,6 @@ def advance(
         size,
         shard,
     )
-    if not writer.catalog_advance(CatalogDelta(row, last)):
-        refresh(store, writer, written.instance_id, written.execution_id)
 
 
 def refresh(

@@ -21,6 +21,8 @@ all `runtime_checkable`):
                       history table counted two ways (what verify runs)
     GroupCommitting   commit_group: many appends in one transaction, each in
                       its own savepoint (group commit, eventstore.aio)
+    AppendsInOneFlight
+                      a common append checked and written on the server (PostgreSQL)
     HasAsyncTwin      asynchronous(): the same store for asyncio
                       (AsyncHistoryBackend, in store/async_protocol.py)
     ExecutionCatalog  the execution catalog: one row per execution, kept by
@@ -58,6 +60,7 @@ from .row_types import (
     MigrationLogRow,
     MigrationRun,
     NewEvents,
+    OneFlightAppend,
     PackedExecution,
     PackedFeed,
     RawRow,
@@ -86,6 +89,8 @@ __all__ = [
     "MigrationLogRow",
     "MigrationRun",
     "NewEvents",
+    "OneFlightAppend",
+    "AppendsInOneFlight",
     "PackedExecution",
     "PackedFeed",
     "RawRow",
@@ -399,6 +404,21 @@ class GroupCommitting(Protocol):
         only after the commit: when the commit itself fails it raises, and
         nothing of the group is stored.
         """
+        ...
+
+
+@runtime_checkable
+class AppendsInOneFlight(Protocol):
+    """A backend that writes a common append in one round trip, checking it on
+    the server (PostgreSQL's `one_flight.py`); `store/one_flight.py`."""
+
+    one_flight: bool
+    """Whether it can now (False: e.g. the table is partitioned)."""
+
+    def append_in_one_flight(self, append: OneFlightAppend) -> bool:
+        """True: written and committed. False: nothing written (the store
+        takes the plain route, which gives the exact answer). Never inside
+        the calling thread's `transaction()`: then it returns False."""
         ...
 
 
