@@ -311,7 +311,10 @@ class PostgresBackend(
     def feed(self, after: int, limit: int) -> list[FeedRow]:
         """Rows after the row at position `after` (0: from the start) in the
         feed's order, gap-free (the argument is in writer.py)."""
-        rows = self._all(self._q.feed, (*self._q.after(after), limit))
+        return self._feed(self._q.feed, after, limit)
+
+    def _feed(self, query: bytes, after: int, limit: int) -> list[FeedRow]:
+        rows = self._all(query, (*self._q.after(after), limit))
         if (
             not rows
             and after
@@ -336,11 +339,11 @@ class PostgresBackend(
         the store's one-call decode (`Codec.decode_feed`, which hands back
         any page it cannot take whole, e.g. a row whose JSON holds a newline,
         to the row route)."""
-        rows = self.feed(after, limit)
+        rows = self._feed(self._q.feed_packed, after, limit)  # without created_at
         if not rows:
             return PackedFeed([], [], [], [], [], b"")
         columns = map(list, zip(*rows, strict=True))
-        positions, instance_ids, execution_ids, event_ids, types, data, _ = columns
+        positions, instance_ids, execution_ids, event_ids, types, data = columns
         return PackedFeed(
             positions, instance_ids, execution_ids, event_ids, types, "\n".join(data).encode()
         )

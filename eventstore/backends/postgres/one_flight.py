@@ -30,12 +30,13 @@ and the function, in the transaction the BEGIN opened:
    walk (not terminal, not an unrecorded type, and of the kinds `wanted`
    names when a completion of the batch names it; `store/rules.py`
    `clearing_condition` says which);
-4. when the store keeps the execution catalog, moves its row (inserted for
-   a new execution; for a continued one updated only where it still ends
-   at `after`, else declines: the row lags, and the plain route recomputes
-   it), then inserts the batch: ids `after + 1 ...`, types and data from
-   two JSON arrays of strings, created_at now(), the position and
-   transaction id from the columns' defaults.
+4. declines too when the store keeps the execution catalog and a continued
+   execution's row does not end at `after` (it lags: the plain route
+   recomputes it);
+5. inserts the batch (ids `after + 1 ...`, types and data from two JSON
+   arrays of strings, created_at now(), the position and transaction id
+   from the columns' defaults, drawn together as on the plain route), then
+   moves the catalog row (inserted for a new execution, else updated).
 
 It returns how many rows it inserted: the batch's length, or 0 when it
 declined. Declining costs one more round trip, after which the store runs
@@ -77,6 +78,7 @@ from .translate import DRIVER_ERRORS, translate
 __all__ = ["FUNCTION", "function_of", "OneFlight", "OneFlightAppends", "ensure_function"]
 
 FUNCTION: Final = "eventstore_append_v1"
+"""Its name; a change of its signature or meaning takes the next version."""
 
 _DDL: Final = """
 CREATE OR REPLACE FUNCTION {function}(
@@ -104,33 +106,37 @@ BEGIN
         RETURN 0;
     END IF;
     n := json_array_length(types::json);
-    IF keep_catalog THEN
-        IF after = 0 THEN
-            INSERT INTO {executions} (instance_id, execution_id, name, version, status,
-                started_ms, ended_ms, last_event_id, event_count, bytes, shard)
-            VALUES (p_instance, p_execution, c_name, c_version, c_status, c_started, c_ended,
-                n, n, c_bytes, c_shard)
-            ON CONFLICT (instance_id, execution_id) DO UPDATE SET name = EXCLUDED.name,
-                version = EXCLUDED.version, status = EXCLUDED.status,
-                started_ms = EXCLUDED.started_ms, ended_ms = EXCLUDED.ended_ms,
-                last_event_id = EXCLUDED.last_event_id, event_count = EXCLUDED.event_count,
-                bytes = EXCLUDED.bytes, shard = EXCLUDED.shard;
-        ELSE
-            UPDATE {executions} SET status = c_status, ended_ms = c_ended,
-                last_event_id = after + n, event_count = event_count + n,
-                bytes = bytes + c_bytes
-            WHERE instance_id = p_instance AND execution_id = p_execution
-                AND last_event_id = after;
-            IF NOT FOUND THEN
-                RETURN 0;  -- the row lags: nothing written yet, the plain route recomputes it
-            END IF;
-        END IF;
+    -- A continued execution's catalog row must still end at `after` (else it
+    -- lags, and the plain route recomputes it). Checked before anything is
+    -- written, moved after the rows: the rows' transaction id and positions
+    -- are drawn by the same INSERT, as on the plain route.
+    IF keep_catalog AND after > 0 AND NOT EXISTS (SELECT 1 FROM {executions} e
+            WHERE e.instance_id = p_instance AND e.execution_id = p_execution
+            AND e.last_event_id = after) THEN
+        RETURN 0;
     END IF;
     INSERT INTO {history} (instance_id, execution_id, event_id, event_type, event_data,
         created_at)
     SELECT p_instance, p_execution, after + r.n, r.t, r.d, now()
     FROM ROWS FROM (json_array_elements_text(types::json), json_array_elements_text(datas::json))
         WITH ORDINALITY AS r(t, d, n);
+    IF keep_catalog AND after = 0 THEN
+        INSERT INTO {executions} (instance_id, execution_id, name, version, status,
+            started_ms, ended_ms, last_event_id, event_count, bytes, shard)
+        VALUES (p_instance, p_execution, c_name, c_version, c_status, c_started, c_ended,
+            n, n, c_bytes, c_shard)
+        ON CONFLICT (instance_id, execution_id) DO UPDATE SET name = EXCLUDED.name,
+            version = EXCLUDED.version, status = EXCLUDED.status,
+            started_ms = EXCLUDED.started_ms, ended_ms = EXCLUDED.ended_ms,
+            last_event_id = EXCLUDED.last_event_id, event_count = EXCLUDED.event_count,
+            bytes = EXCLUDED.bytes, shard = EXCLUDED.shard;
+    ELSIF keep_catalog THEN
+        -- Under the execution's key no other append moves this row, and every
+        -- other writer of the catalog holds the table's key exclusively.
+        UPDATE {executions} SET status = c_status, ended_ms = c_ended,
+            last_event_id = after + n, event_count = event_count + n, bytes = bytes + c_bytes
+        WHERE instance_id = p_instance AND execution_id = p_execution;
+    END IF;
     RETURN n;
 END
 $body$
