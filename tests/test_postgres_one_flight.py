@@ -208,6 +208,8 @@ def test_a_catalog_row_that_lags_is_recomputed_by_the_plain_route(
 
 HOSTILE = [
     "it's",
+    "'') --",
+    "\\'",
     "back\\slash",
     "per%cent %s %(x)s",
     "E'\\x00'; DROP TABLE history; --",
@@ -217,13 +219,15 @@ HOSTILE = [
 ]
 
 
+@pytest.mark.parametrize("conforming", ["on", "off"])
 @pytest.mark.parametrize("text", HOSTILE)
 def test_hostile_text_is_stored_byte_for_byte(
-    url: str, opened: Callable[..., HistoryStore], text: str
+    url: str, opened: Callable[..., HistoryStore], text: str, conforming: str
 ) -> None:
-    """Every value travels as a literal libpq escaped: quotes, backslashes,
-    percent signs, dollar quotes and non-ASCII come back byte for byte."""
-    store = opened(url)
+    """Every value travels as a literal (quotes doubled, or escaped by libpq
+    where backslashes are special): quotes, backslashes, percent signs,
+    dollar quotes and non-ASCII come back byte for byte."""
+    store = opened(f"{url}?options=-cstandard_conforming_strings%3D{conforming}")
     answers = flights(store)
     start = ev.OrchestrationStarted(event_id=1, name=text, version=text, input=text)
     store.append(text, 1, [start, scheduled(2, '"\\u0000 \\" \\\\ \\n"')], expected_last_event_id=0)
