@@ -310,3 +310,19 @@ def test_the_function_is_made_on_a_writable_open_and_never_on_others(
     assert not backend_of(partitioned).one_flight
     partitioned.append("a", 1, [started()])
     assert [e.event_id for e in partitioned.read("a", 1)] == [1]
+
+
+def test_a_store_without_a_catalog_table_appends_in_one_flight(
+    url: str, opened: Callable[..., HistoryStore]
+) -> None:
+    """A table of an earlier version keeps no catalog: the function never
+    touches the catalog table, which is not there."""
+    opened(url).close()
+    with psycopg.connect(url, autocommit=True) as con:
+        con.execute("DROP TABLE eventstore_executions, eventstore_catalog_state")
+    store = opened(url)
+    answers = flights(store)
+    store.append("a", 1, [started(), scheduled(2)], expected_last_event_id=0)
+    store.append("a", 1, [completed(3, 2)], expected_last_event_id=2)
+    assert answers == [True, True]
+    assert [e.event_id for e in store.read("a", 1)] == [1, 2, 3]

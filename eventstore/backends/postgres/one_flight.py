@@ -110,10 +110,14 @@ BEGIN
     -- lags, and the plain route recomputes it). Checked before anything is
     -- written, moved after the rows: the rows' transaction id and positions
     -- are drawn by the same INSERT, as on the plain route.
-    IF keep_catalog AND after > 0 AND NOT EXISTS (SELECT 1 FROM {executions} e
-            WHERE e.instance_id = p_instance AND e.execution_id = p_execution
-            AND e.last_event_id = after) THEN
-        RETURN 0;
+    -- Nested: a statement is planned when it first runs, and a store that
+    -- keeps no catalog may have no catalog table.
+    IF keep_catalog AND after > 0 THEN
+        IF NOT EXISTS (SELECT 1 FROM {executions} e
+                WHERE e.instance_id = p_instance AND e.execution_id = p_execution
+                AND e.last_event_id = after) THEN
+            RETURN 0;
+        END IF;
     END IF;
     INSERT INTO {history} (instance_id, execution_id, event_id, event_type, event_data,
         created_at)
@@ -192,14 +196,10 @@ _Value = int | str | bool | None
 
 
 class OneFlight:
-    """The simple query of one append in one flight, for one table.
-
-    The values are written into the query as literals, escaped by libpq
-    (`PQescapeLiteral`, which knows the session's encoding and
-    `standard_conforming_strings`), each with its type: one simple-query
-    message that carries BEGIN, the call, COMMIT and NOTIFY. (Binding the
-    seventeen values through psycopg's client-side cursor cost about 60 us
-    per append, escaping them here a few.)
+    """The simple query of one append in one flight, for one table: BEGIN,
+    the call, COMMIT and NOTIFY in one message, every value a literal with
+    its type (`_quoting` says how a text is written; binding the seventeen
+    values through psycopg's client-side cursor cost about 60 us per append).
     """
 
     __slots__ = ("_head", "_schema", "_table_key", "_tail", "_types")
