@@ -61,11 +61,11 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, Final
 
 import psycopg
-from psycopg import pq, sql
+from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ...errors import StoreBusyError, StoreError
@@ -196,25 +196,23 @@ _Value = int | str | bool | None
 
 
 class OneFlight:
-    """The simple query of one append in one flight, for one table: BEGIN,
-    the call, COMMIT and NOTIFY in one message, every value a literal with
-    its type (`_quoting` says how a text is written; binding the seventeen
-    values through psycopg's client-side cursor cost about 60 us per append).
-    """
+    """The statements of one append in one flight, for one table: the call,
+    its seventeen values bound as server-side parameters (never written into
+    the text: tests/reliability/test_parameterised_sql.py), and the
+    notification that follows its commit."""
 
-    __slots__ = ("_head", "_schema", "_table_key", "_tail", "_types")
+    __slots__ = ("_schema", "_table_key", "call", "notify")
 
     def __init__(self, schema: str, table_key: int, channel: str) -> None:
-        function = function_of(schema).as_bytes(None)
-        self._head = b"BEGIN; SELECT " + function + b"("
-        self._tail = b"); COMMIT; NOTIFY " + channel.encode()
-        self._types = [b"::" + name.strip().encode() for name in _ARGUMENTS.split(",")]
+        arguments = ", ".join(f"%s::{name.strip()}" for name in _ARGUMENTS.split(","))
+        self.call = b"SELECT " + function_of(schema).as_bytes(None) + f"({arguments})".encode()
+        self.notify = b"NOTIFY " + channel.encode()
         self._schema = schema
         self._table_key = table_key
 
-    def query(self, append: OneFlightAppend, con: psycopg.Connection[Any]) -> bytes | None:
-        """The message, or None when a value cannot travel this way (a NUL,
-        or a separator inside a type or a row: the plain route binds them)."""
+    def values(self, append: OneFlightAppend) -> tuple[_Value, ...] | None:
+        """The call's values, or None when the batch cannot travel this way
+        (the separator inside a type or a row: the plain route binds them)."""
         new = append.new
         data = b"\x1e".join(new.event_data)
         types = "\x1e".join(new.event_types)
@@ -228,7 +226,7 @@ class OneFlight:
             else (True, row[2], row[3], row[4], row[5], row[6], row[9], row[10])
         )
         wanted = append.wanted
-        values: tuple[_Value, ...] = (
+        return (
             self._table_key,
             execution_key(self._schema, new.instance_id, new.execution_id),
             new.instance_id,
@@ -240,54 +238,6 @@ class OneFlight:
             data.decode(),
             *catalog,
         )
-        quote = _quoting(con)
-        literals = []
-        for value, cast in zip(values, self._types, strict=True):
-            if value is None:
-                literals.append(b"NULL" + cast)
-            elif isinstance(value, str):
-                literal = quote(value)
-                if literal is None:
-                    return None
-                literals.append(literal + cast)
-            elif isinstance(value, bool):
-                literals.append(b"true" if value else b"false")
-            else:  # an int; parenthesised, so a negative key is one operand of the cast
-                literals.append(b"(%d)" % value + cast)
-        return self._head + b", ".join(literals) + self._tail
-
-
-def _quoting(con: psycopg.Connection[Any]) -> Callable[[str], bytes | None]:
-    """How to write a text value as a literal on this session.
-
-    In UTF-8 with `standard_conforming_strings` on (PostgreSQL's default
-    since 9.1) a literal is the text between single quotes with each quote
-    doubled, and nothing else is special (no UTF-8 sequence holds the byte of
-    a quote): `str.replace` does it, where libpq's
-    `PQescapeLiteral` walks the text character by character (about 25
-    instructions a byte, 62k per 10-event append). Otherwise (another
-    client encoding, where a multibyte character can end in a quote's
-    byte, or backslashes special) libpq escapes.
-    A NUL (which no text value can hold) sends the append to the plain route.
-    """
-    encoding = con.info.encoding
-    standard = con.pgconn.parameter_status(b"standard_conforming_strings") == b"on"
-    if not (standard and encoding == "utf-8"):
-        escaping = pq.Escaping(con.pgconn)
-
-        def escaped(value: str) -> bytes | None:
-            if "\x00" in value:
-                return None
-            return bytes(escaping.escape_literal(value.encode(encoding)))
-
-        return escaped
-
-    def quoted(value: str) -> bytes | None:
-        if "\x00" in value:
-            return None
-        return b"'" + value.replace("'", "''").encode(encoding) + b"'"
-
-    return quoted
 
 
 _JOINED_SETS: dict[frozenset[str], str] = {}
@@ -330,14 +280,14 @@ class OneFlightAppends:
         con = self._checkout()
         try:
             with _rolled_back_on_error(con):
-                query = self._flight.query(append, con)
-                if query is None:
+                values = self._flight.values(append)
+                if values is None:
                     return False
-                # No parameters: the simple protocol, one message; never
-                # prepared (each text is new: no cache to hash it into).
-                cur = con.execute(query, prepare=False)
-                cur.nextset()  # past BEGIN's result, to the function's
-                row = cur.fetchone()
+                # The call alone is the transaction (autocommit: it commits
+                # when it returns, its keys released); the notification
+                # follows the commit, as on the plain route.
+                row = con.execute(self._flight.call, values).fetchone()
+                con.execute(self._flight.notify)
         finally:
             self._pool.putconn(con)  # a broken connection is discarded by the pool
         return bool(row is not None and row[0])

@@ -125,7 +125,7 @@ class Queries:
         ).format(table)
         rel: sql.Composable = table if positioned else numbered + sql.SQL(" AS history")
         created = sql.SQL(CREATED_AT)
-        raw = sql.SQL(f"SELECT {_ROW}, {{}} FROM {{}}").format(created, rel)
+        raw = sql.SQL("SELECT " + _ROW + ", {} FROM {}").format(created, rel)
         stored = sql.SQL(
             "SELECT event_id, event_type, event_data, eventstore_position FROM {}"
         ).format(rel)
@@ -316,7 +316,7 @@ class Queries:
         by it; 0 for the start) and gives no rows when no row has it. A table
         without transaction ids is read in position order. Its end: feed_head.py."""
         self.feed_last = feed_last_query(raw, self.ordered)
-        lean = sql.SQL(f"SELECT {_ROW} FROM {{}}").format(rel)  # packed pages: no created_at
+        lean = sql.SQL("SELECT " + _ROW + " FROM {}").format(rel)  # packed pages: no created_at
         if not self.ordered:
             position = " WHERE eventstore_position > %s ORDER BY eventstore_position LIMIT %s"
             self.feed = _text(raw + sql.SQL(position))
