@@ -1,4 +1,4 @@
-"""The one-flight append: the common append, checked and written by the database in one round trip.
+"""The one-flight append: the common append, checked and written by the database in one call.
 
 Most appends continue their execution exactly where the caller says it
 ends, with a batch that passes the history rules by itself

@@ -409,7 +409,7 @@ class GroupCommitting(Protocol):
 
 @runtime_checkable
 class AppendsInOneFlight(Protocol):
-    """A backend that writes a common append in one round trip, checking it on
+    """A backend that writes a common append in one call, checking it on
     the server (PostgreSQL's `one_flight.py`); `store/one_flight.py`."""
 
     one_flight: bool

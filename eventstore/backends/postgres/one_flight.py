@@ -1,4 +1,4 @@
-"""An append in one network flight: the server-side function `eventstore_append_v1`.
+"""An append in one call: the server-side function `eventstore_append_v1`.
 
 Why a function
 --------------
@@ -9,11 +9,13 @@ network and a turn of the client's and the server's CPU. The common append,
 a batch that continues its execution exactly where the caller says it ends,
 needs no answer from the database before it writes: whether it may write
 is a comparison the server can make itself. So the store sends it as one
-simple query,
+statement on an autocommit connection, its values bound as server-side
+parameters (never written into the text),
 
-    BEGIN; SELECT "<schema>".eventstore_append_v1(...); COMMIT; NOTIFY <channel>
+    SELECT "<schema>".eventstore_append_v1($1, ..., $17)
 
-and the function, in the transaction the BEGIN opened:
+which is its own transaction, and then `NOTIFY <channel>`, after that
+commit. The function, in the call's transaction:
 
 1. takes the table's advisory key shared and the execution's key
    exclusively (`locks.py`), the same keys and order as every other write;
@@ -47,8 +49,9 @@ Nothing the contract says is decided here that the plain route would decide
 otherwise; the function only says "yes, exactly as the plain route would"
 or "ask the plain route".
 
-The NOTIFY follows the COMMIT in the same message, as on the plain route
-(`Queries._compose_locks` says why).
+The NOTIFY follows the commit, as on the plain route (`Queries._compose_locks`
+says why): two round trips where raw psycopg's BEGIN, INSERT, COMMIT take
+three, and neither waits for the other's flush.
 
 The function is created with the table (and on the first writable open of
 a table made by an earlier version), under the table's key held
