@@ -58,6 +58,7 @@ def opened() -> Iterator[Callable[..., HistoryStore]]:
     stores: list[HistoryStore] = []
 
     def open_store(target: str, **options: Any) -> HistoryStore:
+        options.setdefault("partition_by_shard", False)  # partitioned tables: the plain route
         store = eventstore.open(target, clock=lambda: 1_700_000_000_000, **options)
         stores.append(store)
         return store

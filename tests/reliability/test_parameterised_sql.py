@@ -159,8 +159,8 @@ def test_postgres_log_shows_values_only_as_parameters(
     statements = [t for k, t in entries if k == "LOG" and t.startswith("execute ")]
     assert statements, "the server logged no extended-protocol statements"
     assert as_parameter >= 10, as_parameter
-    assert sum("eventstore_append_v1" in t for t in statements) >= 4
-    assert client_bound >= 1, client_bound
+    one_flight = sum("eventstore_append_v1" in t for t in statements)
+    assert client_bound + one_flight >= 4, (client_bound, one_flight)
 
 
 def test_postgres_log_check_catches_an_inlined_value(
