@@ -25,7 +25,7 @@ from eventstore.errors import (
     StoreBusyError,
 )
 from eventstore.store import HistoryStore
-from eventstore.store.protocol import OneFlightAppend
+from eventstore.store.row_types import OneFlightAppend
 
 pytestmark = pytest.mark.postgres
 

@@ -37,7 +37,8 @@ from .. import events as ev
 from ..codec import UNRECORDED_TYPE
 from ..events import Event
 from .catalog import row_after
-from .protocol import AppendsInOneFlight, NewEvents, OneFlightAppend
+from .protocol import AppendsInOneFlight, NewEvents
+from .row_types import OneFlightAppend
 from .rules import clearing_condition
 
 if TYPE_CHECKING:

@@ -21,8 +21,6 @@ all `runtime_checkable`):
                       history table counted two ways (what verify runs)
     GroupCommitting   commit_group: many appends in one transaction, each in
                       its own savepoint (group commit, eventstore.aio)
-    AppendsInOneFlight
-                      a common append checked and written on the server (PostgreSQL)
     HasAsyncTwin      asynchronous(): the same store for asyncio
                       (AsyncHistoryBackend, in store/async_protocol.py)
     ExecutionCatalog  the execution catalog: one row per execution, kept by
@@ -60,7 +58,6 @@ from .row_types import (
     MigrationLogRow,
     MigrationRun,
     NewEvents,
-    OneFlightAppend,
     PackedExecution,
     PackedFeed,
     RawRow,
@@ -73,6 +70,7 @@ from .row_types import (
 
 if TYPE_CHECKING:
     from .async_protocol import AsyncHistoryBackend
+    from .row_types import OneFlightAppend
 
 __all__ = [
     "CatalogDelta",
@@ -89,7 +87,6 @@ __all__ = [
     "MigrationLogRow",
     "MigrationRun",
     "NewEvents",
-    "OneFlightAppend",
     "AppendsInOneFlight",
     "PackedExecution",
     "PackedFeed",
@@ -409,17 +406,11 @@ class GroupCommitting(Protocol):
 
 @runtime_checkable
 class AppendsInOneFlight(Protocol):
-    """A backend that writes a common append in one call, checking it on
-    the server (PostgreSQL's `one_flight.py`); `store/one_flight.py`."""
+    """A common append in one call, checked on the server; False: the plain route."""
 
     one_flight: bool
-    """Whether it can now (False: e.g. the table is partitioned)."""
 
-    def append_in_one_flight(self, append: OneFlightAppend) -> bool:
-        """True: written and committed. False: nothing written (the store
-        takes the plain route, which gives the exact answer). Never inside
-        the calling thread's `transaction()`: then it returns False."""
-        ...
+    def append_in_one_flight(self, append: OneFlightAppend) -> bool: ...
 
 
 @runtime_checkable

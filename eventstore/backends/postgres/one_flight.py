@@ -72,7 +72,7 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ...errors import StoreBusyError, StoreError
-from ...store.protocol import OneFlightAppend
+from ...store.row_types import OneFlightAppend
 from .locks import execution_key
 from .queries import TABLE
 from .target import mask
