@@ -310,11 +310,10 @@ class Queries:
         self.count = text(sql.SQL("SELECT COUNT(*) FROM {}").format(table))
 
     def _compose_feed(self, table: sql.Identifier, rel: sql.Composable, raw: sql.Composed) -> None:
-        """The feed in (transaction id, position) order, below the horizon
-        (the argument is in writer.py). Every statement takes the position to
-        resume after three times (`after`, the row's transaction id looked up
-        by it; 0 for the start) and gives no rows when no row has it. A table
-        without transaction ids is read in position order. Its end: feed_head.py."""
+        """The feed in (transaction id, position) order, below the horizon (writer.py
+        argues it); each statement takes the position to resume after three times
+        (`after`: its row's transaction id looked up by it; 0 for the start), no rows
+        when no row has it. Without transaction ids: position order. End: feed_head.py."""
         self.feed_last = feed_last_query(raw, self.ordered)
         lean = sql.SQL("SELECT " + _ROW + " FROM {}").format(rel)  # packed pages: no created_at
         if not self.ordered:
