@@ -177,6 +177,11 @@ def main() -> None:
     parser.add_argument("--writers", default="1,4,16,64")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--fast", action="store_true", help="fsync off (the test server's)")
+    parser.add_argument(
+        "--unpartitioned",
+        action="store_true",
+        help="unpartitioned tables (appends in one call; partitioned ones take the plain route)",
+    )
     args = parser.parse_args()
     counts = [int(n) for n in args.writers.split(",")]
     from tests.postgres_server import running_server
@@ -184,8 +189,9 @@ def main() -> None:
     durable = {} if args.fast else {"fsync": "on", "full_page_writes": "on"}
     with running_server(settings=durable) as server:
         url = args.url or server.create_database()
-        eventstore.open(url).close()
-        eventstore.open(url, schema="raw").close()
+        layout = {"partition_by_shard": not args.unpartitioned}
+        eventstore.open(url, **layout).close()
+        eventstore.open(url, schema="raw", **layout).close()
         measure(url, counts, args.repeat)
 
 

@@ -24,7 +24,7 @@ from ..errors import (
     MissingStartError,
 )
 from ..events import Event, EventBase, UnknownEvent
-from . import catalog
+from . import catalog, one_flight
 from .identity import check_identity
 from .protocol import (
     HistoryWriter,
@@ -68,6 +68,7 @@ class _Appender:
 
     def __init__(self, store: HistoryStore) -> None:
         self.store = store
+        self._one_flight = one_flight.backend_of(store)
 
     def prepare(
         self,
@@ -261,8 +262,13 @@ class _Appender:
         started = time.perf_counter()
         batch = list(events)
         filled, new = self.prepare(instance_id, execution_id, batch, expected_last_event_id)
-        with store.backend.writing() as writer:
-            result = self.write_prepared(writer, new, batch, filled, expected_last_event_id)
+        if committed_later is None and one_flight.written(
+            self._one_flight, store, new, filled, expected_last_event_id
+        ):
+            result = AppendResult(filled, filled[-1].event_id, True)
+        else:  # the plain route (and every append inside transaction())
+            with store.backend.writing() as writer:
+                result = self.write_prepared(writer, new, batch, filled, expected_last_event_id)
         if not result.written:
             return result  # an identical retry: nothing was written
         seconds = time.perf_counter() - started

@@ -44,6 +44,7 @@ __all__ = [
     "from_row",
     "record_from_summary",
     "refresh",
+    "row_after",
     "status_of",
 ]
 
@@ -126,8 +127,19 @@ def advance(
     catalog (another program): the row is recomputed from the history in this
     same transaction, so it is exact either way.
     """
+    row = row_after(written, filled, last)
+    if not writer.catalog_advance(CatalogDelta(row, last)):
+        refresh(store, writer, written.instance_id, written.execution_id)
+
+
+def row_after(written: NewEvents, filled: list[Event], last: int) -> CatalogRow:
+    """The catalog's change for one append after the stored `last` event: a
+    new execution's whole row (`last` 0), else the fields that move (status,
+    end, last id) and the increments (events, bytes), name, version, start
+    and shard left None/empty. `advance` and the one-flight append
+    (store/one_flight.py) both take it from here."""
     # Runs in every append's transaction: plain locals, no helper calls on
-    # the common path (a continuing, running execution), one statement.
+    # the common path (a continuing, running execution).
     final = filled[-1]
     status = _BY_TERMINAL.get(final.event_type)
     if status is None:
@@ -145,7 +157,7 @@ def advance(
             name, version = catalog_text(first.name), catalog_text(first.version)
         started = _time(first.timestamp_ms)
         shard = written.shard or derive_shard_key(started)  # prepare derived it
-    row: CatalogRow = (
+    return (
         written.instance_id,
         written.execution_id,
         name,
@@ -158,8 +170,6 @@ def advance(
         sum(map(len, written.event_data)),
         shard,
     )
-    if not writer.catalog_advance(CatalogDelta(row, last)):
-        refresh(store, writer, written.instance_id, written.execution_id)
 
 
 def refresh(

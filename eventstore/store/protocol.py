@@ -70,6 +70,7 @@ from .row_types import (
 
 if TYPE_CHECKING:
     from .async_protocol import AsyncHistoryBackend
+    from .row_types import OneFlightAppend
 
 __all__ = [
     "CatalogDelta",
@@ -86,6 +87,7 @@ __all__ = [
     "MigrationLogRow",
     "MigrationRun",
     "NewEvents",
+    "AppendsInOneFlight",
     "PackedExecution",
     "PackedFeed",
     "RawRow",
@@ -400,6 +402,15 @@ class GroupCommitting(Protocol):
         nothing of the group is stored.
         """
         ...
+
+
+@runtime_checkable
+class AppendsInOneFlight(Protocol):
+    """A common append in one call, checked on the server; False: the plain route."""
+
+    one_flight: bool
+
+    def append_in_one_flight(self, append: OneFlightAppend) -> bool: ...
 
 
 @runtime_checkable

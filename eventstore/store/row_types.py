@@ -27,6 +27,7 @@ __all__ = [
     "MigrationLogRow",
     "MigrationRun",
     "NewEvents",
+    "OneFlightAppend",
     "PackedExecution",
     "PackedFeed",
     "RawRow",
@@ -63,6 +64,26 @@ class NewEvents(NamedTuple):
     """The execution's day shard (`shard_key.derive_shard_key`) when this
     batch starts it (event 1), else empty: a backend that partitions by
     shard puts a stored execution's rows where its first rows are."""
+
+
+class OneFlightAppend(NamedTuple):
+    """An append a backend may write in one flight, deciding on the server
+    (`store/one_flight.py` builds it, PostgreSQL's `one_flight.py` sends it).
+
+    The backend writes `new` only when, under the execution's lock, the
+    stored last event has id `after` (0: nothing stored) and, when `after` is
+    not 0, a type outside `refused` and, when `wanted` is not None, inside
+    `wanted`; and, with `catalog` given, the catalog row of a continued
+    execution still ends at `after`. Else it writes nothing and declines.
+    """
+
+    new: NewEvents
+    after: int
+    wanted: frozenset[str] | None
+    refused: frozenset[str]
+    catalog: CatalogRow | None
+    """The execution's catalog row after the append (store/catalog.py
+    `row_after`); None when the store keeps no catalog."""
 
 
 class PackedExecution(NamedTuple):

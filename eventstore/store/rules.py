@@ -28,7 +28,13 @@ from typing import Final
 from .. import events as ev
 from .._words import a
 
-__all__ = ["POISON_EVENT_ID", "ExecutionRules", "RuleViolation", "batch_clears"]
+__all__ = [
+    "POISON_EVENT_ID",
+    "ExecutionRules",
+    "RuleViolation",
+    "batch_clears",
+    "clearing_condition",
+]
 
 POISON_EVENT_ID: Final = 99999
 """The event id duroxide gives the OrchestrationFailed of a poisoned message."""
@@ -184,7 +190,25 @@ def batch_clears(
 ) -> bool:
     """True when a batch appended after the stored event `last_id` (of type
     `last_type`; "" when nothing is stored) breaks none of the rules; False
-    says only that `ExecutionRules` must walk it.
+    says only that `ExecutionRules` must walk it. `stored` answers a source
+    before the stored last event (see `clearing_condition`)."""
+    clears, wanted = clearing_condition(event_ids, event_types, events, last_id, stored)
+    return clears and last_type not in ev.TERMINAL_TYPES and (wanted is None or last_type in wanted)
+
+
+def clearing_condition(
+    event_ids: list[int],
+    event_types: list[str],
+    events: list[ev.Event],
+    last_id: int,
+    stored: Callable[[int], str | None] | None = None,
+) -> tuple[bool, frozenset[str] | None]:
+    """What a batch appended after the stored event `last_id` asks of that
+    event's type to break none of the rules without a walk: (False, None)
+    when it needs the walk whatever is stored; else (True, wanted): it clears
+    when the stored last event is not terminal and, when `wanted` is not
+    None (a completion of the batch names it), of one of those types.
+    `batch_clears` and the one-flight append (store/one_flight.py) both ask.
 
     `event_ids` strictly increase (the append checked that while preparing
     the batch), so first and last in place make them contiguous. A source
@@ -197,30 +221,30 @@ def batch_clears(
         count > 0
         and event_ids[0] == last_id + 1
         and event_ids[-1] == last_id + count
-        and last_type not in ev.TERMINAL_TYPES
         and event_types.count(_STARTED) == (last_id == 0)
         and (last_id > 0 or event_types[0] == _STARTED)
         and ev.TERMINAL_TYPES.isdisjoint(event_types[:-1])
     ):
-        return False
-    # known[k] is the type of event id last_id + k: the stored last event,
-    # then the batch (contiguous, as just checked).
-    known = [last_type, *event_types]
+        return False, None
+    # event_types[k - 1] is the type of event id last_id + k (contiguous, as
+    # just checked); id last_id itself is the stored event, whose type the
+    # caller holds.
+    wanted: frozenset[str] | None = None
     kinds = ev.COMPLETION_SOURCES
     for event, event_type in zip(events, event_types, strict=True):
         allowed = kinds.get(event_type)
         if allowed is not None:
             source = event.source_event_id
-            if (
-                source is None
-                or not last_id <= source < event.event_id
-                or known[source - last_id] not in allowed
-            ) and (
-                # the second try, for a source before the stored last event
-                stored is None
-                or source is None
-                or not 0 < source < last_id
-                or stored(source) not in allowed
-            ):
-                return False
-    return True
+            if source is None or source >= event.event_id:
+                return False, None
+            if source < last_id:
+                # before the stored last event: only `stored` can answer
+                if stored is None or source <= 0 or stored(source) not in allowed:
+                    return False, None
+            elif source == last_id:
+                wanted = allowed if wanted is None else wanted & allowed
+                if not wanted or last_id == 0:
+                    return False, None
+            elif event_types[source - last_id - 1] not in allowed:
+                return False, None
+    return True, wanted

@@ -11,12 +11,11 @@ from typing import Any, Final
 
 import psycopg
 from psycopg import sql
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import ConnectionPool
 
 from ...errors import (
     PositionsRenumberedError,
     ReadOnlyError,
-    StoreBusyError,
     StoreError,
     TargetError,
 )
@@ -37,12 +36,13 @@ from . import catalog, feed_head, window
 from .aio import AsyncPostgresBackend
 from .integrity import postgres_integrity
 from .manifest import LIFECYCLE_TABLES, ManifestQueries, PostgresManifest
+from .one_flight import OneFlight, OneFlightAppends, ensure_function, function_of
 from .partitions import ShardPartitions
 from .pruned import ExecutionReads, PrunedQueries
 from .queries import EVOLUTION_TABLES, TABLE, Queries, channel_of
 from .run_lock import run_lock
 from .table import prepare
-from .target import describe, mask, parse_target
+from .target import describe, parse_target
 from .translate import DRIVER_ERRORS, translate
 from .writer import PostgresWriter, lock_key, write_unit
 
@@ -53,7 +53,11 @@ _POLL_SECONDS: Final = 0.05
 
 
 class PostgresBackend(
-    catalog.CatalogReads, feed_head.FeedHeadReads, PostgresManifest, ExecutionReads
+    catalog.CatalogReads,
+    feed_head.FeedHeadReads,
+    PostgresManifest,
+    ExecutionReads,
+    OneFlightAppends,
 ):
     """History rows in a PostgreSQL table, through a connection pool.
 
@@ -97,6 +101,7 @@ class PostgresBackend(
         self._listens = True
         self._closed = False
         positioned, ordered, partitioned = self._prepare_table(partition_by_shard)
+        self._flight = OneFlight(self.schema, self._lock_key, self._channel)
         self.partitions = (
             ShardPartitions(self.schema, self._connect, self.description) if partitioned else None
         )
@@ -150,7 +155,7 @@ class PostgresBackend(
     def _prepare_table(self, partition_by_shard: bool) -> tuple[bool, bool, bool]:
         """Check, create or bring up to date the history table (`table.prepare`)."""
         with contextlib.closing(self._connect()) as con:
-            return prepare(
+            shape = prepare(
                 con,
                 self.schema,
                 self.description,
@@ -158,6 +163,12 @@ class PostgresBackend(
                 self.readonly,
                 partition_by_shard,
             )
+            usable = not self.readonly and shape[1] and not shape[2]
+            try:  # appends in one round trip (one_flight.py)
+                self.one_flight = ensure_function(con, self.schema, self._lock_key, usable=usable)
+            except psycopg.Error as exc:
+                raise translate(exc, f"cannot open {self.description}") from None
+            return shape
 
     @contextlib.contextmanager
     def _connection(self) -> Iterator[psycopg.Connection[Any]]:
@@ -166,24 +177,12 @@ class PostgresBackend(
         if pinned is not None:
             yield pinned
             return
-        if self._closed:
-            raise StoreError(f"{self.description} is closed")
+        con = self._checkout()  # one_flight.OneFlightAppends: the pool's errors, translated
         try:
-            pooled = self._pool.connection()
-            con = pooled.__enter__()
-        except PoolTimeout as exc:
-            raise StoreBusyError(
-                f"{self.description}: no connection available ({mask(str(exc))})"
-            ) from None
-        except psycopg.Error as exc:  # the pool is closed, or cannot connect
-            raise translate(exc, f"cannot connect to {self.description}") from None
-        try:
-            yield con
-        except BaseException as exc:
-            pooled.__exit__(type(exc), exc, exc.__traceback__)
-            raise
-        else:
-            pooled.__exit__(None, None, None)
+            with con:  # as the pool's own connection(): commit, or roll back on an error
+                yield con
+        finally:
+            self._pool.putconn(con)
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -213,6 +212,7 @@ class PostgresBackend(
                     con.execute(
                         sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(self.schema, name))
                     )
+                con.execute(sql.SQL("DROP FUNCTION IF EXISTS {}").format(function_of(self.schema)))
                 if self.schema != "public":
                     empty = con.execute(
                         "SELECT NOT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n"
@@ -311,7 +311,10 @@ class PostgresBackend(
     def feed(self, after: int, limit: int) -> list[FeedRow]:
         """Rows after the row at position `after` (0: from the start) in the
         feed's order, gap-free (the argument is in writer.py)."""
-        rows = self._all(self._q.feed, (*self._q.after(after), limit))
+        return self._feed(self._q.feed, after, limit)
+
+    def _feed(self, query: bytes, after: int, limit: int) -> list[FeedRow]:
+        rows = self._all(query, (*self._q.after(after), limit))
         if (
             not rows
             and after
@@ -336,11 +339,11 @@ class PostgresBackend(
         the store's one-call decode (`Codec.decode_feed`, which hands back
         any page it cannot take whole, e.g. a row whose JSON holds a newline,
         to the row route)."""
-        rows = self.feed(after, limit)
+        rows = self._feed(self._q.feed_packed, after, limit)  # without created_at
         if not rows:
             return PackedFeed([], [], [], [], [], b"")
         columns = map(list, zip(*rows, strict=True))
-        positions, instance_ids, execution_ids, event_ids, types, data, _ = columns
+        positions, instance_ids, execution_ids, event_ids, types, data = columns
         return PackedFeed(
             positions, instance_ids, execution_ids, event_ids, types, "\n".join(data).encode()
         )

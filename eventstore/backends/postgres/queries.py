@@ -74,6 +74,7 @@ FEED_UPGRADE: Final = (
     FEED_INDEX,
 )
 
+_ROW: Final = "eventstore_position, instance_id, execution_id, event_id, event_type, event_data"
 # created_at travels as text in SQLite's format (`YYYY-MM-DD HH:MM:SS`, UTC),
 # with microseconds only when the value has them, so rows copied from SQLite
 # come back verbatim.
@@ -124,10 +125,7 @@ class Queries:
         ).format(table)
         rel: sql.Composable = table if positioned else numbered + sql.SQL(" AS history")
         created = sql.SQL(CREATED_AT)
-        raw = sql.SQL(
-            "SELECT eventstore_position, instance_id, execution_id, event_id, event_type,"
-            " event_data, {} FROM {}"
-        ).format(created, rel)
+        raw = sql.SQL("SELECT " + _ROW + ", {} FROM {}").format(created, rel)
         stored = sql.SQL(
             "SELECT event_id, event_type, event_data, eventstore_position FROM {}"
         ).format(rel)
@@ -312,17 +310,16 @@ class Queries:
         self.count = text(sql.SQL("SELECT COUNT(*) FROM {}").format(table))
 
     def _compose_feed(self, table: sql.Identifier, rel: sql.Composable, raw: sql.Composed) -> None:
-        """The feed in (transaction id, position) order, below the horizon
-        (the argument is in writer.py). Every statement takes the position to
-        resume after three times (`after`, the row's transaction id looked up
-        by it; 0 for the start) and gives no rows when no row has it. A table
-        without transaction ids is read in position order. Its end: feed_head.py."""
+        """The feed in (transaction id, position) order, below the horizon (writer.py
+        argues it); each statement takes the position to resume after three times
+        (`after`: its row's transaction id looked up by it; 0 for the start), no rows
+        when no row has it. Without transaction ids: position order. End: feed_head.py."""
         self.feed_last = feed_last_query(raw, self.ordered)
+        lean = sql.SQL("SELECT " + _ROW + " FROM {}").format(rel)  # packed pages: no created_at
         if not self.ordered:
-            self.feed = _text(
-                raw
-                + sql.SQL(" WHERE eventstore_position > %s ORDER BY eventstore_position LIMIT %s")
-            )
+            position = " WHERE eventstore_position > %s ORDER BY eventstore_position LIMIT %s"
+            self.feed = _text(raw + sql.SQL(position))
+            self.feed_packed = _text(lean + sql.SQL(position))
             self.has_after = _text(
                 sql.SQL(
                     "SELECT EXISTS (SELECT 1 FROM {} WHERE eventstore_position > %s), false"
@@ -337,14 +334,15 @@ class Queries:
             " CASE WHEN %s = 0 THEN '0'::xid8 END), %s)"
         ).format(table)
         horizon = HORIZON
-        self.feed = _text(
-            raw
-            + sql.SQL(" WHERE ")
+        where = (
+            sql.SQL(" WHERE ")
             + after
             + sql.SQL(" AND eventstore_xid < ")
             + horizon
             + sql.SQL(" ORDER BY eventstore_xid, eventstore_position LIMIT %s")
         )
+        self.feed = _text(raw + where)
+        self.feed_packed = _text(lean + where)
         self.has_after = _text(
             sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE ").format(table)
             + after

@@ -1,0 +1,329 @@
+"""The one-flight append on PostgreSQL (backends/postgres/one_flight.py, store/one_flight.py):
+when it is taken, that it writes exactly what the plain route writes, and that
+every case it declines reaches the plain route's exact answer."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+import eventstore
+from eventstore import events as ev
+from eventstore.backends.postgres import PostgresBackend
+from eventstore.backends.postgres.locks import execution_key
+from eventstore.backends.postgres.one_flight import FUNCTION
+from eventstore.errors import (
+    ConcurrencyError,
+    EventOrderError,
+    HistoryRuleError,
+    MissingStartError,
+    StoreBusyError,
+)
+from eventstore.store import HistoryStore
+from eventstore.store.row_types import OneFlightAppend
+
+pytestmark = pytest.mark.postgres
+
+
+def started() -> ev.OrchestrationStarted:
+    return ev.OrchestrationStarted(event_id=1, name="Order", version="1.0.0", input="7")
+
+
+def scheduled(event_id: int, data: str = '"x"') -> ev.ActivityScheduled:
+    return ev.ActivityScheduled(event_id=event_id, name="Greet", input=data)
+
+
+def completed(event_id: int, source: int, data: str = '"r"') -> ev.ActivityCompleted:
+    return ev.ActivityCompleted(event_id=event_id, source_event_id=source, result=data)
+
+
+def backend_of(store: HistoryStore) -> PostgresBackend:
+    backend = store.backend
+    assert isinstance(backend, PostgresBackend)
+    return backend
+
+
+@pytest.fixture
+def url(postgres_target_factory: Callable[[], str]) -> str:
+    return postgres_target_factory()
+
+
+@pytest.fixture
+def opened() -> Iterator[Callable[..., HistoryStore]]:
+    stores: list[HistoryStore] = []
+
+    def open_store(target: str, **options: Any) -> HistoryStore:
+        options.setdefault("partition_by_shard", False)  # partitioned tables: the plain route
+        store = eventstore.open(target, clock=lambda: 1_700_000_000_000, **options)
+        stores.append(store)
+        return store
+
+    yield open_store
+    for store in stores:
+        store.close()
+
+
+def flights(store: HistoryStore) -> list[bool]:
+    """Record what each one-flight attempt of `store` answered (the real call runs)."""
+    backend = backend_of(store)
+    answers: list[bool] = []
+    real = backend.append_in_one_flight
+
+    def recorded(append: OneFlightAppend) -> bool:
+        answer = real(append)
+        answers.append(answer)
+        return answer
+
+    backend.append_in_one_flight = recorded  # type: ignore[method-assign]
+    return answers
+
+
+def stored_rows(url: str, schema: str = "public") -> list[tuple[Any, ...]]:
+    with psycopg.connect(url) as con:
+        return con.execute(
+            f"SELECT instance_id, execution_id, event_id, event_type, event_data"
+            f" FROM {schema}.history ORDER BY instance_id, execution_id, event_id"
+        ).fetchall()
+
+
+def test_common_appends_go_in_one_flight_and_the_rest_take_the_plain_route(
+    url: str, opened: Callable[..., HistoryStore]
+) -> None:
+    store = opened(url)
+    assert backend_of(store).one_flight
+    answers = flights(store)
+    store.append("a", 1, [started(), scheduled(2)], expected_last_event_id=0)
+    store.append("a", 1, [completed(3, 2)])  # names the stored last event (wanted)
+    store.append("a", 1, [scheduled(4), completed(5, 4)], expected_last_event_id=3)
+    assert answers == [True, True, True]
+    # An identical retry, a stale expectation, a gap, a missing start, a rule
+    # broken against a stored event, a completion naming the wrong kind: each
+    # is declined on the server and answered exactly by the plain route.
+    retry = store.append("a", 1, [scheduled(4), completed(5, 4)], expected_last_event_id=3)
+    assert not retry.written and retry.last_event_id == 5
+    with pytest.raises(ConcurrencyError) as stale:
+        store.append("a", 1, [scheduled(6)], expected_last_event_id=4)
+    assert (stale.value.expected, stale.value.actual) == (4, 5)
+    with pytest.raises(EventOrderError):
+        store.append("a", 1, [scheduled(8)])
+    with pytest.raises(MissingStartError):
+        store.append("b", 1, [scheduled(1)], expected_last_event_id=0)
+    with pytest.raises(HistoryRuleError):
+        store.append("a", 1, [ev.TimerFired(event_id=6, source_event_id=5, fire_at_ms=1)])
+    assert answers == [True, True, True, False, False, False]  # the rest never asked
+    completion = ev.OrchestrationCompleted(event_id=6, output='"done"')
+    store.append("a", 1, [completion], expected_last_event_id=5)
+    with pytest.raises(HistoryRuleError):  # nothing follows a terminal event
+        store.append("a", 1, [scheduled(7)], expected_last_event_id=6)
+    assert answers[-2:] == [True, False]
+    assert [e.event_id for e in store.read("a", 1)] == [1, 2, 3, 4, 5, 6]
+    record = store.catalog_record("a", 1)
+    assert record is not None and (record.status, record.event_count) == ("completed", 6)
+    assert list(store.catalog_mismatches()) == []
+
+
+def _random_session(store: HistoryStore, seed: int) -> list[str]:
+    """A seeded mix of appends, retries and refusals; what each one answered."""
+    rng = random.Random(seed)
+    outcomes: list[str] = []
+    lasts: dict[str, int] = {}
+    for _ in range(120):
+        instance = f"i{rng.randrange(6)}"
+        last = lasts.get(instance, 0)
+        if last == 0:
+            batch: list[ev.Event] = [started()]
+        else:
+            batch = []
+        event_id = last + len(batch)
+        for _ in range(rng.randint(0, 3)):
+            event_id += 1
+            if event_id > 2 and rng.random() < 0.5:
+                batch.append(completed(event_id, rng.randint(max(1, event_id - 3), event_id - 1)))
+            else:
+                batch.append(scheduled(event_id, f'"{rng.random()}"'))
+        expected = rng.choice([last, None, max(0, last - 1)])
+        try:
+            result = store.append(instance, 1, batch, expected_last_event_id=expected)
+            lasts[instance] = result.last_event_id
+            outcomes.append(f"ok {result.written} {result.last_event_id}")
+        except eventstore.EventStoreError as exc:
+            outcomes.append(f"{type(exc).__name__}: {exc}")
+    return outcomes
+
+
+def test_the_one_flight_route_answers_and_writes_what_the_plain_route_does(
+    url: str, opened: Callable[..., HistoryStore], postgres_target_factory: Callable[[], str]
+) -> None:
+    """The same seeded session (appends, retries, stale expectations, rule
+    breaks) against one store with the one-flight route and one without:
+    the same answers, the same rows, catalogs equal to their rebuilds."""
+    fast = opened(url)
+    answers = flights(fast)
+    plain_url = postgres_target_factory()
+    plain = opened(plain_url)
+    backend_of(plain).one_flight = False
+    for seed in range(3):
+        assert _random_session(fast, seed) == _random_session(plain, seed)
+    assert True in answers and False in answers
+    assert stored_rows(url) == stored_rows(plain_url)
+    assert fast.catalog_executions(limit=1000) == plain.catalog_executions(limit=1000)
+    assert list(fast.catalog_mismatches()) == []
+
+
+def test_a_catalog_row_that_lags_is_recomputed_by_the_plain_route(
+    url: str, opened: Callable[..., HistoryStore]
+) -> None:
+    """Rows another program wrote (no catalog): the server declines, and the
+    plain route recomputes the row in the append's transaction."""
+    store = opened(url)
+    answers = flights(store)
+    store.append("a", 1, [started()])
+    data = store.codec.encode(
+        ev.ActivityScheduled(
+            event_id=2,
+            name="Greet",
+            input='"other"',
+            instance_id="a",
+            execution_id=1,
+            timestamp_ms=1,
+            duroxide_version="0.1.0",
+        )
+    ).decode()
+    with psycopg.connect(url) as con:
+        con.execute(
+            "INSERT INTO history (instance_id, execution_id, event_id, event_type, event_data,"
+            " created_at) VALUES ('a', 1, 2, 'ActivityScheduled', %s, now())",
+            (data,),
+        )
+    store.append("a", 1, [completed(3, 2)], expected_last_event_id=2)
+    assert answers == [True, False]
+    record = store.catalog_record("a", 1)
+    assert record is not None and (record.last_event_id, record.event_count) == (3, 3)
+    assert list(store.catalog_mismatches()) == []
+
+
+HOSTILE = [
+    "it's",
+    "'') --",
+    "\\'",
+    "back\\slash",
+    "per%cent %s %(x)s",
+    "E'\\x00'; DROP TABLE history; --",
+    "semi; colon",
+    "uni\u00e9\u4e2d\U0001f600",
+    "$body$ $$",
+]
+
+
+@pytest.mark.parametrize("conforming", ["on", "off"])
+@pytest.mark.parametrize("text", HOSTILE)
+def test_hostile_text_is_stored_byte_for_byte(
+    url: str, opened: Callable[..., HistoryStore], text: str, conforming: str
+) -> None:
+    """Every value travels as a literal (quotes doubled, or escaped by libpq
+    where backslashes are special): quotes, backslashes, percent signs,
+    dollar quotes and non-ASCII come back byte for byte."""
+    store = opened(f"{url}?options=-cstandard_conforming_strings%3D{conforming}")
+    answers = flights(store)
+    start = ev.OrchestrationStarted(event_id=1, name=text, version=text, input=text)
+    store.append(text, 1, [start, scheduled(2, '"\\u0000 \\" \\\\ \\n"')], expected_last_event_id=0)
+    assert answers == [True]
+    events = store.read(text, 1)
+    assert [e.event_id for e in events] == [1, 2]
+    assert isinstance(events[0], ev.OrchestrationStarted) and events[0].name == text
+    assert isinstance(events[1], ev.ActivityScheduled)
+    assert events[1].input == '"\\u0000 \\" \\\\ \\n"'
+    record = store.catalog_record(text, 1)
+    assert record is not None and (record.name, record.version) == (text, text)
+    assert list(store.catalog_mismatches()) == []
+
+
+def test_a_lock_timeout_raises_the_projects_error_and_leaves_the_connection_usable(
+    url: str, opened: Callable[..., HistoryStore]
+) -> None:
+    store = opened(url, lock_timeout_ms=200, pool_max_size=1)
+    store.append("a", 1, [started()])
+    key = execution_key("public", "a", 1)
+    with psycopg.connect(url) as holder:
+        holder.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
+        with pytest.raises(StoreBusyError):
+            store.append("a", 1, [scheduled(2)], expected_last_event_id=1)
+    store.append("a", 1, [scheduled(2)], expected_last_event_id=1)  # the same connection
+    assert [e.event_id for e in store.read("a", 1)] == [1, 2]
+
+
+def test_writers_of_one_execution_take_turns_exactly(
+    url: str, opened: Callable[..., HistoryStore]
+) -> None:
+    """Eight threads race expected-id appends on one execution: every id is
+    written once, every loser is refused with the stored last id."""
+    stores = [opened(url) for _ in range(8)]
+    stores[0].append("hot", 1, [started()])
+    wins: list[int] = []
+    errors: list[BaseException] = []
+
+    def race(store: HistoryStore, tag: str) -> None:
+        try:
+            for _ in range(15):
+                while True:
+                    last = store.last_event_id("hot", 1)
+                    try:
+                        batch = [scheduled(last + 1, tag)]  # distinct: never a retry
+                        result = store.append("hot", 1, batch, expected_last_event_id=last)
+                        assert result.written
+                        wins.append(last + 1)
+                        break
+                    except ConcurrencyError as exc:
+                        assert exc.actual is not None and exc.actual > last
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=race, args=(store, f'"{n}"')) for n, store in enumerate(stores)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not errors
+    assert sorted(wins) == list(range(2, 2 + 8 * 15))
+    assert [e.event_id for e in stores[0].read("hot", 1)] == list(range(1, 2 + 8 * 15))
+    assert list(stores[0].catalog_mismatches()) == []
+
+
+def test_the_function_is_made_on_a_writable_open_and_never_on_others(
+    url: str, opened: Callable[..., HistoryStore], postgres_target_factory: Callable[[], str]
+) -> None:
+    opened(url).close()
+    with psycopg.connect(url, autocommit=True) as con:
+        con.execute(f"DROP FUNCTION public.{FUNCTION}")
+    reader = opened(url, readonly=True)
+    assert not backend_of(reader).one_flight
+    writer = opened(url)  # a store of an earlier version: made on its first writable open
+    assert backend_of(writer).one_flight
+    writer.append("a", 1, [started()])
+    partitioned = opened(postgres_target_factory(), partition_by_shard=True)
+    assert not backend_of(partitioned).one_flight
+    partitioned.append("a", 1, [started()])
+    assert [e.event_id for e in partitioned.read("a", 1)] == [1]
+
+
+def test_a_store_without_a_catalog_table_appends_in_one_flight(
+    url: str, opened: Callable[..., HistoryStore]
+) -> None:
+    """A table of an earlier version keeps no catalog: the function never
+    touches the catalog table, which is not there."""
+    opened(url).close()
+    with psycopg.connect(url, autocommit=True) as con:
+        con.execute("DROP TABLE eventstore_executions, eventstore_catalog_state")
+    store = opened(url)
+    answers = flights(store)
+    store.append("a", 1, [started(), scheduled(2)], expected_last_event_id=0)
+    store.append("a", 1, [completed(3, 2)], expected_last_event_id=2)
+    assert answers == [True, True]
+    assert [e.event_id for e in store.read("a", 1)] == [1, 2, 3]
