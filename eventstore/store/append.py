@@ -32,7 +32,7 @@ from .protocol import (
     StoredRow,
 )
 from .results import AppendResult
-from .rules import ExecutionRules, batch_clears
+from .rules import ExecutionRules, batch_clears, stored_sources
 from .shard_key import derive_shard_key
 
 if TYPE_CHECKING:
@@ -41,26 +41,6 @@ if TYPE_CHECKING:
 _FILLABLE: Final = ("instance_id", "execution_id", "timestamp_ms", "duroxide_version")
 _KNOWN_TYPES: Final = frozenset(ev.EVENT_TYPES.values())
 _EVENT_TYPE: Final = operator.attrgetter("event_type")
-
-
-_SOURCE_SPAN: Final = 64
-"""At most this many ids between the stored events a batch names for one read."""
-
-
-def _stored_sources(filled: list[Event], last: int) -> tuple[int, int]:
-    """The first and last stored id the batch's completions name, when they
-    lie within `_SOURCE_SPAN` ids; else an empty range (1, 0)."""
-    kinds = ev.COMPLETION_SOURCES
-    named = [
-        event.source_event_id
-        for event in filled
-        if event.event_type in kinds
-        and event.source_event_id is not None
-        and 0 < event.source_event_id <= last
-    ]
-    if not named or max(named) - min(named) >= _SOURCE_SPAN:
-        return 1, 0
-    return min(named), max(named)
 
 
 class _Appender:
@@ -379,7 +359,7 @@ class _Appender:
         The stored events a batch's completions name usually lie close
         together (a turn's results name what the turns just before it
         scheduled), so one read of the rows between the first and the last
-        of them answers them all when they span at most `_SOURCE_SPAN` ids;
+        of them answers them all when they span at most `rules.SOURCE_SPAN` ids;
         any other id is one indexed lookup of its own, as it always was.
         """
 
@@ -391,7 +371,7 @@ class _Appender:
             except DecodeError:
                 return None
 
-        first, end = _stored_sources(filled, last)
+        first, end = stored_sources(filled, last)
         near: dict[int, str | None] = {}
         if first <= end:
             near = {

@@ -31,9 +31,11 @@ from .._words import a
 __all__ = [
     "POISON_EVENT_ID",
     "ExecutionRules",
+    "SOURCE_SPAN",
     "RuleViolation",
     "batch_clears",
     "clearing_condition",
+    "stored_sources",
 ]
 
 POISON_EVENT_ID: Final = 99999
@@ -248,3 +250,23 @@ def clearing_condition(
             elif event_types[source - last_id - 1] not in allowed:
                 return False, None
     return True, wanted
+
+
+SOURCE_SPAN: Final = 64
+"""At most this many ids between the stored events a batch names for one read."""
+
+
+def stored_sources(filled: list[ev.Event], last: int) -> tuple[int, int]:
+    """The first and last stored id the batch's completions name, when they
+    lie within `SOURCE_SPAN` ids; else an empty range (1, 0)."""
+    kinds = ev.COMPLETION_SOURCES
+    named = [
+        event.source_event_id
+        for event in filled
+        if event.event_type in kinds
+        and event.source_event_id is not None
+        and 0 < event.source_event_id <= last
+    ]
+    if not named or max(named) - min(named) >= SOURCE_SPAN:
+        return 1, 0
+    return min(named), max(named)
