@@ -18,28 +18,19 @@ are raw / ours.
 from __future__ import annotations
 
 import argparse
-import os
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from .common import callgrind
+
 
 def _instructions(args: list[str], store: Path, copy: Path) -> int:
     shutil.copyfile(store, copy)
     out = copy.with_suffix(".out")
-    done = subprocess.run(
-        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-         sys.executable, "-m", "benchmarks.append_work", *args, str(copy)],
-        capture_output=True, text=True, check=True,
-        env={**os.environ, "PYTHONHASHSEED": "0"},  # the same run, instruction for instruction
-    )  # fmt: skip
-    found = re.search(r"Collected : (\d+)", done.stderr)
-    if found is None:
-        raise RuntimeError(done.stderr[-2000:])
-    return int(found.group(1))
+    return callgrind(["benchmarks.append_work", *args, str(copy)], out)[0]
 
 
 def main() -> None:

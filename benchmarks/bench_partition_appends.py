@@ -18,10 +18,7 @@ three appends of 2, started on one of those days.
 
 from __future__ import annotations
 
-import os
-import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +27,7 @@ from pathlib import Path
 import eventstore
 from eventstore.store import HistoryStore
 
+from .common import callgrind as run_callgrind
 from .common import execution_events, stamped
 
 DAYS = 31
@@ -76,17 +74,8 @@ def wall(rounds: int) -> None:
 
 def _instructions(url: str, prefix: str, count: int, scratch: Path) -> int:
     out = scratch / f"{prefix}.out"
-    done = subprocess.run(
-        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-         sys.executable, "-m", "benchmarks.bench_partition_appends", "work", url, prefix,
-         str(count)],
-        capture_output=True, text=True, check=True,
-        env={**os.environ, "PYTHONHASHSEED": "0"},
-    )  # fmt: skip
-    found = re.search(r"Collected : (\d+)", done.stderr)
-    if found is None:
-        raise RuntimeError(done.stderr[-2000:])
-    return int(found.group(1))
+    args = ["benchmarks.bench_partition_appends", "work", url, prefix, str(count)]
+    return run_callgrind(args, out)[0]
 
 
 def callgrind(small: int, large: int) -> None:

@@ -11,13 +11,13 @@ operation, start-up cancelled. Prints the figures and their ratios.
 
 from __future__ import annotations
 
-import os
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from .common import callgrind
 
 MODES = ("append-plain", "append-catalog", "last-history", "last-catalog")
 
@@ -26,16 +26,7 @@ def _instructions(mode: str, count: int, store: Path, scratch: Path) -> int:
     copy = scratch / f"{mode}-{count}.db"
     shutil.copyfile(store, copy)
     out = scratch / f"{mode}-{count}.out"
-    done = subprocess.run(
-        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-         sys.executable, "-m", "benchmarks.catalog_work", mode, str(count), str(copy)],
-        capture_output=True, text=True, check=True,
-        env={**os.environ, "PYTHONHASHSEED": "0"},  # the same run, instruction for instruction
-    )  # fmt: skip
-    found = re.search(r"Collected : (\d+)", done.stderr)
-    if found is None:
-        raise RuntimeError(done.stderr[-2000:])
-    return int(found.group(1))
+    return callgrind(["benchmarks.catalog_work", mode, str(count), str(copy)], out)[0]
 
 
 def main() -> None:

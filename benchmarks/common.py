@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -198,3 +200,19 @@ def as_dict(result: Result) -> dict[str, Any]:
     out["ratio"] = result.ratio
     out["met"] = result.met
     return out
+
+
+def callgrind(module_args: list[str], out: Path) -> tuple[int, str]:
+    """Run `python -m <module_args>` under callgrind: the instructions it
+    executed (valgrind's `Collected`) and its stdout. PYTHONHASHSEED is fixed
+    so that the same run counts the same, instruction for instruction."""
+    done = subprocess.run(
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+         sys.executable, "-m", *module_args],
+        capture_output=True, text=True, check=True,
+        env={**os.environ, "PYTHONHASHSEED": "0"},
+    )  # fmt: skip
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    if found is None:
+        raise RuntimeError(done.stderr[-2000:])
+    return int(found.group(1)), done.stdout

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from .common import callgrind
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -53,17 +53,8 @@ def work(mode: str, count: int, url: str) -> None:
 
 
 def _instructions(mode: str, count: int, url: str, out: Path) -> int:
-    done = subprocess.run(
-        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-         sys.executable, "-m", "benchmarks.postgres_callgrind", "--work", mode, str(count),
-         "--url", url],
-        capture_output=True, text=True, check=True,
-        env={**os.environ, "PYTHONHASHSEED": "0"},
-    )  # fmt: skip
-    found = re.search(r"Collected : (\d+)", done.stderr)
-    if found is None:
-        raise RuntimeError(done.stderr[-2000:])
-    return int(found.group(1))
+    args = ["benchmarks.postgres_callgrind", "--work", mode, str(count), "--url", url]
+    return callgrind(args, out)[0]
 
 
 def measure(url: str, small: int, large: int, scratch: Path) -> dict[str, float]:

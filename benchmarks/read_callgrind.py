@@ -13,12 +13,12 @@ short reads 0.9 of raw, V0 reads 0.7 of raw V1, the feed 0.8 of a raw scan).
 
 from __future__ import annotations
 
-import os
-import re
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from .common import callgrind
 
 COUNTS = {
     "read": (200, 800),
@@ -32,16 +32,8 @@ FLOORS = (("read", "raw-read", 0.9), ("read-v0", "raw-read", 0.7), ("feed", "raw
 
 def _run(mode: str, count: int, stores: Path, scratch: Path) -> tuple[int, int]:
     out = scratch / f"{mode}-{count}.out"
-    done = subprocess.run(
-        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-         sys.executable, "-m", "benchmarks.read_work", mode, str(count), str(stores)],
-        capture_output=True, text=True, check=True,
-        env={**os.environ, "PYTHONHASHSEED": "0"},  # the same run, instruction for instruction
-    )  # fmt: skip
-    found = re.search(r"Collected : (\d+)", done.stderr)
-    if found is None:
-        raise RuntimeError(done.stderr[-2000:])
-    return int(found.group(1)), int(done.stdout.split()[-1])
+    instructions, stdout = callgrind(["benchmarks.read_work", mode, str(count), str(stores)], out)
+    return instructions, int(stdout.split()[-1])
 
 
 def main() -> None:
