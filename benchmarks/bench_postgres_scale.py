@@ -7,6 +7,13 @@
   (made by eventstore in another schema: same columns, indexes and defaults).
   Rate: all events over the wall time from the common start to the last
   writer's end. Interleaved runs, medians.
+* CPU per event: the writers' own CPU time (user + system, from their start
+  line to their end) plus the throwaway server's (every postgres process:
+  the postmaster, the backends it reaped meanwhile and those still running,
+  read from /proc before and after each run), over the events written;
+  store ÷ raw. Unlike the wall-clock rate it barely moves when other
+  programs load the machine, so it is the figure to compare under load.
+  Not measured against `--url` (the server is not ours to read).
 * feed: the whole store through `read_all` against a raw keyset scan of the
   same table in position order plus a typed msgspec decode of every row.
 * hold: how long an event takes to reach a tailing reader, without and with
@@ -22,6 +29,8 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
+import resource
 import statistics
 import sys
 import threading
@@ -43,6 +52,7 @@ EXECUTIONS = 1280
 """New executions per run (each 10 events), split among the writers."""
 
 _DECODER: Any = msgspec.json.Decoder(ev.KnownEvent)
+_TICKS: int = os.sysconf("SC_CLK_TCK")
 _INSERT = (
     "INSERT INTO raw.history (instance_id, execution_id, event_id, event_type, event_data,"
     " created_at) VALUES " + ", ".join(["(%s, %s, %s, %s, %s, now())"] * 10)
@@ -77,46 +87,94 @@ def raw_rows(instance_id: str) -> list[object]:
     return params
 
 
-def _store_writer(url: str, names: list[str], barrier: Barrier, out: Any) -> None:
+def _own_cpu() -> float:
+    """This process's CPU seconds (user + system, every thread)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _ticks(pid: int) -> tuple[int, int, int]:
+    """(parent pid, own CPU ticks, reaped children's CPU ticks) from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[1]), int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14])
+
+
+def server_cpu(postmaster: int) -> float:
+    """CPU seconds the server has spent so far: the postmaster, the backends
+    it has reaped, and its live children (backends, WAL writer, checkpointer)."""
+    live = 0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent, own, _ = _ticks(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                continue  # gone meanwhile
+            live += own if parent == postmaster else 0
+    _, own, reaped = _ticks(postmaster)
+    return (own + reaped + live) / _TICKS
+
+
+def postmaster_of(data: Path) -> int:
+    """The server's postmaster pid (the first line of its data directory's postmaster.pid)."""
+    return int((data / "postmaster.pid").read_text().split()[0])
+
+
+def _store_writer(url: str, names: list[str], barriers: tuple[Barrier, Barrier], out: Any) -> None:
     work = [(name, execution(name)) for name in names]
     with eventstore.open(url, pool_min_size=1, pool_max_size=1) as store:
         store.append(f"warm-{names[0]}", 1, execution("warm"))
-        barrier.wait()
-        started = time.monotonic()
+        barriers[0].wait()
+        barriers[1].wait()
+        started, cpu = time.monotonic(), _own_cpu()
         for name, events in work:
             store.append(name, 1, events, expected_last_event_id=0)
-        out.put((started, time.monotonic()))
+        out.put((started, time.monotonic(), _own_cpu() - cpu))
 
 
-def _raw_writer(url: str, names: list[str], barrier: Barrier, out: Any) -> None:
+def _raw_writer(url: str, names: list[str], barriers: tuple[Barrier, Barrier], out: Any) -> None:
     work = [raw_rows(name) for name in names]
     with psycopg.connect(url, autocommit=True) as con, con.cursor() as cur:
         con.execute("SELECT 1")
-        barrier.wait()
-        started = time.monotonic()
+        barriers[0].wait()
+        barriers[1].wait()
+        started, cpu = time.monotonic(), _own_cpu()
         for params in work:
             with con.transaction():
                 cur.execute(_INSERT, params)
-        out.put((started, time.monotonic()))
+        out.put((started, time.monotonic(), _own_cpu() - cpu))
 
 
-def run_writers(url: str, writers: int, prefix: str, *, raw: bool) -> float:
-    """Events per second of `writers` processes writing EXECUTIONS executions."""
+def run_writers(
+    url: str, writers: int, prefix: str, *, raw: bool, postmaster: int | None
+) -> tuple[float, float | None]:
+    """Events per second of `writers` processes writing EXECUTIONS executions,
+    and CPU microseconds per event (writers and server; None without the
+    server's pid). Every writer is set up (connected, warmed) before the
+    server's CPU is read and the start is given."""
     names = [f"{prefix}-{n}" for n in range(EXECUTIONS)]
     context = multiprocessing.get_context("fork")
-    barrier = context.Barrier(writers)
+    barriers = (context.Barrier(writers + 1), context.Barrier(writers + 1))
     out = context.Queue()
     target = _raw_writer if raw else _store_writer
     procs = [
-        context.Process(target=target, args=(url, names[n::writers], barrier, out))
+        context.Process(target=target, args=(url, names[n::writers], barriers, out))
         for n in range(writers)
     ]
     for proc in procs:
         proc.start()
+    barriers[0].wait(timeout=600)
+    server_before = server_cpu(postmaster) if postmaster else 0.0
+    barriers[1].wait(timeout=600)
     spans = [out.get(timeout=600) for _ in procs]
+    server_after = server_cpu(postmaster) if postmaster else 0.0
     for proc in procs:
         proc.join()
-    return EXECUTIONS * 10 / (max(s[1] for s in spans) - min(s[0] for s in spans))
+    events = EXECUTIONS * 10
+    rate = events / (max(s[1] for s in spans) - min(s[0] for s in spans))
+    if not postmaster:
+        return rate, None
+    cpu = sum(s[2] for s in spans) + server_after - server_before
+    return rate, cpu / events * 1e6
 
 
 def feed_rates(url: str) -> tuple[float, float]:
@@ -189,26 +247,42 @@ def main() -> None:
     durable = {} if args.fast else {"fsync": "on", "full_page_writes": "on"}
     with running_server(settings=durable) as server:
         url = args.url or server.create_database()
+        postmaster = None if args.url else postmaster_of(server.data)
         layout = {"partition_by_shard": not args.unpartitioned}
         eventstore.open(url, **layout).close()
         eventstore.open(url, schema="raw", **layout).close()
-        measure(url, counts, args.repeat)
+        print("load average at start: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
+        measure(url, counts, args.repeat, postmaster)
+        print("load average at end: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
 
 
-def measure(url: str, counts: list[int], repeat: int) -> None:
+def measure(url: str, counts: list[int], repeat: int, postmaster: int | None = None) -> None:
     rates: dict[int, tuple[list[float], list[float]]] = {n: ([], []) for n in counts}
+    cpus: dict[int, tuple[list[float], list[float]]] = {n: ([], []) for n in counts}
     for rep in range(repeat):
         for n in counts:
             order = (False, True) if rep % 2 == 0 else (True, False)
             for raw in order:
-                rate = run_writers(url, n, f"r{rep}-w{n}-{'raw' if raw else 'es'}", raw=raw)
+                prefix = f"r{rep}-w{n}-{'raw' if raw else 'es'}"
+                rate, cpu = run_writers(url, n, prefix, raw=raw, postmaster=postmaster)
                 rates[n][1 if raw else 0].append(rate)
+                if cpu is not None:
+                    cpus[n][1 if raw else 0].append(cpu)
     for n, (ours, theirs) in rates.items():
         a, b = statistics.median(ours), statistics.median(theirs)
         runs = ", ".join(f"{x / y:.2f}" for x, y in zip(ours, theirs, strict=True))
         print(
             f"{n:>3} writers  store {a:>9,.0f} ev/s  raw psycopg {b:>9,.0f} ev/s"
             f"  ratio {a / b:.2f}  (each run: {runs})"
+        )
+    for n, (ours, theirs) in cpus.items():
+        if not ours:
+            continue
+        a, b = statistics.median(ours), statistics.median(theirs)
+        runs = ", ".join(f"{x / y:.2f}" for x, y in zip(ours, theirs, strict=True))
+        print(
+            f"{n:>3} writers  CPU per event (writers + server)  store {a:>6.1f} us"
+            f"  raw psycopg {b:>6.1f} us  store / raw {a / b:.2f}  (each run: {runs})"
         )
     feeds = [feed_rates(url) for _ in range(max(7, repeat))]
     a, b = statistics.median(f[0] for f in feeds), statistics.median(f[1] for f in feeds)
