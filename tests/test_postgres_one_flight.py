@@ -1,6 +1,9 @@
 """The one-flight append on PostgreSQL (backends/postgres/one_flight.py, store/one_flight.py):
 when it is taken, that it writes exactly what the plain route writes, and that
-every case it declines reaches the plain route's exact answer."""
+every case it declines reaches the plain route's exact answer. Each test that
+opens its stores through `opened` runs on both shapes of table: partitioned by
+day shard (the default, `eventstore_append_sharded_v1`) and unpartitioned
+(`eventstore_append_v1`); what only partitions have is at the end."""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ import eventstore
 from eventstore import events as ev
 from eventstore.backends.postgres import PostgresBackend
 from eventstore.backends.postgres.locks import execution_key
-from eventstore.backends.postgres.one_flight import FUNCTION
+from eventstore.backends.postgres.one_flight import FUNCTION, SHARDED_FUNCTION
 from eventstore.errors import (
     ConcurrencyError,
     EventOrderError,
@@ -53,13 +56,19 @@ def url(postgres_target_factory: Callable[[], str]) -> str:
     return postgres_target_factory()
 
 
+@pytest.fixture(params=[True, False], ids=["partitioned", "unpartitioned"])
+def partitioned(request: pytest.FixtureRequest) -> bool:
+    return bool(request.param)
+
+
 @pytest.fixture
-def opened() -> Iterator[Callable[..., HistoryStore]]:
+def opened(partitioned: bool) -> Iterator[Callable[..., HistoryStore]]:
     stores: list[HistoryStore] = []
 
     def open_store(target: str, **options: Any) -> HistoryStore:
-        options.setdefault("partition_by_shard", False)  # partitioned tables: the plain route
-        store = eventstore.open(target, clock=lambda: 1_700_000_000_000, **options)
+        options.setdefault("partition_by_shard", partitioned)
+        options.setdefault("clock", lambda: 1_700_000_000_000)
+        store = eventstore.open(target, **options)
         stores.append(store)
         return store
 
@@ -83,12 +92,24 @@ def flights(store: HistoryStore) -> list[bool]:
     return answers
 
 
-def stored_rows(url: str, schema: str = "public") -> list[tuple[Any, ...]]:
+def stored_rows(url: str) -> list[tuple[Any, ...]]:
+    """Every row, with the table it is in (its partition on a partitioned table)."""
     with psycopg.connect(url) as con:
         return con.execute(
-            f"SELECT instance_id, execution_id, event_id, event_type, event_data"
-            f" FROM {schema}.history ORDER BY instance_id, execution_id, event_id"
+            "SELECT instance_id, execution_id, event_id, event_type, event_data,"
+            " tableoid::regclass::text FROM public.history"
+            " ORDER BY instance_id, execution_id, event_id"
         ).fetchall()
+
+
+def functions(url: str) -> list[str]:
+    """The append functions in the schema."""
+    with psycopg.connect(url) as con:
+        rows = con.execute(
+            "SELECT proname FROM pg_proc WHERE pronamespace = 'public'::regnamespace"
+            " AND proname LIKE 'eventstore_append%' ORDER BY proname"
+        ).fetchall()
+    return [str(r[0]) for r in rows]
 
 
 def test_common_appends_go_in_one_flight_and_the_rest_take_the_plain_route(
@@ -176,10 +197,11 @@ def test_the_one_flight_route_answers_and_writes_what_the_plain_route_does(
 
 
 def test_a_catalog_row_that_lags_is_recomputed_by_the_plain_route(
-    url: str, opened: Callable[..., HistoryStore]
+    url: str, opened: Callable[..., HistoryStore], partitioned: bool
 ) -> None:
-    """Rows another program wrote (no catalog): the server declines, and the
-    plain route recomputes the row in the append's transaction."""
+    """Rows another program wrote (no catalog; on a partitioned table they
+    land in root): the server declines, and the plain route recomputes the
+    row in the append's transaction. Later appends follow the last row."""
     store = opened(url)
     answers = flights(store)
     store.append("a", 1, [started()])
@@ -201,10 +223,14 @@ def test_a_catalog_row_that_lags_is_recomputed_by_the_plain_route(
             (data,),
         )
     store.append("a", 1, [completed(3, 2)], expected_last_event_id=2)
-    assert answers == [True, False]
+    store.append("a", 1, [scheduled(4)], expected_last_event_id=3)
+    assert answers == [True, False, True]
     record = store.catalog_record("a", 1)
-    assert record is not None and (record.last_event_id, record.event_count) == (3, 3)
+    assert record is not None and (record.last_event_id, record.event_count) == (4, 4)
     assert list(store.catalog_mismatches()) == []
+    if partitioned:  # the rows go where the execution's last row is, as on the plain route
+        tables = [row[5] for row in stored_rows(url)]
+        assert tables == ["history_2023_11_14", "history_root", "history_root", "history_root"]
 
 
 HOSTILE = [
@@ -297,33 +323,44 @@ def test_writers_of_one_execution_take_turns_exactly(
 
 
 def test_the_function_is_made_on_a_writable_open_and_never_on_others(
-    url: str, opened: Callable[..., HistoryStore], postgres_target_factory: Callable[[], str]
+    url: str, opened: Callable[..., HistoryStore], partitioned: bool
 ) -> None:
+    """Each shape of table gets its own function, and only its own."""
+    name = SHARDED_FUNCTION if partitioned else FUNCTION
     opened(url).close()
+    assert functions(url) == [name]
     with psycopg.connect(url, autocommit=True) as con:
-        con.execute(f"DROP FUNCTION public.{FUNCTION}")
+        con.execute(f"DROP FUNCTION public.{name}")
     reader = opened(url, readonly=True)
     assert not backend_of(reader).one_flight
     writer = opened(url)  # a store of an earlier version: made on its first writable open
     assert backend_of(writer).one_flight
+    answers = flights(writer)
     writer.append("a", 1, [started()])
-    partitioned = opened(postgres_target_factory(), partition_by_shard=True)
-    assert not backend_of(partitioned).one_flight
-    partitioned.append("a", 1, [started()])
-    assert [e.event_id for e in partitioned.read("a", 1)] == [1]
+    assert answers == [True]
+    assert [e.event_id for e in writer.read("a", 1)] == [1]
+    assert functions(url) == [name]
 
 
 def test_a_store_without_a_catalog_table_appends_in_one_flight(
-    url: str, opened: Callable[..., HistoryStore]
+    url: str, opened: Callable[..., HistoryStore], partitioned: bool
 ) -> None:
     """A table of an earlier version keeps no catalog: the function never
-    touches the catalog table, which is not there."""
+    touches the catalog table, which is not there. A partitioned table
+    always comes with its catalog; a store that does not keep it (asked
+    here of the store itself) sends no catalog row, and the function finds
+    a continued execution's shard with its last event, reading every
+    partition."""
     opened(url).close()
-    with psycopg.connect(url, autocommit=True) as con:
-        con.execute("DROP TABLE eventstore_executions, eventstore_catalog_state")
+    if not partitioned:
+        with psycopg.connect(url, autocommit=True) as con:
+            con.execute("DROP TABLE eventstore_executions, eventstore_catalog_state")
     store = opened(url)
+    store._catalog_kept = False
     answers = flights(store)
     store.append("a", 1, [started(), scheduled(2)], expected_last_event_id=0)
     store.append("a", 1, [completed(3, 2)], expected_last_event_id=2)
     assert answers == [True, True]
     assert [e.event_id for e in store.read("a", 1)] == [1, 2, 3]
+    if partitioned:
+        assert {row[5] for row in stored_rows(url)} == {"history_2023_11_14"}

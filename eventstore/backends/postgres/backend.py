@@ -101,7 +101,9 @@ class PostgresBackend(
         self._listens = True
         self._closed = False
         positioned, ordered, partitioned = self._prepare_table(partition_by_shard)
-        self._flight = OneFlight(self.schema, self._lock_key, self._channel)
+        self._flight = OneFlight(
+            self.schema, self._lock_key, self._channel, partitioned=partitioned
+        )
         self.partitions = (
             ShardPartitions(self.schema, self._connect, self.description) if partitioned else None
         )
@@ -163,9 +165,11 @@ class PostgresBackend(
                 self.readonly,
                 partition_by_shard,
             )
-            usable = not self.readonly and shape[1] and not shape[2]
+            usable = not self.readonly and shape[1]
             try:  # appends in one round trip (one_flight.py)
-                self.one_flight = ensure_function(con, self.schema, self._lock_key, usable=usable)
+                self.one_flight = ensure_function(
+                    con, self.schema, self._lock_key, usable=usable, partitioned=shape[2]
+                )
             except psycopg.Error as exc:
                 raise translate(exc, f"cannot open {self.description}") from None
             return shape
@@ -212,7 +216,9 @@ class PostgresBackend(
                     con.execute(
                         sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(self.schema, name))
                     )
-                con.execute(sql.SQL("DROP FUNCTION IF EXISTS {}").format(function_of(self.schema)))
+                for partitioned in (False, True):
+                    function = function_of(self.schema, partitioned)
+                    con.execute(sql.SQL("DROP FUNCTION IF EXISTS {}").format(function))
                 if self.schema != "public":
                     empty = con.execute(
                         "SELECT NOT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n"

@@ -65,153 +65,58 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator
-from typing import Any, Final
+from typing import Any
 
 import psycopg
-from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ...errors import StoreBusyError, StoreError
 from ...store.row_types import OneFlightAppend
+from .append_function import (
+    FUNCTION,
+    SHARDED_FUNCTION,
+    arguments_of,
+    ensure_function,
+    function_of,
+)
 from .locks import execution_key
-from .queries import TABLE
+from .partitions import ROOT, ShardPartitions
 from .target import mask
 from .translate import DRIVER_ERRORS, translate
+from .writer import partition_missing
 
-__all__ = ["FUNCTION", "function_of", "OneFlight", "OneFlightAppends", "ensure_function"]
-
-FUNCTION: Final = "eventstore_append_v1"
-"""Its name; a change of its signature or meaning takes the next version."""
-
-_DDL: Final = """
-CREATE OR REPLACE FUNCTION {function}(
-    table_key bigint, execution_key bigint, p_instance text, p_execution bigint,
-    after bigint, wanted text, refused text, types text, datas text,
-    keep_catalog boolean, c_name text, c_version text, c_status text,
-    c_started bigint, c_ended bigint, c_bytes bigint, c_shard text
-) RETURNS integer LANGUAGE plpgsql VOLATILE AS $body$
-DECLARE
-    last_id bigint;
-    last_type text;
-    n integer;
-BEGIN
-    PERFORM pg_advisory_xact_lock_shared(table_key), pg_advisory_xact_lock(execution_key);
-    -- A statement of its own: a fresh snapshot, taken with the locks held.
-    SELECT h.event_id, h.event_type INTO last_id, last_type FROM {history} h
-        WHERE h.instance_id = p_instance AND h.execution_id = p_execution
-        ORDER BY h.event_id DESC LIMIT 1;
-    IF COALESCE(last_id, 0) <> after THEN
-        RETURN 0;
-    END IF;
-    IF after > 0 AND (last_type = ANY(string_to_array(refused, chr(30)))
-            OR (wanted IS NOT NULL
-                AND NOT last_type = ANY(string_to_array(wanted, chr(30))))) THEN
-        RETURN 0;
-    END IF;
-    n := array_length(string_to_array(types, chr(30)), 1);
-    -- A continued execution's catalog row must still end at `after` (else it
-    -- lags, and the plain route recomputes it). Checked before anything is
-    -- written, moved after the rows: the rows' transaction id and positions
-    -- are drawn by the same INSERT, as on the plain route.
-    -- Nested: a statement is planned when it first runs, and a store that
-    -- keeps no catalog may have no catalog table.
-    IF keep_catalog AND after > 0 THEN
-        IF NOT EXISTS (SELECT 1 FROM {executions} e
-                WHERE e.instance_id = p_instance AND e.execution_id = p_execution
-                AND e.last_event_id = after) THEN
-            RETURN 0;
-        END IF;
-    END IF;
-    INSERT INTO {history} (instance_id, execution_id, event_id, event_type, event_data,
-        created_at)
-    SELECT p_instance, p_execution, after + r.n, r.t, r.d, now()
-    FROM ROWS FROM (unnest(string_to_array(types, chr(30))),
-        unnest(string_to_array(datas, chr(30)))) WITH ORDINALITY AS r(t, d, n);
-    IF keep_catalog AND after = 0 THEN
-        INSERT INTO {executions} (instance_id, execution_id, name, version, status,
-            started_ms, ended_ms, last_event_id, event_count, bytes, shard)
-        VALUES (p_instance, p_execution, c_name, c_version, c_status, c_started, c_ended,
-            n, n, c_bytes, c_shard)
-        ON CONFLICT (instance_id, execution_id) DO UPDATE SET name = EXCLUDED.name,
-            version = EXCLUDED.version, status = EXCLUDED.status,
-            started_ms = EXCLUDED.started_ms, ended_ms = EXCLUDED.ended_ms,
-            last_event_id = EXCLUDED.last_event_id, event_count = EXCLUDED.event_count,
-            bytes = EXCLUDED.bytes, shard = EXCLUDED.shard;
-    ELSIF keep_catalog THEN
-        -- Under the execution's key no other append moves this row, and every
-        -- other writer of the catalog holds the table's key exclusively.
-        UPDATE {executions} SET status = c_status, ended_ms = c_ended,
-            last_event_id = after + n, event_count = event_count + n, bytes = bytes + c_bytes
-        WHERE instance_id = p_instance AND execution_id = p_execution;
-    END IF;
-    RETURN n;
-END
-$body$
-"""
-
-_ARGUMENTS: Final = (
-    "bigint, bigint, text, bigint, bigint, text, text, text, text, boolean,"
-    " text, text, text, bigint, bigint, bigint, text"
-)
-"""The function's signature (its arguments' types, in order)."""
-
-
-def function_of(schema: str) -> sql.Identifier:
-    """The function's qualified name in `schema`."""
-    return sql.Identifier(schema, FUNCTION)
-
-
-def ensure_function(
-    con: psycopg.Connection[Any], schema: str, table_key: int, *, usable: bool
-) -> bool:
-    """Whether appends can go in one flight on this table: the function is
-    there, or was created now (under the table's key held exclusively, so
-    concurrent first opens do not race on the system catalog). `usable`:
-    the store is writable and the table one of ours with transaction ids,
-    not partitioned (partitioned appends name their shards, partitions.py).
-    Without the privilege to create it, or on a hot standby, appends take
-    the plain route."""
-    if not usable:
-        return False
-    exists = b"SELECT to_regprocedure(%s) IS NOT NULL"
-    signature = function_of(schema).as_string(None) + f"({_ARGUMENTS})"
-    row = con.execute(exists, (signature,)).fetchone()
-    if row is not None and row[0]:
-        return True
-    try:
-        with con.transaction():
-            if con.execute("SELECT pg_is_in_recovery()").fetchone() == (True,):
-                return False
-            con.execute("SELECT pg_advisory_xact_lock(%s)", (table_key,))
-            con.execute(
-                sql.SQL(_DDL).format(
-                    function=function_of(schema),
-                    history=sql.Identifier(schema, TABLE),
-                    executions=sql.Identifier(schema, "eventstore_executions"),
-                )
-            )
-    except psycopg.errors.InsufficientPrivilege:
-        return False
-    return True
-
+__all__ = [
+    "FUNCTION",
+    "SHARDED_FUNCTION",
+    "OneFlight",
+    "OneFlightAppends",
+    "ensure_function",
+    "function_of",
+]
 
 _Value = int | str | bool | None
 
 
 class OneFlight:
     """The statements of one append in one flight, for one table: the call,
-    its seventeen values bound as server-side parameters (never written into
-    the text: tests/reliability/test_parameterised_sql.py), and the
+    its values (seventeen; eighteen on a partitioned table, the derived
+    shard last) bound as server-side parameters (never written into the
+    text: tests/reliability/test_parameterised_sql.py), and the
     notification that follows its commit."""
 
-    __slots__ = ("_schema", "_table_key", "call", "notify")
+    __slots__ = ("_partitioned", "_schema", "_table_key", "call", "notify")
 
-    def __init__(self, schema: str, table_key: int, channel: str) -> None:
-        arguments = ", ".join(f"%s::{name.strip()}" for name in _ARGUMENTS.split(","))
-        self.call = b"SELECT " + function_of(schema).as_bytes(None) + f"({arguments})".encode()
+    def __init__(
+        self, schema: str, table_key: int, channel: str, *, partitioned: bool = False
+    ) -> None:
+        types = arguments_of(partitioned).split(",")
+        arguments = ", ".join(f"%s::{name.strip()}" for name in types)
+        function = function_of(schema, partitioned).as_bytes(None)
+        self.call = b"SELECT " + function + f"({arguments})".encode()
         self.notify = b"NOTIFY " + channel.encode()
         self._schema = schema
         self._table_key = table_key
+        self._partitioned = partitioned
 
     def values(self, append: OneFlightAppend) -> tuple[_Value, ...] | None:
         """The call's values, or None when the batch cannot travel this way
@@ -229,7 +134,7 @@ class OneFlight:
             else (True, row[2], row[3], row[4], row[5], row[6], row[9], row[10])
         )
         wanted = append.wanted
-        return (
+        values = (
             self._table_key,
             execution_key(self._schema, new.instance_id, new.execution_id),
             new.instance_id,
@@ -241,6 +146,10 @@ class OneFlight:
             data.decode(),
             *catalog,
         )
+        # The shard the store derived for a batch that starts its execution
+        # (store/shard_key.py, never derived here); a continued execution's
+        # is the stored one, which the function reads.
+        return (*values, new.shard) if self._partitioned else values
 
 
 _JOINED_SETS: dict[frozenset[str], str] = {}
@@ -263,6 +172,7 @@ class OneFlightAppends:
     _flight: OneFlight
     _local: threading.local
     _pool: ConnectionPool[psycopg.Connection[Any]]
+    partitions: ShardPartitions | None
 
     def _checkout(self) -> psycopg.Connection[Any]:
         """A connection from the pool (give it back with `_pool.putconn`)."""
@@ -280,12 +190,14 @@ class OneFlightAppends:
     def append_in_one_flight(self, append: OneFlightAppend) -> bool:
         if not self.one_flight or getattr(self._local, "connection", None) is not None:
             return False  # inside transaction(): a savepoint, the plain route
+        values = self._flight.values(append)
+        if values is None:
+            return False
+        shard = self._new_partition(append)
         con = self._checkout()
+        row = None
         try:
-            with _rolled_back_on_error(con):
-                values = self._flight.values(append)
-                if values is None:
-                    return False
+            with _rolled_back_on_error(con), _declined_if_partition_gone(self, append, shard):
                 # The call alone is the transaction (autocommit: it commits
                 # when it returns, its keys released); the notification
                 # follows the commit, as on the plain route.
@@ -294,6 +206,36 @@ class OneFlightAppends:
         finally:
             self._pool.putconn(con)  # a broken connection is discarded by the pool
         return bool(row is not None and row[0])
+
+    def _new_partition(self, append: OneFlightAppend) -> str | None:
+        """A partitioned table and a new execution: its shard's partition
+        made (or known) before the call, as the plain route's insert does
+        (`ShardPartitions.ensure`, which remembers the partitions it saw);
+        the shard. A continued execution's rows are in its partition already."""
+        if self.partitions is None or append.after != 0:
+            return None
+        shard = append.new.shard or ROOT
+        self.partitions.ensure(shard)
+        return shard
+
+
+@contextlib.contextmanager
+def _declined_if_partition_gone(
+    backend: OneFlightAppends, append: OneFlightAppend, shard: str | None
+) -> Iterator[None]:
+    """The INSERT found no partition for its rows: another process
+    (retention) dropped the one this process remembered. Nothing was written
+    (the call is its own transaction), so the append is declined rather than
+    failed: the partition is forgotten and the plain route, which makes it
+    again (`PostgresWriter.insert`), gives the answer. No EXCEPTION block in
+    the function for this: each would cost every call a subtransaction."""
+    try:
+        yield
+    except psycopg.errors.CheckViolation as exc:
+        if backend.partitions is None or not partition_missing(exc, append.new, None):
+            raise
+        if shard is not None:
+            backend.partitions.forget(shard)
 
 
 @contextlib.contextmanager
