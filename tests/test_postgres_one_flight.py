@@ -7,7 +7,9 @@ day shard (the default, `eventstore_append_sharded_v1`) and unpartitioned
 
 from __future__ import annotations
 
+import itertools
 import random
+import re
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -148,6 +150,12 @@ def test_common_appends_go_in_one_flight_and_the_rest_take_the_plain_route(
     assert list(store.catalog_mismatches()) == []
 
 
+def stepping_clock() -> Callable[[], int]:
+    """A clock five hours later at each reading."""
+    readings = itertools.count()
+    return lambda: 1_700_000_000_000 + next(readings) * 5 * 3_600_000
+
+
 def _random_session(store: HistoryStore, seed: int) -> list[str]:
     """A seeded mix of appends, retries and refusals; what each one answered."""
     rng = random.Random(seed)
@@ -178,20 +186,26 @@ def _random_session(store: HistoryStore, seed: int) -> list[str]:
 
 
 def test_the_one_flight_route_answers_and_writes_what_the_plain_route_does(
-    url: str, opened: Callable[..., HistoryStore], postgres_target_factory: Callable[[], str]
+    url: str,
+    opened: Callable[..., HistoryStore],
+    postgres_target_factory: Callable[[], str],
+    partitioned: bool,
 ) -> None:
     """The same seeded session (appends, retries, stale expectations, rule
     breaks) against one store with the one-flight route and one without:
-    the same answers, the same rows, catalogs equal to their rebuilds."""
-    fast = opened(url)
+    the same answers, the same rows (in the same partitions: the clock
+    moves five hours an append, so executions start on several days and
+    are continued on later ones), catalogs equal to their rebuilds."""
+    fast = opened(url, clock=stepping_clock())
     answers = flights(fast)
     plain_url = postgres_target_factory()
-    plain = opened(plain_url)
+    plain = opened(plain_url, clock=stepping_clock())
     backend_of(plain).one_flight = False
     for seed in range(3):
         assert _random_session(fast, seed) == _random_session(plain, seed)
     assert True in answers and False in answers
     assert stored_rows(url) == stored_rows(plain_url)
+    assert len({row[5] for row in stored_rows(url)}) > (3 if partitioned else 0)
     assert fast.catalog_executions(limit=1000) == plain.catalog_executions(limit=1000)
     assert list(fast.catalog_mismatches()) == []
 
@@ -364,3 +378,81 @@ def test_a_store_without_a_catalog_table_appends_in_one_flight(
     assert [e.event_id for e in store.read("a", 1)] == [1, 2, 3]
     if partitioned:
         assert {row[5] for row in stored_rows(url)} == {"history_2023_11_14"}
+
+
+# -- what only partitioned tables have ---------------------------------------------
+
+
+DAY_MS = 86_400_000
+
+
+def partition_names(url: str) -> set[str]:
+    with psycopg.connect(url) as con:
+        rows = con.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+            " WHERE i.inhparent = 'public.history'::regclass"
+        ).fetchall()
+    return {str(r[0]) for r in rows}
+
+
+def fixed_clock(ms: int) -> Callable[[], int]:
+    return lambda: ms
+
+
+def test_rows_land_in_their_executions_partition_in_one_flight(url: str) -> None:
+    """A new execution's rows go to the day the store derived (its partition
+    made before the call, a new day's too); a continued execution's, on a
+    later day, to the partition its first rows are in; root rows stay in root."""
+    now = [1_700_000_000_000]
+    with eventstore.open(url, clock=lambda: now[0]) as store:
+        answers = flights(store)
+        store.append("a", 1, [started(), scheduled(2)])
+        assert partition_names(url) == {"history_root", "history_2023_11_14"}
+        now[0] += DAY_MS
+        store.append("b", 1, [started()])  # a day no process has made yet
+        store.append("a", 1, [completed(3, 2)])  # continued the next day
+        now[0] += DAY_MS
+        store.append("b", 1, [scheduled(2)])
+        store.append("a", 1, [scheduled(4)], expected_last_event_id=3)
+        assert answers == [True] * 5
+        assert partition_names(url) == {"history_root", "history_2023_11_14", "history_2023_11_15"}
+        assert [(r[0], r[2], r[5]) for r in stored_rows(url)] == [
+            ("a", 1, "history_2023_11_14"),
+            ("a", 2, "history_2023_11_14"),
+            ("a", 3, "history_2023_11_14"),
+            ("a", 4, "history_2023_11_14"),
+            ("b", 1, "history_2023_11_15"),
+            ("b", 2, "history_2023_11_15"),
+        ]
+        assert [e.event_id for e in store.read("a", 1)] == [1, 2, 3, 4]
+        record = store.catalog_record("b", 1)
+        assert record is not None and (record.shard, record.last_event_id) == ("2023-11-15", 2)
+        assert list(store.catalog_mismatches()) == []
+
+
+def test_the_last_event_read_is_pruned_to_the_executions_partitions(url: str) -> None:
+    """The function's last-event read names the shard (the catalog's, or the
+    derived one) and root: its plan scans those partitions only, whatever
+    other days exist (auto_explain shows the plans of the function's
+    statements)."""
+    for day in range(4):
+        with eventstore.open(url, clock=fixed_clock(1_700_000_000_000 + day * DAY_MS)) as s:
+            s.append(f"day{day}", 1, [started()])
+    with eventstore.open(url, clock=lambda: 1_700_000_000_000, pool_max_size=1) as store:
+        plans: list[str] = []
+        with backend_of(store)._pool.connection() as con:  # the store's one connection
+            con.execute("LOAD 'auto_explain'")
+            for setting in ("log_min_duration = 0", "log_nested_statements = on"):
+                con.execute(f"SET auto_explain.{setting}")
+            con.execute("SET auto_explain.log_level = notice")
+            con.add_notice_handler(lambda notice: plans.append(str(notice.message_primary)))
+        answers = flights(store)
+        store.append("day0", 1, [scheduled(2)])  # continued: the catalog's shard
+        store.append("new", 1, [started()])  # new: the derived shard
+        assert answers == [True, True]
+    reads = [p for p in plans if "ORDER BY h.event_id DESC" in p]
+    assert len(reads) == 2, plans
+    for plan in reads:
+        scanned = set(re.findall(r"on (history_\w+)", plan))
+        assert scanned <= {"history_2023_11_14", "history_root"}, plan
+        assert "history_2023_11_14" in scanned, plan
