@@ -1,6 +1,6 @@
 """Client instructions per PostgreSQL append, by callgrind: the store's routes against raw psycopg.
 
-    python -m benchmarks.postgres_callgrind [--url URL] [SMALL LARGE]
+    python -m benchmarks.postgres_callgrind [--url URL] [--unpartitioned] [SMALL LARGE]
 
 Wall-clock time on the shared machine swings by a factor of three; the
 client's instruction count does not. Each mode runs twice under valgrind's
@@ -11,7 +11,8 @@ store with the one-flight route off: the four-round-trip route), `raw` (the
 benchmark's raw psycopg writer: BEGIN, one multi-row INSERT, COMMIT, its
 rows encoded per append as the store encodes them). The server's work is
 not counted (it is another process). Starts a throwaway server unless given
-`--url`.
+`--url`; its tables are partitioned by day shard (the default) unless
+`--unpartitioned`.
 """
 
 from __future__ import annotations
@@ -73,6 +74,9 @@ def main() -> None:
     parser.add_argument("counts", nargs="*", type=int, default=[50, 250])
     parser.add_argument("--url", help="an empty database (default: a throwaway server)")
     parser.add_argument("--work", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--unpartitioned", action="store_true", help="tables not partitioned by day shard"
+    )
     args = parser.parse_args()
     if args.work:
         work(args.work, args.counts[0], args.url)
@@ -90,8 +94,9 @@ def main() -> None:
             url = server.create_database()
             import eventstore
 
-            eventstore.open(url).close()
-            eventstore.open(url, schema="raw").close()
+            layout = {"partition_by_shard": not args.unpartitioned}
+            eventstore.open(url, **layout).close()
+            eventstore.open(url, schema="raw", **layout).close()
             measure(url, small, large, Path(tmp))
 
 

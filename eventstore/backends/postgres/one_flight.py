@@ -1,4 +1,4 @@
-"""An append in one call: the server-side function `eventstore_append_v1`.
+"""An append in one call: the server-side functions `eventstore_append_v1` (and `_sharded_v1`).
 
 Why a function
 --------------
@@ -53,11 +53,45 @@ The NOTIFY follows the commit, as on the plain route (`Queries._compose_locks`
 says why): two round trips where raw psycopg's BEGIN, INSERT, COMMIT take
 three, and neither waits for the other's flush.
 
-The function is created with the table (and on the first writable open of
-a table made by an earlier version), under the table's key held
-exclusively, and never in a schema whose history table duroxide created.
-Its name carries a version: a change of its signature or meaning gets a
-new name, so processes of two versions never call each other's.
+On a table partitioned by day shard
+-----------------------------------
+
+The store's default table (partitions.py) takes the same route through its
+own function, `eventstore_append_sharded_v1`: the arguments above and one
+more, the shard the store derived for a batch that starts its execution
+(`NewEvents.shard`, store/shard_key.py; never derived here; empty for a
+continued execution). Every row of an execution must land in one partition,
+and a read must not plan every partition, so the function differs in where
+it looks and where it writes:
+
+* it reads the catalog row first (the shard it names; a new execution must
+  have none, a continued one's must end at `after`: the lagging check of
+  step 4 made earlier, with the same outcome);
+* the last-event read names the partitions the execution can be in, the
+  catalog's shard (else the derived one) and root, as the plain route's
+  does (`queries.last_event_in`); only when it knows neither (a store that
+  keeps no catalog, continuing an execution) does it read every partition;
+* the rows take the shard of the stored last row (a continued execution:
+  where its rows are, root included), else the derived one.
+
+No DEFAULT partition: an INSERT whose shard has no partition fails. The
+client makes a new execution's partition before the call
+(`ShardPartitions.ensure`, which remembers the partitions this process
+saw, so the common call costs no round trip for it). When another process
+(retention) has dropped a partition this one remembers, the INSERT fails
+with PostgreSQL's "no partition" check violation; the call was its own
+transaction, so nothing was written, and the client declines instead of
+failing: it forgets the partition and the plain route, which makes it
+again (`PostgresWriter.insert`), appends. The function holds no EXCEPTION
+block for this, which would cost every call a subtransaction.
+
+The functions (`append_function.py`) are created with the table (and on
+the first writable open of a table made by an earlier version), under the
+table's key held exclusively, each only on its shape of table, and never
+in a schema whose history table duroxide created. Their names carry a
+version: a change of a signature or meaning gets a new name, so processes
+of two versions never call each other's, and both keep to the same locks
+and checks as the plain route.
 """
 
 from __future__ import annotations
