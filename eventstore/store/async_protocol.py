@@ -20,8 +20,15 @@ from .protocol import (
     NewEvents,
     StoredRow,
 )
+from .row_types import OneFlightAppend
 
-__all__ = ["AsyncCatalogWriter", "AsyncHasFeedHead", "AsyncHistoryBackend", "AsyncHistoryWriter"]
+__all__ = [
+    "AsyncAppendsInOneFlight",
+    "AsyncCatalogWriter",
+    "AsyncHasFeedHead",
+    "AsyncHistoryBackend",
+    "AsyncHistoryWriter",
+]
 
 
 @runtime_checkable
@@ -98,3 +105,14 @@ class AsyncHasFeedHead(Protocol):
     """`protocol.HasFeedHead`, awaited: the feed's last rows, in feed order."""
 
     async def feed_last(self, limit: int) -> list[FeedRow]: ...
+
+
+@runtime_checkable
+class AsyncAppendsInOneFlight(Protocol):
+    """`protocol.AppendsInOneFlight`, awaited: the common append checked and
+    written by the database in one call, or declined with nothing written
+    (then the store takes the plain route)."""
+
+    one_flight: bool
+
+    async def append_in_one_flight(self, append: OneFlightAppend) -> bool: ...

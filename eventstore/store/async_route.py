@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any, cast
 from ..codec import RowDecodeError
 from ..errors import PositionsRenumberedError, RowsNeeded, WriteGenerationError
 from ..events import Event
-from .async_protocol import AsyncCatalogWriter, AsyncHistoryBackend
+from . import one_flight
+from .async_protocol import AsyncAppendsInOneFlight, AsyncCatalogWriter, AsyncHistoryBackend
 from .catalog import as_row, record_from_summary
 from .protocol import CatalogDelta, FeedRow, InsertRow, NewEvents, StoredRow
 from .results import AppendResult, FeedRecord
@@ -64,6 +65,18 @@ class _Replay:
         return True
 
 
+async def _written_in_one_flight(
+    backend: AsyncAppendsInOneFlight,
+    store: HistoryStore,
+    new: NewEvents,
+    filled: list[Event],
+    expected: int | None,
+) -> bool:
+    """`one_flight.written`, awaited: the same plan, sent on the async pool."""
+    append = one_flight.plan(store, new, filled, expected)
+    return append is not None and await backend.append_in_one_flight(append)
+
+
 class AsyncRoute:
     """Appends and reads of an AsyncHistoryStore, awaited on `backend`."""
 
@@ -81,6 +94,10 @@ class AsyncRoute:
             )
         self.store = store
         self.backend = backend
+        self._one_flight = (
+            backend if isinstance(backend, AsyncAppendsInOneFlight) and backend.one_flight else None
+        )
+        """The backend when the common append can go in one call (store/one_flight.py)."""
 
     async def append(
         self,
@@ -96,6 +113,40 @@ class AsyncRoute:
         started = time.perf_counter()
         batch = list(events)
         filled, new = appender.prepare(instance_id, execution_id, batch, expected_last_event_id)
+        flight = self._one_flight if pinned is None and committed_later is None else None
+        if flight is not None and await _written_in_one_flight(
+            flight, store, new, filled, expected_last_event_id
+        ):
+            result = AppendResult(filled, filled[-1].event_id, True)
+        else:  # the plain route (and every append inside transaction())
+            result = await self._write(new, batch, filled, expected_last_event_id, pinned)
+        if result.written:
+            seconds = time.perf_counter() - started
+            if committed_later is not None:  # inside transaction(): after its commit
+                committed_later.append((filled, seconds))
+                return result
+            if store.observer is not None:
+                store.observer.appended(filled, seconds)
+            if not store._catalog_recorded:
+                # In a thread: the recording takes the table's key
+                # exclusively, which other tasks' appends on this event loop
+                # hold shared until they commit; waiting for it on the loop
+                # would stall them until the lock timeout.
+                await asyncio.to_thread(store._record_catalog)
+        return result
+
+    async def _write(
+        self,
+        new: NewEvents,
+        batch: list[Event],
+        filled: list[Event],
+        expected_last_event_id: int | None,
+        pinned: Any,
+    ) -> AppendResult:
+        """The plain route: `write_prepared` replayed against fetched rows,
+        then the insert and the catalog's row awaited, in one transaction."""
+        instance_id, execution_id = new.instance_id, new.execution_id
+        appender = self.store._appender
         async with self.backend.writing(pinned) as writer:
             # Read under the write lock the unit takes with its first statement.
             last = await writer.last_event(instance_id, execution_id, new.shard)
@@ -118,19 +169,6 @@ class AsyncRoute:
                 await self._advance_catalog(
                     cast(AsyncCatalogWriter, writer), replay.catalog, instance_id, execution_id
                 )
-        if result.written:
-            seconds = time.perf_counter() - started
-            if committed_later is not None:  # inside transaction(): after its commit
-                committed_later.append((filled, seconds))
-                return result
-            if store.observer is not None:
-                store.observer.appended(filled, seconds)
-            if not store._catalog_recorded:
-                # In a thread: the recording takes the table's key
-                # exclusively, which other tasks' appends on this event loop
-                # hold shared until they commit; waiting for it on the loop
-                # would stall them until the lock timeout.
-                await asyncio.to_thread(store._record_catalog)
         return result
 
     async def _advance_catalog(

@@ -4,7 +4,9 @@ The twin of PostgresBackend on the same table (`PostgresBackend.asynchronous`):
 the same statements (`Queries`), the same session settings, the same write
 lock taken the same way, so everything `writer.py` argues about the feed and
 the concurrency check holds for async writers too, and the two kinds of
-writer serialise on one lock. Driver errors are translated here, as there.
+writer serialise on one lock. The common append goes in one call through the
+same server-side function as the sync store's (`append_in_one_flight`,
+one_flight.py). Driver errors are translated here, as there.
 """
 
 from __future__ import annotations
@@ -28,9 +30,11 @@ from ...store.protocol import (
     NewEvents,
     StoredRow,
 )
+from ...store.row_types import OneFlightAppend
 from .catalog import summary_of
 from .feed_head import AsyncFeedHeadReads
 from .locks import Statement, WriteLocks
+from .one_flight import declined_if_partition_gone, new_partition
 from .partitions import ShardPartitions
 from .queries import Queries
 from .target import mask
@@ -180,6 +184,9 @@ class AsyncPostgresBackend(AsyncFeedHeadReads):
         self.description = twin.description
         self._q = twin._q
         self._partitions = twin.partitions
+        self._flight = twin._flight
+        self.one_flight = twin.one_flight
+        """Appends in one call (one_flight.py), as the twin found at its open."""
         self._schema = twin.schema
         self._lock_timeout_ms = twin._lock_timeout_ms
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
@@ -262,6 +269,31 @@ class AsyncPostgresBackend(AsyncFeedHeadReads):
                     await psycopg.AsyncClientCursor(con).execute(self._q.commit)
         except DRIVER_ERRORS as exc:
             raise translate(exc, "write failed") from None
+
+    async def append_in_one_flight(self, append: OneFlightAppend) -> bool:
+        """`OneFlightAppends.append_in_one_flight`, awaited: the same call and
+        values (`OneFlight`), the same partition made first and the same
+        decline when it is gone (one_flight.py). The store never asks inside
+        a transaction (store/async_route.py)."""
+        if not self.one_flight:
+            return False
+        values = self._flight.values(append)
+        if values is None:
+            return False
+        partitions = self._partitions
+        shard = new_partition(partitions, append)
+        if shard is not None and partitions is not None and not partitions.knows(shard):
+            await asyncio.to_thread(partitions.ensure, shard)  # a connection of its own
+        row = None
+        try:
+            async with self._connection() as con:
+                with declined_if_partition_gone(partitions, append, shard):
+                    # Its own transaction (autocommit); the notification follows the commit.
+                    row = await (await con.execute(self._flight.call, values)).fetchone()
+                    await con.execute(self._flight.notify)
+        except DRIVER_ERRORS as exc:
+            raise translate(exc, "write failed") from None
+        return bool(row is not None and row[0])
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:

@@ -124,8 +124,10 @@ __all__ = [
     "SHARDED_FUNCTION",
     "OneFlight",
     "OneFlightAppends",
+    "declined_if_partition_gone",
     "ensure_function",
     "function_of",
+    "new_partition",
 ]
 
 _Value = int | str | bool | None
@@ -231,7 +233,10 @@ class OneFlightAppends:
         con = self._checkout()
         row = None
         try:
-            with _rolled_back_on_error(con), _declined_if_partition_gone(self, append, shard):
+            with (
+                _rolled_back_on_error(con),
+                declined_if_partition_gone(self.partitions, append, shard),
+            ):
                 # The call alone is the transaction (autocommit: it commits
                 # when it returns, its keys released); the notification
                 # follows the commit, as on the plain route.
@@ -242,20 +247,27 @@ class OneFlightAppends:
         return bool(row is not None and row[0])
 
     def _new_partition(self, append: OneFlightAppend) -> str | None:
-        """A partitioned table and a new execution: its shard's partition
-        made (or known) before the call, as the plain route's insert does
-        (`ShardPartitions.ensure`, which remembers the partitions it saw);
-        the shard. A continued execution's rows are in its partition already."""
-        if self.partitions is None or append.after != 0:
-            return None
-        shard = append.new.shard or ROOT
-        self.partitions.ensure(shard)
+        """The new execution's shard, its partition made (or known) before
+        the call, as the plain route's insert does (`ShardPartitions.ensure`,
+        which remembers the partitions it saw)."""
+        shard = new_partition(self.partitions, append)
+        if shard is not None and self.partitions is not None:
+            self.partitions.ensure(shard)
         return shard
 
 
+def new_partition(partitions: ShardPartitions | None, append: OneFlightAppend) -> str | None:
+    """On a partitioned table, a new execution's shard: its partition must
+    exist before the call. None: unpartitioned, or a continued execution,
+    whose rows are in their partition already."""
+    if partitions is None or append.after != 0:
+        return None
+    return append.new.shard or ROOT
+
+
 @contextlib.contextmanager
-def _declined_if_partition_gone(
-    backend: OneFlightAppends, append: OneFlightAppend, shard: str | None
+def declined_if_partition_gone(
+    partitions: ShardPartitions | None, append: OneFlightAppend, shard: str | None
 ) -> Iterator[None]:
     """The INSERT found no partition for its rows: another process
     (retention) dropped the one this process remembered. Nothing was written
@@ -266,10 +278,10 @@ def _declined_if_partition_gone(
     try:
         yield
     except psycopg.errors.CheckViolation as exc:
-        if backend.partitions is None or not partition_missing(exc, append.new, None):
+        if partitions is None or not partition_missing(exc, append.new, None):
             raise
         if shard is not None:
-            backend.partitions.forget(shard)
+            partitions.forget(shard)
 
 
 @contextlib.contextmanager

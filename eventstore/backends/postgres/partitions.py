@@ -162,6 +162,11 @@ class ShardPartitions:
         ).fetchone()
         return bool(row and row[0])
 
+    def knows(self, shard: str) -> bool:
+        """Whether this process made or saw the shard's partition (so `ensure`
+        returns at once, with no round trip)."""
+        return shard in self._known
+
     def forget(self, shard: str) -> None:
         """The shard's partition is no longer known to exist (another process
         dropped it): the next `ensure` looks again."""
