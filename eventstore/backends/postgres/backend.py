@@ -101,9 +101,7 @@ class PostgresBackend(
         self._listens = True
         self._closed = False
         positioned, ordered, partitioned = self._prepare_table(partition_by_shard)
-        self._flight = OneFlight(
-            self.schema, self._lock_key, self._channel, partitioned=partitioned
-        )
+        self._flight = OneFlight(self.schema, self._lock_key, self._channel, partitioned)
         self.partitions = (
             ShardPartitions(self.schema, self._connect, self.description) if partitioned else None
         )

@@ -142,9 +142,7 @@ class OneFlight:
 
     __slots__ = ("_partitioned", "_schema", "_table_key", "call", "notify")
 
-    def __init__(
-        self, schema: str, table_key: int, channel: str, *, partitioned: bool = False
-    ) -> None:
+    def __init__(self, schema: str, table_key: int, channel: str, partitioned: bool) -> None:
         types = arguments_of(partitioned).split(",")
         arguments = ", ".join(f"%s::{name.strip()}" for name in types)
         function = function_of(schema, partitioned).as_bytes(None)
