@@ -456,3 +456,33 @@ def test_the_last_event_read_is_pruned_to_the_executions_partitions(url: str) ->
         scanned = set(re.findall(r"on (history_\w+)", plan))
         assert scanned <= {"history_2023_11_14", "history_root"}, plan
         assert "history_2023_11_14" in scanned, plan
+
+
+def test_a_new_execution_retried_the_next_day_is_answered_by_the_plain_route(
+    url: str, postgres_target_factory: Callable[[], str]
+) -> None:
+    """An append of event 1 retried after midnight derives the next day's
+    shard; the execution is stored in the first day's. The function finds
+    its catalog row (not new: declined), so nothing lands in the new day's
+    partition, and the answers are the plain route's."""
+    plain_url = postgres_target_factory()
+    outcomes: list[list[str]] = []
+    for target, one_flight in ((url, True), (plain_url, False)):
+        now = [1_700_000_000_000]
+        with eventstore.open(target, clock=lambda now=now: now[0]) as store:
+            backend_of(store).one_flight = one_flight
+            answers = flights(store)
+            seen = [repr(store.append("a", 1, [started(), scheduled(2)]).written)]
+            now[0] += DAY_MS
+            for expected in (0, None):
+                try:
+                    batch = [started(), scheduled(2)]
+                    result = store.append("a", 1, batch, expected_last_event_id=expected)
+                    seen.append(f"{result.written} {result.last_event_id}")
+                except eventstore.EventStoreError as exc:
+                    seen.append(f"{type(exc).__name__}: {exc}")
+            outcomes.append(seen)
+            assert answers[1:] == [False, False] if one_flight else answers == [False] * 3
+    assert outcomes[0] == outcomes[1]
+    assert {row[5] for row in stored_rows(url)} == {"history_2023_11_14"}
+    assert stored_rows(url) == stored_rows(plain_url)
