@@ -640,8 +640,11 @@ def test_many_processes_append_to_shared_instances(
     feed = [(r.position, r.instance_id, r.event.event_id) for r in store.read_all()]
     assert len(feed) == total == store.count()
     assert len({(i, e) for _, i, e in feed}) == total  # each event exactly once
+    # Unique, but not increasing along the feed: the feed is in (transaction
+    # id, position) order, and a writer can draw its position before another
+    # that gets the lower transaction id (writer.py); seen under load.
     positions = [p for p, _, _ in feed]
-    assert positions == sorted(positions) and len(set(positions)) == total
+    assert len(set(positions)) == total
     for instance in INSTANCES:  # commit order agrees with each history's order
         ids = [e for _, i, e in feed if i == instance]
         assert ids == sorted(ids)
