@@ -319,10 +319,12 @@ class AsyncPostgresBackend(AsyncFeedHeadReads):
 
     # -- reads -----------------------------------------------------------------
 
-    async def _all(self, query: bytes, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+    async def _all(
+        self, query: bytes, args: Sequence[object] = (), *, binary: bool = False
+    ) -> list[tuple[Any, ...]]:
         async with self._connection() as con:
             try:
-                return await (await con.execute(query, args)).fetchall()
+                return await (await con.execute(query, args, binary=binary)).fetchall()
             except DRIVER_ERRORS as exc:
                 raise translate(exc, "read failed") from None
 
@@ -348,7 +350,7 @@ class AsyncPostgresBackend(AsyncFeedHeadReads):
         return [str(r[0]) for r in await self._all(self._q.instances)]
 
     async def feed(self, after: int, limit: int) -> list[FeedRow]:
-        rows = await self._all(self._q.feed, (*self._q.after(after), limit))
+        rows = await self._all(self._q.feed, (*self._q.after(after), limit), binary=True)
         if (
             not rows
             and after
