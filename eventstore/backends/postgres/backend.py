@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import operator
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -49,6 +50,8 @@ from .writer import PostgresWriter, lock_key, write_unit
 __all__ = ["PostgresBackend"]
 
 _CLOSE_CHECK_SECONDS: Final = 0.5
+_PACKED_COLUMNS: Final = tuple(map(operator.itemgetter, range(6)))
+"""A packed feed row's columns: position, instance, execution, event id, type, data."""
 _POLL_SECONDS: Final = 0.05
 
 
@@ -351,8 +354,11 @@ class PostgresBackend(
         rows = self._feed(self._q.feed_packed, after, limit)  # without created_at
         if not rows:
             return PackedFeed([], [], [], [], [], b"")
-        columns = map(list, zip(*rows, strict=True))
-        positions, instance_ids, execution_ids, event_ids, types, data = columns
+        # One C-level pass per column (a transposing zip(*rows) builds tuples
+        # as long as the page, which the garbage collector then walks).
+        positions, instance_ids, execution_ids, event_ids, types, data = [
+            list(map(column, rows)) for column in _PACKED_COLUMNS
+        ]
         return PackedFeed(
             positions, instance_ids, execution_ids, event_ids, types, "\n".join(data).encode()
         )
