@@ -1,10 +1,11 @@
 """The global feed: every event in commit order, read in pages.
 
-Where the backend can pack a page (SQLite, `backend.feed_packed`) and every
-row in it is plain V1, the page is decoded in one piece (`Codec.decode_feed`:
+Where the backend can pack a page (SQLite and PostgreSQL, `backend.feed_packed`)
+and every row in it is plain V1, the page is decoded in one piece (`Codec.decode_feed`:
 one decode, the columns checked in C); any other page goes row by row
 through the one row check, so a bad row is named as always and the rows
-before it are delivered first.
+before it are delivered first. `read_all` hands the records on with
+`itertools.chain`, page by page.
 """
 
 from __future__ import annotations
