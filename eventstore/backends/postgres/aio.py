@@ -350,7 +350,8 @@ class AsyncPostgresBackend(AsyncFeedHeadReads):
         return [str(r[0]) for r in await self._all(self._q.instances)]
 
     async def feed(self, after: int, limit: int) -> list[FeedRow]:
-        rows = await self._all(self._q.feed, (*self._q.after(after), limit), binary=True)
+        query = self._q.page(self._q.feed, limit)
+        rows = await self._all(query, self._q.after(after), binary=True)
         if (
             not rows
             and after
