@@ -310,11 +310,10 @@ class Queries:
         self.count = text(sql.SQL("SELECT COUNT(*) FROM {}").format(table))
 
     def _compose_feed(self, table: sql.Identifier, rel: sql.Composable, raw: sql.Composed) -> None:
-        """The feed in (transaction id, position) order, below the horizon (writer.py
-        argues it); each statement takes the position to resume after three times
-        (`after`: its row's transaction id looked up by it; 0 for the start), no rows
-        when no row has it, and its LIMIT from `page`. Without transaction ids:
-        position order. End: feed_head.py."""
+        """The feed in (transaction id, position) order, below the horizon (writer.py);
+        each statement takes the position to resume after three times (`after`: its
+        row's transaction id looked up by it; 0: the start; no rows when no row has
+        it), its LIMIT from `page`. Without ids: position order. End: feed_head.py."""
         self.feed_last = feed_last_query(raw, self.ordered)
         lean = sql.SQL("SELECT " + _ROW + " FROM {}").format(rel)  # packed pages: no created_at
         if not self.ordered:
