@@ -25,6 +25,7 @@ from .lifecycle_protocol import (
     ArchivedExecution,
     CatalogCensus,
     CatalogCensusRow,
+    CensusInOneSnapshot,
     ExecutionKey,
     ManifestWriter,
     MigrationPruning,
@@ -135,6 +136,16 @@ class StoreLifecycle:
 
     @staticmethod
     def _catalog_pages(backend: CatalogCensus, page: int) -> Iterator[CatalogCensusRow]:
+        # Where appends run beside the census (PostgreSQL), key-ordered pages
+        # read one after another chase them: an execution created after the
+        # census began whose key sorts after the last page read is read too,
+        # and appenders creating executions faster than the census reads
+        # them kept it going without end (measured: 718,000 executions in
+        # ten minutes). One snapshot bounds it to the catalog as it was.
+        if isinstance(backend, CensusInOneSnapshot):
+            for batch in backend.catalog_census_pages(page):
+                yield from batch
+            return
         after: ExecutionKey = ("", -1)
         while batch := backend.catalog_census_page(after, page):
             yield from batch

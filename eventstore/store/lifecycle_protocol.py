@@ -16,7 +16,7 @@ Narrow `@runtime_checkable` capabilities in the manner of `store/protocol.py`
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol, runtime_checkable
 
@@ -33,6 +33,7 @@ from .row_types import (
 __all__ = [
     "ArchivedExecution",
     "CatalogCensus",
+    "CensusInOneSnapshot",
     "CatalogCensusRow",
     "ExecutionKey",
     "ManifestWriter",
@@ -187,6 +188,18 @@ class TimesItsWrites(Protocol):
 
     def last_write_seconds(self) -> float:
         """Seconds from the last manifest write's or purge's lock to its commit."""
+        ...
+
+
+@runtime_checkable
+class CensusInOneSnapshot(Protocol):
+    """A backend whose catalog census reads one snapshot of the catalog (the
+    catalog as it was when the census began), however long the pages take."""
+
+    def catalog_census_pages(self, limit: int) -> Iterator[list[CatalogCensusRow]]:
+        """`CatalogCensus.catalog_census_page` from the first key to the last,
+        every page read in one read-only snapshot: executions that appends
+        create meanwhile are not in it (nothing when no catalog is kept)."""
         ...
 
 

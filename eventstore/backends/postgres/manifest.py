@@ -71,6 +71,9 @@ _INDEX_COLUMNS: Final = (
 )
 
 
+_SNAPSHOT: Final = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+
+
 class ManifestQueries:
     """The manifest's statements for one schema (identifiers quoted)."""
 
@@ -306,6 +309,31 @@ class PostgresManifest:
         if not keys:
             return []
         return [RawRow(*r) for r in self._all(self._manifest_q.executions_rows, _columns(keys))]
+
+    def catalog_census_pages(self, limit: int) -> Iterator[list[CatalogCensusRow]]:
+        """The census's pages in one REPEATABLE READ, READ ONLY transaction on
+        one connection: the catalog as it was at the first page, so that
+        appenders creating executions meanwhile (keys after the cursor)
+        cannot keep the census going. Read-only, it draws no transaction id:
+        appends, the feed's horizon and a partition's DETACH CONCURRENTLY
+        (run after the census) do not wait for it."""
+        if not self.catalog_kept():
+            return
+        with self._connection() as con:
+            try:
+                # Inside a caller's open transaction (a pinned connection) its
+                # snapshot rules; else this transaction's first statement.
+                fresh = con.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+                with con.transaction():
+                    if fresh:
+                        con.execute(_SNAPSHOT)
+                    query = self._manifest_q.catalog_census
+                    after: ExecutionKey = ("", -1)
+                    while rows := con.execute(query, (*after, limit)).fetchall():
+                        yield [CatalogCensusRow(*r) for r in rows]
+                        after = (str(rows[-1][0]), int(rows[-1][1]))
+            except DRIVER_ERRORS as exc:
+                raise translate(exc, "the catalog census failed") from None
 
     def catalog_census_page(self, after: ExecutionKey, limit: int) -> list[CatalogCensusRow]:
         if not self.catalog_kept():
