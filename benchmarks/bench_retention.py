@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -291,21 +292,45 @@ def _append_while(url: str, threads: int, prefix: str, until: Any) -> tuple[floa
     return sum(counts) / seconds, seconds
 
 
-_RETENTION_SCRIPT = (
-    "import sys, datetime as dt; from pathlib import Path; import eventstore;"
-    " from eventstore.lifecycle.retention import RetentionPolicy, run_retention;"
-    " s = eventstore.open(sys.argv[1]);"
-    " cut = dt.date.fromisoformat(sys.argv[3]);"
-    " t = None if sys.argv[4] == 'auto' else float(sys.argv[4]);"
-    " p = RetentionPolicy(cut, Path(sys.argv[2]), throttle=t);"
-    " print(run_retention(s, p).purged_rows)"
-)
+_RETENTION_SCRIPT = """
+import json, resource, sys, time, datetime as dt
+from pathlib import Path
+import eventstore
+from eventstore.lifecycle.retention import RetentionPolicy, run_retention
+url, archive, cut, throttle = sys.argv[1:5]
+started = time.perf_counter()
+phases = {}
+current = [None, started]
+
+def progress(label, total):
+    # Each step of the run announces itself (census, archive DAY, purge DAY):
+    # the time until the next one is the step's, summed by kind.
+    now = time.perf_counter()
+    if current[0] is not None:
+        phases[current[0]] = phases.get(current[0], 0.0) + now - current[1]
+    current[0], current[1] = label.split()[0], now
+    return lambda n: None
+
+with eventstore.open(url) as store:
+    policy = RetentionPolicy(dt.date.fromisoformat(cut), Path(archive),
+                             throttle=None if throttle == "auto" else float(throttle))
+    report = run_retention(store, policy, progress=progress)
+now = time.perf_counter()
+if current[0] is not None:
+    phases[current[0]] = phases.get(current[0], 0.0) + now - current[1]
+usage = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"rows": report.purged_rows, "seconds": now - started,
+                  "cpu": usage.ru_utime + usage.ru_stime, "phases": phases,
+                  "dropped": len(report.dropped_partitions),
+                  "longest_purge_ms": report.longest_purge_ms}))
+"""
 
 
-def _pg_store(server: Any, total: int, partitioned: bool) -> str:
+def _pg_store(server: Any, total: int, partitioned: bool, timings: dict[str, float]) -> str:
     """A store of `total` events over DAYS days, filled with COPY (both
     layouts alike: on a partitioned table each row names its day's partition,
-    made first), then the execution catalog derived."""
+    made first), then the execution catalog derived; `timings` gets the
+    seconds of each ("copy", "catalog")."""
     import psycopg
 
     from eventstore.store.shard_key import derive_shard_key
@@ -321,13 +346,17 @@ def _pg_store(server: Any, total: int, partitioned: bool) -> str:
     if partitioned:
         columns += ", eventstore_shard"
     statement = f"COPY history ({columns}) FROM STDIN"
+    started = time.perf_counter()
     with psycopg.connect(url) as con, con.cursor() as cur, cur.copy(statement) as copy:
         for row in _rows(total):
-            day = min(int(row[0].split("-")[1]) // _per_day(total), DAYS - 1)
-            shard = derive_shard_key(FIRST_DAY_MS + day * 86_400_000)
+            offset = min(int(row[0].split("-")[1]) // _per_day(total), DAYS - 1)
+            shard = derive_shard_key(FIRST_DAY_MS + offset * 86_400_000)
             copy.write_row((*row, "2025-11-21 00:00:00", *((shard,) if partitioned else ())))
+    timings["copy"] = time.perf_counter() - started
+    started = time.perf_counter()
     with eventstore.open(url) as store:
         store.rebuild_catalog()
+    timings["catalog"] = time.perf_counter() - started
     return url
 
 
@@ -335,37 +364,48 @@ def _per_day(total: int) -> int:
     return max(1, total // PER_EXECUTION // DAYS)
 
 
+BEFORE_S = 10.0
+"""The appenders alone before retention; after it, alone for half as long as
+retention took, so that a change of the host's load during the run weighs
+on both sides alike."""
+
+
+def _retire(url: str, archive: str, throttle: float | None) -> tuple[float, float, dict[str, Any]]:
+    """Retention in another process with the appenders beside it: (their
+    events/s, seconds, what the retention process says of itself)."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", _RETENTION_SCRIPT, url, archive, CUT,
+         "auto" if throttle is None else str(throttle)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    during, seconds = _append_while(url, 4, "during", lambda: child.poll() is not None)
+    out, _ = child.communicate(timeout=60)
+    if child.returncode:
+        raise RuntimeError(f"retention failed (exit {child.returncode})")
+    return during, seconds, json.loads(out)
+
+
 def _retention_ratio(
     server: Any, directory: Path, total: int, throttle: float | None, partitioned: bool
 ) -> Result:
-    url = _pg_store(server, total, partitioned)
+    timings: dict[str, float] = {}
+    url = _pg_store(server, total, partitioned, timings)
     layout = "partitioned" if partitioned else "plain"
     archive = str(directory / f"pg-archive-{layout}-{throttle}-{time.monotonic_ns()}")
-    # Alone before and after retention (half as long each), so that a change
-    # of the host's load during the run weighs on both sides alike.
-    estimate = 20.0
-    deadline = time.monotonic() + estimate / 2
-    before, _ = _append_while(url, 4, "before", lambda: time.monotonic() >= deadline)
-    child = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            _RETENTION_SCRIPT,
-            url,
-            archive,
-            CUT,
-            "auto" if throttle is None else str(throttle),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
+    deadline = time.monotonic() + BEFORE_S
+    before, timings["before"] = _append_while(
+        url, 4, "before", lambda: time.monotonic() >= deadline
     )
-    # Appenders for as long as retention runs, then alone for as long.
-    during, seconds = _append_while(url, 4, "during", lambda: child.poll() is not None)
-    purged = int((child.communicate(timeout=600)[0] or "0").strip() or 0)
+    during, seconds, child = _retire(url, archive, throttle)
     deadline = time.monotonic() + seconds / 2
-    after, _ = _append_while(url, 4, "after", lambda: time.monotonic() >= deadline)
-    alone = (before * estimate / 2 + after * seconds / 2) / (estimate / 2 + seconds / 2)
+    after, timings["after"] = _append_while(url, 4, "after", lambda: time.monotonic() >= deadline)
+    alone = (before * timings["before"] + after * timings["after"]) / (
+        timings["before"] + timings["after"]
+    )
+    load = os.getloadavg()[0]
     label = " (default pacing)" if throttle is None else f" (--throttle {throttle:g})"
+    steps = ", ".join(f"{k} {v:.1f} s" for k, v in child["phases"].items())
     return Result(
         f"PostgreSQL appenders during retention, {layout} table" + label,
         total,
@@ -374,8 +414,12 @@ def _retention_ratio(
         alone,
         target=0.8,
         note=f"4 threads appending 6-event executions for the {seconds:.1f} s"
-        f" retention of {total:,} events took ({purged:,} rows retired); alone: 10 s before"
-        f" it ({before:,.0f} events/s) and half as long after it ({after:,.0f})",
+        f" retention of {total:,} events took ({child['rows']:,} rows retired,"
+        f" {child['dropped']} partitions dropped; retention's process {child['cpu']:.1f} s CPU;"
+        f" {steps}; longest purge {child['longest_purge_ms']:.1f} ms); alone:"
+        f" {timings['before']:.0f} s before it ({before:,.0f} events/s) and"
+        f" {timings['after']:.0f} s after it ({after:,.0f}); fill: COPY {timings['copy']:.1f} s,"
+        f" catalog {timings['catalog']:.1f} s; load average {load:.1f}",
     )
 
 

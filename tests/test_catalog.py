@@ -272,3 +272,30 @@ def test_postgres_appends_after_foreign_rows_recompute_side_by_side(
         assert not any(thread.is_alive() for thread in threads)
         assert list(store.catalog_mismatches()) == []
         assert {r.event_count for r in store.catalog_executions()} == {3}
+
+
+def test_catch_up_stops_at_the_feed_end_it_began_with(db: Path) -> None:
+    """Another program writing all along (here: a new execution after every
+    feed page the catch-up reads) does not keep it going: it takes in what
+    was there when it began, and the next catch-up takes in the rest."""
+    _foreign_insert(db, "foreign-0", 1, [_start("Foreign", CLOCK_MS), scheduled(2)])
+    with eventstore.open(str(db)) as store:
+        original = store.backend.feed
+        written = 0
+
+        def feed_while_writing(after: int, limit: int) -> list[object]:
+            nonlocal written
+            page = original(after, limit)
+            written += 1
+            assert written < 50, "the catch-up chased the writer"
+            _foreign_insert(db, f"foreign-{written}", 1, [_start("Foreign", CLOCK_MS)])
+            return page  # type: ignore[return-value]
+
+        store.backend.feed = feed_while_writing  # type: ignore[method-assign]
+        changed = store.catalog_catch_up()
+        store.backend.feed = original  # type: ignore[method-assign]
+        # foreign-0 was there when it began; it reads at most one page past.
+        assert store.catalog_record("foreign-0", 1) is not None
+        assert 1 <= changed <= 2 and written <= 3
+        assert store.catalog_catch_up() == written + 1 - changed
+        assert list(store.catalog_mismatches()) == []

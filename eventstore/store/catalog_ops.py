@@ -153,6 +153,23 @@ def _feed_page(store: HistoryStore, position: int) -> tuple[list[FeedRow], int]:
     return store.backend.feed(0, _PAGE * 5), 0
 
 
+def _stale(backend: ExecutionCatalog, rows: list[FeedRow]) -> list[tuple[str, int]]:
+    """The executions of a feed page whose catalog row ends before the page's
+    last event for them (or that have none)."""
+    newest: dict[tuple[str, int], int] = {}
+    for _, instance_id, execution_id, event_id, *_rest in rows:
+        if isinstance(instance_id, str) and type(execution_id) is int:
+            key = (instance_id, execution_id)
+            if event_id > newest.get(key, 0):
+                newest[key] = event_id
+    stale = []
+    for key, event_id in newest.items():
+        row = backend.catalog_row(*key)
+        if row is None or row[7] < event_id:
+            stale.append(key)
+    return stale
+
+
 def catch_up(store: HistoryStore) -> int:
     """Bring the catalog up to the global feed; how many executions changed.
 
@@ -161,27 +178,23 @@ def catch_up(store: HistoryStore) -> int:
     row ends before the feed's last event for it is recomputed from the
     history, under the write lock, and the position moves on, page by page.
     The store's own appends are current already and cost one comparison.
+
+    It stops at the feed's end as it was when it began: rows committed
+    meanwhile are the next catch-up's. Appenders keep the feed growing, and
+    a catch-up reading to the moving end chased them for as long as they
+    outran it (retention's catch-up did, beside four appending threads).
     """
     backend = _backend(store)
     if backend is None or not backend.catalog_kept() or store.readonly:
         return 0
     changed = 0
     position = backend.catalog_position()
+    end = backend.feed_end()
     while True:
         rows, position = _feed_page(store, position)
         if not rows:
             return changed
-        newest: dict[tuple[str, int], int] = {}
-        for _, instance_id, execution_id, event_id, *_rest in rows:
-            if isinstance(instance_id, str) and type(execution_id) is int:
-                key = (instance_id, execution_id)
-                if event_id > newest.get(key, 0):
-                    newest[key] = event_id
-        stale = []
-        for key, event_id in newest.items():
-            row = backend.catalog_row(*key)
-            if row is None or row[7] < event_id:
-                stale.append(key)
+        stale = _stale(backend, rows)
         position = rows[-1][0]
         with store.backend.writing() as writer:
             assert isinstance(writer, CatalogWriter)
@@ -189,6 +202,8 @@ def catch_up(store: HistoryStore) -> int:
                 refresh(store, writer, instance_id, execution_id)
             writer.set_catalog_position(position)
         changed += len(stale)
+        if position > end:
+            return changed
 
 
 def rebuild(store: HistoryStore) -> int:
