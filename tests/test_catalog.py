@@ -21,6 +21,7 @@ import eventstore
 from eventstore import events as ev
 from eventstore.cli import main
 from eventstore.codec import encode
+from eventstore.store.row_types import FeedRow
 from eventstore.store.verify import verify
 from eventstore.testing._model import CLOCK_MS, scheduled, started
 
@@ -283,13 +284,13 @@ def test_catch_up_stops_at_the_feed_end_it_began_with(db: Path) -> None:
         original = store.backend.feed
         written = 0
 
-        def feed_while_writing(after: int, limit: int) -> list[object]:
+        def feed_while_writing(after: int, limit: int) -> list[FeedRow]:
             nonlocal written
             page = original(after, limit)
             written += 1
             assert written < 50, "the catch-up chased the writer"
             _foreign_insert(db, f"foreign-{written}", 1, [_start("Foreign", CLOCK_MS)])
-            return page  # type: ignore[return-value]
+            return page
 
         store.backend.feed = feed_while_writing  # type: ignore[method-assign]
         changed = store.catalog_catch_up()
