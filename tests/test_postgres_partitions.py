@@ -24,7 +24,14 @@ import eventstore
 from eventstore import events as ev
 from eventstore.errors import TargetError
 from eventstore.evolution.migrate import backfill_timestamps, migrate
-from eventstore.lifecycle.retention import RetentionPolicy, run_retention
+from eventstore.lifecycle.retention import (
+    AUTO_THROTTLE,
+    PACE_SLICE_S,
+    RetentionPolicy,
+    WriteBudget,
+    run_retention,
+)
+from eventstore.lifecycle import retention
 from eventstore.lifecycle.shards import rebase_shards
 from eventstore.store import HistoryStore
 from eventstore.testing.lifecycle_conformance import DAY_MS, FIRST_DAY_MS, fill_days, newer
@@ -413,3 +420,40 @@ def test_the_census_is_the_catalog_as_it_was_when_it_began(target: str) -> None:
         again = store.lifecycle.catalog_census(page=2)
         assert again is not None
         assert len(list(again)) == len(before) + 5
+
+
+class _Clock:
+    """A clock for the retention module alone: each reading one millisecond
+    later, every sleep recorded (and not slept)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def perf_counter(self) -> float:
+        self.now += 0.001
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+
+
+def test_default_pacing_pauses_in_slices(
+    target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL retention paces itself by default: it pauses as long as
+    it worked, once its steps add up to a slice, never after every census
+    row; what it paused is in the report."""
+    clock = _Clock()
+    monkeypatch.setattr(retention, "time", clock)
+    with eventstore.open(target) as store:
+        fill_days(store, 3, 20)
+        newer(store, day=5)
+        report = run_retention(store, RetentionPolicy(dt.date(2025, 11, 24), tmp_path / "a"))
+    assert report.purged_rows == 3 * 19 * 4
+    budget = [s for s in clock.sleeps if s == WriteBudget.min_pause_s]
+    paced = [s for s in clock.sleeps if s != WriteBudget.min_pause_s]
+    assert paced and all(s >= PACE_SLICE_S * AUTO_THROTTLE for s in paced)
+    assert report.paused_seconds == pytest.approx(sum(paced))
+    assert len(paced) < 3 * 20  # not one pause per census row
+    assert budget or report.dropped_partitions  # purges pause after each, or days dropped

@@ -74,6 +74,12 @@ AUTO_THROTTLE: Final = 1.0
 """The default pacing where appenders run beside retention (PostgreSQL):
 sleep as long as each step took, busy at most half the time (measured in
 proposals/lifecycle.md)."""
+PACE_SLICE_S: Final = HOLD_BUDGET_MS / 1000
+"""Paced retention works for at least this long (steps added up: a census
+row, an archive member, a purge batch) before each pause, so that it pauses
+in slices of about the write budget rather than after every census row
+(tens of thousands of sleeps of microseconds, each a wake-up that costs the
+appenders' cores more than it leaves them)."""
 
 Progress = Callable[[str, int | None], Callable[[int], object]]
 """progress(label, total) -> advance(n): how a caller shows progress."""
@@ -183,7 +189,8 @@ class _Retention:
         self.indexes = WriteBudget(self.lifecycle, INDEX_BATCH)
 
     def _paced(self, advance: Callable[[int], object]) -> Callable[[int], object]:
-        """`advance`, sleeping `throttle` times as long as each step took."""
+        """`advance`, sleeping `throttle` times as long as the steps took
+        since the last pause, once they add up to `PACE_SLICE_S`."""
         factor = self.throttle
         if not factor:
             return advance
@@ -192,8 +199,11 @@ class _Retention:
         def paced(n: int) -> None:
             nonlocal mark
             advance(n)
-            time.sleep((time.perf_counter() - mark) * factor)
-            mark = time.perf_counter()
+            busy = time.perf_counter() - mark
+            if busy >= PACE_SLICE_S:
+                self.report.paused_seconds += busy * factor
+                time.sleep(busy * factor)
+                mark = time.perf_counter()
 
         return paced
 

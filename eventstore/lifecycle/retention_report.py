@@ -41,6 +41,9 @@ class RetentionReport:
     """The longest of retention's write transactions (purges, index batches)."""
     dropped_partitions: list[str] = field(default_factory=list)
     """Shards whose partition this run dropped (a partitioned PostgreSQL table)."""
+    paused_seconds: float = 0.0
+    """How long the run paused for appenders (`--throttle`, the default on
+    PostgreSQL); 0 at full speed."""
 
     @property
     def rows(self) -> int:
@@ -64,6 +67,7 @@ class RetentionReport:
             "longest_purge_ms": round(self.longest_purge_ms, 3),
             "longest_write_ms": round(self.longest_write_ms, 3),
             "dropped_partitions": self.dropped_partitions,
+            "paused_seconds": round(self.paused_seconds, 3),
             "shards": [
                 {
                     "shard": s.shard,
