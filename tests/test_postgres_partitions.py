@@ -24,6 +24,7 @@ import eventstore
 from eventstore import events as ev
 from eventstore.errors import TargetError
 from eventstore.evolution.migrate import backfill_timestamps, migrate
+from eventstore.lifecycle import retention
 from eventstore.lifecycle.retention import (
     AUTO_THROTTLE,
     PACE_SLICE_S,
@@ -31,7 +32,6 @@ from eventstore.lifecycle.retention import (
     WriteBudget,
     run_retention,
 )
-from eventstore.lifecycle import retention
 from eventstore.lifecycle.shards import rebase_shards
 from eventstore.store import HistoryStore
 from eventstore.testing.lifecycle_conformance import DAY_MS, FIRST_DAY_MS, fill_days, newer
