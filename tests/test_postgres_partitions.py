@@ -423,15 +423,16 @@ def test_the_census_is_the_catalog_as_it_was_when_it_began(target: str) -> None:
 
 
 class _Clock:
-    """A clock for the retention module alone: each reading one millisecond
+    """A clock for the retention module alone: each reading `step` seconds
     later, every sleep recorded (and not slept)."""
 
-    def __init__(self) -> None:
+    def __init__(self, step: float = 0.001) -> None:
+        self.step = step
         self.now = 0.0
         self.sleeps: list[float] = []
 
     def perf_counter(self) -> float:
-        self.now += 0.001
+        self.now += self.step
         return self.now
 
     def sleep(self, seconds: float) -> None:
@@ -456,4 +457,23 @@ def test_default_pacing_pauses_in_slices(
     assert paced and all(s >= PACE_SLICE_S * AUTO_THROTTLE for s in paced)
     assert report.paused_seconds == pytest.approx(sum(paced))
     assert len(paced) < 3 * 20  # not one pause per census row
-    assert budget or report.dropped_partitions  # purges pause after each, or days dropped
+    assert not budget  # no pause after each write transaction: nothing waits for them
+
+
+def test_write_batches_keep_their_size_where_nothing_waits_for_them(
+    target: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Retention's transactions take none of the appenders' locks on
+    PostgreSQL: one that took longer than the SQLite hold budget keeps its
+    batch size (smaller batches would only add commits) and is not followed
+    by a pause."""
+    clock = _Clock(step=0.02)  # every transaction takes 20 ms
+    monkeypatch.setattr(retention, "time", clock)
+    with eventstore.open(target) as store:
+        budget = WriteBudget(store.lifecycle, 200)
+        for _ in range(3):
+            with budget.held():
+                pass
+    assert budget.size == 200
+    assert budget.longest_ms > retention.HOLD_BUDGET_MS
+    assert clock.sleeps == []
