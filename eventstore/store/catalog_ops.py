@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Final, NamedTuple
 
 from ..errors import PositionsRenumberedError, StoreError
 from .catalog import ExecutionRecord, as_row, from_row, record_from_summary, refresh
-from .protocol import CatalogQuery, CatalogWriter, ExecutionCatalog, FeedRow
+from .protocol import (
+    CatalogQuery,
+    CatalogWriter,
+    ExecutionCatalog,
+    FeedRow,
+    LooksUpCatalogEnds,
+)
 
 if TYPE_CHECKING:
     from .history import HistoryStore
@@ -162,6 +168,9 @@ def _stale(backend: ExecutionCatalog, rows: list[FeedRow]) -> list[tuple[str, in
             key = (instance_id, execution_id)
             if event_id > newest.get(key, 0):
                 newest[key] = event_id
+    if isinstance(backend, LooksUpCatalogEnds):
+        ends = backend.catalog_last_ids(list(newest))
+        return [key for key, event_id in newest.items() if ends.get(key, 0) < event_id]
     stale = []
     for key, event_id in newest.items():
         row = backend.catalog_row(*key)

@@ -93,6 +93,11 @@ class CatalogQueries:
         self.row = text(
             "SELECT " + _COLUMNS + " FROM {executions} WHERE instance_id = %s AND execution_id = %s"
         )
+        self.last_ids = text(
+            "SELECT instance_id, execution_id, last_event_id FROM {executions}"
+            " WHERE (instance_id, execution_id) IN"
+            " (SELECT * FROM unnest(%s::text[], %s::bigint[]))"
+        )
         self.page = text(
             "SELECT " + _COLUMNS + " FROM {executions} WHERE (instance_id, execution_id) > (%s, %s)"
             " ORDER BY instance_id, execution_id LIMIT %s"
@@ -231,6 +236,14 @@ class CatalogReads:
     def catalog_row(self, instance_id: str, execution_id: int) -> CatalogRow | None:
         rows = self._all(self._q.catalog.row, (instance_id, execution_id))
         return tuple(rows[0]) if rows else None
+
+    def catalog_last_ids(self, keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        if not keys:
+            return {}
+        args = ([k[0] for k in keys], [k[1] for k in keys])
+        return {
+            (str(r[0]), int(r[1])): int(r[2]) for r in self._all(self._q.catalog.last_ids, args)
+        }
 
     def catalog_page(self, after: tuple[str, int], limit: int) -> list[CatalogRow]:
         return [tuple(r) for r in self._all(self._q.catalog.page, (*after, limit))]
