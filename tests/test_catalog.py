@@ -300,3 +300,36 @@ def test_catch_up_stops_at_the_feed_end_it_began_with(db: Path) -> None:
         assert 1 <= changed <= 2 and written <= 3
         assert store.catalog_catch_up() == written + 1 - changed
         assert list(store.catalog_mismatches()) == []
+
+
+@pytest.mark.postgres
+def test_postgres_catch_up_finds_behind_and_missing_executions(
+    postgres_target_factory: Callable[[], str],
+) -> None:
+    """One lookup per feed page (catalog_last_ids) tells the executions whose
+    row is behind or missing from those the store's appends keep current."""
+    import psycopg
+
+    target = postgres_target_factory()
+    odd = "pg 'quoted' \\ é"
+    with eventstore.open(target) as store:
+        for name in ("pg-current", "pg-behind", odd):
+            store.append(name, 1, [_start("Pg", CLOCK_MS)])
+    with psycopg.connect(target, autocommit=True) as con:
+        for name, execution, event in (
+            ("pg-behind", 1, scheduled(2)),
+            (odd, 1, scheduled(2)),
+            ("pg-missing", 1, _start("Pg", CLOCK_MS)),
+        ):
+            event = msgspec.structs.replace(event, instance_id=name, execution_id=execution)
+            con.execute(
+                "INSERT INTO history (instance_id, execution_id, event_id, event_type,"
+                " event_data, created_at) VALUES (%s, %s, %s, %s, %s, now())",
+                (name, execution, event.event_id, event.event_type, encode(event).decode()),
+            )
+    with eventstore.open(target) as store:
+        assert store.catalog_catch_up() == 3
+        assert store.catalog_catch_up() == 0
+        assert list(store.catalog_mismatches()) == []
+        assert store.catalog_record("pg-missing", 1) is not None
+        assert store.catalog_record(odd, 1).event_count == 2  # type: ignore[union-attr]
