@@ -25,6 +25,7 @@ from eventstore import events as ev
 from eventstore.errors import TargetError
 from eventstore.evolution.migrate import backfill_timestamps, migrate
 from eventstore.lifecycle import retention
+from eventstore.lifecycle.census import shard_census
 from eventstore.lifecycle.retention import (
     AUTO_THROTTLE,
     PACE_SLICE_S,
@@ -477,3 +478,19 @@ def test_write_batches_keep_their_size_where_nothing_waits_for_them(
     assert budget.size == 200
     assert budget.longest_ms > retention.HOLD_BUDGET_MS
     assert clock.sleeps == []
+
+
+def test_the_census_finds_rows_still_in_root_of_an_execution_with_a_day(target: str) -> None:
+    """After backfill-timestamps the catalog names each execution's day while
+    its rows are still in root until a rebase: the census (whose reads name
+    the catalog's shard and root) still finds every one."""
+    with eventstore.open(target) as store:
+        store.import_rows(
+            [json.loads(line) for line in V0B_JSONL.read_text().splitlines() if line.strip()]
+        )
+        migrate(store)
+        backfill_timestamps(store)
+        assert all(t == {"history_root"} for t in shard_of_rows(target).values())
+        found = {(i.instance_id, i.execution_id): i.shard for i in shard_census(store)}
+        assert set(found) == set(shard_of_rows(target))
+        assert "root" not in found.values()

@@ -114,7 +114,7 @@ class PostgresBackend(
         # created never gets a table of ours.
         self.can_keep_catalog = positioned
         self._q = Queries(self.schema, positioned, ordered, partitioned)
-        self._manifest_q = ManifestQueries(self.schema, positioned)
+        self._manifest_q = ManifestQueries(self.schema, positioned, partitioned)
         self._pruned = PrunedQueries(self.schema) if partitioned else None
         try:
             self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
