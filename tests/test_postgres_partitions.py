@@ -480,7 +480,9 @@ def test_write_batches_keep_their_size_where_nothing_waits_for_them(
     assert clock.sleeps == []
 
 
-def test_the_census_finds_rows_still_in_root_of_an_execution_with_a_day(target: str) -> None:
+def test_the_census_finds_rows_still_in_root_of_an_execution_with_a_day(
+    target: str, tmp_path: Path
+) -> None:
     """After backfill-timestamps the catalog names each execution's day while
     its rows are still in root until a rebase: the census (whose reads name
     the catalog's shard and root) still finds every one."""
@@ -494,3 +496,8 @@ def test_the_census_finds_rows_still_in_root_of_an_execution_with_a_day(target: 
         found = {(i.instance_id, i.execution_id): i.shard for i in shard_census(store)}
         assert set(found) == set(shard_of_rows(target))
         assert "root" not in found.values()
+        # Retention reads them for the archive the same way (their day, and root).
+        rows = store.count()
+        report = run_retention(store, RetentionPolicy(dt.date(2100, 1, 1), tmp_path / "a"))
+        assert report.rows > 0 and report.purged_rows == report.rows
+        assert store.count() == rows - report.rows

@@ -301,7 +301,7 @@ class _Retention:
         index: list[ArchivedExecution] = []
         executions = written = 0
         for chunk in _chunks(keys, MEMBER_EXECUTIONS):
-            stored = self.lifecycle.executions_rows([(k[0], k[1]) for k in chunk])
+            stored = self.lifecycle.executions_rows([(k[0], k[1]) for k in chunk], record.shard)
             if not stored:
                 continue
             offset = writer.add(stored)

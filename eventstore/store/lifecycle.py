@@ -104,9 +104,12 @@ class StoreLifecycle:
         """The instance's latest archived execution (None: none archived)."""
         return max(self._backend.archived_executions_of(instance_id), default=None)
 
-    def executions_rows(self, keys: Sequence[ExecutionKey]) -> list[RawRow]:
-        """Every stored row of these executions, by key."""
-        return self._backend.executions_rows(keys)
+    def executions_rows(
+        self, keys: Sequence[ExecutionKey], shard: str | None = None
+    ) -> list[RawRow]:
+        """Every stored row of these executions, by key (`shard`: the
+        catalog's shard of all of them, where the caller knows it)."""
+        return self._backend.executions_rows(keys, shard)
 
     def purge_executions(self, keys: Sequence[PurgeKey]) -> int:
         """Delete these executions whole, in one short transaction, each only

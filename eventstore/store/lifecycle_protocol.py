@@ -108,8 +108,12 @@ class ShardManifestBackend(Protocol):
         """An archive's executions after a key, in key order (a page)."""
         ...
 
-    def executions_rows(self, keys: Sequence[ExecutionKey]) -> list[RawRow]:
-        """Every row of these executions, by key (a retention batch, read whole)."""
+    def executions_rows(
+        self, keys: Sequence[ExecutionKey], shard: str | None = None
+    ) -> list[RawRow]:
+        """Every row of these executions, by key (a retention batch, read
+        whole); `shard`: the catalog's shard of every one of them, which a
+        table partitioned by shard reads with root alone."""
         ...
 
     def archived_instances(self) -> list[str]:

@@ -91,7 +91,7 @@ class ManifestQueries:
         self.shards_table = f'"{schema}".eventstore_shards'
         self.ddl = [self._text(ddl) for ddl in _DDL]
         self._compose_manifest()
-        self._compose_rows(positioned)
+        self._compose_rows(positioned, partitioned)
         self._compose_catalog_census(partitioned)
 
     def _compose_catalog_census(self, partitioned: bool) -> None:
@@ -175,17 +175,24 @@ class ManifestQueries:
             " LIMIT %s"
         )
 
-    def _compose_rows(self, positioned: bool) -> None:
+    def _compose_rows(self, positioned: bool, partitioned: bool) -> None:
         t = self._text
         created = CREATED_AT.replace("{", "{{").replace("}", "}}")
-        self.executions_rows = t(
+        rows = (
             "SELECT "
             + ("eventstore_position" if positioned else "0")
             + ", instance_id, execution_id, event_id, event_type, event_data, "
             + created
             + " FROM {history} WHERE (instance_id, execution_id) IN"
             " (SELECT * FROM unnest(%s::text[], %s::bigint[]))"
-            " ORDER BY instance_id, execution_id, event_id"
+        )
+        order = " ORDER BY instance_id, execution_id, event_id"
+        self.executions_rows = t(rows + order)
+        # Executions of one catalog shard on a table partitioned by shard:
+        # their rows are in that day's partition or root (partitions.py), so
+        # the read plans two partitions, not every day's (retention's archive).
+        self.shard_rows = (
+            t(rows + " AND eventstore_shard IN (%s, 'root')" + order) if partitioned else None
         )
         # An execution goes only while it holds exactly the rows its archive
         # holds: a row that arrived after archiving keeps the whole execution.
@@ -314,10 +321,16 @@ class PostgresManifest:
         rows = self._manifest_rows(self._manifest_q.archived_in, (archive_id, *after, limit))
         return [ArchivedExecution(*r) for r in rows]
 
-    def executions_rows(self, keys: Sequence[ExecutionKey]) -> list[RawRow]:
+    def executions_rows(
+        self, keys: Sequence[ExecutionKey], shard: str | None = None
+    ) -> list[RawRow]:
         if not keys:
             return []
-        return [RawRow(*r) for r in self._all(self._manifest_q.executions_rows, _columns(keys))]
+        q = self._manifest_q
+        if shard is not None and q.shard_rows is not None:
+            args: tuple[object, ...] = (*_columns(keys), shard)
+            return [RawRow(*r) for r in self._all(q.shard_rows, args)]
+        return [RawRow(*r) for r in self._all(q.executions_rows, _columns(keys))]
 
     def catalog_census_pages(self, limit: int) -> Iterator[list[CatalogCensusRow]]:
         """The census's pages in one REPEATABLE READ, READ ONLY transaction on

@@ -273,7 +273,9 @@ class SQLiteManifest:
         )
         return [ArchivedExecution(*r) for r in rows]
 
-    def executions_rows(self, keys: Sequence[ExecutionKey]) -> list[RawRow]:
+    def executions_rows(
+        self, keys: Sequence[ExecutionKey], shard: str | None = None
+    ) -> list[RawRow]:
         found: list[RawRow] = []
         for key in keys:
             found += map(RawRow._make, self._all(_EXECUTION_ROWS, key))
