@@ -15,13 +15,8 @@ from typing import TYPE_CHECKING, Final, NamedTuple
 
 from ..errors import PositionsRenumberedError, StoreError
 from .catalog import ExecutionRecord, as_row, from_row, record_from_summary, refresh
-from .protocol import (
-    CatalogQuery,
-    CatalogWriter,
-    ExecutionCatalog,
-    FeedRow,
-    LooksUpCatalogEnds,
-)
+from .lifecycle_protocol import LooksUpCatalogEnds
+from .protocol import CatalogQuery, CatalogWriter, ExecutionCatalog, FeedRow
 
 if TYPE_CHECKING:
     from .history import HistoryStore

@@ -34,6 +34,7 @@ __all__ = [
     "ArchivedExecution",
     "CatalogCensus",
     "CensusInOneSnapshot",
+    "LooksUpCatalogEnds",
     "CatalogCensusRow",
     "ExecutionKey",
     "ManifestWriter",
@@ -192,6 +193,16 @@ class TimesItsWrites(Protocol):
 
     def last_write_seconds(self) -> float:
         """Seconds from the last manifest write's or purge's lock to its commit."""
+        ...
+
+
+@runtime_checkable
+class LooksUpCatalogEnds(Protocol):
+    """A catalog that says where many executions' rows end in one query
+    (PostgreSQL: one round trip for a feed page instead of one each)."""
+
+    def catalog_last_ids(self, keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """The catalog's `last_event_id` of each of these executions it lists."""
         ...
 
 

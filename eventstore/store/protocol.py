@@ -78,7 +78,6 @@ __all__ = [
     "CatalogRow",
     "CatalogWriter",
     "ExecutionCatalog",
-    "LooksUpCatalogEnds",
     "ExecutionRow",
     "ExecutionSummary",
     "FeedRow",
@@ -457,16 +456,6 @@ class CatalogWriter(Protocol):
 
     def execution_summary(self, instance_id: str, execution_id: int) -> ExecutionSummary | None:
         """The execution as the history holds it, read in this transaction."""
-        ...
-
-
-@runtime_checkable
-class LooksUpCatalogEnds(Protocol):
-    """A catalog that says where many executions' rows end in one query
-    (PostgreSQL: one round trip for a feed page instead of one each)."""
-
-    def catalog_last_ids(self, keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], int]:
-        """The catalog's `last_event_id` of each of these executions it lists."""
         ...
 
 

@@ -51,6 +51,12 @@ _SUMMARY_OF: Final = (
 )
 
 
+_LAST_IDS: Final = (
+    "SELECT instance_id, execution_id, last_event_id FROM {executions}"
+    " WHERE (instance_id, execution_id) IN (SELECT * FROM unnest(%s::text[], %s::bigint[]))"
+)
+
+
 class CatalogQueries:
     """The catalog's statements for one schema (identifiers quoted)."""
 
@@ -93,11 +99,7 @@ class CatalogQueries:
         self.row = text(
             "SELECT " + _COLUMNS + " FROM {executions} WHERE instance_id = %s AND execution_id = %s"
         )
-        self.last_ids = text(
-            "SELECT instance_id, execution_id, last_event_id FROM {executions}"
-            " WHERE (instance_id, execution_id) IN"
-            " (SELECT * FROM unnest(%s::text[], %s::bigint[]))"
-        )
+        self.last_ids = text(_LAST_IDS)
         self.page = text(
             "SELECT " + _COLUMNS + " FROM {executions} WHERE (instance_id, execution_id) > (%s, %s)"
             " ORDER BY instance_id, execution_id LIMIT %s"
