@@ -113,6 +113,7 @@ from .append_function import (
     ensure_function,
     function_of,
 )
+from .flight_wire import FlightWire
 from .locks import execution_key
 from .partitions import ROOT, ShardPartitions
 from .target import mask
@@ -140,7 +141,7 @@ class OneFlight:
     text: tests/reliability/test_parameterised_sql.py), and the
     notification that follows its commit."""
 
-    __slots__ = ("_partitioned", "_schema", "_table_key", "call", "notify")
+    __slots__ = ("_partitioned", "_schema", "_table_key", "call", "notify", "wire")
 
     def __init__(self, schema: str, table_key: int, channel: str, partitioned: bool) -> None:
         types = arguments_of(partitioned).split(",")
@@ -148,6 +149,8 @@ class OneFlight:
         function = function_of(schema, partitioned).as_bytes(None)
         self.call = b"SELECT " + function + f"({arguments})".encode()
         self.notify = b"NOTIFY " + channel.encode()
+        self.wire = FlightWire(self.call, self.notify)
+        """How the call and the notification travel (flight_wire.py)."""
         self._schema = schema
         self._table_key = table_key
         self._partitioned = partitioned
@@ -229,20 +232,19 @@ class OneFlightAppends:
             return False
         shard = self._new_partition(append)
         con = self._checkout()
-        row = None
+        written = None
         try:
             with (
                 _rolled_back_on_error(con),
                 declined_if_partition_gone(self.partitions, append, shard),
             ):
-                # The call alone is the transaction (autocommit: it commits
-                # when it returns, its keys released); the notification
-                # follows the commit, as on the plain route.
-                row = con.execute(self._flight.call, values).fetchone()
-                con.execute(self._flight.notify)
+                # The call alone is its transaction (committed at the flight's
+                # first Sync, its keys released); the notification follows in
+                # the same flight as a transaction of its own (flight_wire.py).
+                written = self._flight.wire.send(con, values)
         finally:
-            self._pool.putconn(con)  # a broken connection is discarded by the pool
-        return bool(row is not None and row[0])
+            self._pool.putconn(con)  # a broken or closed connection is discarded by the pool
+        return bool(written)
 
     def _new_partition(self, append: OneFlightAppend) -> str | None:
         """The new execution's shard, its partition made (or known) before
@@ -289,6 +291,7 @@ def _rolled_back_on_error(con: psycopg.Connection[Any]) -> Iterator[None]:
     try:
         yield
     except DRIVER_ERRORS as exc:
-        with contextlib.suppress(psycopg.Error):
-            con.execute(b"ROLLBACK")
+        if not con.closed and con.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            with contextlib.suppress(psycopg.Error):
+                con.execute(b"ROLLBACK")
         raise translate(exc, "write failed") from None

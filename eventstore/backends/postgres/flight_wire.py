@@ -1,0 +1,197 @@
+"""How the one-call append travels: the call and the notification in one flight.
+
+`one_flight.py` says what the call does; this module sends it. One append
+is one network flight, in libpq's pipeline mode, through psycopg's libpq
+wrapper (`psycopg.pq`, the connection's `pgconn`):
+
+    Bind/Execute  the call (a statement prepared once per connection)
+    Sync          -> the call's implicit transaction commits here, and
+                     the server waits for its WAL flush before going on
+    Parse/Bind/Execute  NOTIFY <channel>
+    Sync          -> the notification's own transaction commits
+
+The client writes all of it at once and then reads the answers: one round
+trip where the call and then the NOTIFY as two statements took two.
+
+Why the notification is a transaction of its own, after the call's
+-----------------------------------------------------------------
+
+A Sync ends the extended protocol's implicit transaction (the connection is
+in autocommit), so the NOTIFY after the first Sync cannot be part of the
+call's transaction. It must not be: a NOTIFY inside the data transaction
+takes PostgreSQL's cluster-wide notification lock in PreCommit_Notify and
+holds it through the commit's WAL flush, which serialises every committer
+(`Queries._compose_locks`). The server runs the messages in order, so the
+notification commits after the call's commit returned: a waiter woken by it
+reads a feed that holds the append.
+
+Its transaction does not wait for a WAL flush, and needs no
+`synchronous_commit = off` for that: PreCommit_Notify gives it a transaction
+id, so it writes a commit record, but it wrote no WAL before that record, and
+RecordTransactionCommit flushes (and waits for a synchronous standby) only
+for a transaction that did (`wrote_xlog`). Measured on a server with fsync
+on: 2,000 NOTIFY transactions wrote 2,000 commit records with 3 WAL syncs
+(the WAL writer's), and took as long as 2,000 `SELECT 1`, while one INSERT
+took a flush (about ten times as long).
+
+When the call fails
+-------------------
+
+An error (a lock timeout, a value the server refuses) aborts the call's
+implicit transaction; the Sync after it rolls it back, so nothing of the
+append is written and the connection is idle again, usable. The NOTIFY after
+that Sync still runs: a waiter wakes, finds nothing new, and waits on. The
+server's error is raised as psycopg's exception of its SQLSTATE and
+translated by the caller (`translate.py`), as on every other route. If the
+exchange itself fails (the connection breaks, or the thread is interrupted
+halfway), the connection is closed, and the pool discards it when it comes
+back.
+
+A notification that never comes
+-------------------------------
+
+A notification can still be lost: the server ends the session between the
+call's commit and the NOTIFY (the client vanished; the server was stopped),
+or the listening connection broke and was made again meanwhile. Nothing
+waits on it alone: `PostgresBackend._wait` checks the feed again on a
+timer, every half second, notified or not.
+
+Why not psycopg's `Connection.pipeline()`
+------------------------------------------
+
+`Pipeline.sync()` fetches the results sent before it: the NOTIFY would leave
+only after the call's commit came back, two round trips again. Sending
+BEGIN, the call, COMMIT and NOTIFY in one Sync-delimited pipeline does go in
+one flight, but psycopg's pipeline machinery cost more client CPU per append
+than the two plain statements did (about 165-210 us against 115-160 us of
+process time per append in a loop on this machine), where the exchange here
+costs less than either (50-75 us). `benchmarks/postgres_callgrind.py` counts
+the whole append's client instructions.
+"""
+
+from __future__ import annotations
+
+import re
+import select
+import weakref
+from typing import Any, Final
+
+import psycopg
+from psycopg import pq
+
+__all__ = ["FlightWire"]
+
+_PREPARED: Final = b"eventstore_append_call"
+"""The call's prepared statement, per connection (psycopg's own are `_pg3_*`)."""
+
+_SYNC: Final = pq.ExecStatus.PIPELINE_SYNC
+
+
+def _numbered(call: bytes) -> bytes:
+    """psycopg's `%s` placeholders as libpq's `$1, $2, ...`."""
+    numbers = iter(range(1, 1000))
+    return re.sub(rb"%s", lambda _: b"$%d" % next(numbers), call)
+
+
+def _text(value: object, encoding: str) -> bytes | None:
+    """A value in PostgreSQL's text format (the call casts every parameter)."""
+    if value is None:
+        return None
+    if value is True or value is False:
+        return b"t" if value else b"f"
+    if type(value) is int:
+        return b"%d" % value
+    return str(value).encode(encoding)
+
+
+class FlightWire:
+    """The call and the notification of one append, sent in one flight."""
+
+    __slots__ = ("_call", "_encodings", "_notify")
+
+    def __init__(self, call: bytes, notify: bytes) -> None:
+        self._call = _numbered(call)
+        self._notify = notify
+        self._encodings: weakref.WeakKeyDictionary[psycopg.Connection[Any], str] = (
+            weakref.WeakKeyDictionary()
+        )
+        """Connections on which the call is prepared, with their encoding."""
+
+    def parameters(self, con: psycopg.Connection[Any], values: tuple[object, ...]) -> list[Any]:
+        """The call's values as text, or an empty list when one cannot go as
+        text (a NUL, which libpq's text parameters would cut short: the plain
+        route binds it and psycopg refuses it with its error)."""
+        encoding = self._encodings.get(con) or con.info.encoding
+        params = [_text(value, encoding) for value in values]
+        if any(b"\x00" in p for p in params if p is not None):
+            return []
+        return params
+
+    def send(self, con: psycopg.Connection[Any], params: list[Any]) -> int:
+        """Send the call and the notification; the call's answer (rows written)."""
+        pg = con.pgconn
+        prepared = con in self._encodings
+        pg.enter_pipeline_mode()
+        try:
+            if not prepared:
+                pg.send_prepare(_PREPARED, self._call)
+            pg.send_query_prepared(_PREPARED, params)
+            pg.pipeline_sync()
+            pg.send_query_params(self._notify, None)
+            pg.pipeline_sync()
+            results = _exchange(pg, syncs=2)
+            pg.exit_pipeline_mode()
+        except BaseException:
+            con.close()  # halfway through the exchange: the pool discards it
+            raise
+        if not prepared:
+            if results[0].status == pq.ExecStatus.COMMAND_OK:
+                self._encodings[con] = con.info.encoding
+            results = results[1:]
+        failed = next(
+            (
+                r
+                for r in results
+                if r.status != pq.ExecStatus.COMMAND_OK and r.status != pq.ExecStatus.TUPLES_OK
+            ),
+            None,
+        )
+        if failed is not None:
+            raise _error(failed, con.info.encoding)
+        value = results[0].get_value(0, 0)
+        return int(value) if value is not None else 0
+
+
+def _exchange(pg: Any, syncs: int) -> list[Any]:
+    """Write what is queued, then read every result up to the `syncs`-th
+    pipeline sync (the results in order, the syncs left out). The socket is
+    nonblocking (psycopg's); the waits release the GIL."""
+    poller = select.poll()
+    poller.register(pg.socket, select.POLLIN | select.POLLOUT)
+    while pg.flush():
+        poller.poll()
+        pg.consume_input()  # read while writing: the server may answer meanwhile
+    poller.modify(pg.socket, select.POLLIN)
+    results = []
+    while syncs:
+        while pg.is_busy():
+            poller.poll()
+            pg.consume_input()
+        result = pg.get_result()
+        if result is None:
+            continue
+        if result.status == _SYNC:
+            syncs -= 1
+        else:
+            results.append(result)
+    return results
+
+
+def _error(result: Any, encoding: str) -> psycopg.Error:
+    """psycopg's exception for the server's error, by its SQLSTATE."""
+    state = (result.error_field(pq.DiagnosticField.SQLSTATE) or b"").decode()
+    try:
+        kind = psycopg.errors.lookup(state)
+    except KeyError:
+        kind = psycopg.DatabaseError
+    return kind(result.get_error_message(encoding), info=result, encoding=encoding)
