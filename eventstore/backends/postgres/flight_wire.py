@@ -84,7 +84,9 @@ __all__ = ["FlightWire"]
 _PREPARED: Final = b"eventstore_append_call"
 """The call's prepared statement, per connection (psycopg's own are `_pg3_*`)."""
 
-_SYNC: Final = pq.ExecStatus.PIPELINE_SYNC
+_SYNC: Final = int(pq.ExecStatus.PIPELINE_SYNC)
+_DONE: Final = int(pq.ExecStatus.COMMAND_OK)
+_ROWS: Final = int(pq.ExecStatus.TUPLES_OK)
 
 
 def _numbered(call: bytes) -> bytes:
@@ -93,15 +95,28 @@ def _numbered(call: bytes) -> bytes:
     return re.sub(rb"%s", lambda _: b"$%d" % next(numbers), call)
 
 
-def _text(value: object, encoding: str) -> bytes | None:
-    """A value in PostgreSQL's text format (the call casts every parameter)."""
-    if value is None:
-        return None
-    if value is True or value is False:
-        return b"t" if value else b"f"
-    if type(value) is int:
-        return b"%d" % value
-    return str(value).encode(encoding)
+def _texts(values: tuple[object, ...], encoding: str) -> list[bytes | None] | None:
+    """The values in PostgreSQL's text format (the call casts every
+    parameter), or None when one cannot go as text: a NUL, where libpq would
+    cut a text parameter short (the plain route binds it, and psycopg refuses
+    it with its error). A str that is not valid Unicode raises UnicodeError,
+    translated by the caller, as psycopg's binding would."""
+    params: list[bytes | None] = []
+    add = params.append
+    for value in values:
+        kind = type(value)
+        if kind is int:
+            add(b"%d" % value)  # type: ignore[str-format]
+        elif value is None:
+            add(None)
+        elif kind is bool:
+            add(b"t" if value else b"f")
+        else:
+            text = str(value)
+            if "\x00" in text:
+                return None
+            add(text.encode(encoding))
+    return params
 
 
 class FlightWire:
@@ -117,23 +132,18 @@ class FlightWire:
         )
         """Connections on which the call is prepared, with their encoding."""
 
-    def parameters(self, con: psycopg.Connection[Any], values: tuple[object, ...]) -> list[Any]:
-        """The call's values as text, or an empty list when one cannot go as
-        text (a NUL, which libpq's text parameters would cut short: the plain
-        route binds it and psycopg refuses it with its error)."""
-        encoding = self._encodings.get(con) or con.info.encoding
-        params = [_text(value, encoding) for value in values]
-        if any(b"\x00" in p for p in params if p is not None):
-            return []
-        return params
-
-    def send(self, con: psycopg.Connection[Any], params: list[Any]) -> int:
-        """Send the call and the notification; the call's answer (rows written)."""
+    def send(self, con: psycopg.Connection[Any], values: tuple[object, ...]) -> int | None:
+        """Send the call and the notification: the call's answer (the rows it
+        wrote), or None when a value cannot travel as text (`_texts`)."""
+        known = self._encodings.get(con)
+        encoding = known or con.info.encoding
+        params = _texts(values, encoding)
+        if params is None:
+            return None
         pg = con.pgconn
-        prepared = con in self._encodings
         pg.enter_pipeline_mode()
         try:
-            if not prepared:
+            if known is None:
                 pg.send_prepare(_PREPARED, self._call)
             pg.send_query_prepared(_PREPARED, params)
             pg.pipeline_sync()
@@ -144,21 +154,12 @@ class FlightWire:
         except BaseException:
             con.close()  # halfway through the exchange: the pool discards it
             raise
-        if not prepared:
-            if results[0].status == pq.ExecStatus.COMMAND_OK:
-                self._encodings[con] = con.info.encoding
-            results = results[1:]
-        failed = next(
-            (
-                r
-                for r in results
-                if r.status != pq.ExecStatus.COMMAND_OK and r.status != pq.ExecStatus.TUPLES_OK
-            ),
-            None,
-        )
-        if failed is not None:
-            raise _error(failed, con.info.encoding)
-        value = results[0].get_value(0, 0)
+        if known is None and results[0].status == _DONE:
+            self._encodings[con] = encoding  # prepared (whatever the call did)
+        for result in results:
+            if result.status != _DONE and result.status != _ROWS:
+                raise _error(result, encoding)
+        value = results[-2].get_value(0, 0)  # the call's; the notification's is last
         return int(value) if value is not None else 0
 
 
@@ -167,11 +168,14 @@ def _exchange(pg: Any, syncs: int) -> list[Any]:
     pipeline sync (the results in order, the syncs left out). The socket is
     nonblocking (psycopg's); the waits release the GIL."""
     poller = select.poll()
-    poller.register(pg.socket, select.POLLIN | select.POLLOUT)
-    while pg.flush():
-        poller.poll()
-        pg.consume_input()  # read while writing: the server may answer meanwhile
-    poller.modify(pg.socket, select.POLLIN)
+    if pg.flush():  # the kernel took only part of it: wait until it takes the rest
+        poller.register(pg.socket, select.POLLIN | select.POLLOUT)
+        while pg.flush():
+            poller.poll()
+            pg.consume_input()  # read while writing: the server may answer meanwhile
+        poller.modify(pg.socket, select.POLLIN)
+    else:
+        poller.register(pg.socket, select.POLLIN)
     results = []
     while syncs:
         while pg.is_busy():
