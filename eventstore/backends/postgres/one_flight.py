@@ -50,8 +50,9 @@ otherwise; the function only says "yes, exactly as the plain route would"
 or "ask the plain route".
 
 The NOTIFY follows the commit, as on the plain route (`Queries._compose_locks`
-says why): two round trips where raw psycopg's BEGIN, INSERT, COMMIT take
-three, and neither waits for the other's flush.
+says why), as a transaction of its own that waits for no flush; the call and
+the NOTIFY travel together in one flight (`flight_wire.py`): one round trip
+where raw psycopg's BEGIN, INSERT, COMMIT take three.
 
 On a table partitioned by day shard
 -----------------------------------

@@ -248,7 +248,8 @@ class Queries:
         transaction would take PostgreSQL's cluster-wide notification lock at
         commit and hold it across the commit's flush, which serialises every
         writer again. After the commit it runs as a transaction of its own
-        that writes nothing, so it waits for no flush."""
+        that waits for no flush (it has a transaction id and a commit record,
+        but wrote no WAL before it: flight_wire.py has the measurement)."""
         self.lock = b"SELECT pg_advisory_xact_lock(%s)"
         self.append_lock = b"SELECT pg_advisory_xact_lock_shared(%s), pg_advisory_xact_lock(%s)"
         self.execution_lock = b"SELECT pg_advisory_xact_lock(%s)"
