@@ -126,9 +126,26 @@ def test_a_waiter_wakes_for_a_commit_that_never_notifies(
     store = opened(url)
     store.append("a", 1, [started()])
     head = store.head_position()
+    backend = backend_of(store)
+    waiting = threading.Event()
+    listening = backend._listening
+
+    class Watched:  # the listening connection, saying when the waiter waits
+        def __init__(self, con: psycopg.Connection[Any]) -> None:
+            self.con = con
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.con, name)
+
+        def notifies(self, **options: Any) -> Any:
+            waiting.set()  # the feed was checked and found nothing new
+            return self.con.notifies(**options)
+
+    backend._listening = lambda: Watched(listening())  # type: ignore[assignment,method-assign,return-value]
     woke: list[bool] = []
     thread = threading.Thread(target=lambda: woke.append(store.wait_for_events(head, 20)))
     thread.start()
+    assert waiting.wait(30)
     data = (
         '{"kind":{"type":"ActivityScheduled","name":"Greet","input":"\\"x\\""},'
         '"event_id":2,"instance_id":"a","execution_id":1,"timestamp_ms":1,'
