@@ -258,3 +258,22 @@ def test_racing_threads_each_write_once_through_a_small_pool(
     assert count_rows(url) == 240
     assert sum(1 for _ in store.read_all()) == 240
     assert list(store.catalog_mismatches()) == []
+
+
+def test_without_pipeline_mode_the_call_and_the_notify_go_one_after_the_other(
+    url: str, opened: Callable[..., HistoryStore]
+) -> None:
+    """A libpq older than 14 has no pipeline mode: the same appends, answers
+    and notifications, in two statements."""
+    store = opened(url, pool_max_size=1)
+    backend_of(store)._wire.pipelined = False
+    answers = flights(store)
+    with psycopg.connect(url, autocommit=True) as listener:
+        listener.execute(f"LISTEN {channel_of('public')}")
+        store.append("a", 1, [started(), scheduled(2)], expected_last_event_id=0)
+        assert list(listener.notifies(timeout=10, stop_after=1))
+    store.append("a", 1, [scheduled(3)], expected_last_event_id=2)
+    retry = store.append("a", 1, [scheduled(3)], expected_last_event_id=2)  # declined
+    assert not retry.written
+    assert answers == [True, True, False]
+    assert [e.event_id for e in store.read("a", 1)] == [1, 2, 3]

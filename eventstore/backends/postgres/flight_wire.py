@@ -56,6 +56,10 @@ or the listening connection broke and was made again meanwhile. Nothing
 waits on it alone: `PostgresBackend._wait` checks the feed again on a
 timer, every half second, notified or not.
 
+Pipeline mode needs libpq 14 or later (psycopg's binary package bundles a
+newer one); with an older libpq the call and then the NOTIFY go as two
+statements, two round trips, as before (`FlightWire.pipelined`).
+
 Why not psycopg's `Connection.pipeline()`
 ------------------------------------------
 
@@ -122,11 +126,15 @@ def _texts(values: tuple[object, ...], encoding: str) -> list[bytes | None] | No
 class FlightWire:
     """The call and the notification of one append, sent in one flight."""
 
-    __slots__ = ("_call", "_encodings", "_notify")
+    __slots__ = ("_call", "_encodings", "_notify", "_psycopg_call", "pipelined")
 
     def __init__(self, call: bytes, notify: bytes) -> None:
         self._call = _numbered(call)
+        self._psycopg_call = call
         self._notify = notify
+        self.pipelined = psycopg.capabilities.has_pipeline()
+        """libpq 14 or later (pipeline mode); an older libpq sends the call
+        and then the NOTIFY as two statements (`_two_statements`)."""
         self._encodings: weakref.WeakKeyDictionary[psycopg.Connection[Any], str] = (
             weakref.WeakKeyDictionary()
         )
@@ -135,6 +143,8 @@ class FlightWire:
     def send(self, con: psycopg.Connection[Any], values: tuple[object, ...]) -> int | None:
         """Send the call and the notification: the call's answer (the rows it
         wrote), or None when a value cannot travel as text (`_texts`)."""
+        if not self.pipelined:
+            return self._two_statements(con, values)
         known = self._encodings.get(con)
         encoding = known or con.info.encoding
         params = _texts(values, encoding)
@@ -161,6 +171,13 @@ class FlightWire:
                 raise _error(result, encoding)
         value = results[-2].get_value(0, 0)  # the call's; the notification's is last
         return int(value) if value is not None else 0
+
+    def _two_statements(self, con: psycopg.Connection[Any], values: tuple[object, ...]) -> int:
+        """Without pipeline mode: the call (its own transaction), then the
+        NOTIFY, two round trips; psycopg binds the values (and refuses a NUL)."""
+        row = con.execute(self._psycopg_call, values).fetchone()
+        con.execute(self._notify)
+        return int(row[0]) if row is not None and row[0] is not None else 0
 
 
 def _exchange(pg: Any, syncs: int) -> list[Any]:
