@@ -277,3 +277,23 @@ def test_without_pipeline_mode_the_call_and_the_notify_go_one_after_the_other(
     assert not retry.written
     assert answers == [True, True, False]
     assert [e.event_id for e in store.read("a", 1)] == [1, 2, 3]
+
+
+def test_a_deallocated_call_is_prepared_again(
+    url: str, opened: Callable[..., HistoryStore]
+) -> None:
+    """psycopg sends DEALLOCATE ALL on a connection after a ROLLBACK once it
+    prepared statements of its own there (the plain route's): the flight
+    prepares its call again and the append goes through, written once."""
+    store = opened(url, pool_max_size=1)
+    answers = flights(store)
+    store.append("a", 1, [started()])
+    with backend_of(store)._pool.connection() as con:
+        con.execute("DEALLOCATE ALL")
+    store.append("a", 1, [scheduled(2)], expected_last_event_id=1)
+    for n in range(3, 12):  # refusals on the plain route (ROLLBACK) between flights
+        with pytest.raises(eventstore.ConcurrencyError):
+            store.append("a", 1, [scheduled(n + 1)], expected_last_event_id=n - 2)
+        store.append("a", 1, [scheduled(n)], expected_last_event_id=n - 1)
+    assert [e.event_id for e in store.read("a", 1)] == list(range(1, 12))
+    assert answers.count(True) == 11

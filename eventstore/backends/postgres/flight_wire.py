@@ -89,6 +89,7 @@ _PREPARED: Final = b"eventstore_append_call"
 """The call's prepared statement, per connection (psycopg's own are `_pg3_*`)."""
 
 _SYNC: Final = int(pq.ExecStatus.PIPELINE_SYNC)
+_NO_SUCH_STATEMENT: Final = "26000"
 _DONE: Final = int(pq.ExecStatus.COMMAND_OK)
 _ROWS: Final = int(pq.ExecStatus.TUPLES_OK)
 
@@ -168,6 +169,13 @@ class FlightWire:
             self._encodings[con] = encoding  # prepared (whatever the call did)
         for result in results:
             if result.status != _DONE and result.status != _ROWS:
+                if known is not None and _state(result) == _NO_SUCH_STATEMENT:
+                    # psycopg sends DEALLOCATE ALL after a ROLLBACK or a DROP
+                    # on a connection where it prepared statements of its own
+                    # (the plain route's), which drops ours too. The call did
+                    # nothing (it failed before it ran): prepare it again, once.
+                    del self._encodings[con]
+                    return self.send(con, values)
                 raise _error(result, encoding)
         value = results[-2].get_value(0, 0)  # the call's; the notification's is last
         return int(value) if value is not None else 0
@@ -208,9 +216,14 @@ def _exchange(pg: Any, syncs: int) -> list[Any]:
     return results
 
 
+def _state(result: Any) -> str:
+    """The SQLSTATE of a failed result."""
+    return (result.error_field(pq.DiagnosticField.SQLSTATE) or b"").decode()
+
+
 def _error(result: Any, encoding: str) -> psycopg.Error:
     """psycopg's exception for the server's error, by its SQLSTATE."""
-    state = (result.error_field(pq.DiagnosticField.SQLSTATE) or b"").decode()
+    state = _state(result)
     try:
         kind = psycopg.errors.lookup(state)
     except KeyError:
