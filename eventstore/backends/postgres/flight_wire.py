@@ -11,7 +11,12 @@ wrapper (`psycopg.pq`, the connection's `pgconn`):
     Sync          -> the notification's own transaction commits
 
 The client writes all of it at once and then reads the answers: one round
-trip where the call and then the NOTIFY as two statements took two.
+trip where the call and then the NOTIFY as two statements took two. The
+call is prepared in the first flight on a connection; psycopg drops every
+prepared statement of a connection (DEALLOCATE ALL) after a ROLLBACK or a
+DROP there once it has prepared statements of its own, so a call that
+finds its statement gone (it failed before it ran) is prepared again and
+sent once more.
 
 Why the notification is a transaction of its own, after the call's
 -----------------------------------------------------------------
