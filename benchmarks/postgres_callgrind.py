@@ -1,7 +1,7 @@
 """Client instructions per PostgreSQL append, by callgrind: the store's routes against raw psycopg.
 
-    python -m benchmarks.postgres_callgrind [--url URL] [--unpartitioned] [--modes one-flight,plain,raw]
-        [SMALL LARGE]
+    python -m benchmarks.postgres_callgrind [--url URL] [--unpartitioned]
+        [--modes one-flight,plain,raw] [SMALL LARGE]
 
 Wall-clock time on the shared machine swings by a factor of three; the
 client's instruction count does not. Each mode runs twice under valgrind's

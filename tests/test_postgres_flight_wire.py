@@ -266,7 +266,7 @@ def test_without_pipeline_mode_the_call_and_the_notify_go_one_after_the_other(
     """A libpq older than 14 has no pipeline mode: the same appends, answers
     and notifications, in two statements."""
     store = opened(url, pool_max_size=1)
-    backend_of(store)._wire.pipelined = False
+    backend_of(store)._flight.wire.pipelined = False
     answers = flights(store)
     with psycopg.connect(url, autocommit=True) as listener:
         listener.execute(f"LISTEN {channel_of('public')}")

@@ -433,14 +433,15 @@ class PostgresBackend(
         """Wait until the feed has an event after position `after`, at most `timeout` s.
 
         Returns True as soon as such an event is committed (at once if one
-        already is), False when `timeout` passed without one. No polling: a
-        dedicated connection LISTENs on the table's channel, and every write
-        transaction NOTIFYs it, delivered on commit. The channel is
-        subscribed before the feed is checked, so no commit can slip between
-        the check and the wait; the feed is checked again only when a
-        notification arrives. Safe to call from several threads (they take
-        turns on the listening connection). Returns False promptly (within
-        half a second) when the store is closed meanwhile.
+        already is), False when `timeout` passed without one. A dedicated
+        connection LISTENs on the table's channel, and every write
+        transaction NOTIFYs it after its commit. The channel is subscribed
+        before the feed is checked, so no commit can slip between the check
+        and the wait; the feed is checked again when a notification arrives,
+        and at the latest every half second without one (`_wait` says why).
+        Safe to call from several threads (they take turns on the listening
+        connection). Returns False promptly (within half a second) when the
+        store is closed meanwhile.
         """
         deadline = time.monotonic() + max(0.0, float(timeout))
         with self._listen_lock:
@@ -459,7 +460,19 @@ class PostgresBackend(
         (writer.py), the transaction that releases them may never notify; and
         a hot standby cannot LISTEN (nor does a primary's NOTIFY reach it).
         Then the feed is checked again on a timer, every
-        `_POLL_SECONDS`, instead of on notifications."""
+        `_POLL_SECONDS`, instead of on notifications.
+
+        Otherwise it is checked again when a notification arrives, and also
+        at the end of every wait slice without one (`_CLOSE_CHECK_SECONDS`),
+        because a notification can be lost: the NOTIFY is a transaction of
+        its own after the append's commit (`Queries._compose_locks`,
+        `flight_wire.py`), and a session that ends between the two (its
+        client gone, the server stopped, a process killed after its commit)
+        commits the append and never notifies; a listening connection that
+        broke and was made again missed what was sent meanwhile. Those
+        appends then reach a waiter within one slice, never only at its
+        deadline. This re-check is the guarantee; the notification is only
+        the fast path."""
         check = True
         held = False
         while True:
@@ -473,7 +486,11 @@ class PostgresBackend(
                 return False
             # Waiting in slices only lets close() interrupt us.
             slice_ = min(remaining, _POLL_SECONDS if held else _CLOSE_CHECK_SECONDS)
-            check = any(True for _ in con.notifies(timeout=slice_, stop_after=1)) or held
+            # Notified or not, the feed is checked again (the docstring: a
+            # notification can be lost; the timer is what guarantees a wake-up).
+            for _ in con.notifies(timeout=slice_, stop_after=1):
+                break
+            check = True
 
     def _listening(self) -> psycopg.Connection[Any]:
         if self._listener is None or self._listener.closed:
