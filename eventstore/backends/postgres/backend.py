@@ -462,17 +462,10 @@ class PostgresBackend(
         Then the feed is checked again on a timer, every
         `_POLL_SECONDS`, instead of on notifications.
 
-        Otherwise it is checked again when a notification arrives, and also
-        at the end of every wait slice without one (`_CLOSE_CHECK_SECONDS`),
-        because a notification can be lost: the NOTIFY is a transaction of
-        its own after the append's commit (`Queries._compose_locks`,
-        `flight_wire.py`), and a session that ends between the two (its
-        client gone, the server stopped, a process killed after its commit)
-        commits the append and never notifies; a listening connection that
-        broke and was made again missed what was sent meanwhile. Those
-        appends then reach a waiter within one slice, never only at its
-        deadline. This re-check is the guarantee; the notification is only
-        the fast path."""
+        Otherwise on a notification, and at the end of every slice without
+        one: a notification can be lost (flight_wire.py, "A notification
+        that never comes"); this timer is the guarantee, the notification
+        only the fast path."""
         check = True
         held = False
         while True:
