@@ -15,29 +15,14 @@ import pytest
 
 import eventstore
 from eventstore import events as ev
-from eventstore.backends.postgres import PostgresBackend
 from eventstore.backends.postgres.flight_wire import FlightWire
 from eventstore.backends.postgres.locks import execution_key
 from eventstore.backends.postgres.queries import channel_of
 from eventstore.errors import StoreBusyError, StoreError
 from eventstore.store import HistoryStore
-from eventstore.store.row_types import OneFlightAppend
+from tests.test_postgres_one_flight import backend_of, flights, scheduled, started
 
 pytestmark = pytest.mark.postgres
-
-
-def started() -> ev.OrchestrationStarted:
-    return ev.OrchestrationStarted(event_id=1, name="Order", version="1.0.0", input="7")
-
-
-def scheduled(event_id: int, data: str = '"x"') -> ev.ActivityScheduled:
-    return ev.ActivityScheduled(event_id=event_id, name="Greet", input=data)
-
-
-def backend_of(store: HistoryStore) -> PostgresBackend:
-    backend = store.backend
-    assert isinstance(backend, PostgresBackend)
-    return backend
 
 
 @pytest.fixture
@@ -50,7 +35,7 @@ def opened() -> Iterator[Callable[..., HistoryStore]]:
     stores: list[HistoryStore] = []
 
     def open_store(target: str, **options: Any) -> HistoryStore:
-        options.setdefault("partition_by_shard", False)  # the one-call route's tables
+        options.setdefault("partition_by_shard", False)  # both shapes fly alike (one_flight.py)
         store = eventstore.open(target, clock=lambda: 1_700_000_000_000, **options)
         stores.append(store)
         return store
@@ -58,20 +43,6 @@ def opened() -> Iterator[Callable[..., HistoryStore]]:
     yield open_store
     for store in stores:
         store.close()
-
-
-def flights(store: HistoryStore) -> list[bool]:
-    """What each one-call attempt of `store` answered (the real call runs)."""
-    backend = backend_of(store)
-    answers: list[bool] = []
-    real = backend.append_in_one_flight
-
-    def recorded(append: OneFlightAppend) -> bool:
-        answers.append(real(append))
-        return answers[-1]
-
-    backend.append_in_one_flight = recorded  # type: ignore[method-assign]
-    return answers
 
 
 def count_rows(url: str) -> int:
