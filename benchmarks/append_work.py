@@ -34,8 +34,8 @@ import eventstore
 from eventstore import events as ev
 from eventstore.codec import encode
 
-from .bench_real import _fixture_rows, _replicated, _turns
-from .common import execution_events
+from .bench_real import real_turns
+from .common import drop_catalog, execution_events
 
 _Work = list[tuple[tuple[str, int], list[ev.Event], int]]
 _INSERT = (
@@ -55,26 +55,11 @@ def _batch10() -> _Work:
     ]
 
 
-def _real() -> tuple[_Work, _Work]:
-    rows = _replicated(_fixture_rows("duroxide-0.1.32/history.jsonl"), 12_000)
-    by_execution: dict[tuple[str, int], list[ev.Event]] = {}
-    for i, x, _, _, data in rows:
-        by_execution.setdefault((i, x), []).append(eventstore.codec.decode(data.encode()))
-    turns = {key: _turns(events) for key, events in by_execution.items()}
-    first = [(key, t[0], 0) for key, t in turns.items()]
-    later = []
-    for depth in range(1, max(map(len, turns.values()))):
-        for key, t in turns.items():
-            if depth < len(t):
-                later.append((key, t[depth], t[depth - 1][-1].event_id))
-    return first, later
-
-
 def work_of(shape: str) -> tuple[_Work, _Work]:
     """(the work, what the store holds before it)."""
     if shape == "batch10":
         return _batch10(), []
-    first, later = _real()
+    first, later = real_turns(12_000)
     return (first[:LIMIT], []) if shape == "new" else (later[:LIMIT], first)
 
 
@@ -95,11 +80,7 @@ def prepare(shape: str, path: Path, keep_catalog: bool) -> None:
         for (i, x), events, last in prefill:
             store.append(i, x, events, expected_last_event_id=last)
     if not keep_catalog:  # a store without the execution catalog: its cost, by difference
-        con = sqlite3.connect(path)
-        with con:
-            con.execute("DROP TABLE eventstore_executions")
-            con.execute("DROP TABLE eventstore_catalog_state")
-        con.close()
+        drop_catalog(path)
 
 
 def main() -> None:

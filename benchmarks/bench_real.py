@@ -185,25 +185,33 @@ def _turns(events: list[ev.Event]) -> list[list[ev.Event]]:
     return turns
 
 
-def _appends(directory: Path, size: int, rounds: int) -> list[Result]:
+_Work = list[tuple[tuple[str, int], list[ev.Event], int]]
+
+
+def real_turns(size: int) -> tuple[_Work, _Work]:
+    """The replicated fixture's executions as the runtime appends them: each
+    execution's first turn (new executions), then every later turn, after the
+    turn before it (continuing executions)."""
     rows = _replicated(_fixture_rows("duroxide-0.1.32/history.jsonl"), size)
     by_execution: dict[tuple[str, int], list[ev.Event]] = {}
     for i, x, _, _, data in rows:
         by_execution.setdefault((i, x), []).append(eventstore.codec.decode(data.encode()))
     turns = {key: _turns(events) for key, events in by_execution.items()}
-    first = [(key, t[0], 0) for key, t in turns.items()]
-    later = []
+    first: _Work = [(key, t[0], 0) for key, t in turns.items()]
+    later: _Work = []
     for depth in range(1, max(map(len, turns.values()))):
         for key, t in turns.items():
             if depth < len(t):
                 later.append((key, t[depth], t[depth - 1][-1].event_id))
+    return first, later
+
+
+def _appends(directory: Path, size: int, rounds: int) -> list[Result]:
+    first, later = real_turns(size)
     results = []
     for label, work, prefill in (("new executions", first, []), ("continuing", later, first)):
         results.append(_append_pair(directory, label, work, prefill, rounds))
     return results
-
-
-_Work = list[tuple[tuple[str, int], list[ev.Event], int]]
 
 
 def _append_pair(directory: Path, label: str, work: _Work, prefill: _Work, rounds: int) -> Result:

@@ -18,12 +18,13 @@ divides the difference, so start-up cancels.
 
 from __future__ import annotations
 
-import sqlite3
 import sys
 from pathlib import Path
 
 import eventstore
 from eventstore import events as ev
+
+from .common import drop_catalog
 
 PRELOAD = 2000
 """Executions stored before the measured part (the indexes have depth)."""
@@ -53,11 +54,7 @@ def prepare(path: Path, keep_catalog: bool) -> None:
             for turn in _turns(f"pre-{n}"):
                 store.append(f"pre-{n}", 1, turn)
     if not keep_catalog:
-        con = sqlite3.connect(path)
-        with con:
-            con.execute("DROP TABLE eventstore_executions")
-            con.execute("DROP TABLE eventstore_catalog_state")
-        con.close()
+        drop_catalog(path)
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import re
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -79,6 +80,16 @@ def interleaved_all(works: list[Callable[[], int]], rounds: int) -> list[float]:
             done = work()
             out.append(done / (time.perf_counter() - started))
     return [statistics.median(r) for r in rates]
+
+
+def drop_catalog(path: Path) -> None:
+    """Make a SQLite store one without the execution catalog (its cost per
+    append is measured by difference)."""
+    con = sqlite3.connect(path)
+    with con:
+        con.execute("DROP TABLE eventstore_executions")
+        con.execute("DROP TABLE eventstore_catalog_state")
+    con.close()
 
 
 def fresh_path(directory: Path, name: str) -> str:
