@@ -179,3 +179,26 @@ def test_a_table_duroxide_created_is_refused(postgres_target_factory: Any) -> No
     assert "created by another program" in done.stderr
     assert "Traceback" not in done.stderr
     assert partitions(url) == {}
+
+
+def test_a_store_opened_before_another_conversion_does_not_convert_again(plain: str) -> None:
+    """The store's own answer (partitioned or not) dates from its open; the
+    conversion asks again under the table's key, so a store opened before
+    another process converted the table leaves it as that process made it."""
+    from eventstore.lifecycle.partition import partition_store
+
+    with eventstore.open(plain) as stale:
+        assert not stale.lifecycle.partitioned
+        with eventstore.open(plain) as first:
+            assert partition_store(first) > 0
+        rows_after_first = table_rows(plain)
+        steps: list[str] = []
+
+        def progress(label: str, total: int | None) -> Any:
+            steps.append(label)
+            return lambda n=1: None
+
+        assert partition_store(stale, progress=progress) == -1
+        assert steps == []  # nothing copied
+    assert table_rows(plain) == rows_after_first
+    check_converted(plain, rows_after_first)

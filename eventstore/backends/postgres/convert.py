@@ -45,7 +45,7 @@ from psycopg import sql
 
 from ...errors import StoreError
 from .locks import lock_key
-from .partitions import PARTITIONED_DDL, ROOT, ShardPartitions
+from .partitions import PARTITIONED_DDL, ROOT, ShardPartitions, is_partitioned
 from .queries import FEED_INDEX, TABLE
 from .translate import DRIVER_ERRORS, translate
 
@@ -169,13 +169,16 @@ class _Conversion:
 
     def high_water(self) -> int:
         qualified = sql.Identifier(self.schema, NEW_TABLE).as_string(self.con)
-        comment = self.one("SELECT obj_description(to_regclass(%s), 'pg_class')", (qualified,))
-        if not comment or not str(comment).startswith(_MARK):
+        comment = str(
+            self.one("SELECT obj_description(to_regclass(%s), 'pg_class')", (qualified,)) or ""
+        )
+        mark = comment[len(_MARK) :].strip() if comment.startswith(_MARK) else ""
+        if not mark.isdigit():
             raise StoreError(
                 f"{self.description}: table {self.schema}.{NEW_TABLE} exists but was not made"
                 " by a conversion (no high-water mark); drop it or rename it first"
             )
-        return int(str(comment).rsplit(" ", 1)[1])
+        return int(mark)
 
     def make_partitions(self) -> None:
         shards = [ROOT] + [
@@ -243,11 +246,15 @@ def convert_to_partitioned(
     start: Callable[[str, int | None], Advance],
 ) -> int:
     """Convert the table (module docstring) on `con` (autocommit, its own);
-    the rows the converted table holds."""
+    the rows the converted table holds, or -1 when it is partitioned already."""
     job = _Conversion(con, schema, description)
     try:
         con.execute("SELECT pg_advisory_lock(%s)", (lock_key(schema),))
         try:
+            # Asked again under the table's key: the store's own answer is
+            # from its open, and another process may have converted since.
+            if is_partitioned(con, schema):
+                return -1
             if not job.exists(NEW_TABLE):
                 job.create()
             mark = job.high_water()
