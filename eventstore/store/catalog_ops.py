@@ -206,7 +206,7 @@ def catch_up(store: HistoryStore) -> int:
                 refresh(store, writer, instance_id, execution_id)
             writer.set_catalog_position(position)
         changed += len(stale)
-        if position > end:
+        if position >= end:  # at the end it began with: stop, not one page more
             return changed
 
 
