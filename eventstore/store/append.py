@@ -292,7 +292,7 @@ class _Appender:
         if last_type == UNRECORDED_TYPE or not batch_clears(
             new.event_ids, new.event_types, filled, last, last_type
         ):
-            self._check_rules(writer, last, last_type, instance_id, execution_id, filled)
+            self._check_rules(writer, last, last_type, new, filled)
         store = self.store
         dual_write = store._dual_write
         if dual_write is None:
@@ -312,17 +312,16 @@ class _Appender:
         writer: HistoryWriter,
         last: int,
         last_type: str,
-        instance_id: str,
-        execution_id: int,
+        new: NewEvents,
         filled: list[Event],
     ) -> None:
         """The history rules (`rules.ExecutionRules`, the ones verify applies),
         from what is stored: the last event and, per referenced event outside
         the batch, its row, read in this transaction (`_stored_types`)."""
-        stored_type = self._stored_types(writer, instance_id, execution_id, filled, last)
+        stored_type = self._stored_types(writer, new.instance_id, new.execution_id, filled, last)
         if last_type != UNRECORDED_TYPE and batch_clears(
-            [event.event_id for event in filled],
-            [event.event_type for event in filled],
+            new.event_ids,
+            new.event_types,
             filled,
             last,
             last_type,
@@ -342,7 +341,9 @@ class _Appender:
                 raise error(
                     f"{problem.message}; nothing was written",
                     location=Location(
-                        instance_id=instance_id, execution_id=execution_id, event_id=event.event_id
+                        instance_id=new.instance_id,
+                        execution_id=new.execution_id,
+                        event_id=event.event_id,
                     ),
                 )
 
