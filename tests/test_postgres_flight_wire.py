@@ -161,7 +161,9 @@ def test_a_value_that_cannot_travel_as_text_is_declined(url: str) -> None:
         assert wire.send(con, ("a\x00b", "", 1, True)) is None
         with pytest.raises(UnicodeError):  # translated by the caller (translate.py)
             wire.send(con, ("a\udc00b", "", 1, True))
-        assert con.execute("SELECT 1").fetchone() == (1,)  # nothing was sent
+        assert con.execute("SELECT 1").fetchone() == (1,)  # the connection is usable
+        # Nothing was sent: not even the call's preparation, the first flight's start.
+        assert con.execute("SELECT count(*) FROM pg_prepared_statements").fetchone() == (0,)
 
 
 @pytest.mark.parametrize("name", ["a\x00b", "a\udc00b", "\u00e9\u2603 \"'\\"])
@@ -174,9 +176,12 @@ def test_hostile_names_end_as_on_the_plain_route(
     """Whatever the plain route does with a name (stores it, refuses it), the
     one-call route does the same, and leaves its connection usable."""
     outcomes = []
+    answers: list[bool] = []
     for one_flight in (True, False):
         store = opened(url if one_flight else postgres_target_factory(), pool_max_size=1)
         backend_of(store).one_flight = one_flight
+        if one_flight:
+            answers = flights(store)
         start = ev.OrchestrationStarted(event_id=1, name=name, version="1.0.0", input="7")
         try:
             store.append("a", 1, [start])
@@ -186,6 +191,9 @@ def test_hostile_names_end_as_on_the_plain_route(
             outcomes.append(("refused", type(exc).__name__, ""))
         store.append("ok", 1, [started()])  # the connection goes on
     assert outcomes[0] == outcomes[1]
+    assert answers[-1] is True  # "ok" went in the flight after it
+    if outcomes[0][0] == "stored":
+        assert answers == [True, True]  # a storable name flies too
 
 
 def test_a_broken_connection_is_replaced(url: str, opened: Callable[..., HistoryStore]) -> None:

@@ -393,6 +393,7 @@ def test_an_append_to_a_day_another_process_dropped_makes_it_again(
     finally:
         if child.poll() is None:
             child.kill()
+            child.communicate()  # reaped, its pipes closed
     assert child.returncode == 0, err
     assert out.strip() == "2 [True, False, True]"
     placed = shard_of_rows(target)

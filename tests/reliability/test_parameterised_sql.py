@@ -160,7 +160,8 @@ def test_postgres_log_shows_values_only_as_parameters(
     assert statements, "the server logged no extended-protocol statements"
     assert as_parameter >= 10, as_parameter
     one_flight = sum("eventstore_append_" in t for t in statements)
-    assert client_bound + one_flight >= 4, (client_bound, one_flight)
+    # Each kind seen, so neither check passes for want of statements.
+    assert client_bound >= 1 and one_flight >= 1, (client_bound, one_flight)
 
 
 def test_postgres_log_check_catches_an_inlined_value(
