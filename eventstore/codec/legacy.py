@@ -12,9 +12,10 @@ from ..events import ErrorDetails, EventBase
 from .generation import Generation
 from .upcasting import ANY_TYPE, UpcastContext, UpcasterRegistry
 
-_FAILURE_TYPES: Final[
-    dict[str, type[ev.ActivityFailed | ev.OrchestrationFailed | ev.SubOrchestrationFailed]]
-] = {
+FailureEvent = ev.ActivityFailed | ev.OrchestrationFailed | ev.SubOrchestrationFailed
+"""The V1 failure events, each made from a legacy failure by `v1_failure`."""
+
+_FAILURE_TYPES: Final[dict[str, type[FailureEvent]]] = {
     "ActivityFailed": ev.ActivityFailed,
     "OrchestrationFailed": ev.OrchestrationFailed,
     "SubOrchestrationFailed": ev.SubOrchestrationFailed,
@@ -88,19 +89,32 @@ def _fill_identity(value: Any, instance_id: str | None, execution_id: int | None
     return value
 
 
-def _failure_to_v1(value: LegacyFailure, context: UpcastContext) -> EventBase:
+def v1_failure(
+    kind: type[FailureEvent], value: LegacyFailure, instance_id: str, execution_id: int
+) -> FailureEvent | None:
+    """The V0b -> V1 failure step: a V0b failure (structured details) as the
+    V1 event `kind`; None when it carries no details. The row route's plan
+    calls it too (legacy_rows.py)."""
     if not isinstance(value.details, ErrorDetails):
-        raise ValueError("legacy failure carries neither `error` nor `details`")
-    execution_id = context.execution_id
-    if execution_id is None:
-        execution_id = value.execution_id if isinstance(value.execution_id, int) else 0
-    return _FAILURE_TYPES[context.event_type](
+        return None
+    return kind(
         event_id=value.event_id,
         source_event_id=value.source_event_id,
-        instance_id=context.instance_id or "",
+        instance_id=instance_id,
         execution_id=execution_id,
         details=value.details,
     )
+
+
+def _failure_to_v1(value: LegacyFailure, context: UpcastContext) -> EventBase:
+    execution_id = context.execution_id
+    if execution_id is None:
+        execution_id = value.execution_id if isinstance(value.execution_id, int) else 0
+    kind = _FAILURE_TYPES[context.event_type]
+    event = v1_failure(kind, value, context.instance_id or "", execution_id)
+    if event is None:
+        raise ValueError("legacy failure carries neither `error` nor `details`")
+    return event
 
 
 def builtin_registry() -> UpcasterRegistry:

@@ -23,9 +23,9 @@ from typing import Any, Final
 
 import msgspec
 
-from ..events import ErrorDetails, Event
+from ..events import Event
 from .decoders import _DECODE_ERRORS
-from .legacy import _FAILURE_TYPES, LegacyFailure
+from .legacy import _FAILURE_TYPES, FailureEvent, LegacyFailure, v1_failure
 from .wire import _dec_hook
 
 _force_setattr: Final = msgspec.structs.force_setattr
@@ -68,19 +68,13 @@ class RowPlan:
 
     @staticmethod
     def _failure(
-        kind: type[Event], body: LegacyFailure, instance_id: str, execution_id: int
+        kind: type[FailureEvent], body: LegacyFailure, instance_id: str, execution_id: int
     ) -> Event | None:
-        # V0b (structured details) by the built-in `legacy._failure_to_v1`; a V0a
-        # failure (`error` text) takes the full route and its extra hop.
-        if isinstance(body.error, str) or not isinstance(body.details, ErrorDetails):
+        # V0b (structured details) by the built-in step (`legacy.v1_failure`); a
+        # V0a failure (`error` text) takes the full route and its extra hop.
+        if isinstance(body.error, str):
             return None
-        return kind(  # type: ignore[call-arg]
-            event_id=body.event_id,
-            source_event_id=body.source_event_id,
-            instance_id=instance_id,
-            execution_id=execution_id,
-            details=body.details,
-        )
+        return v1_failure(kind, body, instance_id, execution_id)
 
 
 class _NoPlan:
