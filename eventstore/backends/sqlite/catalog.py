@@ -144,19 +144,14 @@ def drop_retired_indexes(con: sqlite3.Connection) -> None:
 
     A store another process is writing to may keep it for now: a busy or
     locked database leaves it to the next open rather than fail this one
-    (it costs appends time, never correctness), and without waiting out the
-    busy timeout, which every open would pay while the other writes.
+    (it costs appends time, never correctness).
     """
     if con.execute(_RETIRED_INDEX_FOUND).fetchone() is None:
         return
-    (timeout_ms,) = con.execute("PRAGMA busy_timeout").fetchone()
-    con.execute("PRAGMA busy_timeout = 0")
     try:
         con.execute(_DROP_RETIRED_INDEX)
     except sqlite3.OperationalError:
         return
-    finally:
-        con.execute(f"PRAGMA busy_timeout = {int(timeout_ms)}")
 
 
 def exists(con: sqlite3.Connection) -> bool:
